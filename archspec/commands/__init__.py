@@ -1,0 +1,11 @@
+"""Sub-commands: each module has HELP, add_arguments(parser) and run(args) -> exit code."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from archspec.commands import check
+
+COMMANDS: dict[str, ModuleType] = {
+    "check": check,
+}

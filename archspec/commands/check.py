@@ -1,0 +1,52 @@
+"""`archspec check FILE...`: validate specs and print located diagnostics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE
+from archspec.frontend import load
+from archspec.registry import shape_text
+
+HELP = "validate specs: syntax, arguments, names and shapes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="diagnostics as text (default) or JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    reports = []
+    for path in args.files:
+        if not Path(path).is_file():
+            print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
+        spec = load(path)
+        if args.format == "json":
+            reports.append({
+                "file": path, "ok": spec.ok,
+                "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]})
+        elif spec.diagnostics:
+            print(spec.render(), file=sys.stderr)
+        if not spec.ok or spec.network is None:
+            status = max(status, EXIT_ERRORS)
+            continue
+        if args.format == "text":
+            network = spec.network
+            out = spec.shapes.get(network.output)
+            shape = shape_text(out) if out is not None else "?"
+            inp = shape_text(network.input.shape)
+            warnings = len(spec.diagnostics)
+            note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+            print(f"{path}: ok: {network.name}, {len(network.layers)} layers, "
+                  f"{inp} -> {shape}{note}")
+    if args.format == "json":
+        print(json.dumps(reports, indent=2))
+    return status

@@ -1,0 +1,40 @@
+"""Helpers the sub-commands share: loading specs with diagnostics, atomic writes, exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from archspec.frontend import Spec, load
+
+EXIT_OK = 0
+EXIT_ERRORS = 1
+EXIT_USAGE = 2
+
+
+def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
+    """Load a spec and print its findings to stderr; None (after printing) if it is unusable."""
+    if not Path(path).is_file():
+        print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
+        return None
+    spec = load(path)
+    if spec.diagnostics:
+        print(spec.render(), file=sys.stderr)
+    usable = spec.drawable if allow_sketch else spec.ok
+    return spec if usable else None
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write a file whole or not at all: a temporary file beside it, then a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

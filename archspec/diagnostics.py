@@ -1,0 +1,77 @@
+"""Diagnostics as data: located errors and warnings, collected, then rendered with a caret."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from archspec.source import Source, Span
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Diagnostic(BaseModel):
+    """One finding at one place. `code` groups findings (syntax, shape, missing-argument...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    severity: Severity
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+
+class Diagnostics:
+    """A collector: passes append findings, nothing raises at the first one."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.items: list[Diagnostic] = []
+
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(severity=Severity.ERROR, code=code, message=message,
+                                     span=span, hint=hint))
+
+    def warning(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(severity=Severity.WARNING, code=code, message=message,
+                                     span=span, hint=hint))
+
+    def extend(self, items: Iterable[Diagnostic]) -> None:
+        self.items.extend(items)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity is Severity.ERROR]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """Findings in source order, each reported once."""
+        unique = dict.fromkeys(self.items)
+        return sorted(unique, key=lambda d: (d.span.start, d.severity != Severity.ERROR))
+
+
+def render(diagnostic: Diagnostic, source: Source) -> str:
+    """`FILE:LINE:COL: error: MESSAGE`, the source line, a caret (and tildes) under the span."""
+    span = diagnostic.span
+    head = f"{source.path}:{span.line}:{span.col}: {diagnostic.severity.value}: {diagnostic.message}"
+    text = source.line_text(span.line).expandtabs(1)
+    gutter = f"{span.line:>4} | "
+    width = span.end_col - span.col if span.end_line == span.line else len(text) - span.col + 1
+    marker = "^" + "~" * max(0, width - 1)
+    lines = [head, gutter + text, " " * (len(gutter) - 2) + "| " + " " * (span.col - 1) + marker]
+    if diagnostic.hint:
+        lines.append(" " * (len(gutter) - 2) + f"= help: {diagnostic.hint}")
+    return "\n".join(lines)
+
+
+def render_all(diagnostics: Iterable[Diagnostic], source: Source) -> str:
+    return "\n".join(render(d, source) for d in diagnostics)

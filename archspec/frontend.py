@@ -1,0 +1,76 @@
+"""The front end in one call: text → parse → lower → shapes, with every diagnostic collected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from archspec.diagnostics import Diagnostic, Diagnostics, Severity, render_all
+from archspec.ir import Network
+from archspec.lower import lower
+from archspec.parser import parse
+from archspec.shapes import Shapes, infer
+from archspec.source import Source
+
+# Codes a sketch may carry and still be drawn (the graph is whole, only sizes are missing).
+SKETCH_CODES = frozenset({"missing-argument"})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded spec: its source, the network (None if the header is broken), shapes, findings."""
+
+    source: Source
+    network: Network | None
+    shapes: Shapes
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def ok(self) -> bool:
+        return self.network is not None and not self.errors
+
+    @property
+    def drawable(self) -> bool:
+        """Valid, or a sketch whose only errors are missing arguments."""
+        return self.network is not None and all(d.code in SKETCH_CODES for d in self.errors)
+
+    def render(self) -> str:
+        return render_all(self.diagnostics, self.source)
+
+
+class SpecError(ValueError):
+    """Raised by `load_network` for an invalid spec; the message holds the rendered findings."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__(spec.render())
+        self.spec = spec
+
+
+def loads(text: str, path: str = "<input>") -> Spec:
+    """Load a spec from text."""
+    return load_source(Source(text, path))
+
+
+def load(path: str | Path) -> Spec:
+    """Load a spec from a file."""
+    return load_source(Source.read(path))
+
+
+def load_source(source: Source) -> Spec:
+    diags = Diagnostics(source)
+    syntax = parse(source, diags)
+    network = lower(syntax, source, diags)
+    shapes = infer(network, diags) if network is not None else {}
+    return Spec(source, network, shapes, diags.sorted())
+
+
+def load_network(path: str | Path) -> tuple[Network, Shapes]:
+    """A valid network and its shapes, or SpecError."""
+    spec = load(path)
+    if not spec.ok or spec.network is None:
+        raise SpecError(spec)
+    return spec.network, spec.shapes

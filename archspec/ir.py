@@ -1,0 +1,125 @@
+"""The validated IR: frozen pydantic models of a network graph and its training plan."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archspec.source import Span
+
+ArgValue = int | float | bool | str | tuple[int, int]
+Shape = tuple[int, ...]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Scope(_Frozen):
+    """One level of repetition or block expansion a layer came from (for compact views)."""
+
+    id: int
+    index: int
+    count: int
+    label: str
+
+
+class Layer(_Frozen):
+    """A node of the graph. `args` is None only for a sketch layer with missing arguments."""
+
+    name: str
+    kind: str
+    args: dict[str, ArgValue] | None
+    inputs: tuple[str, ...]
+    span: Span
+    written: str
+    implicit: bool = False
+    origin: str | None = None
+    scopes: tuple[Scope, ...] = ()
+
+
+class InputSpec(_Frozen):
+    shape: Shape
+    order: Literal["chw", "hwc", "flat"]
+    span: Span
+
+
+class InitScheme(_Frozen):
+    name: Literal["torch", "normal", "xavier", "kaiming", "orthogonal"] = "torch"
+    std: float = 0.01
+
+
+class DataSpec(_Frozen):
+    name: Literal["digits", "mnist5k", "folder", "synthetic"] = "synthetic"
+    path: str | None = None
+    classes: int = Field(10, ge=2)
+    n: int = Field(512, ge=1)
+
+
+class OptimizerSpec(_Frozen):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleSpec(_Frozen):
+    name: Literal["none", "step", "plateau", "cosine", "sgdr"] = "none"
+    every: int = Field(30, ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(5, ge=0)
+    period: int = Field(10, ge=1)
+    mult: int = Field(1, ge=1)
+
+
+class AugmentSpec(_Frozen):
+    name: Literal["hflip", "rotate", "color_jitter", "resize", "random_crop", "scale"]
+    args: dict[str, float] = Field(default_factory=dict)
+
+
+class TrainingPlan(_Frozen):
+    """The `train:` section with every default resolved; the trainer's single input."""
+
+    data: DataSpec = DataSpec()
+    batch: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1)
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    augment: tuple[AugmentSpec, ...] = ()
+    ensemble: int = Field(1, ge=1)
+    snapshots: int = Field(1, ge=1)
+    seed: int = Field(0, ge=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    spans: dict[str, Span] = Field(default_factory=dict)
+
+
+class Network(_Frozen):
+    """A whole spec, lowered: layers in topological order, the last one is the output."""
+
+    name: str
+    description: str = ""
+    input: InputSpec
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    init: InitScheme = InitScheme()
+    layers: tuple[Layer, ...]
+    plan: TrainingPlan | None = None
+
+    @property
+    def output(self) -> str:
+        return self.layers[-1].name if self.layers else "input"
+
+    @property
+    def complete(self) -> bool:
+        """False for a sketch: some layer lacks arguments, so it can be drawn but not built."""
+        return all(layer.args is not None for layer in self.layers)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)

@@ -1,0 +1,33 @@
+"""Shared fixtures: the specs folder, the reference figures, golden-file overwriting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+REFERENCE = ROOT.parent / "shared" / "reference" / "networks.json"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--overwrite", action="store_true",
+                     help="rewrite golden files from the current output")
+
+
+@pytest.fixture
+def overwrite(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--overwrite"))
+
+
+@pytest.fixture(scope="session")
+def reference() -> dict:
+    if not REFERENCE.is_file():
+        pytest.fail(f"reference figures missing: {REFERENCE}")
+    return json.loads(REFERENCE.read_text())
+
+
+def all_specs() -> list[Path]:
+    return sorted(SPECS.glob("*.arch"))
