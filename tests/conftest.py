@@ -31,3 +31,20 @@ def reference() -> dict:
 
 def all_specs() -> list[Path]:
     return sorted(SPECS.glob("*.arch"))
+
+
+@pytest.fixture
+def golden(overwrite: bool):
+    """Compare text with a golden file under tests/golden/; `pytest --overwrite` rewrites it."""
+
+    def check(name: str, actual: str) -> None:
+        path = ROOT / "tests" / "golden" / name
+        if overwrite or not path.exists():
+            if not overwrite:
+                pytest.fail(f"golden file {path} is missing; run pytest --overwrite")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual)
+            return
+        assert actual == path.read_text(), f"{name} differs from its golden file"
+
+    return check
