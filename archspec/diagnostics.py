@@ -62,7 +62,8 @@ class Diagnostics:
 def render(diagnostic: Diagnostic, source: Source) -> str:
     """`FILE:LINE:COL: error: MESSAGE`, the source line, a caret (and tildes) under the span."""
     span = diagnostic.span
-    head = f"{source.path}:{span.line}:{span.col}: {diagnostic.severity.value}: {diagnostic.message}"
+    where = f"{source.path}:{span.line}:{span.col}"
+    head = f"{where}: {diagnostic.severity.value}: {diagnostic.message}"
     text = source.line_text(span.line).expandtabs(1)
     gutter = f"{span.line:>4} | "
     width = span.end_col - span.col if span.end_line == span.line else len(text) - span.col + 1

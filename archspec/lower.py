@@ -77,7 +77,7 @@ class _Header:
     activation: tuple[str, dict[str, ArgValue]] | None = None
     batchnorm: bool = False
     defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
-    init: InitScheme = InitScheme()
+    init: InitScheme = field(default_factory=InitScheme)
     dtype: str = "float32"
     blocks: dict[str, _Block] = field(default_factory=dict)
 

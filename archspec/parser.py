@@ -159,7 +159,7 @@ def _lark() -> tuple[Lark, _Build]:
 def _describe(expected: set[str]) -> str:
     names = sorted({_TOKEN_NAMES.get(e, e) for e in expected if not e.startswith("_")})
     if len(names) > 6:
-        names = names[:6] + ["..."]
+        names = [*names[:6], "..."]
     return ", ".join(names)
 
 
@@ -202,9 +202,8 @@ def _split(source: Source, diags: Diagnostics) -> list[_Line]:
                 too_deep = True
                 diags.error("limit", f"brackets nest deeper than {MAX_NESTING} levels",
                             source.span(m.start(), m.start() + 1))
-        elif token in "])":
-            if open_at:
-                open_at.pop()
+        elif token in "])" and open_at:
+            open_at.pop()
     return [line for line in lines if _COMMENT.sub("", text[line.start:line.end]).strip()]
 
 
@@ -234,16 +233,12 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
             offset = line.start + (first.start(1) if first else 0)
             train_span = source.span(offset, offset + len("train:"))
             continue
-        if train_span is not None:
-            start = "directive"
-        elif keyword in HEADER_KEYWORDS and (
+        is_header = keyword in HEADER_KEYWORDS and (
             keyword not in ("input", "batchnorm")
             or (keyword == "input" and _INPUT_HEADER.match(text))
             or (keyword == "batchnorm" and not body and _BATCHNORM_HEADER.match(text))
-        ):
-            start = "directive"
-        else:
-            start = "chain"
+        )
+        start = "directive" if train_span is not None or is_header else "chain"
         node = _parse_line(source, line, start, diags)
         if node is None:
             continue
