@@ -102,6 +102,14 @@ def lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network |
         return _Lowerer(source, diags).run(syntax)
 
 
+def lower_init(directive: s.Directive, source: Source, diags: Diagnostics) -> InitScheme | None:
+    """One `init SCHEME` line on its own (a command line's `--init`); None after an error."""
+    lowerer = _Lowerer(source, diags)
+    errors = len(diags.errors)
+    lowerer._header_init(directive)
+    return lowerer.header.init if len(diags.errors) == errors else None
+
+
 class _Lowerer:
     def __init__(self, source: Source, diags: Diagnostics) -> None:
         self.source = source
