@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from archspec.commands import check
+from archspec.commands import check, draw
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
+    "draw": draw,
 }

@@ -1,0 +1,336 @@
+"""Diagrams: a network as Graphviz DOT text (archspec writes it), rendered by Graphviz's `dot`.
+
+Two levels of detail:
+
+- `full`: one box per IR layer, implicit ones included; repeats and blocks become clusters.
+- `compact`: batch norm and activations fold into the layer they follow (and an implied
+  flatten into its FC); a repeated run collapses to its last repetition, marked `xN` on the
+  box (one box a repetition) or on a cluster around it. A box stands for every layer folded
+  into it: it shows the output shape of the last one and the parameters of all of them.
+
+No torch here: the diagram is drawn from the IR and the registry's cost rules alone.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import graphviz
+
+from archspec import registry as reg
+from archspec.commands.common import write_atomic
+from archspec.ir import Layer, Network, Scope, Shape
+from archspec.lower import INPUT_NODE
+from archspec.shapes import Shapes
+
+Detail = Literal["compact", "full"]
+Rankdir = Literal["TB", "LR"]
+FORMATS = ("svg", "png", "pdf", "dot")
+OUTPUT_NODE = "network output"  # a space: no layer can have this name
+INSTALL_HINT = ("Graphviz's `dot` is not on PATH; install Graphviz "
+                "(apt-get install graphviz, or brew install graphviz), or write .dot instead")
+
+FILL: dict[reg.Family, str] = {
+    "conv": "#cfe2f3",
+    "pool": "#fce5cd",
+    "norm": "#d9d2e9",
+    "activation": "#d9ead3",
+    "fc": "#fff2cc",
+    "dropout": "#e6e6e6",
+    "reshape": "#ffffff",
+    "join": "#f4cccc",
+}
+CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#888888", "fontname": "Helvetica",
+                 "fontsize": "11", "labeljust": "l"}
+ENDS_FILL = "#434343"  # input and output nodes: dark, white text
+
+
+class GraphvizMissing(RuntimeError):
+    """Rendering needs Graphviz's `dot` executable and it is not on PATH."""
+
+    def __init__(self) -> None:
+        super().__init__(INSTALL_HINT)
+
+
+@dataclass
+class Box:
+    """One drawn node: a main layer and the layers folded into it."""
+
+    main: Layer
+    layers: list[Layer] = field(default_factory=list)
+    primary: set[str] = field(default_factory=set)  # the main layer of every merged repetition
+
+    @property
+    def id(self) -> str:
+        return self.main.name
+
+
+def has_dot() -> bool:
+    """True when Graphviz's `dot` executable is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def layer_params(layer: Layer, shapes: Shapes) -> int | None:
+    """Weights plus biases of one layer by the registry's cost rule; None without sizes."""
+    out = shapes.get(layer.name)
+    inp = shapes.get(layer.inputs[0]) if layer.inputs else None
+    if layer.args is None or out is None or inp is None:
+        return None
+    cost = reg.kind_of(layer.kind).cost(layer.args, inp, out)
+    return cost.weights + cost.biases
+
+
+def totals(network: Network, shapes: Shapes) -> tuple[int, int, int] | None:
+    """(params, activations, MACs) for the header; None for a sketch without sizes.
+
+    Activations count the input and the outputs of the layers that compute new values
+    (conv, pool, fc, joins), as the CS231n tables do; activations, norms, dropout and
+    flatten rewrite values in place or only view them.
+    """
+    params = macs = 0
+    activations = math.prod(network.input.shape)
+    for layer in network.layers:
+        out = shapes.get(layer.name)
+        inp = shapes.get(layer.inputs[0])
+        if layer.args is None or out is None or inp is None:
+            return None
+        kind = reg.kind_of(layer.kind)
+        cost = kind.cost(layer.args, inp, out)
+        params += cost.weights + cost.biases
+        macs += cost.macs
+        if kind.family in ("conv", "pool", "fc", "join"):
+            activations += math.prod(out)
+    return params, activations, macs
+
+
+def _consumers(network: Network) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {INPUT_NODE: []}
+    for layer in network.layers:
+        found[layer.name] = []
+        for name in layer.inputs:
+            found[name].append(layer.name)
+    return found
+
+
+def _foldable(layer: Layer, by_name: dict[str, Layer], consumers: dict[str, list[str]]) -> bool:
+    """Batch norm or an activation that is the only consumer of a layer in its own scope."""
+    if layer.kind != "BN" and reg.kind_of(layer.kind).family != "activation":
+        return False
+    if len(layer.inputs) != 1 or layer.inputs[0] == INPUT_NODE:
+        return False
+    source = by_name[layer.inputs[0]]
+    return consumers[source.name] == [layer.name] and source.scopes == layer.scopes
+
+
+def _boxes(network: Network, detail: Detail) -> tuple[list[Box], dict[str, str]]:
+    """The boxes to draw, in topological order, and the box id of every layer."""
+    by_name = {layer.name: layer for layer in network.layers}
+    consumers = _consumers(network)
+    owner: dict[str, str] = {}
+    boxes: dict[str, Box] = {}
+    for layer in network.layers:
+        if detail == "full":
+            owner[layer.name] = layer.name
+        elif layer.kind == "FLATTEN" and layer.implicit and layer.origin is not None:
+            owner[layer.name] = layer.origin
+        elif _foldable(layer, by_name, consumers):
+            owner[layer.name] = owner[layer.inputs[0]]
+        else:
+            owner[layer.name] = layer.name
+        box = boxes.setdefault(owner[layer.name], Box(by_name[owner[layer.name]]))
+        box.layers.append(layer)
+    for box in boxes.values():
+        box.primary.add(box.id)
+    if detail == "compact":
+        _collapse_repeats(boxes, owner)
+    return list(boxes.values()), owner
+
+
+def _collapse_repeats(boxes: dict[str, Box], owner: dict[str, str]) -> None:
+    """Merge every repetition of a repeated run into its last one, box by box, outside in."""
+    depth = 0
+    while True:
+        runs: dict[int, dict[int, list[Box]]] = {}
+        for box in boxes.values():
+            if len(box.main.scopes) > depth and box.main.scopes[depth].count > 1:
+                scope = box.main.scopes[depth]
+                runs.setdefault(scope.id, {}).setdefault(scope.index, []).append(box)
+        if not any(len(box.main.scopes) > depth for box in boxes.values()):
+            return
+        for iterations in runs.values():
+            order = sorted(iterations)
+            last = iterations[order[-1]]
+            earlier: dict[str, list[Layer]] = {target.id: [] for target in last}
+            for index in order[:-1]:
+                for box, target in zip(iterations[index], last, strict=True):
+                    earlier[target.id].extend(box.layers)
+                    target.primary |= box.primary
+                    del boxes[box.id]
+                    for layer in box.layers:
+                        owner[layer.name] = target.id
+            for target in last:
+                target.layers[:0] = earlier[target.id]
+        depth += 1
+
+
+def _crosses_repetitions(a: Layer, b: Layer) -> bool:
+    """An edge from one repetition of a run to the next (drawn once the run is collapsed)."""
+    index = {scope.id: scope.index for scope in a.scopes if scope.count > 1}
+    return any(index.get(scope.id, scope.index) != scope.index for scope in b.scopes)
+
+
+def _edges(network: Network, boxes: list[Box], owner: dict[str, str],
+           detail: Detail) -> list[tuple[str, str]]:
+    by_name = {layer.name: layer for layer in network.layers}
+    edges: dict[tuple[str, str], None] = {}
+    for box in boxes:
+        for layer in box.layers:
+            for name in layer.inputs:
+                if name == INPUT_NODE:
+                    edges[(INPUT_NODE, box.id)] = None
+                    continue
+                if detail == "compact" and _crosses_repetitions(by_name[name], layer):
+                    continue
+                if owner[name] != box.id:
+                    edges[(owner[name], box.id)] = None
+    edges[(owner[network.output], OUTPUT_NODE)] = None
+    return list(edges)
+
+
+def _repeat_mark(box: Box, single: dict[int, bool]) -> int:
+    """The product of the counts of repeated runs this box alone stands for."""
+    return math.prod(s.count for s in box.main.scopes if s.count > 1 and single[s.id])
+
+
+def _clusters(box: Box, single: dict[int, bool], detail: Detail) -> tuple[Scope, ...]:
+    """The scopes drawn as clusters around a box, outermost first."""
+    if detail == "full":
+        return box.main.scopes
+    return tuple(s for s in box.main.scopes if s.count == 1 or not single[s.id])
+
+
+def _label(rows: Iterable[str]) -> str:
+    cells = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
+    return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
+
+
+def _small(text: str) -> str:
+    return f'<font point-size="10">{html.escape(text)}</font>'
+
+
+def _box_label(box: Box, shapes: Shapes, mark: int) -> str:
+    main = box.main
+    title = "concat" if main.kind == "CONCAT" else main.written
+    rows = [f"<b>{html.escape(title)}</b>" + (f" &#215;{mark}" if mark > 1 else "")]
+    folded = [layer.written for layer in box.layers if layer.name not in box.primary]
+    if folded:
+        rows.append(_small(" · ".join(dict.fromkeys(folded))))
+    shape = shapes.get(box.layers[-1].name)
+    if shape is not None:
+        rows.append(_small(reg.shape_text(shape)))
+    counts = [layer_params(layer, shapes) for layer in box.layers]
+    params = sum(c for c in counts if c is not None)
+    if params:
+        rows.append(_small(f"{params:,} params"))
+    return _label(rows)
+
+
+def _end_label(title: str, shape: Shape | None) -> str:
+    rows = [f'<font color="white"><b>{title}</b></font>']
+    if shape is not None:
+        rows.append(f'<font color="white" point-size="10">{reg.shape_text(shape)}</font>')
+    return _label(rows)
+
+
+def _header(network: Network, shapes: Shapes) -> str:
+    title = f"<b>{html.escape(network.name)}</b>"
+    if network.description:
+        title += f" — {html.escape(network.description)}"
+    figures = totals(network, shapes)
+    if figures is None:
+        line = "a sketch: sizes not given"
+    else:
+        params, activations, macs = figures
+        line = f"{params:,} params · {activations:,} activations · {macs:,} MACs"
+    return _label([title, line])
+
+
+def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
+            rankdir: Rankdir = "TB") -> graphviz.Digraph:
+    """The network as a graphviz.Digraph: header, input, boxes, clusters, output."""
+    boxes, owner = _boxes(network, detail)
+    single: dict[int, bool] = {}
+    for box in boxes:
+        for scope in box.main.scopes:
+            single[scope.id] = scope.id not in single
+    graph = graphviz.Digraph(
+        network.name,
+        graph_attr={"label": _header(network, shapes), "labelloc": "t", "rankdir": rankdir,
+                    "fontname": "Helvetica", "fontsize": "14", "nodesep": "0.3",
+                    "ranksep": "0.3", "newrank": "true", "ordering": "in"},
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
+                   "fontsize": "12", "margin": "0.12,0.04", "penwidth": "0.8"},
+        edge_attr={"arrowsize": "0.6", "color": "#555555"},
+    )
+    ends = {"shape": "box", "style": "filled", "fillcolor": ENDS_FILL, "color": ENDS_FILL}
+    graph.node(INPUT_NODE, _end_label("input", network.input.shape), **ends)
+    tree: dict[tuple[Scope, ...], list[Box]] = {}
+    for box in boxes:
+        tree.setdefault(_clusters(box, single, detail), []).append(box)
+    _emit(graph, (), tree, shapes, single)
+    graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
+    for tail, head in _edges(network, boxes, owner, detail):
+        graph.edge(tail, head)
+    return graph
+
+
+def _emit(graph: graphviz.Digraph, path: tuple[Scope, ...],
+          tree: dict[tuple[Scope, ...], list[Box]], shapes: Shapes,
+          single: dict[int, bool]) -> None:
+    """Draw the boxes directly inside `path`, then each cluster nested one level deeper."""
+    for box in tree.get(path, []):
+        family = reg.kind_of(box.main.kind).family
+        graph.node(box.id, _box_label(box, shapes, _repeat_mark(box, single)),
+                   fillcolor=FILL[family])
+    inner = dict.fromkeys(p[len(path)] for p in tree if len(p) > len(path) and p[:len(path)]
+                          == path)
+    for scope in inner:
+        with graph.subgraph(name=f"cluster_{scope.id}") as sub:
+            sub.attr(label=f"×{scope.count}" if scope.count > 1 else scope.label,
+                     **CLUSTER_STYLE)
+            _emit(sub, (*path, scope), tree, shapes, single)
+
+
+def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
+               rankdir: Rankdir = "TB") -> str:
+    """The DOT text of the diagram (deterministic: same spec, same text)."""
+    return diagram(network, shapes, detail=detail, rankdir=rankdir).source
+
+
+def render(source: str, fmt: str) -> bytes:
+    """Render DOT text to svg, png or pdf bytes with `dot`; GraphvizMissing without it."""
+    if not has_dot():
+        raise GraphvizMissing
+    return graphviz.Source(source).pipe(format=fmt)
+
+
+def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
+                 detail: Detail = "compact") -> list[Path]:
+    """Write `<stem>.dot`, and `<stem>.svg` when `dot` is on PATH; the paths written.
+
+    For `archspec compile`: e.g. `render_files(network, shapes, Path("build") / network.name)`.
+    """
+    source = dot_source(network, shapes, detail=detail)
+    base = Path(stem)
+    written = [base.with_name(base.name + ".dot")]
+    write_atomic(written[0], source)
+    if has_dot():
+        written.append(base.with_name(base.name + ".svg"))
+        write_atomic(written[1], render(source, "svg"))
+    return written
