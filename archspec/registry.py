@@ -85,10 +85,26 @@ class TorchCall:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
+    notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
+
     weights: int = 0
     biases: int = 0
     buffers: int = 0
     macs: int = 0
+    formula: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What autograd keeps of one layer for the backward pass, per sample: its input and/or
+    output tensor, `extra` more values at the network's dtype, `extra_bytes` fixed-size bytes
+    (int64 pooling indices)."""
+
+    input: bool = False
+    output: bool = False
+    extra: int = 0
+    extra_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,11 @@ class LayerKind:
     window: Callable[[Args], Window] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
     torch: Callable[[Args, Shape], TorchCall] | None = None
+    # Memory and receptive-field facts, read by archspec.cost:
+    view: bool = False  # output is a view of its input: no new storage (flatten)
+    in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
+    global_view: bool = False  # every output value sees the whole input (FC, GAP)
+    saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
     doc: str = ""
 
     def param(self, name: str) -> Param | None:
@@ -182,9 +203,11 @@ def _conv_channels(args: Args, c: int) -> int:
 
 def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     kh, kw = _pair(args["kernel"])
-    weights = out[0] * (inp[0] // int(args["groups"])) * kh * kw
+    fan_in = inp[0] // int(args["groups"])
+    weights = out[0] * fan_in * kh * kw
     biases = out[0] if args["bias"] else 0
-    return Cost(weights=weights, biases=biases, macs=weights * out[1] * out[2])
+    return Cost(weights=weights, biases=biases, macs=weights * out[1] * out[2],
+                formula=f"({kh}*{kw}*{fan_in})*{out[0]}")
 
 
 def _conv_torch(args: Args, inp: Shape) -> TorchCall:
@@ -220,7 +243,9 @@ def _features(shape: Shape) -> int:
 
 def _fc_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     weights = _features(inp) * int(args["units"])
-    return Cost(weights=weights, biases=int(args["units"]) if args["bias"] else 0, macs=weights)
+    fan_in = (*inp[1:], inp[0]) if len(inp) == 3 else inp
+    return Cost(weights=weights, biases=int(args["units"]) if args["bias"] else 0, macs=weights,
+                formula="*".join(str(d) for d in (*fan_in, args["units"])))
 
 
 def _fc_shape(args: Args, shape: Shape) -> Shape:
@@ -231,7 +256,34 @@ def _fc_shape(args: Args, shape: Shape) -> Shape:
 
 def _bn_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     c = inp[0]
-    return Cost(weights=c, biases=c, buffers=2 * c + 1)
+    return Cost(weights=c, biases=c, buffers=2 * c + 1, formula=f"{c}")
+
+
+def _saves_input(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True)
+
+
+def _saves_output(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(output=True)
+
+
+def _bn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True, extra=2 * inp[0])  # the batch mean and inverse deviation
+
+
+def _maxpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True, extra_bytes=8 * _features(out))  # int64 argmax indices
+
+
+def _lrn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    # torch's local_response_norm keeps its input, the zero-padded squares (C + size - 1
+    # channels) and the divisor before and after the power.
+    c, h, w = _spatial("NORM", inp)
+    return Saved(input=True, extra=(c + int(args["size"]) - 1 + 2 * c) * h * w)
+
+
+def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(extra=_features(out))  # the mask, at the dtype (PyTorch's CPU kernel)
 
 
 def _bn_torch(args: Args, inp: Shape) -> TorchCall:
@@ -271,38 +323,45 @@ KINDS: tuple[LayerKind, ...] = (
                 Param("groups", "count", default=1, low=1), Param("bias", "bool", default=True)),
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
-        cost=_conv_cost, torch=_conv_torch, doc="2-d convolution"),
+        cost=_conv_cost, torch=_conv_torch, saves=_saves_input, doc="2-d convolution"),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
-              window=_pool_window, torch=_pool_torch("MaxPool2d"), doc="max pooling"),
+              window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves,
+              doc="max pooling"),
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
               out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window,
-              torch=_pool_torch("AvgPool2d"), doc="average pooling"),
+              torch=_pool_torch("AvgPool2d"), saves=_saves_input, doc="average pooling"),
     LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape,
-              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)),
+              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)), global_view=True,
               doc="global average pooling to Cx1x1"),
     LayerKind("FC", "fc", "fc",
               params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost,
               torch=lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
                                                 (("bias", args["bias"]),)),
-              doc="fully connected (linear)"),
+              global_view=True, saves=_saves_input, doc="fully connected (linear)"),
     LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape,
-              torch=lambda args, inp: TorchCall("Flatten"), doc="flatten to a vector"),
-    LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), doc="rectified linear unit"),
-    LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), doc="hyperbolic tangent"),
-    LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), doc="logistic"),
-    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), doc="Gaussian error unit"),
+              torch=lambda args, inp: TorchCall("Flatten"), view=True,
+              doc="flatten to a vector"),
+    LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), in_place=True,
+              saves=_saves_output, doc="rectified linear unit"),
+    LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), in_place=True,
+              saves=_saves_output, doc="hyperbolic tangent"),
+    LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), in_place=True,
+              saves=_saves_output, doc="logistic"),
+    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input,
+              doc="Gaussian error unit"),
     LayerKind("LEAKYRELU", "activation", "leakyrelu",
               params=(Param("slope", "float", default=0.01, low=0),),
-              torch=_simple("LeakyReLU", ("slope", "negative_slope")), doc="leaky ReLU"),
+              torch=_simple("LeakyReLU", ("slope", "negative_slope")), in_place=True,
+              saves=_saves_input, doc="leaky ReLU"),
     LayerKind("SOFTMAX", "activation", "softmax",
               torch=lambda args, inp: TorchCall("Softmax", (), (("dim", 1),)),
-              doc="softmax over channels/features"),
+              saves=_saves_output, doc="softmax over channels/features"),
     LayerKind("BN", "norm", "bn",
               params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
                       Param("momentum", "float", default=0.1, low=0, high=1)),
-              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch,
+              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch, saves=_bn_saves,
               doc="batch normalisation (2-d after spatial layers, 1-d after FC)"),
     LayerKind("NORM", "norm", "norm",
               params=(Param("size", "count", default=5, low=1),
@@ -312,11 +371,11 @@ KINDS: tuple[LayerKind, ...] = (
               aliases=("LRN",),
               torch=_simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"),
                             ("beta", "beta"), ("k", "k")),
-              doc="local response normalisation (AlexNet)"),
+              saves=_lrn_saves, doc="local response normalisation (AlexNet)"),
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              torch=_simple("Dropout", ("p", "p")),
+              torch=_simple("Dropout", ("p", "p")), in_place=True, saves=_dropout_saves,
               doc="inverted dropout; p is the probability of dropping"),
 )
 
