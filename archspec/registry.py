@@ -126,6 +126,8 @@ class LayerKind:
     window: Callable[[Args], Window] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
     torch: Callable[[Args, Shape], TorchCall] | None = None
+    # Joins only: the forward expression over the branch outputs, given their variable names.
+    torch_expr: Callable[[tuple[str, ...]], str] | None = None
     # Memory and receptive-field facts, read by archspec.cost:
     view: bool = False  # output is a view of its input: no new storage (flatten)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
@@ -296,6 +298,11 @@ def _gap_shape(args: Args, shape: Shape) -> Shape:
     return (c, 1, 1)
 
 
+def _lrn_shape(args: Args, shape: Shape) -> Shape:
+    _spatial("NORM", shape)  # torch's LocalResponseNorm normalises across channels of a map
+    return shape
+
+
 def _flatten_shape(args: Args, shape: Shape) -> Shape:
     return (_features(shape),)
 
@@ -368,7 +375,7 @@ KINDS: tuple[LayerKind, ...] = (
                       Param("alpha", "float", default=1e-4, low=0),
                       Param("beta", "float", default=0.75, low=0),
                       Param("k", "float", default=2.0, low=0)),
-              aliases=("LRN",),
+              aliases=("LRN",), shape=_lrn_shape,
               torch=_simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"),
                             ("beta", "beta"), ("k", "k")),
               saves=_lrn_saves, doc="local response normalisation (AlexNet)"),
@@ -381,8 +388,10 @@ KINDS: tuple[LayerKind, ...] = (
 
 # Joins are graph nodes made by branches, never written as layers.
 JOINS: tuple[LayerKind, ...] = (
-    LayerKind("CONCAT", "join", "concat", doc="concatenation along channels"),
-    LayerKind("ADD", "join", "add", doc="element-wise sum (residual)"),
+    LayerKind("CONCAT", "join", "concat", doc="concatenation along channels",
+              torch_expr=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
+    LayerKind("ADD", "join", "add", doc="element-wise sum (residual)",
+              torch_expr=lambda xs: " + ".join(xs)),
 )
 IDENTITY = "ID"
 

@@ -1,0 +1,418 @@
+"""The PyTorch back end: an emitter that writes a network as Python source, and `to_torch`.
+
+`emit` turns the IR into a standalone module file (what `archspec compile` writes); `to_torch`
+executes that same source and calls its `build()`, so the file on disk and the module built in
+process are one code path. Nothing from the spec reaches the source except identifiers made
+safe here and literals written with `repr`; free text (descriptions, layer spellings) only
+appears inside comments and docstrings, with quotes, backslashes and line breaks removed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import linecache
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from torch import nn
+
+from archspec import registry as reg
+from archspec.diagnostics import Diagnostic, Diagnostics, Severity
+from archspec.ir import ArgValue, Layer, Network, Shape
+from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
+from archspec.lower import INPUT_NODE
+from archspec.shapes import Shapes, infer
+from archspec.source import Source
+
+LINE_LIMIT = 99
+INPUT_VAR = "x"
+# Names the generated module uses itself; a layer called one of these is renamed.
+_RESERVED = frozenset({INPUT_VAR, "self", "super", "torch", "nn", "OrderedDict", "model",
+                       "module", "build", "INPUT_SHAPE"}) | frozenset(dir(nn.Sequential))
+# Families whose weights the spec's `init` scheme sets.
+_INIT_FAMILIES = ("conv", "fc")
+# Each scheme: the statement that initialises `module.weight`, and what the docstring says.
+_INIT: dict[str, tuple[str, str]] = {
+    "normal": ("nn.init.normal_(module.weight, std={std})", "normal(std={std}), biases zero"),
+    "xavier": ("nn.init.xavier_uniform_(module.weight)", "xavier (Glorot uniform), biases zero"),
+    "kaiming": ('nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")',
+                "kaiming (He normal, fan_in, ReLU gain), biases zero"),
+    "orthogonal": ("nn.init.orthogonal_(module.weight)", "orthogonal, biases zero"),
+}
+
+
+class BuildError(ValueError):
+    """A network that cannot be built: invalid, a sketch, or over the parameter limit."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(f"{d.span.line}:{d.span.col}: {d.severity}: {d.message}"
+                                   for d in self.diagnostics))
+
+
+def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
+             max_params: int = DEFAULT_MAX_BUILD_PARAMS) -> nn.Module:
+    """Build the network as an `nn.Module` with the spec's init applied.
+
+    The module is the class `emit` writes, executed in process; it allocates on the current
+    default device (`with torch.device("meta"): to_torch(net)` builds without memory).
+    """
+    source = emit(network, shapes, origin=origin, max_params=max_params)
+    filename = f"<archspec:{network.name}>"
+    # Registered so tracebacks and inspect.getsource show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"archspec_generated_{network.name}"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["build"]()
+
+
+def checked_shapes(network: Network, shapes: Shapes | None = None) -> dict[str, Shape]:
+    """Every layer's shape, inferring them if not given; BuildError if any is unknown."""
+    if shapes is None:
+        diags = Diagnostics(Source("", network.name))
+        shapes = infer(network, diags)
+        if diags.has_errors:
+            raise BuildError(diags.errors)
+    missing = [layer for layer in network.layers
+               if layer.args is None or shapes.get(layer.name) is None]
+    if missing:
+        raise BuildError([_error("build", f"{layer.name}: cannot be built: "
+                                 + ("it lacks arguments" if layer.args is None
+                                    else "its shape is unknown"), layer)
+                          for layer in missing])
+    return {name: shape for name, shape in shapes.items() if shape is not None}
+
+
+def layer_params(network: Network, shapes: dict[str, Shape]) -> dict[str, int]:
+    """Trainable parameters per layer (weights + biases) from the registry's cost rules."""
+    counts: dict[str, int] = {}
+    for layer in network.layers:
+        kind = reg.kind_of(layer.kind)
+        if kind.family == "join" or layer.args is None:
+            counts[layer.name] = 0
+            continue
+        cost = kind.cost(layer.args, shapes[layer.inputs[0]], shapes[layer.name])
+        counts[layer.name] = cost.weights + cost.biases
+    return counts
+
+
+def size_error(network: Network, shapes: dict[str, Shape], max_params: int) -> Diagnostic | None:
+    """An error at the layer where the parameter total passes `max_params`, else None."""
+    running = 0
+    params = layer_params(network, shapes)
+    for layer in network.layers:
+        running += params[layer.name]
+        if running > max_params:
+            total = sum(params.values())
+            return _error("limit", f"{layer.name}: the network has {total:,} parameters, over "
+                          f"the build limit of {max_params:,} (--max-params)", layer)
+    return None
+
+
+def layer_paths(network: Network) -> dict[str, str]:
+    """Where each (non-join) layer lives in the built module: `features.conv1`, `relu3`..."""
+    names = _idents(network)
+    paths: dict[str, str] = {}
+    for unit in _units(network, names):
+        if unit.attr is None:
+            continue
+        for layer in unit.layers:
+            ident = names[layer.name]
+            paths[layer.name] = ident if unit.attr == ident else f"{unit.attr}.{ident}"
+    return paths
+
+
+def class_name(network: Network) -> str:
+    """The network's name in CamelCase, made a safe class name (`vgg16` → `Vgg16`)."""
+    text = "".join(part[:1].upper() + part[1:] for part in network.name.split("_"))
+    if not text or not text[0].isalpha():
+        text = "Net" + text
+    if keyword.iskeyword(text) or text in _RESERVED:
+        text += "Net"
+    return text
+
+
+# --- the emitter ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One step of `forward`: a run of layers held by one attribute, or a join expression."""
+
+    layers: tuple[Layer, ...]
+    attr: str | None  # None for a join
+
+    @property
+    def last(self) -> Layer:
+        return self.layers[-1]
+
+
+def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
+         max_params: int = DEFAULT_MAX_BUILD_PARAMS) -> str:
+    """The network as the source of a standalone Python module that imports only torch."""
+    known = checked_shapes(network, shapes)
+    error = size_error(network, known, max_params)
+    if error is not None:
+        raise BuildError([error])
+    names = _idents(network)
+    units = _units(network, names)
+    cls = class_name(network)
+    sequential = any(len(unit.layers) > 1 for unit in units)
+    lines = [
+        '"""' + _sentence(f"{network.name}: {network.description or 'a network'}", 80),
+        "",
+        "Generated by archspec from " + (_text(origin, 60) if origin else "a .arch spec")
+        + "; regenerate it rather than editing it.",
+        '"""',
+        "",
+        *(["from collections import OrderedDict", ""] if sequential else []),
+        "import torch",
+        "from torch import nn",
+        "",
+        f"INPUT_SHAPE = {_literal(network.input.shape)}",
+        "",
+        "",
+        f"class {cls}(nn.Module):",
+        *_docstring(network, known, names),
+        "",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+    ]
+    for unit in units:
+        if unit.attr is not None:
+            lines.extend(_module_lines(unit, known, names))
+    lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+              *_forward(network, units, names), "", "", *_build(network, known, cls)]
+    return "\n".join(lines) + "\n"
+
+
+def _idents(network: Network) -> dict[str, str]:
+    """A safe Python identifier per layer name, unique, never a keyword or a Module attribute."""
+    def safe(name: str) -> bool:
+        return (name.isidentifier() and not keyword.iskeyword(name)
+                and not keyword.issoftkeyword(name) and not name.startswith("_")
+                and name not in _RESERVED)
+
+    names = {layer.name: layer.name for layer in network.layers if safe(layer.name)}
+    taken = set(names.values())
+    for layer in network.layers:
+        if layer.name not in names:
+            ident = _unique("layer_" + layer.name.lstrip("_") if layer.name.strip("_")
+                            else "layer", taken)
+            names[layer.name] = ident
+            taken.add(ident)
+    return names
+
+
+def _unique(base: str, taken: Iterable[str]) -> str:
+    used = set(taken)
+    ident, n = base, 1
+    while ident in used or not ident.isidentifier() or ident in _RESERVED:
+        n += 1
+        ident = f"{base}_{n}"
+    return ident
+
+
+def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
+    """Split the graph into straight runs (one consumer each) and joins, in order."""
+    consumers: dict[str, int] = {}
+    for layer in network.layers:
+        for name in layer.inputs:
+            consumers[name] = consumers.get(name, 0) + 1
+    runs: list[list[Layer]] = []
+    for layer in network.layers:
+        is_join = reg.kind_of(layer.kind).family == "join"
+        prev = runs[-1][-1] if runs else None
+        extends = (prev is not None and not is_join
+                   and reg.kind_of(prev.kind).family != "join"
+                   and layer.inputs == (prev.name,) and consumers.get(prev.name) == 1)
+        if extends:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    joins = [run for run in runs if reg.kind_of(run[0].kind).family == "join"]
+    taken = set(names.values())
+    if not joins and len(runs) > 1:
+        raise AssertionError("a graph without joins is one straight run")
+    if not joins and runs:
+        return [_Unit(tuple(part), _unique(title, taken))
+                for part, title in _stack_parts(runs[0])]
+    units: list[_Unit] = []
+    for run in runs:
+        if reg.kind_of(run[0].kind).family == "join":
+            units.append(_Unit(tuple(run), None))
+            continue
+        if len(run) == 1:
+            units.append(_Unit(tuple(run), names[run[0].name]))
+            continue
+        attr = _unique(f"{names[run[0].name]}_to_{names[run[-1].name]}", taken)
+        taken.add(attr)
+        units.append(_Unit(tuple(run), attr))
+    return units
+
+
+def _stack_parts(run: list[Layer]) -> list[tuple[list[Layer], str]]:
+    """A plain stack as torchvision lays it out: spatial `features`, then a flat `classifier`."""
+    split = next((i for i, layer in enumerate(run)
+                  if reg.kind_of(layer.kind).out_rank == 1), len(run))
+    parts = [(run[:split], "features"), (run[split:], "classifier")]
+    return [(part, title) for part, title in parts if part]
+
+
+def _module_lines(unit: _Unit, shapes: dict[str, Shape], names: dict[str, str]) -> list[str]:
+    assert unit.attr is not None
+    if len(unit.layers) == 1 and unit.attr == names[unit.last.name]:
+        layer = unit.last
+        return [f"        # {_comment(layer, 88)}",
+                *_wrap(f"        self.{unit.attr} = ", _call(layer, shapes), "")]
+    lines = [f"        self.{unit.attr} = nn.Sequential(OrderedDict(["]
+    for layer in unit.layers:
+        lines.append(f"            # {_comment(layer, 84)}")
+        lines.extend(_wrap(f'            ("{names[layer.name]}", ', _call(layer, shapes), "),"))
+    lines.append("        ]))")
+    return lines
+
+
+def _call(layer: Layer, shapes: dict[str, Shape]) -> tuple[str, list[str]]:
+    """`nn.Class` and its arguments as code: repr'd literals, torch's defaults left out."""
+    kind = reg.kind_of(layer.kind)
+    assert kind.torch is not None and layer.args is not None
+    call = kind.torch(layer.args, shapes[layer.inputs[0]])
+    if not call.cls.isidentifier() or not isinstance(getattr(nn, call.cls, None), type):
+        raise ValueError(f"{call.cls!r} is not a torch.nn class")
+    defaults = inspect.signature(getattr(nn, call.cls)).parameters
+    args = [_literal(value) for value in call.args]
+    for key, value in call.kwargs:
+        default = defaults[key].default if key in defaults else inspect.Parameter.empty
+        if type(default) is type(value) and default == value:
+            continue
+        args.append(f"{key}={_literal(value)}")
+    return f"nn.{call.cls}", args
+
+
+def _wrap(prefix: str, call: tuple[str, list[str]], suffix: str) -> list[str]:
+    func, args = call
+    line = f"{prefix}{func}({', '.join(args)}){suffix}"
+    if len(line) <= LINE_LIMIT:
+        return [line]
+    indent = " " * (len(prefix) - len(prefix.lstrip()) + 4)
+    return [f"{prefix}{func}(", *(f"{indent}{arg}," for arg in args),
+            f"{indent[:-4]}){suffix}"]
+
+
+def _fill(prefix: str, expr: str) -> list[str]:
+    """An expression of identifiers and operators, wrapped inside parentheses if too long."""
+    if len(prefix) + len(expr) <= LINE_LIMIT:
+        return [prefix + expr]
+    indent = " " * (len(prefix) - len(prefix.lstrip()) + 4)
+    lines = [f"{prefix}("]
+    for word in expr.split(" "):
+        if lines[-1] != f"{prefix}(" and len(lines[-1]) + 1 + len(word) <= LINE_LIMIT:
+            lines[-1] += " " + word
+        else:
+            lines.append(indent + word)
+    return [lines[0], *lines[1:], indent[:-4] + ")"]
+
+
+def _literal(value: ArgValue | Shape) -> str:
+    """A Python literal for a validated argument; anything else is refused."""
+    if isinstance(value, bool | int):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    raise TypeError(f"no literal for {value!r} in generated code")
+
+
+def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> list[str]:
+    var = {INPUT_NODE: INPUT_VAR} | names
+    if all(unit.attr is not None for unit in units) and all(
+            unit.layers[0].inputs == (prev.last.name,) for prev, unit in pairwise(units)):
+        # A plain stack: thread one variable through, as torchvision's VGG does.
+        body = [f"        x = self.{unit.attr}(x)" for unit in units[:-1]]
+        final = f"self.{units[-1].attr}(x)" if units else "x"
+        return [*body, f"        return {final}"]
+    lines = []
+    for unit in units:
+        out = var[unit.last.name]
+        args = tuple(var[name] for name in unit.layers[0].inputs)
+        if unit.attr is None:
+            kind = reg.kind_of(unit.last.kind)
+            assert kind.torch_expr is not None
+            lines.append(f"        # {_comment(unit.last, 88)}")
+            lines.extend(_fill(f"        {out} = ", kind.torch_expr(args)))
+        else:
+            lines.append(f"        {out} = self.{unit.attr}({args[0]})")
+    lines.append(f"        return {var[network.output]}")
+    return lines
+
+
+def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
+    scheme = network.init
+    classes = list(dict.fromkeys(
+        _call(layer, shapes)[0] for layer in network.layers
+        if reg.kind_of(layer.kind).family in _INIT_FAMILIES))
+    head = [f"def build() -> {cls}:"]
+    if scheme.name == "torch" or not classes:
+        return [*head, f'    """A new {cls} with PyTorch\'s default initialisation."""',
+                f"    return {cls}()"]
+    statement, doc = _INIT[scheme.name]
+    std = _literal(scheme.std)
+    kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)}."""',
+            f"    model = {cls}()",
+            "    for module in model.modules():",
+            f"        if isinstance(module, {kinds}):",
+            f"            {statement.format(std=std)}",
+            "            if module.bias is not None:",
+            "                nn.init.zeros_(module.bias)",
+            "    return model"]
+
+
+def _docstring(network: Network, shapes: dict[str, Shape], names: dict[str, str]) -> list[str]:
+    params = layer_params(network, shapes)
+    rows = [("layer", "spec", "output", "params")]
+    rows.append(("input", "", reg.shape_text(network.input.shape), ""))
+    for layer in network.layers:
+        rows.append((names[layer.name], _text(layer.written, 24),
+                     reg.shape_text(shapes[layer.name]), f"{params[layer.name]:,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    table = ["  ".join((cell.ljust(w) if i < 3 else cell.rjust(w))
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in rows]
+    total = sum(params.values())
+    return ['    """' + _sentence(network.description or network.name, 80), "",
+            f"    Input {reg.shape_text(network.input.shape)} (channels first, no batch); "
+            f"{total:,} parameters.", "",
+            *(f"    {row}" for row in table), '    """']
+
+
+def _comment(layer: Layer, limit: int) -> str:
+    """Where a layer came from: `line 6: CONV3-64 (x2 #1)`, safe for a comment."""
+    notes = [scope.label if scope.count == 1 else f"{scope.label} #{scope.index + 1}"
+             for scope in layer.scopes]
+    if layer.implicit:
+        notes.append(f"implicit, for {layer.origin}" if layer.origin else "implicit")
+    text = f"line {layer.span.line}: {layer.written}"
+    return _text(text + (f" ({', '.join(notes)})" if notes else ""), limit)
+
+
+def _sentence(text: str, limit: int) -> str:
+    return _text(text, limit).rstrip(".") + "."
+
+
+def _text(text: str, limit: int) -> str:
+    """Free text made safe inside a comment or docstring: one printable line, no quotes."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    clean = " ".join(clean.replace("\\", "/").replace('"', "'").split())
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def _error(code: str, message: str, layer: Layer) -> Diagnostic:
+    return Diagnostic(severity=Severity.ERROR, code=code, message=message, span=layer.span)
