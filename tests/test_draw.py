@@ -1,0 +1,205 @@
+"""`archspec draw`: DOT text, SVG rendered by the real Graphviz, and the path without it.
+
+The SVG tests parse what `dot` drew (xml.etree) and count nodes and edges. The expected
+counts are worked out by hand from the specs in the comments, not read back from the code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SPECS, all_specs
+
+from archspec import dot
+from archspec.cli import main
+from archspec.frontend import load, load_network
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def require_dot() -> None:
+    """The real `dot`: CI installs it (scripts/test), so there a missing one is a failure."""
+    if shutil.which("dot") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Graphviz's dot is missing in CI; scripts/test should install it")
+        pytest.skip("Graphviz's dot is not installed here")
+
+
+@dataclass
+class Drawn:
+    """What `dot` drew: node id -> its label text, and the edges as (tail, head)."""
+
+    nodes: dict[str, str]
+    edges: list[tuple[str, str]]
+    header: str
+
+    def titled(self, title: str) -> list[str]:
+        """Ids of the nodes whose label starts with `title`."""
+        return [n for n, text in self.nodes.items() if text.split(" ")[0] == title]
+
+    def into(self, node: str) -> list[str]:
+        return [tail for tail, head in self.edges if head == node]
+
+
+def draw_svg(name: str, detail: dot.Detail = "compact") -> Drawn:
+    network, shapes = load_network(SPECS / f"{name}.arch")
+    svg = dot.render(dot.dot_source(network, shapes, detail=detail), "svg")
+    root = ET.fromstring(svg)
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    for group in root.iter(f"{SVG}g"):
+        title = group.findtext(f"{SVG}title", "")
+        text = " ".join((t.text or "").strip() for t in group.iter(f"{SVG}text"))
+        if group.get("class") == "node":
+            nodes[title] = text
+        elif group.get("class") == "edge":
+            tail, head = title.split("->")
+            edges.append((tail, head))
+    graph = root.find(f"{SVG}g")
+    assert graph is not None
+    header = " ".join((t.text or "").strip() for t in graph.findall(f"{SVG}text"))
+    return Drawn(nodes, edges, header)
+
+
+@pytest.mark.usefixtures("require_dot")
+def test_googlenet_compact_svg_shows_nine_concat_joins() -> None:
+    drawn = draw_svg("googlenet")
+    # stem CONV7-64/2 POOL NORM CONV1-64 CONV3-192 NORM POOL = 7 boxes; each of the nine
+    # inception modules has 6 convs, 1 pool and the concat = 8; two POOL3/2 between
+    # modules; GAP, DROPOUT, FC; input and output: 7 + 72 + 2 + 3 + 2.
+    assert len(drawn.nodes) == 86
+    # stem chain from input: 7 edges; per module, branch 1x1: 2, 1x1-3x3: 3, 1x1-5x5: 3,
+    # pool-1x1: 3 (into, along, out to concat) = 11; concat -> POOL3/2 twice; the tail
+    # concat -> GAP -> DROPOUT -> FC -> output: 4.
+    assert len(drawn.edges) == 7 + 9 * 11 + 2 + 4
+    concats = drawn.titled("concat")
+    assert len(concats) == 9
+    # The joined shapes: the paper's Table 1 output depths, at 28, 14 and 7 pixels.
+    joined = [drawn.nodes[c].split(" ")[1] for c in concats]
+    assert joined == ["256x28x28", "480x28x28", "512x14x14", "512x14x14", "512x14x14",
+                      "528x14x14", "832x14x14", "832x7x7", "1024x7x7"]
+    for concat in concats:
+        assert len(drawn.into(concat)) == 4
+    assert drawn.nodes["input"] == "input 3x224x224"
+    assert drawn.nodes[dot.OUTPUT_NODE] == "output 1000"
+    assert any(text.startswith("CONV7-64/2 RELU 64x112x112") for text in drawn.nodes.values())
+    assert "googlenet" in drawn.header and "MACs" in drawn.header
+
+
+@pytest.mark.usefixtures("require_dot")
+def test_resnet18_compact_svg_shows_eight_residual_adds(reference: dict) -> None:
+    drawn = draw_svg("resnet18")
+    # stem conv(+BN+ReLU) and pool; five basic blocks of 3 boxes (conv, conv, + with its
+    # ReLU); three down blocks of 4 (conv, conv, 1x1 shortcut conv, +); GAP, FC; in, out.
+    assert len(drawn.nodes) == 2 + 5 * 3 + 3 * 4 + 2 + 2
+    # input -> conv -> pool: 2; basic: in->conv, conv->conv, conv->+, in->+ (skip) = 4;
+    # down: the same plus in->shortcut instead of the skip, shortcut->+ = 5; + -> GAP ->
+    # FC -> output: 3.
+    assert len(drawn.edges) == 2 + 5 * 4 + 3 * 5 + 3
+    adds = drawn.titled("+")
+    assert len(adds) == 8
+    for add in adds:
+        assert len(drawn.into(add)) == 2
+        assert "RELU" in drawn.nodes[add]  # the ReLU after the add is folded into it
+    assert any(t.startswith("CONV7-64/2 BN · RELU 64x112x112 9,536 params")
+               for t in drawn.nodes.values())
+    params = reference["torchvision_resnet18"]["params"]
+    assert f"{params:,} params" in drawn.header
+
+
+@pytest.mark.usefixtures("require_dot")
+@pytest.mark.parametrize("path", all_specs(), ids=lambda p: p.stem)
+def test_full_detail_draws_every_layer_and_every_input(path: Path) -> None:
+    spec = load(path)
+    assert spec.network is not None and spec.drawable
+    svg = dot.render(dot.dot_source(spec.network, spec.shapes, detail="full"), "svg")
+    root = ET.fromstring(svg)
+    kinds = [g.get("class") for g in root.iter(f"{SVG}g")]
+    assert kinds.count("node") == len(spec.network.layers) + 2  # and input, output
+    assert kinds.count("edge") == sum(len(layer.inputs) for layer in spec.network.layers) + 1
+
+
+def test_vgg16_golden_dot(golden) -> None:
+    network, shapes = load_network(SPECS / "vgg16.arch")
+    golden("vgg16_compact.dot", dot.dot_source(network, shapes, detail="compact"))
+    golden("vgg16_full.dot", dot.dot_source(network, shapes, detail="full"))
+
+
+def test_compact_folds_repeats_and_implicit_layers() -> None:
+    network, shapes = load_network(SPECS / "vgg16.arch")
+    source = dot.dot_source(network, shapes)
+    # [CONV3-256]*3 with its implied ReLUs is one box marked x3, holding all three convs'
+    # parameters: (3*3*128+1)*256 + 2 * (3*3*256+1)*256.
+    assert source.count("<b>CONV3-256</b> &#215;3") == 1
+    assert f"{(9 * 128 + 1) * 256 + 2 * (9 * 256 + 1) * 256:,} params" in source
+    assert "RELU</font>" in source
+    nested, nested_shapes = load_network(SPECS / "cs231n_pattern.arch")
+    pattern = dot.dot_source(nested, nested_shapes)
+    # [[CONV3-32 -> RELU]*2 -> POOL2]*3: a cluster marked x3 around one box marked x2.
+    assert 'label="×3"' in pattern and "<b>CONV3-32</b> &#215;2" in pattern
+
+
+def test_sketch_draws_without_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draw", str(SPECS / "sketch.arch")]) == 0
+    out = capsys.readouterr().out
+    assert "a sketch: sizes not given" in out
+    assert "<b>CONV</b>" in out and "params" not in out.replace("a sketch", "")
+    assert "x32x32" in out  # the input's shape is known; no layer has one
+
+
+def test_rankdir_and_bad_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draw", str(SPECS / "lenet5.arch"), "--rankdir", "LR"]) == 0
+    assert "rankdir=LR" in capsys.readouterr().out
+    assert main(["draw", str(SPECS / "lenet5.arch"), "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "must end in .svg, .png, .pdf, .dot" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.usefixtures("require_dot")
+@pytest.mark.parametrize("suffix", ["svg", "png", "pdf"])
+def test_renders_each_format(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"lenet5.{suffix}"
+    assert main(["draw", str(SPECS / "lenet5.arch"), "-o", str(out)]) == 0
+    magic = {"svg": b"<?xml", "png": b"\x89PNG", "pdf": b"%PDF"}[suffix]
+    assert out.read_bytes().startswith(magic)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
+
+
+def test_without_dot_only_dot_text_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    out = tmp_path / "out"
+    assert main(["draw", str(SPECS / "vgg16.arch"), "-o", str(out / "vgg16.svg")]) != 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert "apt-get install graphviz" in err[0] and "brew install graphviz" in err[0]
+    assert not out.exists()
+    assert main(["draw", str(SPECS / "vgg16.arch"), "-o", str(out / "vgg16.dot")]) == 0
+    assert (out / "vgg16.dot").read_text().startswith("digraph vgg16 {")
+    network, shapes = load_network(SPECS / "lenet5.arch")
+    assert dot.render_files(network, shapes, out / "lenet5") == [out / "lenet5.dot"]
+
+
+@pytest.mark.usefixtures("require_dot")
+def test_render_files_writes_dot_and_svg(tmp_path: Path) -> None:
+    network, shapes = load_network(SPECS / "resnet18.arch")
+    written = dot.render_files(network, shapes, tmp_path / "resnet18")
+    assert written == [tmp_path / "resnet18.dot", tmp_path / "resnet18.svg"]
+    ET.fromstring(written[1].read_bytes())
+
+
+def test_draw_does_not_import_torch(tmp_path: Path) -> None:
+    code = ("import sys; from archspec.cli import main; "
+            f"rc = main(['draw', 'specs/googlenet.arch', '-o', {str(tmp_path / 'g.dot')!r}]); "
+            "assert rc == 0; assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
