@@ -47,7 +47,7 @@ class InputSpec(_Frozen):
 
 class InitScheme(_Frozen):
     name: Literal["torch", "normal", "xavier", "kaiming", "orthogonal"] = "torch"
-    std: float = 0.01
+    std: float = Field(0.01, gt=0)
 
 
 class DataSpec(_Frozen):
