@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from archspec.commands import check, draw
+from archspec.commands import check, draw, probe
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
     "draw": draw,
+    "probe": probe,
 }
