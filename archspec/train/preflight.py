@@ -1,0 +1,102 @@
+"""Everything checked before a run starts, reported as located diagnostics on the spec.
+
+The front end already rejects malformed settings (a negative lr, an unknown schedule). What
+needs the world outside the spec is checked here: the data folder and its classes, the
+dataset against the network's output, the augment chain against the input size, snapshots
+against the SGDR cycles, and the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from archspec.diagnostics import Diagnostic, Diagnostics
+from archspec.frontend import Spec
+from archspec.ir import TrainingPlan
+from archspec.source import Span
+from archspec.train import augment, data
+from archspec.train.schedules import cycle_ends
+
+KNOWN_CLASSES = {"digits": 10, "mnist5k": 10}
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A run that passed every check: its dataset is loaded."""
+
+    data: data.Data
+
+
+def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic]]:
+    """Check a valid spec's plan and load its data; diagnostics are located in the spec."""
+    assert spec.network is not None
+    network = spec.network
+    diags = Diagnostics(spec.source)
+    output = spec.shapes.get(network.output)
+    out_span = network.layer(network.output).span
+
+    def where(key: str, fallback: Span = out_span) -> Span:
+        return plan.spans.get(key, fallback)
+
+    if output is None or len(output) != 1:
+        diags.error("train", f"the network ends in {output}, not one score per class; "
+                    "end it with FC-<classes>", out_span)
+    classes = KNOWN_CLASSES.get(plan.data.name, plan.data.classes)
+    if plan.data.name == "folder":
+        try:
+            classes = len(data.folder_classes(data.resolve_folder(plan.data,
+                                                                  spec.source.path)))
+        except data.DataError as exc:
+            diags.error("train", str(exc), where("data"))
+            classes = 0
+    if classes and output is not None and len(output) == 1 and output[0] != classes:
+        diags.error("train", f"data {plan.data.name} has {classes} classes but the network "
+                    f"ends in {output[0]} units", where("data"))
+    _check_augment(plan, network.input.shape, where("augment"), diags)
+    _check_snapshots(plan, where("snapshots"), diags)
+    if plan.device == "cuda" and not torch.cuda.is_available():
+        diags.error("train", "device cuda, but torch sees no CUDA device here",
+                    where("device"))
+    if plan.channels_last and len(network.input.shape) != 3:
+        diags.error("train", "channels_last needs an image input (CxHxW)",
+                    where("channels_last"))
+    if diags.has_errors:
+        return None, diags.sorted()
+    try:
+        loaded = data.load(plan.data, network.input.shape, spec.source.path)
+    except data.DataError as exc:
+        diags.error("train", str(exc), where("data"))
+        return None, diags.sorted()
+    return Ready(loaded), diags.sorted()
+
+
+def _check_augment(plan: TrainingPlan, shape: tuple[int, ...], span: Span,
+                   diags: Diagnostics) -> None:
+    if not plan.augment:
+        return
+    if len(shape) != 3:
+        diags.error("train", "augment needs an image input (CxHxW), not a flat vector", span)
+        return
+    size = augment.output_size(plan.augment, (shape[1], shape[2]))
+    if size != (shape[1], shape[2]):
+        diags.error("train", f"augment ends with {size[0]}x{size[1]} images but the input is "
+                    f"{shape[1]}x{shape[2]}; end the chain with random_crop({shape[1]})",
+                    span)
+
+
+def _check_snapshots(plan: TrainingPlan, span: Span, diags: Diagnostics) -> None:
+    if plan.snapshots == 1:
+        return
+    if plan.ensemble > 1:
+        diags.error("train", "use ensemble or snapshots, not both", span)
+    elif plan.schedule.name != "sgdr":
+        diags.error("train", "snapshots are taken at the ends of SGDR cycles: add "
+                    "`schedule sgdr(period=..., mult=...)`", span)
+    else:
+        cycles = len(cycle_ends(plan.schedule, plan.epochs))
+        if cycles < plan.snapshots:
+            diags.error("train", f"{plan.epochs} epochs of sgdr(period={plan.schedule.period},"
+                        f" mult={plan.schedule.mult}) end {cycles} cycles, fewer than "
+                        f"snapshots {plan.snapshots}", span)
