@@ -76,6 +76,7 @@ class _Header:
     input: InputSpec | None = None
     activation: tuple[str, dict[str, ArgValue]] | None = None
     batchnorm: bool = False
+    bn_args: dict[str, ArgValue] = field(default_factory=dict)  # the implicit BN's, defaults in
     defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
     init: InitScheme = field(default_factory=InitScheme)
     dtype: str = "float32"
@@ -125,6 +126,11 @@ class _Lowerer:
         seen: dict[str, Span] = {}
         for directive in syntax.header:
             keyword = directive.keyword.lower()
+            if keyword not in s.HEADER_KEYWORDS:
+                self.diags.error("header", f"`{directive.keyword}` is not a header line",
+                                 directive.keyword_span,
+                                 hint=suggest(keyword, s.HEADER_KEYWORDS))
+                continue
             if keyword not in ("defaults", "block"):
                 if keyword in seen:
                     self.diags.error("header", f"`{keyword}` is given twice",
@@ -133,6 +139,11 @@ class _Lowerer:
                     continue
                 seen[keyword] = directive.keyword_span
             getattr(self, f"_header_{keyword}")(directive)
+        if self.header.batchnorm:
+            bn = reg.kind_of("BN")
+            call = s.Call(word=bn.name, word_span=seen["batchnorm"], args=None,
+                          span=seen["batchnorm"])
+            self.header.bn_args = self._args(bn, call, {}, {}) or {}
         top = self.source.span(0, 0)
         if self.header.name is None and "network" not in seen:
             self.diags.error("header", "the spec has no `network NAME` line", top,
@@ -262,7 +273,7 @@ class _Lowerer:
                                      arg.span)
                 elif kind.param(arg.name) is None:
                     self._unknown_arg(kind, arg)
-                else:
+                elif self._convert(kind.param(arg.name), arg.value) is not None:
                     self.header.defaults.setdefault(kind.name, []).append(arg)
 
     def _header_init(self, directive: s.Directive) -> None:
@@ -582,8 +593,8 @@ class _Lowerer:
                      user_name=name[0] if name else None, name_span=name[1] if name else None)
         tail = origin = self._add(node)
         if kind.name == "CONV" and self.header.batchnorm:
-            tail = self._add(_Node("BN", {"eps": 1e-5, "momentum": 0.1}, [tail], call.span,
-                                   "BN", scopes, implicit=True, origin=origin))
+            tail = self._add(_Node("BN", dict(self.header.bn_args), [tail], call.span, "BN",
+                                   scopes, implicit=True, origin=origin))
         if kind.family in ("conv", "fc") and self.header.activation is not None:
             act, act_args = self.header.activation
             tail = self._add(_Node(act, dict(act_args), [tail], call.span, act, scopes,
@@ -786,11 +797,15 @@ class _Lowerer:
 
     def _names(self) -> dict[int, str]:
         names: dict[int, str] = {}
-        used: dict[str, Span] = {}
+        used: dict[str, Span | None] = {}  # a user's name → where; generated → None
         for index, node in enumerate(self.nodes, start=1):
             if node.user_name is None or node.removed:
                 continue
-            if node.user_name in used or node.user_name == INPUT_NODE:
+            if node.user_name == INPUT_NODE:
+                self.diags.error("name", f"`{INPUT_NODE}` names the network's input; choose "
+                                 "another name", node.name_span or node.span)
+                continue
+            if node.user_name in used:
                 first = used.get(node.user_name)
                 hint = f"the first is at line {first.line}" if first else None
                 if first is not None and first == node.name_span:
@@ -1019,12 +1034,12 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text[1:-1])
 
 
-def _fresh(name: str, used: dict[str, Span]) -> str:
+def _fresh(name: str, used: dict[str, Span | None]) -> str:
     candidate, n = name, 1
     while candidate in used:
         n += 1
         candidate = f"{name}_{n}"
-    used[candidate] = Span(start=0, end=0, line=0, col=0, end_line=0, end_col=0)
+    used[candidate] = None
     return candidate
 
 

@@ -16,9 +16,6 @@ from archspec.diagnostics import Diagnostics
 from archspec.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.source import Source, Span
 
-HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "init", "dtype",
-                   "block")
-
 _SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[\[\]()]|\n')
 _COMMENT = re.compile(r"#[^\n]*")
 _FIRST_WORD = re.compile(r"[ \t\f\r\n]*([A-Za-z_][A-Za-z0-9_]*)")
@@ -50,6 +47,8 @@ class _Build(Transformer[Token, Any]):
         self.base = 0
 
     def _span(self, first: Any, last: Any) -> Span:
+        if first is last and not isinstance(first, Token):
+            return first.span  # a chain of one element spans just that element
         return self.source.span(self._start(first), self._end(last))
 
     def _start(self, item: Any) -> int:
@@ -98,9 +97,10 @@ class _Build(Transformer[Token, Any]):
     def call(self, children: list[Any]) -> s.Call:
         word = children[0]
         args = children[1] if len(children) > 1 else None
-        end = children[-1] if args is None else args[1]
-        return s.Call(word=str(word), word_span=self._tok(word),
-                      args=None if args is None else args[0], span=self._span(word, end))
+        word_span = self._tok(word)
+        span = word_span if args is None else self._span(word, args[1])
+        return s.Call(word=str(word), word_span=word_span,
+                      args=None if args is None else args[0], span=span)
 
     def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], Token]:
         return tuple(c for c in children if isinstance(c, s.Arg)), children[-1]
@@ -233,7 +233,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
             offset = line.start + (first.start(1) if first else 0)
             train_span = source.span(offset, offset + len("train:"))
             continue
-        is_header = keyword in HEADER_KEYWORDS and (
+        is_header = keyword in s.HEADER_KEYWORDS and (
             keyword not in ("input", "batchnorm")
             or (keyword == "input" and _INPUT_HEADER.match(text))
             or (keyword == "batchnorm" and not body and _BATCHNORM_HEADER.match(text))

@@ -7,6 +7,9 @@ from typing import Literal
 
 from archspec.source import Span
 
+HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "init", "dtype",
+                   "block")
+
 ValueKind = Literal["word", "number", "size", "string", "param"]
 
 

@@ -1,0 +1,64 @@
+"""Front-end speed: parse + validate (lower, shapes) generated specs of 1k, 10k and 100k layers.
+
+    python benches/parse.py [--repeat N]
+
+Two generated forms per size: every layer written out (the parser's work grows with the file),
+and one `[...]*N` repeat (the lowering's work grows with the expansion). Prints the best time
+of N runs per size and the growth ratio to the previous size; linear growth is a ratio near 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from archspec.frontend import loads
+
+HEADER = "network bench\ninput 8x16x16\n"
+UNIT = ("CONV3-8", "BN", "RELU", "POOL1")  # shape-preserving: 8x16x16 throughout
+
+
+def written(layers: int) -> str:
+    """Every layer written out, ten a line (consecutive lines join into one chain)."""
+    words = [UNIT[i % len(UNIT)] for i in range(layers - 2)] + ["FC-10"]  # + implied flatten
+    lines = [" - ".join(words[i:i + 10]) for i in range(0, len(words), 10)]
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def repeated(layers: int) -> str:
+    """One repeat of two layers, expanded by the lowering, then the flatten and the FC."""
+    return HEADER + f"[CONV3-8 - RELU]*{(layers - 2) // 2} - FC-10\n"
+
+
+def best(text: str, repeat: int) -> tuple[float, int]:
+    times = []
+    count = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        spec = loads(text, "bench.arch")
+        times.append(time.perf_counter() - start)
+        if not spec.ok or spec.network is None:
+            raise SystemExit(f"generated spec is invalid:\n{spec.render()[:2000]}")
+        count = len(spec.network.layers)
+    return min(times), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size (best is shown)")
+    args = parser.parse_args()
+    loads(HEADER + "FC-10\n")  # build the grammar once, outside the timings
+    print(f"{'form':<10}{'layers':>9}{'bytes':>10}{'seconds':>10}{'layers/s':>12}{'growth':>8}")
+    for form, make in (("written", written), ("repeated", repeated)):
+        previous = None
+        for size in (1_000, 10_000, 100_000):
+            text = make(size)
+            seconds, count = best(text, args.repeat)
+            growth = f"{seconds / previous:.1f}x" if previous else "-"
+            print(f"{form:<10}{count:>9,}{len(text):>10,}{seconds:>10.3f}"
+                  f"{count / seconds:>12,.0f}{growth:>8}")
+            previous = seconds
+
+
+if __name__ == "__main__":
+    main()
