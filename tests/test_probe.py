@@ -1,0 +1,220 @@
+"""`archspec probe`: the lecture's initialisation tables, reproduced and explained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archspec import load, loads
+from archspec.cli import main
+from archspec.ir import InitScheme
+from archspec.probe import (
+    InitError,
+    Probe,
+    _Moments,
+    _Recorder,
+    parse_init,
+    probe,
+    render_text,
+)
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def run_probe(name: str, init: str | None = None, samples: int = 1000) -> Probe:
+    spec = load(SPECS / f"{name}.arch")
+    assert spec.network is not None
+    return probe(spec.network, spec.shapes, init=parse_init(init) if init else None,
+                 samples=samples, seed=0)
+
+
+def after_nonlinearity(result: Probe) -> list[float]:
+    """The rows the lecture prints: each layer's output after its tanh or ReLU."""
+    return [layer.std for layer in result.layers if layer.post_activation]
+
+
+@pytest.fixture(scope="module")
+def tanh_small() -> Probe:
+    return run_probe("init_tanh")
+
+
+@pytest.fixture(scope="module")
+def relu_kaiming() -> Probe:
+    return run_probe("init_relu")
+
+
+def test_tanh_small_weights_reproduce_the_lecture_table(tanh_small: Probe,
+                                                        reference: dict) -> None:
+    expected = [row["std"] for row in reference["init_experiment"]["tanh_W_0.01randn"]["layers"]]
+    measured = after_nonlinearity(tanh_small)
+    assert len(measured) == 10
+    for got, want in zip(measured[:5], expected[:5], strict=True):
+        assert got == pytest.approx(want, rel=0.10)
+    # The figures the lecture prints.
+    assert measured[:5] == pytest.approx([0.213, 0.0476, 0.0106, 0.00238, 0.000532], rel=0.10)
+
+
+def test_tanh_small_weights_collapse_forward_and_vanish_backward(tanh_small: Probe) -> None:
+    stds = after_nonlinearity(tanh_small)
+    assert all(later < earlier / 3 for earlier, later in pairwise(stds))
+    assert stds[-1] < 1e-5
+    first = tanh_small.layers[0]
+    assert first.grad_std is not None and first.grad_std < 1e-4
+    assert tanh_small.layers[-1].grad_std == pytest.approx(1.0, rel=0.05)
+    findings = " ".join(tanh_small.findings)
+    assert "activations collapse" in findings and "gradients vanish" in findings
+    assert "collapsed" in tanh_small.layers[-1].flags
+
+
+def test_relu_kaiming_holds_the_deviations(relu_kaiming: Probe, reference: dict) -> None:
+    stds = after_nonlinearity(relu_kaiming)
+    assert len(stds) == 10
+    assert all(0.6 <= s <= 1.1 for s in stds), stds
+    table = reference["init_experiment"]["relu_W_randn_sqrt2_over_fanin"]["layers"]
+    means = [layer.mean for layer in relu_kaiming.layers if layer.post_activation]
+    for got, row in zip(means, table, strict=True):
+        assert got == pytest.approx(row["mean"], abs=0.1)
+    assert all(0.5 < (layer.grad_std or 0) < 2 for layer in relu_kaiming.layers)
+    assert relu_kaiming.findings == ["no layer's activations or gradients collapse or explode"]
+
+
+def test_xavier_keeps_tanh_from_collapsing() -> None:
+    result = run_probe("init_tanh", "xavier")
+    stds = after_nonlinearity(result)
+    assert len(stds) == 10
+    assert min(stds) > 0.1, stds
+    assert stds[-1] > stds[0] / 4
+    assert not any(layer.flags for layer in result.layers)
+
+
+def test_large_weights_saturate_tanh() -> None:
+    result = run_probe("init_tanh", "normal(std=1)", samples=200)
+    tanh = [layer for layer in result.layers if layer.kind == "TANH"]
+    assert all(layer.saturated is not None and layer.saturated > 0.9 for layer in tanh)
+    assert all("saturated" in layer.flags for layer in tanh)
+    assert any("saturate" in text for text in result.findings)
+
+
+def test_dead_relu_units_are_those_zero_for_every_sample() -> None:
+    recorder = _Recorder("RELU")
+    out = torch.rand(6, 10)
+    out[:, :3] = 0.0  # three units that never fire
+    out[0, 3] = 0.0  # a unit that is zero only sometimes is alive
+    recorder.forward(out[:3])
+    recorder.forward(out[3:])
+    assert recorder.saturated() == pytest.approx(0.3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=60), st.integers(1, 5))
+def test_moments_merged_by_chunks_equal_numpy(values: list[float], parts: int) -> None:
+    moments = _Moments()
+    for chunk in np.array_split(np.array(values), parts):
+        if chunk.size:
+            moments.add(torch.tensor(chunk))
+    assert moments.mean == pytest.approx(np.mean(values), abs=1e-9)
+    assert moments.std == pytest.approx(np.std(values), rel=1e-7, abs=1e-9)
+
+
+@pytest.mark.parametrize("text, scheme", [
+    ("xavier", InitScheme(name="xavier")),
+    ("KAIMING", InitScheme(name="kaiming")),
+    ("normal(std=0.5)", InitScheme(name="normal", std=0.5)),
+    ("normal(0.02)", InitScheme(name="normal", std=0.02)),
+])
+def test_init_schemes_parse_as_the_header_does(text: str, scheme: InitScheme) -> None:
+    assert parse_init(text) == scheme
+    header = loads(f"network n\ninput 4\ninit {text}\nFC-2\n")
+    assert header.network is not None and header.network.init == scheme
+
+
+@pytest.mark.parametrize("text, message", [
+    ("normall(std=1)", "--init:1:6: error: unknown init scheme `normall`"),
+    ("xavier(gain=2)", "--init:1:13: error: `xavier` has no argument `gain`"),
+    ("normal(std=-1)", "--init:1:17: error: std: input should be greater than 0"),
+    ("normal(std=0.01", "--init:1:12: error: `(` is never closed"),
+    ("xavier kaiming", "--init:1:"),
+])
+def test_bad_init_schemes_are_located(text: str, message: str) -> None:
+    with pytest.raises(InitError) as error:
+        parse_init(text)
+    assert str(error.value).startswith(message)
+
+
+def test_every_layer_of_a_residual_net_is_seen_joins_included() -> None:
+    spec = loads("network r\ninput 4x8x8\nCONV3-4 - (CONV3-4 - RELU + ID) - RELU - FC-10\n")
+    assert spec.network is not None
+    result = probe(spec.network, spec.shapes, samples=16)
+    assert [layer.name for layer in result.layers] == [n.name for n in spec.network.layers]
+    add = next(layer for layer in result.layers if layer.kind == "ADD")
+    assert add.grad_std is not None and add.std > 0
+    assert result.unseen == ()
+
+
+def test_a_join_feeding_only_a_join_is_named_as_unseen() -> None:
+    spec = loads("network n\ninput 4x8x8\n((CONV3-4 | CONV3-4) + CONV3-8) - RELU - FC-10\n")
+    assert spec.network is not None
+    result = probe(spec.network, spec.shapes, samples=8)
+    concat = next(layer.name for layer in spec.network.layers if layer.kind == "CONCAT")
+    assert result.unseen == (concat,)
+    assert f"not seen: {concat}" in render_text([result])
+
+
+def test_cli_json_is_a_list_for_several_schemes(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["probe", str(SPECS / "init_tanh.arch"), "--samples", "100",
+                 "--init", "xavier", "normal(std=0.01)", "--format", "json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [item["init"] for item in data] == ["xavier", "normal(std=0.01)"]
+    assert set(data[0]) == {"network", "init", "samples", "seed", "input", "layers", "unseen",
+                            "findings"}
+    assert set(data[0]["layers"][0]) == {"name", "kind", "mean", "std", "grad_mean",
+                                         "grad_std", "saturated"}
+    assert data[0]["layers"][1]["kind"] == "TANH"
+    assert data[0]["layers"][0]["saturated"] is None
+
+
+def test_cli_text_marks_the_rows_after_a_nonlinearity(capsys: pytest.CaptureFixture[str],
+                                                      golden) -> None:
+    assert main(["probe", str(SPECS / "init_relu.arch"), "--samples", "64"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("*  ")]
+    assert len(rows) == 10 and all(" RELU " in row for row in rows)
+    golden("probe_init_relu_64.txt", out)
+
+
+def test_cli_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "probe.png"
+    assert main(["probe", str(SPECS / "init_tanh.arch"), str(SPECS / "init_relu.arch"),
+                 "--samples", "100", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["probe.png"]  # no temporary left over
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_cli_refuses_bad_input_without_a_traceback(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(SPECS / "init_tanh.arch")
+    assert main(["probe", spec, "--init", "kaimin"]) == 2
+    assert "did you mean `kaiming`?" in capsys.readouterr().err
+    assert main(["probe", spec, "--plot", str(tmp_path / "out.svg")]) == 2
+    assert main(["probe", str(SPECS / "sketch.arch")]) == 1
+    assert "error: CONV needs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["probe", spec, "--samples", "1"])
+
+
+def test_the_command_module_does_not_import_torch() -> None:
+    code = "import sys, archspec.commands.probe; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
