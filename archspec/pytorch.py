@@ -13,6 +13,7 @@ import inspect
 import keyword
 import linecache
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -29,10 +30,11 @@ from archspec.shapes import Shapes, infer
 from archspec.source import Source
 
 LINE_LIMIT = 99
+_WORD = re.compile(r"[^A-Za-z0-9_]")
 INPUT_VAR = "x"
 # Names the generated module uses itself; a layer called one of these is renamed.
 _RESERVED = frozenset({INPUT_VAR, "self", "super", "torch", "nn", "OrderedDict", "model",
-                       "module", "build", "INPUT_SHAPE"}) | frozenset(dir(nn.Sequential))
+                       "module", "build", "INPUT_SHAPE"}) | frozenset(dir(nn.Sequential()))
 # Families whose weights the spec's `init` scheme sets.
 _INIT_FAMILIES = ("conv", "fc")
 # Each scheme: the statement that initialises `module.weight`, and what the docstring says.
@@ -128,7 +130,8 @@ def layer_paths(network: Network) -> dict[str, str]:
 
 def class_name(network: Network) -> str:
     """The network's name in CamelCase, made a safe class name (`vgg16` → `Vgg16`)."""
-    text = "".join(part[:1].upper() + part[1:] for part in network.name.split("_"))
+    text = "".join(part[:1].upper() + part[1:]
+                   for part in _WORD.sub("_", network.name).split("_"))
     if not text or not text[0].isalpha():
         text = "Net" + text
     if keyword.iskeyword(text) or text in _RESERVED:
@@ -193,7 +196,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
 def _idents(network: Network) -> dict[str, str]:
     """A safe Python identifier per layer name, unique, never a keyword or a Module attribute."""
     def safe(name: str) -> bool:
-        return (name.isidentifier() and not keyword.iskeyword(name)
+        return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
                 and not keyword.issoftkeyword(name) and not name.startswith("_")
                 and name not in _RESERVED)
 
@@ -201,8 +204,8 @@ def _idents(network: Network) -> dict[str, str]:
     taken = set(names.values())
     for layer in network.layers:
         if layer.name not in names:
-            ident = _unique("layer_" + layer.name.lstrip("_") if layer.name.strip("_")
-                            else "layer", taken)
+            word = _WORD.sub("_", layer.name).strip("_")
+            ident = _unique(f"layer_{word}" if word else "layer", taken)
             names[layer.name] = ident
             taken.add(ident)
     return names

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from archspec.commands import check, draw, probe
+from archspec.commands import check, compile, draw, probe
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
+    "compile": compile,
     "draw": draw,
     "probe": probe,
 }

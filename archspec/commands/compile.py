@@ -1,0 +1,49 @@
+"""`archspec compile FILE [-o DIR]`: the network as PyTorch source, with its table, diagram
+and training plan beside it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archspec import dot, plan
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, load_or_report, write_atomic
+from archspec.diagnostics import render_all
+from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
+
+HELP = "write DIR/<network>.py (a standalone PyTorch module) with its table, diagram and plan"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help=".arch file")
+    parser.add_argument("-o", "--output", metavar="DIR", default="build",
+                        help="directory to write into (default: build/)")
+    parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_BUILD_PARAMS,
+                        metavar="N", help="refuse networks with more parameters than this "
+                        f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_or_report(args.file)
+    if spec is None or spec.network is None:
+        return EXIT_ERRORS
+    # torch is imported only here, when code is generated; `check` and `table` never load it.
+    from archspec.pytorch import BuildError, emit
+
+    network = spec.network
+    try:
+        source = emit(network, spec.shapes, origin=Path(args.file).name,
+                      max_params=args.max_params)
+    except BuildError as exc:
+        print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
+        return EXIT_ERRORS
+    out = Path(args.output)
+    stem = out / network.name
+    written = [stem.with_name(f"{network.name}.py")]
+    write_atomic(written[0], source)
+    written += dot.render_files(network, spec.shapes, stem)
+    written.append(plan.write_plan(spec, out))
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK

@@ -1,0 +1,211 @@
+"""Hypothesis strategies for property tests: random valid `.arch` specs and their networks.
+
+`specs()` draws the text of a spec that archspec accepts: convolutions with random kernel,
+stride, padding, dilation and groups, max and average pools (some with `ceil`), FCs, batch
+norm, LRN, activations, dropout, residual `( A + B )` and concat `( A | B )` branches and
+`[...]*N` repeats, under random `activation`/`batchnorm`/`defaults` headers. `networks()`
+draws the same specs loaded into the IR. Each layer's shape is worked out with the registry's
+own rules as the text is drawn, so every draw is valid; use them to property-test tools built
+on archspec::
+
+    from hypothesis import given
+    from archspec.testing import networks
+
+    @given(networks())
+    def test_my_tool(network): ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+from archspec import registry as reg
+from archspec.frontend import loads
+from archspec.ir import ArgValue, Network, Shape
+
+_ACTIVATIONS = ("RELU", "TANH", "SIGMOID", "GELU", "LEAKYRELU(0.1)")
+
+
+@dataclass
+class _Draw:
+    """The state of one drawing: the hypothesis `draw`, a layer budget, the widths allowed."""
+
+    draw: Any
+    budget: int
+    max_channels: int
+    names: list[str] = field(default_factory=list)
+
+    def spend(self) -> bool:
+        self.budget -= 1
+        return self.budget >= 0
+
+
+def _out(kind: str, args: dict[str, ArgValue], shape: Shape) -> Shape | None:
+    """The registry's output shape, or None where the layer would not fit."""
+    rule = reg.lookup(kind)
+    assert rule is not None
+    full = {p.name: p.default for p in rule.params} | args
+    try:
+        return rule.shape(full, shape)
+    except reg.ShapeError:
+        return None
+
+
+def _args(args: dict[str, ArgValue]) -> str:
+    def text(value: ArgValue) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple):
+            return f"{value[0]}x{value[1]}"
+        return str(value)
+
+    return ", ".join(f"{k}={text(v)}" for k, v in args.items())
+
+
+def _conv(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    groups = d.draw(st.sampled_from([g for g in (1, 2, 3, 4) if shape[0] % g == 0]))
+    filters = groups * d.draw(st.integers(1, max(1, d.max_channels // groups)))
+    kernel = (d.draw(st.integers(1, 5)), d.draw(st.integers(1, 5)))
+    args: dict[str, ArgValue] = {
+        "kernel": kernel if kernel[0] != kernel[1] else kernel[0],
+        "stride": d.draw(st.integers(1, 3)), "pad": d.draw(st.integers(0, 2)),
+        "dilation": d.draw(st.integers(1, 2)), "groups": groups,
+        "bias": d.draw(st.booleans())}
+    out = _out("CONV", {"filters": filters, **args}, shape)
+    return (f"CONV({filters}, {_args(args)})", out) if out else None
+
+
+def _pool(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    kind = d.draw(st.sampled_from(("MAXPOOL", "AVGPOOL")))
+    kernel = d.draw(st.integers(1, 3))
+    args: dict[str, ArgValue] = {"kernel": kernel, "stride": d.draw(st.integers(1, 3)),
+                                 "pad": d.draw(st.integers(0, kernel // 2)),
+                                 "ceil": d.draw(st.booleans())}
+    out = _out(kind, args, shape)
+    return (f"{kind}({_args(args)})", out) if out else None
+
+
+def _same_conv(d: _Draw, filters: int) -> str:
+    """A stride-1 convolution that keeps the spatial size: the `CONVk-f` shorthand."""
+    return f"CONV{d.draw(st.sampled_from((1, 3)))}-{filters}"
+
+
+def _keeping(d: _Draw, shape: Shape) -> str:
+    """A short chain that keeps its input's shape exactly (for residual branches, repeats)."""
+    parts = []
+    for _ in range(d.draw(st.integers(1, 3))):
+        if not d.spend():
+            break
+        if len(shape) == 3:
+            options = ("conv", "bn", "act", "dropout", "lrn")
+        else:  # a square FC keeps a flat shape; a wide one would dominate the run time
+            options = ("fc", "bn", "act", "dropout") if shape[0] <= 64 else ("bn", "act")
+        choice = d.draw(st.sampled_from(options))
+        if choice == "conv":
+            parts.append(_same_conv(d, shape[0]))
+        elif choice == "fc":
+            parts.append(f"FC-{shape[0]}")
+        elif choice == "bn":
+            parts.append("BN")
+        elif choice == "lrn":
+            parts.append(f"LRN(size={d.draw(st.integers(1, 5))})")
+        elif choice == "dropout":
+            parts.append(f"DROPOUT({d.draw(st.sampled_from((0.1, 0.5)))})")
+        else:
+            parts.append(d.draw(st.sampled_from(_ACTIVATIONS)))
+    return " - ".join(parts) or "ID"
+
+
+def _residual(d: _Draw, shape: Shape) -> tuple[str, Shape]:
+    left = _keeping(d, shape)
+    right = d.draw(st.sampled_from(("ID", "keep")))
+    return f"({left} + {_keeping(d, shape) if right == 'keep' else 'ID'})", shape
+
+
+def _concat(d: _Draw, shape: Shape) -> tuple[str, Shape]:
+    branches, channels = [], 0
+    for _ in range(d.draw(st.integers(2, 3))):
+        choice = d.draw(st.sampled_from(("conv", "pool", "id")))
+        if choice == "conv":
+            filters = d.draw(st.integers(1, d.max_channels))
+            branches.append(_same_conv(d, filters))
+            channels += filters
+        elif choice == "pool":
+            branches.append("MAXPOOL3/1(pad=1)")
+            channels += shape[0]
+        else:
+            branches.append("ID")
+            channels += shape[0]
+    return f"({' | '.join(branches)})", (channels, *shape[1:])
+
+
+def _step(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    """One piece of the body: a layer, a branch or a repeat, valid for `shape`."""
+    if len(shape) == 1:
+        choice = d.draw(st.sampled_from(("fc", "fc", "bn", "act", "dropout", "repeat",
+                                         "residual")))
+    else:
+        choice = d.draw(st.sampled_from(("conv", "conv", "conv", "pool", "pool", "bn", "act",
+                                         "lrn", "dropout", "residual", "residual", "concat",
+                                         "concat", "repeat", "gap", "fc", "flatten")))
+    if choice == "conv":
+        return _conv(d, shape)
+    if choice == "pool":
+        return _pool(d, shape)
+    if choice == "fc":
+        units = d.draw(st.integers(1, 4 * d.max_channels))
+        return f"FC-{units}", (units,)
+    if choice == "gap":
+        return "GAP", (shape[0], 1, 1)
+    if choice == "flatten":
+        return "FLATTEN", (shape[0] * shape[1] * shape[2],)
+    if choice == "residual":
+        return _residual(d, shape)
+    if choice == "concat":
+        return _concat(d, shape)
+    if choice == "repeat":
+        return f"[{_keeping(d, shape)}]*{d.draw(st.integers(1, 3))}", shape
+    return _keeping(d, shape), shape
+
+
+@st.composite
+def specs(draw: Any, *, max_layers: int = 12, max_size: int = 12,
+          max_channels: int = 8) -> str:
+    """The text of a random valid spec (small enough to build and run in milliseconds)."""
+    d = _Draw(draw, max_layers, max_channels)
+    if draw(st.integers(0, 3)):
+        shape: Shape = (draw(st.integers(1, 4)), draw(st.integers(1, max_size)),
+                        draw(st.integers(1, max_size)))
+    else:
+        shape = (draw(st.integers(1, 4 * max_channels)),)
+    header = ["network random", f"input {'x'.join(map(str, shape))}"]
+    if draw(st.booleans()):
+        header.append(f"activation {draw(st.sampled_from(('relu', 'tanh', 'gelu')))}")
+    if draw(st.booleans()):
+        header.append("batchnorm")
+    if draw(st.booleans()):
+        header.append("defaults CONV(bias=false) BN(eps=0.001)")
+    body: list[str] = []
+    while d.spend():
+        step = _step(d, shape)
+        if step is not None:
+            body.append(step[0])
+            shape = step[1]
+    if not body:
+        body.append("FC-2" if len(shape) == 1 else "CONV1-2")
+    return "\n".join(header) + "\n\n" + " -\n".join(body) + "\n"
+
+
+def networks(**limits: int) -> st.SearchStrategy[Network]:
+    """Random valid networks, lowered to the IR (see `specs` for the limits)."""
+    return specs(**limits).map(_load)
+
+
+def _load(text: str) -> Network:
+    spec = loads(text, "<random>")
+    if not spec.ok or spec.network is None:
+        raise AssertionError(f"archspec.testing drew an invalid spec:\n{text}\n{spec.render()}")
+    return spec.network
