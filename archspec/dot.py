@@ -25,7 +25,7 @@ import graphviz
 
 from archspec import registry as reg
 from archspec.commands.common import write_atomic
-from archspec.ir import Layer, Network, Scope, Shape
+from archspec.ir import Layer, Network, Shape
 from archspec.lower import INPUT_NODE
 from archspec.shapes import Shapes
 
@@ -33,6 +33,7 @@ Detail = Literal["compact", "full"]
 Rankdir = Literal["TB", "LR"]
 FORMATS = ("svg", "png", "pdf", "dot")
 OUTPUT_NODE = "network output"  # a space: no layer can have this name
+CAPTION = "caption "  # + scope id: the plain-text node naming a cluster
 INSTALL_HINT = ("Graphviz's `dot` is not on PATH; install Graphviz "
                 "(apt-get install graphviz, or brew install graphviz), or write .dot instead")
 
@@ -89,9 +90,8 @@ def layer_params(layer: Layer, shapes: Shapes) -> int | None:
 def totals(network: Network, shapes: Shapes) -> tuple[int, int, int] | None:
     """(params, activations, MACs) for the header; None for a sketch without sizes.
 
-    Activations count the input and the outputs of the layers that compute new values
-    (conv, pool, fc, joins), as the CS231n tables do; activations, norms, dropout and
-    flatten rewrite values in place or only view them.
+    Activations count the input and every output with storage of its own, as the CS231n
+    tables do: layers the registry marks in place (ReLU, dropout) or views (flatten) add none.
     """
     params = macs = 0
     activations = math.prod(network.input.shape)
@@ -104,7 +104,7 @@ def totals(network: Network, shapes: Shapes) -> tuple[int, int, int] | None:
         cost = kind.cost(layer.args, inp, out)
         params += cost.weights + cost.biases
         macs += cost.macs
-        if kind.family in ("conv", "pool", "fc", "join"):
+        if not (kind.in_place or kind.view):
             activations += math.prod(out)
     return params, activations, macs
 
@@ -208,11 +208,10 @@ def _repeat_mark(box: Box, single: dict[int, bool]) -> int:
     return math.prod(s.count for s in box.main.scopes if s.count > 1 and single[s.id])
 
 
-def _clusters(box: Box, single: dict[int, bool], detail: Detail) -> tuple[Scope, ...]:
-    """The scopes drawn as clusters around a box, outermost first."""
-    if detail == "full":
-        return box.main.scopes
-    return tuple(s for s in box.main.scopes if s.count == 1 or not single[s.id])
+def _clusters(box: Box, single: dict[int, bool], detail: Detail) -> tuple[int, ...]:
+    """The ids of the scopes drawn as clusters around a box, outermost first."""
+    return tuple(s.id for s in box.main.scopes
+                 if detail == "full" or s.count == 1 or not single[s.id])
 
 
 def _label(rows: Iterable[str]) -> str:
@@ -280,31 +279,49 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
     )
     ends = {"shape": "box", "style": "filled", "fillcolor": ENDS_FILL, "color": ENDS_FILL}
     graph.node(INPUT_NODE, _end_label("input", network.input.shape), **ends)
-    tree: dict[tuple[Scope, ...], list[Box]] = {}
+    tree: dict[tuple[int, ...], list[Box]] = {}
+    captions: dict[int, str] = {}
     for box in boxes:
         tree.setdefault(_clusters(box, single, detail), []).append(box)
-    _emit(graph, (), tree, shapes, single)
+        for scope in box.main.scopes:
+            captions[scope.id] = f"×{scope.count}" if scope.count > 1 else scope.label
+    _emit(graph, (), _Layout(tree, captions, shapes, single))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
     for tail, head in _edges(network, boxes, owner, detail):
         graph.edge(tail, head)
     return graph
 
 
-def _emit(graph: graphviz.Digraph, path: tuple[Scope, ...],
-          tree: dict[tuple[Scope, ...], list[Box]], shapes: Shapes,
-          single: dict[int, bool]) -> None:
+@dataclass(frozen=True)
+class _Layout:
+    tree: dict[tuple[int, ...], list[Box]]  # cluster path (scope ids) -> the boxes directly in it
+    captions: dict[int, str]  # scope id -> `x3` or the block call
+    shapes: Shapes
+    single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
+
+
+def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> None:
     """Draw the boxes directly inside `path`, then each cluster nested one level deeper."""
-    for box in tree.get(path, []):
+    for box in layout.tree.get(path, []):
         family = reg.kind_of(box.main.kind).family
-        graph.node(box.id, _box_label(box, shapes, _repeat_mark(box, single)),
+        graph.node(box.id, _box_label(box, layout.shapes, _repeat_mark(box, layout.single)),
                    fillcolor=FILL[family])
-    inner = dict.fromkeys(p[len(path)] for p in tree if len(p) > len(path) and p[:len(path)]
-                          == path)
+    depth = len(path)
+    inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)
     for scope in inner:
-        with graph.subgraph(name=f"cluster_{scope.id}") as sub:
-            sub.attr(label=f"×{scope.count}" if scope.count > 1 else scope.label,
-                     **CLUSTER_STYLE)
-            _emit(sub, (*path, scope), tree, shapes, single)
+        inside = (*path, scope)
+        first = next(box for p, boxes in layout.tree.items() if p[:depth + 1] == inside
+                     for box in boxes)
+        with graph.subgraph(name=f"cluster_{scope}") as sub:
+            sub.attr(label="", **CLUSTER_STYLE)
+            # The caption is a plain-text node left of the first box: edges route around
+            # nodes, so none crosses it (they would cross a cluster label).
+            tag = f"{CAPTION}{scope}"
+            sub.node(tag, layout.captions[scope], shape="plaintext", style="", fontsize="11")
+            with sub.subgraph() as row:
+                row.attr(rank="same")
+                row.edge(tag, first.id, style="invis")
+            _emit(sub, inside, layout)
 
 
 def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",

@@ -58,7 +58,7 @@ def draw_svg(name: str, detail: dot.Detail = "compact") -> Drawn:
     for group in root.iter(f"{SVG}g"):
         title = group.findtext(f"{SVG}title", "")
         text = " ".join((t.text or "").strip() for t in group.iter(f"{SVG}text"))
-        if group.get("class") == "node":
+        if group.get("class") == "node" and not title.startswith(dot.CAPTION):
             nodes[title] = text
         elif group.get("class") == "edge":
             tail, head = title.split("->")
@@ -122,9 +122,14 @@ def test_full_detail_draws_every_layer_and_every_input(path: Path) -> None:
     assert spec.network is not None and spec.drawable
     svg = dot.render(dot.dot_source(spec.network, spec.shapes, detail="full"), "svg")
     root = ET.fromstring(svg)
-    kinds = [g.get("class") for g in root.iter(f"{SVG}g")]
-    assert kinds.count("node") == len(spec.network.layers) + 2  # and input, output
-    assert kinds.count("edge") == sum(len(layer.inputs) for layer in spec.network.layers) + 1
+    drawn = [(g.get("class"), g.findtext(f"{SVG}title", "")) for g in root.iter(f"{SVG}g")]
+    nodes = [t for c, t in drawn if c == "node" and not t.startswith(dot.CAPTION)]
+    assert len(nodes) == len(spec.network.layers) + 2  # and input, output
+    edges = [t for c, t in drawn if c == "edge"]
+    assert len(edges) == sum(len(layer.inputs) for layer in spec.network.layers) + 1
+    # one caption a cluster: a block expansion, or a whole repeated run
+    scopes = {scope.id for layer in spec.network.layers for scope in layer.scopes}
+    assert len(drawn) - len(nodes) - len(edges) - 1 == 2 * len(scopes)  # 1: the graph
 
 
 def test_vgg16_golden_dot(golden) -> None:
