@@ -155,7 +155,8 @@ class _Lowerer:
         if self.header.input is None:
             return None
         if not syntax.body:
-            self.diags.error("body", "the network has no layers", self.header.input.span)
+            if not any(d.code == "syntax" for d in self.diags.items):  # else a line was lost
+                self.diags.error("body", "the network has no layers", self.header.input.span)
             return None
         total = sum(self._count(chain, {}) for chain in syntax.body)
         if total > MAX_LAYERS:
@@ -817,11 +818,12 @@ class _Lowerer:
             names[index] = node.user_name
         counters: dict[str, int] = {}
         for index, node in enumerate(self.nodes, start=1):
-            if node.removed or index in names or node.implicit:
+            if node.removed or node.implicit:
                 continue
             short = reg.kind_of(node.kind).short
-            counters[short] = counters.get(short, 0) + 1
-            names[index] = _fresh(f"{short}{counters[short]}", used)
+            counters[short] = counters.get(short, 0) + 1  # named layers keep their place
+            if index not in names:
+                names[index] = _fresh(f"{short}{counters[short]}", used)
         for index, node in enumerate(self.nodes, start=1):
             if node.removed or index in names:
                 continue

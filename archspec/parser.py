@@ -157,10 +157,12 @@ def _lark() -> tuple[Lark, _Build]:
 
 
 def _describe(expected: set[str]) -> str:
-    names = sorted({_TOKEN_NAMES.get(e, e) for e in expected if not e.startswith("_")})
+    order = list(_TOKEN_NAMES)  # layers and values first, then punctuation
+    known = sorted((e for e in expected if e in _TOKEN_NAMES), key=order.index)
+    names = [_TOKEN_NAMES[e] for e in known]
     if len(names) > 6:
         names = [*names[:6], "..."]
-    return ", ".join(names)
+    return ", ".join(names) or "something else"
 
 
 def _split(source: Source, diags: Diagnostics) -> list[_Line]:
@@ -295,5 +297,4 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
-    diags.error("syntax", f"unexpected {_TOKEN_NAMES.get(token.type, token.type)} "
-                f"`{token}`; expected {expected}", span, hint=hint)
+    diags.error("syntax", f"unexpected `{token}`; expected {expected}", span, hint=hint)

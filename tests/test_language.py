@@ -1,0 +1,463 @@
+"""Every form of ../shared/LANGUAGE.md parses to the graph it means: kinds, arguments, edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import all_specs
+
+from archspec.frontend import Spec, load, loads
+from archspec.ir import Layer, Network
+
+CONV_DEFAULTS = {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True}
+
+
+def spec_of(body: str, header: str = "network t\ninput 3x32x32\n") -> Spec:
+    return loads(header + body, "t.arch")
+
+
+def network(body: str, header: str = "network t\ninput 3x32x32\n") -> Network:
+    """The lowered network of a spec that must be free of errors."""
+    spec = spec_of(body, header)
+    assert spec.ok, spec.render()
+    assert spec.network is not None
+    return spec.network
+
+
+def kinds(net: Network) -> list[str]:
+    return [layer.kind for layer in net.layers]
+
+
+def chain_edges(net: Network) -> bool:
+    """True when every layer reads exactly the one before it (a plain stack)."""
+    previous = "input"
+    for layer in net.layers:
+        if layer.inputs != (previous,):
+            return False
+        previous = layer.name
+    return True
+
+
+def conv(filters: int, kernel: int | tuple[int, int], **kw: object) -> dict[str, object]:
+    return {"filters": filters, "kernel": kernel, **CONV_DEFAULTS, **kw}
+
+
+def pool(kernel: int, stride: int | None = None, pad: int = 0) -> dict[str, object]:
+    return {"kernel": kernel, "stride": stride or kernel, "pad": pad, "ceil": False}
+
+
+def by_name(net: Network) -> dict[str, Layer]:
+    return {layer.name: layer for layer in net.layers}
+
+
+# -- a whole file and its header ------------------------------------------------------------
+
+
+def test_the_contract_example_parses_whole() -> None:
+    text = """\
+# VGG16 (Simonyan & Zisserman, 2014) as in the CS231n table
+network vgg16 "VGG16, configuration D"
+input 3x224x224
+activation relu
+
+[CONV3-64]*2 - POOL2
+[CONV3-128]*2 - POOL2
+[CONV3-256]*3 - POOL2
+[CONV3-512]*3 - POOL2
+[CONV3-512]*3 - POOL2
+FC-4096 - DROPOUT(0.5) - FC-4096 - DROPOUT(0.5) - FC-1000
+
+train:
+  data digits
+  batch 128
+  epochs 30
+  optimizer sgd(lr=0.01, momentum=0.9, weight_decay=5e-4)
+  schedule plateau(factor=0.1, patience=3)
+  augment hflip - rotate(20) - color_jitter(hue=0.05, saturation=0.05)
+  seed 0
+"""
+    spec = loads(text, "vgg16.arch")
+    assert spec.ok, spec.render()
+    net = spec.network
+    assert net is not None
+    assert (net.name, net.description) == ("vgg16", "VGG16, configuration D")
+    real = [layer for layer in net.layers if not layer.implicit]
+    assert [layer.kind for layer in real].count("CONV") == 13
+    assert [layer.kind for layer in real].count("MAXPOOL") == 5
+    assert [layer.kind for layer in real].count("FC") == 3
+    assert chain_edges(net)
+    assert spec.shapes[net.output] == (1000,)
+    plan = net.plan
+    assert plan is not None
+    assert (plan.data.name, plan.batch, plan.epochs, plan.seed) == ("digits", 128, 30, 0)
+    assert (plan.optimizer.name, plan.optimizer.lr, plan.optimizer.momentum,
+            plan.optimizer.weight_decay) == ("sgd", 0.01, 0.9, 5e-4)
+    assert (plan.schedule.name, plan.schedule.factor, plan.schedule.patience) == (
+        "plateau", 0.1, 3)
+    assert [(a.name, a.args) for a in plan.augment] == [
+        ("hflip", {}), ("rotate", {"deg": 20}),
+        ("color_jitter", {"hue": 0.05, "saturation": 0.05})]
+
+
+@pytest.mark.parametrize(("line", "shape", "order"), [
+    ("input 3x224x224", (3, 224, 224), "chw"),
+    ("input 224x224x3 hwc", (3, 224, 224), "hwc"),
+    ("input 224×224×3 HWC", (3, 224, 224), "hwc"),
+    ("input 1x28x32 chw", (1, 28, 32), "chw"),
+    ("input 500", (500,), "flat"),
+])
+def test_input_orders(line: str, shape: tuple[int, ...], order: str) -> None:
+    body = "FC-10\n" if order == "flat" else "CONV3-8\n"
+    net = network(body, f"network t\n{line}\n")
+    assert (net.input.shape, net.input.order) == (shape, order)
+
+
+def test_network_description_is_optional_and_unescaped() -> None:
+    assert network("FC-2", "network plain\ninput 4\n").description == ""
+    assert network("FC-2", 'network q "say \\"hi\\""\ninput 4\n').description == 'say "hi"'
+
+
+def test_activation_after_every_conv_and_fc_but_the_classifier() -> None:
+    net = network("CONV3-8 - POOL2 - CONV3-8 - FC-32 - FC-10",
+                  "network t\ninput 3x8x8\nactivation relu\n")
+    assert kinds(net) == ["CONV", "RELU", "MAXPOOL", "CONV", "RELU", "FLATTEN", "FC", "RELU",
+                          "FC"]
+    relus = [layer for layer in net.layers if layer.kind == "RELU"]
+    assert all(r.implicit for r in relus)
+    assert [r.origin for r in relus] == ["conv1", "conv2", "fc1"]
+    assert chain_edges(net)
+
+
+def test_activation_with_arguments() -> None:
+    net = network("FC-8 - FC-2", "network t\ninput 4\nactivation leakyrelu(slope=0.2)\n")
+    assert [(layer.kind, layer.args) for layer in net.layers] == [
+        ("FC", {"units": 8, "bias": True}), ("LEAKYRELU", {"slope": 0.2}),
+        ("FC", {"units": 2, "bias": True})]
+
+
+def test_batchnorm_goes_between_conv_and_activation() -> None:
+    net = network("CONV3-8 - CONV3-8", "network t\ninput 3x8x8\nbatchnorm\nactivation relu\n")
+    assert kinds(net) == ["CONV", "BN", "RELU", "CONV", "BN"]
+    assert [layer.origin for layer in net.layers] == [None, "conv1", "conv1", None, "conv2"]
+    assert chain_edges(net)
+
+
+def test_defaults_several_kinds_on_one_line_reach_implicit_layers_too() -> None:
+    net = network("CONV3-8 - CONV(4, 1, bias=true) - POOL2",
+                  "network t\ninput 3x8x8\nbatchnorm\n"
+                  "defaults CONV(bias=false) BN(eps=0.001) POOL(stride=1)\n")
+    layers = by_name(net)
+    assert layers["conv1"].args == conv(8, 3, pad=1, bias=False)
+    assert layers["conv2"].args == conv(4, 1)  # written arguments win over defaults
+    assert layers["conv1_bn"].args == {"eps": 0.001, "momentum": 0.1}
+    assert layers["pool1"].args == pool(2, stride=1)
+
+
+@pytest.mark.parametrize(("line", "name", "std"), [
+    ("", "torch", 0.01),
+    ("init torch", "torch", 0.01),
+    ("init normal(std=0.02)", "normal", 0.02),
+    ("init normal(0.05)", "normal", 0.05),
+    ("init xavier", "xavier", 0.01),
+    ("init KAIMING", "kaiming", 0.01),
+    ("init orthogonal", "orthogonal", 0.01),
+])
+def test_init_schemes(line: str, name: str, std: float) -> None:
+    net = network("FC-2", f"network t\ninput 4\n{line}\n")
+    assert (net.init.name, net.init.std) == (name, std)
+
+
+@pytest.mark.parametrize(("line", "dtype"), [
+    ("", "float32"), ("dtype float32", "float32"), ("dtype float16", "float16"),
+    ("dtype bfloat16", "bfloat16")])
+def test_dtype(line: str, dtype: str) -> None:
+    assert network("FC-2", f"network t\ninput 4\n{line}\n").dtype == dtype
+
+
+def test_keywords_and_kinds_are_case_insensitive_names_are_not() -> None:
+    upper = network("Conv3-8 - pool2 - Fc-10", "NETWORK t\nINPUT 3x8x8\nActivation ReLU\n")
+    lower = network("CONV3-8 - POOL2 - FC-10", "network t\ninput 3x8x8\nactivation relu\n")
+    assert kinds(upper) == kinds(lower)
+    assert [layer.args for layer in upper.layers] == [layer.args for layer in lower.layers]
+    named = network("A: FC-2 - a: FC-2", "network t\ninput 4\n")
+    assert [layer.name for layer in named.layers] == ["A", "a"]
+
+
+def test_comments_and_blank_lines_are_ignored() -> None:
+    net = network("# a comment line\n\nCONV3-8 # trailing comment\n  # indented comment\n"
+                  "- POOL2 # another\n")
+    assert kinds(net) == ["CONV", "MAXPOOL"]
+
+
+# -- chains, shorthands, repeats ------------------------------------------------------------
+
+
+def test_dash_and_arrow_mean_the_same() -> None:
+    dashes = network("CONV3-8 - RELU - POOL2")
+    arrows = network("CONV3-8 -> RELU → POOL2")
+    tight = network("CONV3-8-RELU-POOL2")
+    assert kinds(dashes) == kinds(arrows) == kinds(tight) == ["CONV", "RELU", "MAXPOOL"]
+    assert chain_edges(dashes) and chain_edges(arrows) and chain_edges(tight)
+
+
+def test_consecutive_lines_join_into_one_chain() -> None:
+    net = network("CONV3-8 -\n  POOL2\nCONV3-16\n-> POOL2\n")
+    assert kinds(net) == ["CONV", "MAXPOOL", "CONV", "MAXPOOL"]
+    assert chain_edges(net)
+
+
+def test_brackets_continue_a_line() -> None:
+    net = network("[CONV3-8 -\n   RELU]*2 - (CONV1-4\n | CONV3-4)\n")
+    assert kinds(net) == ["CONV", "RELU", "CONV", "RELU", "CONV", "CONV", "CONCAT"]
+
+
+@pytest.mark.parametrize(("written", "kind", "args"), [
+    ("CONV3-64", "CONV", conv(64, 3, pad=1)),
+    ("CONV5-6", "CONV", conv(6, 5, pad=2)),
+    ("CONV3-128/2", "CONV", conv(128, 3, stride=2, pad=1)),
+    ("CONV1-16", "CONV", conv(16, 1)),
+    ("CONV(96, 11, stride=4)", "CONV", conv(96, 11, stride=4)),
+    ("CONV(64, 7x1, pad=same)", "CONV", conv(64, (7, 1), pad=(3, 0))),
+    ("CONV(8, 3, dilation=2, pad=same)", "CONV", conv(8, 3, dilation=2, pad=2)),
+    ("CONV(8, 3, groups=1, bias=false)", "CONV", conv(8, 3, bias=False)),
+    ("POOL2", "MAXPOOL", pool(2)),
+    ("POOL3/2", "MAXPOOL", pool(3, 2)),
+    ("MAXPOOL2", "MAXPOOL", pool(2)),
+    ("POOL(3, 2, pad=1)", "MAXPOOL", pool(3, 2, pad=1)),
+    ("POOL(2, ceil=true)", "MAXPOOL", {**pool(2), "ceil": True}),
+    ("AVGPOOL2", "AVGPOOL", pool(2)),
+    ("AVGPOOL3/1", "AVGPOOL", pool(3, 1)),
+    ("GAP", "GAP", {}),
+    ("NORM", "NORM", {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}),
+    ("LRN(size=3)", "NORM", {"size": 3, "alpha": 1e-4, "beta": 0.75, "k": 2.0}),
+    ("BN", "BN", {"eps": 1e-5, "momentum": 0.1}),
+    ("BATCHNORM(eps=1e-3)", "BN", {"eps": 1e-3, "momentum": 0.1}),
+    ("RELU", "RELU", {}),
+    ("TANH", "TANH", {}),
+    ("SIGMOID", "SIGMOID", {}),
+    ("GELU", "GELU", {}),
+    ("LEAKYRELU", "LEAKYRELU", {"slope": 0.01}),
+    ("LEAKYRELU(0.1)", "LEAKYRELU", {"slope": 0.1}),
+    ("SOFTMAX", "SOFTMAX", {}),
+    ("DROPOUT", "DROPOUT", {"p": 0.5}),
+    ("DROPOUT(0.3)", "DROPOUT", {"p": 0.3}),
+    ("DROPOUT(p=0.3)", "DROPOUT", {"p": 0.3}),
+    ("DROPOUT(keep=0.8)", "DROPOUT", {"p": 0.2}),
+    ("FLATTEN", "FLATTEN", {}),
+])
+def test_each_layer_kind_and_shorthand(written: str, kind: str, args: dict) -> None:
+    net = network(written, "network t\ninput 8x16x16\n")
+    layer = net.layers[0]
+    assert (layer.kind, layer.args, layer.written, layer.inputs) == (
+        kind, args, written, ("input",))
+
+
+@pytest.mark.parametrize("written", ["FC-4096", "FC(4096)", "FC(units=4096)", "fc-4096"])
+def test_fc_forms(written: str) -> None:
+    net = network(written, "network t\ninput 100\n")
+    assert [(layer.kind, layer.args) for layer in net.layers] == [
+        ("FC", {"units": 4096, "bias": True})]
+
+
+def test_lenet_one_liner() -> None:
+    net = network("[CONV5-6-POOL2-CONV5-16-POOL2-FC-120-FC-84-FC-10]",
+                  "network lenet\ninput 1x32x32\n")
+    assert kinds(net) == ["CONV", "MAXPOOL", "CONV", "MAXPOOL", "FLATTEN", "FC", "FC", "FC"]
+    assert [layer.args for layer in net.layers if layer.kind in ("CONV", "FC")] == [
+        conv(6, 5, pad=2), conv(16, 5, pad=2), {"units": 120, "bias": True},
+        {"units": 84, "bias": True}, {"units": 10, "bias": True}]
+    assert chain_edges(net)
+
+
+def test_a_dash_before_digits_with_a_space_separates() -> None:
+    spec = spec_of("CONV3 - 64")
+    [error] = spec.errors
+    assert (error.span.line, error.span.col, error.code) == (3, 9, "syntax")
+    assert error.hint is not None and "CONV3-64" in error.hint
+
+
+@pytest.mark.parametrize("repeat", ["*3", "x3", "X3", "×3", " * 3", "x 3"])
+def test_repeat_spellings(repeat: str) -> None:
+    net = network(f"[CONV3-8 - RELU]{repeat}")
+    assert kinds(net) == ["CONV", "RELU"] * 3
+    assert chain_edges(net)
+    scopes = [layer.scopes for layer in net.layers]
+    assert [s[-1].index for s in scopes] == [0, 0, 1, 1, 2, 2]
+    assert {s[-1].count for s in scopes} == {3}
+
+
+def test_nested_repeats_and_grouping_without_count() -> None:
+    net = network("[[CONV3-8]*2 - POOL2]*3 - [FC-10]")
+    assert kinds(net) == ["CONV", "CONV", "MAXPOOL"] * 3 + ["FLATTEN", "FC"]
+    assert chain_edges(net)
+    first = net.layers[0]
+    assert [(s.index, s.count) for s in first.scopes] == [(0, 3), (0, 2)]
+    assert net.layers[-1].scopes == ()
+
+
+def test_cs231n_pattern_with_leading_input() -> None:
+    net = network("INPUT -> [[CONV3-32 -> RELU]*2 -> POOL2]*3 -> [FC-256 -> RELU]*2 -> FC-10")
+    assert kinds(net) == (["CONV", "RELU", "CONV", "RELU", "MAXPOOL"] * 3
+                          + ["FLATTEN", "FC", "RELU", "FC", "RELU", "FC"])
+    assert net.layers[0].inputs == ("input",)
+    assert chain_edges(net)
+
+
+def test_implied_flatten_only_before_the_first_fc_after_spatial_layers() -> None:
+    net = network("CONV3-8 - FC-16 - FC-4", "network t\ninput 3x4x4\n")
+    assert kinds(net) == ["CONV", "FLATTEN", "FC", "FC"]
+    flatten = net.layers[1]
+    assert (flatten.implicit, flatten.origin, flatten.inputs) == (True, "fc1", ("conv1",))
+    flat = network("FC-16 - FC-4", "network t\ninput 48\n")
+    assert kinds(flat) == ["FC", "FC"]
+    explicit = network("CONV3-8 - FLATTEN - FC-4", "network t\ninput 3x4x4\n")
+    assert kinds(explicit) == ["CONV", "FLATTEN", "FC"]
+
+
+# -- names and branches ---------------------------------------------------------------------
+
+
+def test_named_layers_and_generated_names() -> None:
+    net = network("conv1: CONV(96, 11, stride=4) - POOL3/2 - CONV3-8 - stem_out: RELU",
+                  "network t\ninput 3x227x227\n")
+    assert [layer.name for layer in net.layers] == ["conv1", "pool1", "conv2", "stem_out"]
+    assert net.layers[0].args == conv(96, 11, stride=4)
+
+
+def test_concat_branches() -> None:
+    net = network("CONV3-8 - (CONV1-4 | CONV3-6 - RELU | POOL3/1(pad=1)) - CONV1-2")
+    layers = by_name(net)
+    assert kinds(net) == ["CONV", "CONV", "CONV", "RELU", "MAXPOOL", "CONCAT", "CONV"]
+    assert layers["conv2"].inputs == layers["conv3"].inputs == layers["pool1"].inputs == (
+        "conv1",)
+    assert layers["concat1"].inputs == ("conv2", "relu1", "pool1")
+    assert layers["conv4"].inputs == ("concat1",)
+
+
+def test_residual_with_identity() -> None:
+    net = network("CONV3-8 - (CONV3-8 - BN + ID) - RELU")
+    layers = by_name(net)
+    assert kinds(net) == ["CONV", "CONV", "BN", "ADD", "RELU"]
+    assert layers["add1"].inputs == ("bn1", "conv1")
+    assert layers["relu1"].inputs == ("add1",)
+
+
+def test_branches_nest_and_repeat() -> None:
+    net = network("CONV3-8 - [((CONV3-4 | CONV1-4) + ID)]*2")
+    assert kinds(net) == ["CONV"] + ["CONV", "CONV", "CONCAT", "ADD"] * 2
+    layers = by_name(net)
+    assert layers["add1"].inputs == ("concat1", "conv1")
+    assert layers["conv4"].inputs == layers["conv5"].inputs == ("add1",)
+
+
+def test_branch_runs_from_the_network_input() -> None:
+    net = network("(CONV3-8 | CONV1-8)")
+    assert [layer.inputs for layer in net.layers] == [("input",), ("input",),
+                                                      ("conv1", "conv2")]
+
+
+# -- blocks ---------------------------------------------------------------------------------
+
+
+def test_blocks_with_params_defaults_and_repeat_counts() -> None:
+    header = ("network t\ninput 16x8x8\ndefaults CONV(bias=false)\n"
+              "block basic(c, s=1): (CONV3-$c/$s - BN - RELU - CONV3-$c - BN + ID) - RELU\n"
+              "block stack(c, n): [CONV3-$c]*$n\n"
+              "block head(units=10): FC($units)\n")
+    net = network("basic(16) - basic(c=16, s=1) - stack(8, 3) - head - head(units=5)", header)
+    assert kinds(net) == (["CONV", "BN", "RELU", "CONV", "BN", "ADD", "RELU"] * 2
+                          + ["CONV"] * 3 + ["FLATTEN", "FC", "FC"])
+    convs = [layer for layer in net.layers if layer.kind == "CONV"]
+    assert convs[0].args == conv(16, 3, pad=1, bias=False)
+    assert [c.args["filters"] for c in convs] == [16, 16, 16, 16, 8, 8, 8]
+    fcs = [layer.args for layer in net.layers if layer.kind == "FC"]
+    assert fcs == [{"units": 10, "bias": True}, {"units": 5, "bias": True}]
+    first = by_name(net)["add1"]
+    assert first.inputs == ("bn2", "input")
+    assert net.layers[0].scopes[0].label == "basic(16)"
+
+
+def test_blocks_call_blocks() -> None:
+    header = ("network t\ninput 8x8x8\nblock unit(c): CONV3-$c - RELU\n"
+              "block pair(c): unit($c) - unit($c)\n")
+    net = network("pair(8) - pair(4)", header)
+    assert [(layer.kind, (layer.args or {}).get("filters")) for layer in net.layers] == [
+        ("CONV", 8), ("RELU", None), ("CONV", 8), ("RELU", None),
+        ("CONV", 4), ("RELU", None), ("CONV", 4), ("RELU", None)]
+
+
+# -- the train section ----------------------------------------------------------------------
+
+
+def test_train_section_every_setting() -> None:
+    body = ("FC-10\n\ntrain:\n  data synthetic(classes=5, n=64)\n  batch 16\n  epochs 2\n"
+            "  optimizer adamw(lr=1e-3, weight_decay=0.01)\n  schedule sgdr(period=2, mult=2)\n"
+            "  augment hflip - rotate(20) - color_jitter(brightness=0.1, contrast=0.1, "
+            "saturation=0.1, hue=0.05) - resize(32) - random_crop(32, pad=4) - scale(0.8, 1.2)\n"
+            "  ensemble 2\n  snapshots 3\n  seed 7\n")
+    plan = network(body, "network t\ninput 3x8x8\n").plan
+    assert plan is not None
+    assert (plan.data.name, plan.data.classes, plan.data.n) == ("synthetic", 5, 64)
+    assert (plan.batch, plan.epochs, plan.ensemble, plan.snapshots, plan.seed) == (
+        16, 2, 2, 3, 7)
+    assert (plan.optimizer.name, plan.optimizer.lr, plan.optimizer.weight_decay) == (
+        "adamw", 1e-3, 0.01)
+    assert (plan.schedule.name, plan.schedule.period, plan.schedule.mult) == ("sgdr", 2, 2)
+    assert [a.name for a in plan.augment] == ["hflip", "rotate", "color_jitter", "resize",
+                                              "random_crop", "scale"]
+    assert plan.augment[4].args == {"size": 32, "pad": 4}
+    assert plan.augment[5].args == {"min": 0.8, "max": 1.2}
+    assert plan.spans["batch"].line == 7
+
+
+@pytest.mark.parametrize(("line", "field", "value"), [
+    ("data digits", "data", "digits"),
+    ("data mnist5k", "data", "mnist5k"),
+    ('data folder("imgs/train")', "data", "folder"),
+    ("optimizer sgd(lr=0.1, momentum=0.5, nesterov=true)", "optimizer", "sgd"),
+    ("optimizer adam(lr=3e-4)", "optimizer", "adam"),
+    ("schedule none", "schedule", "none"),
+    ("schedule step(every=30, gamma=0.1)", "schedule", "step"),
+    ("schedule plateau(factor=0.5, patience=2)", "schedule", "plateau"),
+    ("schedule cosine", "schedule", "cosine"),
+])
+def test_train_choices(line: str, field: str, value: str) -> None:
+    plan = network(f"FC-2\ntrain:\n  {line}\n", "network t\ninput 4\n").plan
+    assert plan is not None
+    assert getattr(plan, field).name == value
+    if value == "folder":
+        assert plan.data.path == "imgs/train"
+    if value == "sgd":
+        assert (plan.optimizer.lr, plan.optimizer.momentum, plan.optimizer.nesterov) == (
+            0.1, 0.5, True)
+
+
+def test_no_train_section_means_no_plan_and_an_empty_one_means_defaults() -> None:
+    assert network("FC-2", "network t\ninput 4\n").plan is None
+    plan = network("FC-2\ntrain:\n", "network t\ninput 4\n").plan
+    assert plan is not None and plan.batch == 64
+
+
+# -- sketches -------------------------------------------------------------------------------
+
+
+def test_a_bare_sketch_parses_into_the_whole_graph() -> None:
+    spec = spec_of("[CONV-POOL-CONV-POOL-FC-FC]")
+    assert spec.network is not None and spec.drawable and not spec.ok
+    assert kinds(spec.network) == ["CONV", "MAXPOOL", "CONV", "MAXPOOL", "FLATTEN", "FC", "FC"]
+    assert all(layer.args is None for layer in spec.network.layers if not layer.implicit)
+    assert chain_edges(spec.network)
+    assert [(d.span.line, d.span.col) for d in spec.errors] == [
+        (3, 2), (3, 7), (3, 12), (3, 17), (3, 22), (3, 25)]
+    assert {d.code for d in spec.errors} == {"missing-argument"}
+
+
+@pytest.mark.parametrize("path", all_specs(), ids=lambda p: p.stem)
+def test_every_seed_spec_checks(path: Path) -> None:
+    spec = load(path)
+    if path.stem == "sketch":
+        assert spec.drawable and not spec.ok
+    else:
+        assert spec.ok, spec.render()
+        assert not spec.errors
