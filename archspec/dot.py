@@ -285,7 +285,8 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
         tree.setdefault(_clusters(box, single, detail), []).append(box)
         for scope in box.main.scopes:
             captions[scope.id] = f"×{scope.count}" if scope.count > 1 else scope.label
-    _emit(graph, (), _Layout(tree, captions, shapes, single))
+    order = {box.id: i for i, box in enumerate(boxes)}
+    _emit(graph, (), _Layout(tree, captions, order, shapes, single))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
     for tail, head in _edges(network, boxes, owner, detail):
         graph.edge(tail, head)
@@ -296,6 +297,7 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
 class _Layout:
     tree: dict[tuple[int, ...], list[Box]]  # cluster path (scope ids) -> the boxes directly in it
     captions: dict[int, str]  # scope id -> `x3` or the block call
+    order: dict[str, int]  # box id -> its place in topological order
     shapes: Shapes
     single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
 
@@ -310,17 +312,17 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
     inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)
     for scope in inner:
         inside = (*path, scope)
-        first = next(box for p, boxes in layout.tree.items() if p[:depth + 1] == inside
-                     for box in boxes)
+        last = max((box for p, boxes in layout.tree.items() if p[:depth + 1] == inside
+                    for box in boxes), key=lambda box: layout.order[box.id])
         with graph.subgraph(name=f"cluster_{scope}") as sub:
             sub.attr(label="", **CLUSTER_STYLE)
-            # The caption is a plain-text node left of the first box: edges route around
+            # The caption is a plain-text node right of the last box: edges route around
             # nodes, so none crosses it (they would cross a cluster label).
             tag = f"{CAPTION}{scope}"
             sub.node(tag, layout.captions[scope], shape="plaintext", style="", fontsize="11")
             with sub.subgraph() as row:
                 row.attr(rank="same")
-                row.edge(tag, first.id, style="invis")
+                row.edge(last.id, tag, style="invis")
             _emit(sub, inside, layout)
 
 
