@@ -328,11 +328,11 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: range) -> list[str]:
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = []
     for row in (header, *rows):
-        cells = [cell.rjust(w) if i >= right_from else cell.ljust(w)
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
                  for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return lines
@@ -355,7 +355,7 @@ def _render_one(p: Probe) -> str:
     header = ["", "layer", "kind", "mean", "std", "grad mean", "grad std", "sat/dead", "flags"]
     lines = [f"{p.network}: init {p.init}, {p.samples} unit-gaussian samples, seed {p.seed}",
              f"input: mean {_num(p.input_mean)}, std {_num(p.input_std)}",
-             *_table(header, rows, 3),
+             *_table(header, rows, range(3, 8)),
              "* output after a nonlinearity (the rows of the lecture's table)",
              f"sat/dead: tanh |y| > {SATURATION:g}, sigmoid y < {1 - SATURATION:.2g} or > "
              f"{SATURATION:g}, ReLU units zero for every sample",
@@ -376,7 +376,8 @@ def _render_comparison(probes: Sequence[Probe]) -> str:
         for p in probes:
             row += [_num(p.layers[i].std), _num(p.layers[i].grad_std)]
         rows.append(row)
-    return "\n".join([f"{probes[0].network}: deviations side by side", *_table(header, rows, 3)])
+    return "\n".join([f"{probes[0].network}: deviations side by side",
+                      *_table(header, rows, range(3, len(header)))])
 
 
 def render_json(probes: Sequence[Probe]) -> str:
@@ -407,11 +408,12 @@ def plot(probes: Sequence[Probe], path: str) -> None:
     for row, p in enumerate(probes):
         shown = _shown(p)
         steps = range(1, len(shown) + 1)
+        label = "layer (output after its nonlinearity)" if shown[0].post_activation else "layer"
         curves = figure.add_subplot(grid[row, 0])
         curves.plot(steps, [layer.mean for layer in shown], "o-", label="mean")
         curves.plot(steps, [layer.std for layer in shown], "s-", label="std")
         curves.set_title(f"{p.network}, init {p.init}", fontsize=9, loc="left")
-        curves.set_xlabel("layer", fontsize=8)
+        curves.set_xlabel(label, fontsize=8)
         curves.set_xticks(list(steps))
         curves.tick_params(labelsize=7)
         curves.legend(fontsize=7)
@@ -422,9 +424,9 @@ def plot(probes: Sequence[Probe], path: str) -> None:
         grads.semilogy(steps, grad_stds, "^-", color="tab:red", label="gradient std")
         known = [v for v in (*stds, *grad_stds) if v > 0]
         grads.set_ylim(min(*known, 0.1) / 3, max(*known, 1.0) * 3)
-        grads.set_title("log scale", fontsize=9, loc="left")
+        grads.set_title("std and gradient std, log scale", fontsize=9, loc="left")
         grads.legend(fontsize=7)
-        grads.set_xlabel("layer", fontsize=8)
+        grads.set_xlabel(label, fontsize=8)
         grads.set_xticks(list(steps))
         grads.tick_params(labelsize=7)
         values = np.concatenate([layer.values for layer in shown])
