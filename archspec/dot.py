@@ -65,7 +65,8 @@ class Box:
 
     main: Layer
     layers: list[Layer] = field(default_factory=list)
-    primary: set[str] = field(default_factory=set)  # the main layer of every merged repetition
+    # What each merged repetition folded into its main layer (`BN`, `RELU`), as written.
+    folded: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -146,7 +147,7 @@ def _boxes(network: Network, detail: Detail) -> tuple[list[Box], dict[str, str]]
         box = boxes.setdefault(owner[layer.name], Box(by_name[owner[layer.name]]))
         box.layers.append(layer)
     for box in boxes.values():
-        box.primary.add(box.id)
+        box.folded.append(tuple(layer.written for layer in box.layers if layer is not box.main))
     if detail == "compact":
         _collapse_repeats(boxes, owner)
     return list(boxes.values()), owner
@@ -170,7 +171,7 @@ def _collapse_repeats(boxes: dict[str, Box], owner: dict[str, str]) -> None:
             for index in order[:-1]:
                 for box, target in zip(iterations[index], last, strict=True):
                     earlier[target.id].extend(box.layers)
-                    target.primary |= box.primary
+                    target.folded.extend(box.folded)
                     del boxes[box.id]
                     for layer in box.layers:
                         owner[layer.name] = target.id
@@ -227,9 +228,9 @@ def _box_label(box: Box, shapes: Shapes, mark: int) -> str:
     main = box.main
     title = "concat" if main.kind == "CONCAT" else main.written
     rows = [f"<b>{html.escape(title)}</b>" + (f" &#215;{mark}" if mark > 1 else "")]
-    folded = [layer.written for layer in box.layers if layer.name not in box.primary]
+    folded = max(box.folded, key=len)  # the first repetition of FC-256 ×2 has the flatten
     if folded:
-        rows.append(_small(" · ".join(dict.fromkeys(folded))))
+        rows.append(_small(" · ".join(folded)))
     shape = shapes.get(box.layers[-1].name)
     if shape is not None:
         rows.append(_small(reg.shape_text(shape)))
