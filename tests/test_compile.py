@@ -1,0 +1,186 @@
+"""`archspec compile`: the generated source — golden files, determinism, safety, tooling.
+
+Golden files hold the source written for a stack (VGG16), a residual net (ResNet-18) and an
+inception net (GoogLeNet); `pytest --overwrite` rewrites them after an intended change.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from conftest import ROOT, SPECS, all_specs
+
+from archspec.cli import main
+from archspec.frontend import load_network
+from archspec.pytorch import emit, to_torch
+
+# A small net with both kinds of branch, quick to export and compile.
+BRANCHY = """network branchy "concat and residual branches"
+input 3x16x16
+activation relu
+batchnorm
+CONV3-8 - (CONV1-4 | CONV3-4 | POOL3/1(pad=1)) - POOL2
+(CONV3-16 - CONV3-16 + ID) - GAP - FC-10
+"""
+
+
+def compile_spec(path: Path, out: Path, *extra: str) -> int:
+    return main(["compile", str(path), "-o", str(out), *extra])
+
+
+def import_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet18", "googlenet"])
+def test_generated_source_matches_golden(name: str, tmp_path: Path, golden) -> None:
+    assert compile_spec(SPECS / f"{name}.arch", tmp_path) == 0
+    golden(f"compile_{name}.py", (tmp_path / f"{name}.py").read_text())
+
+
+def test_compile_writes_every_artifact_and_says_so(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert compile_spec(SPECS / "lenet5.arch", tmp_path) == 0
+    printed = capsys.readouterr().out.split()
+    for suffix in (".py", ".dot", ".plan.json"):
+        path = tmp_path / f"lenet5{suffix}"
+        assert path.is_file() and str(path) in printed
+    module = import_file(tmp_path / "lenet5.py")
+    model = module.build()
+    assert type(model).__name__ == "Lenet5"
+    assert module.INPUT_SHAPE == (1, 32, 32)
+    assert model(torch.randn(2, *module.INPUT_SHAPE)).shape == (2, 10)
+    assert [n for n, _ in model.named_children()] == ["features", "classifier"]
+
+
+def test_generated_file_imports_only_torch(tmp_path: Path) -> None:
+    assert compile_spec(SPECS / "googlenet.arch", tmp_path) == 0
+    tree = ast.parse((tmp_path / "googlenet.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {"torch", "collections"}
+
+
+def test_file_and_in_process_module_are_the_same(tmp_path: Path) -> None:
+    assert compile_spec(SPECS / "resnet18.arch", tmp_path) == 0
+    network, shapes = load_network(SPECS / "resnet18.arch")
+    assert (tmp_path / "resnet18.py").read_text() == emit(network, shapes,
+                                                          origin="resnet18.arch")
+    torch.manual_seed(3)
+    from_file = import_file(tmp_path / "resnet18.py").build()
+    torch.manual_seed(3)
+    in_process = to_torch(network, shapes)
+    a, b = from_file.state_dict(), in_process.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_output_is_deterministic_across_processes(tmp_path: Path) -> None:
+    assert compile_spec(SPECS / "googlenet.arch", tmp_path / "here") == 0
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run([sys.executable, "-m", "archspec", "compile", str(SPECS / "googlenet.arch"),
+                    "-o", str(tmp_path / "there")], check=True, env=env, capture_output=True)
+    for suffix in (".py", ".dot", ".plan.json"):
+        here = (tmp_path / "here" / f"googlenet{suffix}").read_bytes()
+        assert here == (tmp_path / "there" / f"googlenet{suffix}").read_bytes(), suffix
+
+
+def test_generated_files_pass_ruff(tmp_path: Path) -> None:
+    written = []
+    for spec in all_specs():
+        if compile_spec(spec, tmp_path) == 0:
+            written.append(str(tmp_path / f"{load_network(spec)[0].name}.py"))
+    assert len(written) >= 10
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config",
+                             str(ROOT / "pyproject.toml"), *written],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+CANARY = "archspec_injected"
+HOSTILE = r'''# names that are keywords, Module attributes, and strings that try to break out
+network evil "\"\"\" + __import__('os').system('touch {canary}') + \"\"\" # \\ {canary}"
+input 3x8x8
+forward: CONV3-4 - __init__: RELU - self: CONV3-4 - x: GAP - def: FC-3
+torch: FC-2 - training: RELU - OrderedDict: FC-2 - build: SOFTMAX
+'''
+
+
+def test_hostile_names_and_strings_cannot_inject_code(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "evil.arch"
+    spec.write_text(HOSTILE.format(canary=CANARY))
+    assert compile_spec(spec, tmp_path / "out") == 0
+    source = (tmp_path / "out" / "evil.py").read_text()
+    tree = ast.parse(source)
+    # The description reaches only the docstrings; no code mentions the payload.
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert not names & {"__import__", "os"}
+    strings = [node.value for node in ast.walk(tree)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    assert [s for s in strings if CANARY in s] == [ast.get_docstring(tree, clean=False),
+                                                   ast.get_docstring(tree.body[5], clean=False)]
+    model = import_file(tmp_path / "out" / "evil.py").build()
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 2)
+    assert not list(tmp_path.rglob(CANARY))
+    # Every layer still has its own attribute, renamed where its name was unsafe.
+    children = [name for name, _ in model.named_modules() if "." in name]
+    assert len(children) == len(load_network(spec)[0].layers)
+    assert "classifier.layer_training" in children and "features.layer_forward" in children
+
+
+def test_invalid_or_oversized_specs_write_nothing(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert compile_spec(SPECS / "sketch.arch", out) == 1
+    assert "sketch.arch:6:2: error: CONV needs `filters`" in capsys.readouterr().err
+    assert compile_spec(SPECS / "vgg16.arch", out, "--max-params", "1000000") == 1
+    err = capsys.readouterr().err
+    assert "vgg16.arch:8:2: error: conv6: the network has 138,357,544 parameters" in err
+    assert not out.exists()
+
+
+def test_check_does_not_import_torch() -> None:
+    code = ("import sys; from archspec.cli import main; "
+            f"main(['check', {str(SPECS / 'vgg16.arch')!r}]); "
+            "assert 'torch' not in sys.modules, 'check imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+@pytest.fixture
+def branchy(tmp_path: Path) -> ModuleType:
+    (tmp_path / "branchy.arch").write_text(BRANCHY)
+    assert compile_spec(tmp_path / "branchy.arch", tmp_path) == 0
+    source = (tmp_path / "branchy.py").read_text()
+    assert "torch.cat([" in source and " + " in source
+    return import_file(tmp_path / "branchy.py")
+
+
+def test_torch_export_of_a_compiled_network(branchy: ModuleType) -> None:
+    torch.manual_seed(0)
+    model = branchy.build().eval()
+    x = torch.randn(2, *branchy.INPUT_SHAPE)
+    exported = torch.export.export(model, (x,))
+    assert torch.allclose(exported.module()(x), model(x), atol=1e-6)
+
+
+def test_torch_compile_traces_the_whole_graph(branchy: ModuleType) -> None:
+    torch.manual_seed(0)
+    model = branchy.build().eval()
+    x = torch.randn(2, *branchy.INPUT_SHAPE)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    assert torch.allclose(compiled(x), model(x), atol=1e-6)
