@@ -160,7 +160,7 @@ class _Lowerer:
             return None
         total = sum(self._count(chain, {}) for chain in syntax.body)
         if total > MAX_LAYERS:
-            if not any(d.code == "limit" for d in self.diags.items):
+            if not any(d.code in ("limit", "recursion") for d in self.diags.items):
                 self.diags.error("limit", f"the network expands to more than {MAX_LAYERS:,} "
                                  "layers", syntax.body[0].span)
             return None
@@ -169,7 +169,12 @@ class _Lowerer:
             tail, rank = self._chain(chain, tail, rank, {}, (), top_level=True)
         layers = self._finish()
         if not layers:
-            self.diags.error("body", "the network has no layers", syntax.body[0].span)
+            if not self.diags.has_errors:  # else the layers were lost to those errors
+                self.diags.error("body", "the network has no layers", syntax.body[0].span)
+            return None
+        if len(layers) > MAX_LAYERS:  # the count above leaves out implied flattens
+            self.diags.error("limit", f"the network expands to {len(layers):,} layers, over "
+                             f"the limit of {MAX_LAYERS:,}", syntax.body[0].span)
             return None
         return Network(name=self.header.name or "network", description=self.header.description,
                        input=self.header.input, dtype=self.header.dtype,  # type: ignore[arg-type]
@@ -508,8 +513,8 @@ class _Lowerer:
                 continue
             target = getattr(kind, slot)
             if target is None:
-                what = {"suffix": "a size after its name", "dash": "a `-N` count",
-                        "slash": "a `/stride`"}[slot]
+                what = {"suffix": "size after its name", "dash": "`-N` count",
+                        "slash": "`/stride`"}[slot]
                 hint = f"did you mean `{kind.name}-{text}`?" if slot == "suffix" and \
                     kind.dash else None
                 self.diags.error("argument", f"{kind.name} takes no {what}",
@@ -579,7 +584,8 @@ class _Lowerer:
         if kind is None:
             choices = [*reg.all_names(), *self.header.blocks]
             base = match.group("base") if match else word
-            self.diags.error("unknown-kind", f"unknown layer kind `{word}`", call.word_span,
+            what = "layer kind or block" if self.header.blocks else "layer kind"
+            self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
                              hint=suggest(base, choices) or suggest(word, choices))
             return tail, rank
         assert match is not None
@@ -738,11 +744,11 @@ class _Lowerer:
                 word = atom.word
                 block = self.header.blocks.get(word)
                 if block is None:
-                    total += 1
+                    total += self._layers_per_call(word)
                     continue
                 if block.name in stack:
                     cycle = " → ".join((*stack[stack.index(block.name):], block.name))
-                    self.diags.error("block", f"block `{block.name}` calls itself ({cycle})",
+                    self.diags.error("recursion", f"block `{block.name}` calls itself ({cycle})",
                                      atom.word_span)
                     return MAX_LAYERS + 1
                 bound = self._bind(block, atom, env, report=False)
@@ -750,7 +756,8 @@ class _Lowerer:
             else:
                 count = self._repeat_count(atom.repeat, env, report=False) or 1
                 chains = [atom.chain] if isinstance(atom, s.Group) else list(atom.chains)
-                inner = sum(self._count(c, env, stack) for c in chains) + 1
+                joins = int(isinstance(atom, s.Branch))
+                inner = sum(self._count(c, env, stack) for c in chains) + joins
                 if inner <= MAX_LAYERS and inner * count > MAX_LAYERS and atom.repeat:
                     self.diags.error("limit", f"this repeat expands to {inner * count:,} "
                                      f"layers, over the limit of {MAX_LAYERS:,}",
@@ -759,6 +766,15 @@ class _Lowerer:
             if total > MAX_LAYERS:
                 return MAX_LAYERS + 1
         return total
+
+    def _layers_per_call(self, word: str) -> int:
+        """A written layer and the implicit BN and activation the header adds after it."""
+        match = _SHORTHAND.match(_PARAM_REF.sub("1", word))
+        kind = reg.lookup(match.group("base")) if match else None
+        if kind is None:
+            return 1
+        activation = kind.family in ("conv", "fc") and self.header.activation is not None
+        return 1 + int(activation) + int(kind.name == "CONV" and self.header.batchnorm)
 
     # -- finishing --------------------------------------------------------------------------
 
@@ -859,7 +875,7 @@ class _Lowerer:
             if error["type"] == "extra_forbidden":
                 message = f"`{call.word if call else ''}` has no argument `{field_name}`"
             elif field_name:
-                message = f"{field_name}: {message[0].lower()}{message[1:]}"
+                message = f"{field_name} {_must(message)}"
             self.diags.error("train", message, where)
 
     def _train(self, syntax: s.SpecSyntax) -> TrainingPlan | None:
@@ -885,16 +901,15 @@ class _Lowerer:
                 ok = False
             else:
                 fields[key] = value
-        if not ok:
-            return None
         try:
-            return TrainingPlan(**fields, spans=spans)
+            plan = TrainingPlan(**fields, spans=spans)
         except ValidationError as exc:
             for error in exc.errors():
                 key = str(error["loc"][0])
-                self.diags.error("train", f"{key}: {error['msg'].lower()}",
+                self.diags.error("train", f"{key} {_must(error['msg'])}",
                                  spans.get(key, syntax.train_span or self.source.span(0, 0)))
             return None
+        return plan if ok else None
 
     def _setting_call(self, directive: s.Directive, choices: tuple[str, ...]) -> s.Call | None:
         if len(directive.items) != 1 or not isinstance(directive.items[0], s.Call):
@@ -933,8 +948,10 @@ class _Lowerer:
 
     def _set_int(self, directive: s.Directive) -> int | None:
         items = directive.items
+        signed = len(items) == 1 and bool(  # `seed -1`: the grammar reads `-` as a separator
+            self.source.text[directive.keyword_span.end:items[0].span.start].strip())
         if len(items) != 1 or not isinstance(items[0], s.Value) or items[0].kind != "number" \
-                or not _INT.match(items[0].text) or int(items[0].text) > MAX_INT:
+                or not _INT.match(items[0].text) or int(items[0].text) > MAX_INT or signed:
             self.diags.error("train", f"`{directive.keyword}` takes a whole number",
                              directive.span)
             return None
@@ -958,26 +975,29 @@ class _Lowerer:
 
     def _set_augment(self, directive: s.Directive) -> tuple[AugmentSpec, ...] | None:
         out: list[AugmentSpec] = []
-        for item in directive.items:
+        ok = True
+        for item in directive.items:  # every step is checked, so all its errors show at once
             if not isinstance(item, s.Call):
                 self.diags.error("train", "augment is a chain like `hflip - rotate(20)`",
                                  item.span)
-                return None
+                ok = False
+                continue
             name = item.word.lower()
             positional = _AUGMENTS.get(name)
             if positional is None:
                 self.diags.error("train", f"unknown augmentation `{item.word}`", item.word_span,
                                  hint=suggest(name, list(_AUGMENTS)))
-                return None
+                ok = False
+                continue
             values = self._model_args(item, positional[0])
-            if values is None:
-                return None
-            problem = _check_augment(name, values, positional)
+            problem = None if values is None else _check_augment(name, values, positional)
             if problem is not None:
                 self.diags.error("train", problem, item.span)
-                return None
+            if values is None or problem is not None:
+                ok = False
+                continue
             out.append(AugmentSpec(name=name, args=values))  # type: ignore[arg-type]
-        return tuple(out)
+        return tuple(out) if ok else None
 
 
 _KEYWORD_ONLY: dict[str, set[str]] = {
@@ -1030,6 +1050,11 @@ def _literal(value: s.Value) -> Any:
     if value.kind == "word" and value.text.lower() in ("true", "false"):
         return value.text.lower() == "true"
     return value.text
+
+
+def _must(message: str) -> str:
+    """pydantic's "Input should be greater than 0" as "must be greater than 0"."""
+    return re.sub(r"^(input|value) should", "must", message, flags=re.IGNORECASE)
 
 
 def _unquote(text: str) -> str:

@@ -156,13 +156,14 @@ def _lark() -> tuple[Lark, _Build]:
     return parser, build
 
 
-def _describe(expected: set[str]) -> str:
-    order = list(_TOKEN_NAMES)  # layers and values first, then punctuation
+def _expecting(expected: set[str]) -> str:
+    """`; expected a layer or name, `-`, ...` (layers and values first), or nothing."""
+    order = list(_TOKEN_NAMES)
     known = sorted((e for e in expected if e in _TOKEN_NAMES), key=order.index)
     names = [_TOKEN_NAMES[e] for e in known]
     if len(names) > 6:
         names = [*names[:6], "..."]
-    return ", ".join(names) or "something else"
+    return f"; expected {', '.join(names)}" if names else ""
 
 
 def _split(source: Source, diags: Diagnostics) -> list[_Line]:
@@ -270,13 +271,12 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     if isinstance(exc, UnexpectedCharacters):
         offset = line.start + exc.pos_in_stream
         char = source.text[offset] if offset < len(source.text) else ""
-        allowed = _describe(set(exc.allowed or ()))
         hint = None
         if char == "*" or char in "xX×":
             hint = "a repeat is written `[...]*N`, with a whole number N"
-        diags.error("syntax", f"unexpected character {char!r}" + (
-            f"; expected {allowed}" if allowed else ""), source.span(offset, offset + 1),
-            hint=hint)
+        diags.error("syntax", f"unexpected character {char!r}"
+                    + _expecting(set(exc.allowed or ())), source.span(offset, offset + 1),
+                    hint=hint)
         return
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
@@ -284,17 +284,16 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
         end = line.end
         while end > line.start and source.text[end - 1] in " \t\r\n":
             end -= 1
-        expected = _describe(set(exc.expected or ()))
-        diags.error("syntax", f"the line ends too early; expected {expected}",
+        diags.error("syntax", "the line ends too early" + _expecting(set(exc.expected or ())),
                     source.span(end, end + 1 if end < len(source.text) else end))
         return
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     offset = line.start + (token.start_pos or 0)
     span = source.span(offset, offset + max(1, len(str(token))))
-    expected = _describe(set(exc.expected or ()))
     hint = None
     if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
-    diags.error("syntax", f"unexpected `{token}`; expected {expected}", span, hint=hint)
+    diags.error("syntax", f"unexpected `{token}`" + _expecting(set(exc.expected or ())), span,
+                hint=hint)

@@ -46,8 +46,9 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
         cost = kind.cost(layer.args, known[0], out)
         params += cost.weights + cost.biases
         if params > MAX_PARAMS:
-            diags.error("limit", f"{layer.name}: the network passes {MAX_PARAMS:,} "
-                        "parameters, more than any machine could hold", layer.span)
+            diags.error("limit", f"{layer.name}: the network reaches {params:,} parameters, "
+                        f"more than any machine could hold (the limit is {MAX_PARAMS:,})",
+                        layer.span)
             shapes[layer.name] = None
             continue
         shapes[layer.name] = out
