@@ -188,20 +188,22 @@ def _crosses_repetitions(a: Layer, b: Layer) -> bool:
 
 def _edges(network: Network, boxes: list[Box], owner: dict[str, str],
            detail: Detail) -> list[tuple[str, str]]:
+    """One edge a layer input between boxes (`( ID + ID )` draws two); compact draws each
+    pair of boxes once and leaves out the edges between repetitions of a collapsed run."""
     by_name = {layer.name: layer for layer in network.layers}
-    edges: dict[tuple[str, str], None] = {}
+    edges: list[tuple[str, str]] = []
     for box in boxes:
         for layer in box.layers:
             for name in layer.inputs:
-                if name == INPUT_NODE:
-                    edges[(INPUT_NODE, box.id)] = None
+                source = by_name.get(name)  # None for the network input
+                if detail == "compact" and source is not None \
+                        and _crosses_repetitions(source, layer):
                     continue
-                if detail == "compact" and _crosses_repetitions(by_name[name], layer):
-                    continue
-                if owner[name] != box.id:
-                    edges[(owner[name], box.id)] = None
-    edges[(owner[network.output], OUTPUT_NODE)] = None
-    return list(edges)
+                tail = owner.get(name, name)
+                if tail != box.id:
+                    edges.append((tail, box.id))
+    edges.append((owner[network.output], OUTPUT_NODE))
+    return edges if detail == "full" else list(dict.fromkeys(edges))
 
 
 def _repeat_mark(box: Box, single: dict[int, bool]) -> int:

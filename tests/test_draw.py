@@ -7,6 +7,7 @@ counts are worked out by hand from the specs in the comments, not read back from
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,13 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SPECS, all_specs
+from hypothesis import HealthCheck, given, settings
 
 from archspec import dot
 from archspec.cli import main
-from archspec.frontend import load, load_network
+from archspec.frontend import load, load_network, loads
+from archspec.lower import INPUT_NODE
+from archspec.testing import specs
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -208,3 +212,42 @@ def test_draw_does_not_import_torch(tmp_path: Path) -> None:
             f"rc = main(['draw', 'specs/googlenet.arch', '-o', {str(tmp_path / 'g.dot')!r}]); "
             "assert rc == 0; assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+_NODE = re.compile(r'^\t+("[^"]+"|\S+) \[label=(.*)\]$', re.MULTILINE)
+_EDGE = re.compile(r'^\t+("[^"]+"|\S+) -> ("[^"]+"|\S+)$', re.MULTILINE)
+_PARAMS = re.compile(r"([\d,]+) params<")
+
+
+def _graph(source: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Boxes (id -> label) and drawn edges of DOT text; cluster captions left out."""
+    nodes = {name.strip('"'): label for name, label in _NODE.findall(source)
+             if not name.strip('"').startswith(dot.CAPTION)}
+    edges = [(a.strip('"'), b.strip('"')) for a, b in _EDGE.findall(source)]
+    return nodes, edges
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs())
+def test_random_networks_lose_nothing_when_drawn(text: str) -> None:
+    spec = loads(text, "<random>")
+    assert spec.network is not None
+    network, shapes = spec.network, spec.shapes
+    figures = dot.totals(network, shapes)
+    assert figures is not None
+    order = {INPUT_NODE: -1, **{layer.name: i for i, layer in enumerate(network.layers)},
+             dot.OUTPUT_NODE: len(network.layers)}
+
+    full_nodes, full_edges = _graph(dot.dot_source(network, shapes, detail="full"))
+    assert set(full_nodes) == set(order)
+    assert len(full_edges) == sum(len(layer.inputs) for layer in network.layers) + 1
+
+    nodes, edges = _graph(dot.dot_source(network, shapes, detail="compact"))
+    # Folding and collapsing repeats keep the graph a forward-running, connected DAG...
+    assert all(order[tail] < order[head] for tail, head in edges)
+    assert {head for _, head in edges} == set(nodes) - {INPUT_NODE}
+    assert {tail for tail, _ in edges} == set(nodes) - {dot.OUTPUT_NODE}
+    # ...and every parameter stays in some box: the boxes add up to the header's total.
+    for labels in (full_nodes.values(), nodes.values()):
+        boxed = sum(int(n.replace(",", "")) for label in labels for n in _PARAMS.findall(label))
+        assert boxed == figures[0]
