@@ -47,8 +47,7 @@ FILL: dict[reg.Family, str] = {
     "reshape": "#ffffff",
     "join": "#f4cccc",
 }
-CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#888888", "fontname": "Helvetica",
-                 "fontsize": "11", "labeljust": "l"}
+CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#888888"}
 ENDS_FILL = "#434343"  # input and output nodes: dark, white text
 
 
