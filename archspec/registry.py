@@ -97,14 +97,15 @@ class Cost:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """What autograd keeps of one layer for the backward pass, per sample: its input and/or
-    output tensor, `extra` more values at the network's dtype, `extra_bytes` fixed-size bytes
-    (int64 pooling indices)."""
+    """What autograd keeps of one layer for the backward pass: its input and/or output tensor;
+    per sample `extra` more values at the network's dtype and `extra_bytes` fixed-size bytes
+    (int64 pooling indices); `stats` values per batch, whatever its size (BN's batch stats)."""
 
     input: bool = False
     output: bool = False
     extra: int = 0
     extra_bytes: int = 0
+    stats: int = 0
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def _features(shape: Shape) -> int:
 
 def _fc_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     weights = _features(inp) * int(args["units"])
-    fan_in = (*inp[1:], inp[0]) if len(inp) == 3 else inp
+    # The fan-in as the CS231n slides write it: HxWxC of a map (7*7*512), else its size.
+    fan_in = (*inp[1:], inp[0]) if len(inp) == 3 and inp[1:] != (1, 1) else (_features(inp),)
     return Cost(weights=weights, biases=int(args["units"]) if args["bias"] else 0, macs=weights,
                 formula="*".join(str(d) for d in (*fan_in, args["units"])))
 
@@ -270,7 +272,7 @@ def _saves_output(args: Args, inp: Shape, out: Shape) -> Saved:
 
 
 def _bn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
-    return Saved(input=True, extra=2 * inp[0])  # the batch mean and inverse deviation
+    return Saved(input=True, stats=2 * inp[0])  # the batch mean and inverse deviation
 
 
 def _maxpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from archspec.commands import check, compile, draw, probe
+from archspec.commands import check, compile, draw, probe, table, train
 
 COMMANDS: dict[str, ModuleType] = {
     "check": check,
     "compile": compile,
     "draw": draw,
     "probe": probe,
+    "table": table,
+    "train": train,
 }

@@ -1,0 +1,69 @@
+"""`archspec table FILE`: shapes, parameters, work, receptive fields and memory, from the spec
+alone (torch is never imported)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import get_args
+
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, load_or_report, write_atomic
+from archspec.cost import BYTES_PER_VALUE, OPTIMIZER_BUFFERS, parse_size
+from archspec.report import build_report
+from archspec.table import Format, Style, render
+
+HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="an .arch file")
+    parser.add_argument("--format", choices=get_args(Format), default="text",
+                        help="text (default), markdown, csv or json (csv and json hold every "
+                             "figure whatever the style)")
+    parser.add_argument("--style", choices=get_args(Style), default="default",
+                        help="default: the full table; cs231n: the course's VGG table; "
+                             "torchinfo: totals under torchinfo 1.8's conventions")
+    parser.add_argument("--batch", type=_positive, metavar="N",
+                        help="batch size for memory (default: the train: section's, else 1)")
+    parser.add_argument("--dtype", choices=tuple(BYTES_PER_VALUE),
+                        help="element type for bytes (default: the spec's dtype)")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_BUFFERS),
+                        help="optimizer state for training memory (default: the train: "
+                             "section's, else SGD with momentum)")
+    parser.add_argument("--fit", type=_size, metavar="SIZE",
+                        help="report the largest batch that fits, e.g. 16GiB or 80GB")
+    parser.add_argument("--fold", action="store_true",
+                        help="fold implicit layers (activations, batch norm, flatten) into the "
+                             "CONV/FC row that caused them")
+    parser.add_argument("-o", "--output", metavar="PATH", help="write here instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_or_report(args.file)
+    if spec is None or spec.network is None:
+        return EXIT_ERRORS
+    report = build_report(spec.network, spec.shapes, batch=args.batch, dtype=args.dtype,
+                          optimizer=args.optimizer, fit=args.fit)
+    text = render(report, args.format, args.style, fold=args.fold)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

@@ -1,0 +1,274 @@
+"""Views of a Report: text, markdown, CSV and JSON, in three styles. Formatting only: every
+number comes from `archspec.report`, none is computed here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from archspec.report import Report, Row
+
+Format = Literal["text", "markdown", "csv", "json"]
+Style = Literal["default", "cs231n", "torchinfo"]
+
+_OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+_RULE = "=" * 90
+
+
+def render(report: Report, fmt: Format = "text", style: Style = "default",
+           fold: bool = False) -> str:
+    """The report in a format; `style` shapes text and markdown, CSV and JSON hold all data."""
+    rows = report.folded if fold else report.rows
+    if fmt == "json":
+        return to_json(report, rows)
+    if fmt == "csv":
+        return to_csv(report, rows)
+    markdown = fmt == "markdown"
+    if style == "cs231n":
+        return cs231n(report, markdown)
+    if style == "torchinfo":
+        return torchinfo(report, markdown)
+    return default(report, rows, markdown)
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def significant(x: float, digits: int) -> str:
+    """`x` to `digits` significant figures, without a trailing `.0`: 150.5 → 150, 3.21 → 3.2."""
+    if x == 0:
+        return "0"
+    places = digits - 1 - math.floor(math.log10(abs(x)))
+    rounded = round(x, places)
+    return f"{rounded:.{max(places, 0)}f}"
+
+
+def metric(n: float, digits: int = 3) -> str:
+    """`86.7M`, `1.85G`, `150K`: powers of 1000, to `digits` significant figures."""
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return significant(n / scale, digits) + suffix
+    return significant(n, digits) if n else "0"
+
+
+def binary(n: int) -> str:
+    """Bytes in powers of 1024: `553.43 MiB`, `10.28 GiB`."""
+    for suffix, power in (("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):
+        if n >= 1024**power:
+            return f"{n / 1024**power:.2f} {suffix}"
+    return f"{n} B"
+
+
+def dims(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def hwc(shape: Sequence[int]) -> list[int]:
+    """The CS231n slides' order: HxWxC for a map, 1x1xN for a vector."""
+    return [shape[1], shape[2], shape[0]] if len(shape) == 3 else [1, 1, *shape]
+
+
+def pair(value: tuple[int, int] | None) -> str:
+    if value is None:
+        return "-"
+    return str(value[0]) if value[0] == value[1] else dims(value)
+
+
+# --- default ---------------------------------------------------------------------------------
+
+_COLUMNS = ("name", "layer", "output", "params", "formula", "activations", "MACs", "RF", "jump",
+            "training")
+_NUMERIC = {"params", "activations", "MACs", "RF", "jump", "training"}
+
+
+def _cells(report: Report, rows: Sequence[Row]) -> list[list[str]]:
+    first = ["input", "INPUT", dims(report.input.shape), "0", "", count(report.input.activations),
+             "0", "1" if len(report.input.shape) == 3 else "-",
+             "1" if len(report.input.shape) == 3 else "-",
+             binary(report.input.saved_bytes * report.memory.batch)]
+    return [first, *([r.name, r.written + "".join(f" +{k}" for k in r.folds),
+                      dims(r.output_shape), count(r.params), r.formula,
+                      count(r.activations) if r.activations else "-", metric(r.macs),
+                      pair(r.receptive_field), pair(r.jump), binary(r.training_bytes)]
+                     for r in rows)]
+
+
+def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
+    cells = _cells(report, rows)
+    if markdown:
+        lines = ["| " + " | ".join(_COLUMNS) + " |",
+                 "|" + "|".join("---:" if c in _NUMERIC else "---" for c in _COLUMNS) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        table = "\n".join(lines)
+        summary = "\n".join(f"- {line}" for line in _summary(report))
+        notes = "\n".join(f"- {a}" for a in report.memory.assumptions)
+        return (f"## {report.network}: {report.description}\n\n{table}\n\n{summary}\n\n"
+                f"Assumptions:\n\n{notes}\n")
+    widths = [max(len(c[i]) for c in [list(_COLUMNS), *cells]) for i in range(len(_COLUMNS))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if name in _NUMERIC else c.ljust(w)
+                         for c, w, name in zip(row, widths, _COLUMNS, strict=True)).rstrip()
+
+    rule = "-" * len(line(["-" * w for w in widths]))
+    body = "\n".join(line(row) for row in cells)
+    summary = "\n".join(_summary(report))
+    notes = "\n".join(f"  - {a}" for a in report.memory.assumptions)
+    return (f"{report.network}: {report.description}\n{rule}\n{line(_COLUMNS)}\n{rule}\n{body}\n"
+            f"{rule}\n{summary}\nAssumptions:\n{notes}\n")
+
+
+def _summary(report: Report) -> list[str]:
+    t, m = report.totals, report.memory
+    lines = [
+        f"params: {count(t.params)} = weights {count(t.params_no_bias)} + biases "
+        f"{count(t.params - t.params_no_bias)}; trainable {count(t.trainable_params)}, "
+        f"buffers {count(t.buffers)} (batch-norm running statistics)",
+        f"activations: {count(t.activations)} values per sample, the input included "
+        f"({binary(t.activation_bytes)} as {m.dtype}); '-' = runs in place or is a view",
+        f"MACs: {count(t.macs)} per sample ({metric(t.macs)}), weights only, biases not "
+        f"counted; FLOPs = 2 x MACs = {metric(t.flops)}",
+        f"memory at batch {m.batch} (from {m.batch_source}), {m.dtype}, "
+        f"{_OPTIMIZERS[m.optimizer]} (from {m.optimizer_source}):",
+        f"  training  {binary(m.training_bytes)} = params {binary(m.params_bytes)} + gradients "
+        f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
+        f"{binary(m.buffers_bytes)} + activations saved for backward "
+        f"{binary(m.activations_bytes)}",
+        f"  inference {binary(m.inference_bytes)} = params {binary(m.params_bytes)} + buffers "
+        f"{binary(m.buffers_bytes)} + peak activations {binary(m.inference_activations_bytes)}",
+    ]
+    if m.fit is not None:
+        lines.append(f"  fits in {binary(m.fit.budget_bytes)}: training up to batch "
+                     f"{m.fit.training_batch}, inference up to batch {m.fit.inference_batch}")
+    return lines
+
+
+# --- cs231n ----------------------------------------------------------------------------------
+
+def cs231n(report: Report, markdown: bool) -> str:
+    """The CS231n VGG16 table: one line per layer that makes a new tensor (ReLU and dropout run
+    in place and are left out, as on the slide), shapes HxWxC, weights without biases."""
+    lines = [(f"INPUT: [{dims(hwc(report.input.shape))}]", _memory(report.input.shape,
+                                                                  report.input.activations), "0")]
+    for r in report.folded:
+        if r.activations:
+            params = f"{r.weights_formula} = {count(r.weights)}" if r.weights else "0"
+            lines.append((f"{r.written}: [{dims(hwc(r.output_shape))}]",
+                          _memory(r.output_shape, r.activations), params))
+    t, m = report.totals, report.memory
+    total = (f"TOTAL memory: {metric(t.activations)} * {m.bytes_per_value} bytes ~= "
+             f"{metric(t.activation_bytes, 2)}B / image (only forward! ~*2 for bwd)")
+    params = (f"TOTAL params: {metric(t.params_no_bias)} parameters (not counting biases; "
+              f"{count(t.params)} with them)")
+    if markdown:
+        table = ["| layer | memory | params |", "|---|---:|---:|"]
+        table += [f"| {a} | {b} | {c} |" for a, b, c in lines]
+        return "\n".join([*table, "", total, "", params]) + "\n"
+    return "\n".join([*(f"{a}  memory: {b}  params: {c}" for a, b, c in lines), "", total,
+                      params]) + "\n"
+
+
+def _memory(shape: Sequence[int], activations: int) -> str:
+    if len(shape) == 3 and activations == math.prod(shape):
+        return f"{'*'.join(str(d) for d in hwc(shape))}={metric(activations, 2)}"
+    return str(activations)
+
+
+# --- torchinfo -------------------------------------------------------------------------------
+
+def torchinfo(report: Report, markdown: bool) -> str:
+    """torchinfo 1.8's footer, figure for figure (MB = 10^6 bytes)."""
+    ti = report.torchinfo
+    unit, value = _readable(ti.total_mult_adds)
+    items = [
+        ("Total params", count(ti.total_params)),
+        ("Trainable params", count(ti.trainable_params)),
+        ("Non-trainable params", count(ti.non_trainable_params)),
+        (f"Total mult-adds ({unit})", value),
+        ("Input size (MB)", f"{ti.input_bytes / 1e6:0.2f}"),
+        ("Forward/backward pass size (MB)", f"{ti.forward_backward_bytes / 1e6:0.2f}"),
+        ("Params size (MB)", f"{ti.params_bytes / 1e6:0.2f}"),
+        ("Estimated Total Size (MB)", f"{ti.total_bytes / 1e6:0.2f}"),
+    ]
+    title = (f"{report.network} under torchinfo 1.8's conventions, input size "
+             f"{tuple(ti.input_shape)}")
+    if markdown:
+        return "\n".join([f"{title}:", "", "| | |", "|---|---:|",
+                          *(f"| {k} | {v} |" for k, v in items)]) + "\n"
+    head = "\n".join(f"{k}: {v}" for k, v in items[:4])
+    tail = "\n".join(f"{k}: {v}" for k, v in items[4:])
+    return f"{_RULE}\n{title}\n{_RULE}\n{head}\n{_RULE}\n{tail}\n{_RULE}\n"
+
+
+def _readable(n: int) -> tuple[str, str]:
+    """torchinfo's to_readable and format_output_num: T, G or M, two decimals unless whole."""
+    unit, scale = next(((u, s) for u, s in (("T", 1e12), ("G", 1e9)) if n >= s), ("M", 1e6))
+    value = n / scale
+    return unit, f"{int(value):,d}" if value.is_integer() else f"{value:,.2f}"
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def _layer(r: Row) -> dict[str, Any]:
+    return {"name": r.name, "kind": r.kind, "written": r.written, "folds": list(r.folds),
+            "output_shape": list(r.output_shape), "params": r.params,
+            "params_no_bias": r.weights, "biases": r.biases, "buffers": r.buffers,
+            "formula": r.formula, "activations": r.activations, "macs": r.macs,
+            "flops": r.flops,
+            "receptive_field": list(r.receptive_field) if r.receptive_field else None,
+            "jump": list(r.jump) if r.jump else None, "implicit": r.implicit,
+            "members": list(r.members), "saved_bytes_per_sample": r.saved_bytes,
+            "training_bytes": r.training_bytes}
+
+
+def to_json(report: Report, rows: Sequence[Row]) -> str:
+    m, ti = report.memory, report.torchinfo
+    memory = m.model_dump(mode="json", exclude={"fit", "assumptions"})
+    memory["fit"] = m.fit.model_dump(mode="json") if m.fit else None
+    memory["assumptions"] = list(m.assumptions)
+    data = {
+        "network": report.network,
+        "description": report.description,
+        "input": {"shape": list(report.input.shape), "order": report.input.order,
+                  "activations": report.input.activations,
+                  "saved_bytes_per_sample": report.input.saved_bytes},
+        "layers": [_layer(r) for r in rows],
+        "totals": report.totals.model_dump(mode="json"),
+        "memory": memory,
+        "torchinfo": {"input_size": list(ti.input_shape), "total_params": ti.total_params,
+                      "trainable_params": ti.trainable_params,
+                      "non_trainable_params": ti.non_trainable_params,
+                      "total_mult_adds": ti.total_mult_adds, "input_bytes": ti.input_bytes,
+                      "forward_backward_bytes": ti.forward_backward_bytes,
+                      "params_bytes": ti.params_bytes, "total_bytes": ti.total_bytes},
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+_CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "biases",
+        "buffers", "formula", "activations", "macs", "flops", "receptive_field", "jump",
+        "implicit", "members", "saved_bytes_per_sample", "training_bytes")
+
+
+def to_csv(report: Report, rows: Sequence[Row]) -> str:
+    """One row per layer, the input first; shapes and pairs as `64x224x224`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_CSV)
+    inp = report.input
+    writer.writerow(["input", "INPUT", "INPUT", dims(inp.shape), 0, 0, 0, 0, "",
+                     inp.activations, 0, 0, "", "", False, "", inp.saved_bytes, ""])
+    for r in rows:
+        data = _layer(r)
+        writer.writerow([dims(v) if k in ("output_shape", "receptive_field", "jump") and v
+                         else ";".join(v) if k == "members"
+                         else "" if v is None else v for k, v in
+                         ((k, data[k]) for k in _CSV)])
+    return out.getvalue()

@@ -1,0 +1,415 @@
+"""`archspec table` and the analyses behind it, checked against figures measured elsewhere:
+../shared/reference/networks.json, torchinfo run on the module built from the spec, and what
+autograd really saves for backward."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SPECS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import archspec
+from archspec import cost
+from archspec.cli import main
+from archspec.report import Report, build_report
+from archspec.table import render
+
+# Seed networks of the reference and the specs that write them.
+SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",
+         "vgg16": "vgg16"}
+TORCHVISION = {"torchvision_vgg16": "vgg16", "torchvision_vgg19": "vgg19",
+               "torchvision_resnet18": "resnet18"}
+
+
+def report(spec: str, **options) -> Report:
+    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
+    return build_report(network, shapes, **options)
+
+
+def report_text(text: str, **options) -> Report:
+    spec = archspec.loads(text)
+    assert spec.ok, spec.render()
+    assert spec.network is not None
+    return build_report(spec.network, spec.shapes, **options)
+
+
+def table(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["table", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- the reference figures -----------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed_totals(seed: str, reference: dict) -> None:
+    ref, totals = reference[seed], report(SEEDS[seed]).totals
+    assert totals.params == ref["params"]
+    assert totals.params_no_bias == ref["params_without_biases"]
+    assert totals.activations == ref["activations_including_input"]
+    assert totals.macs == ref["macs_weights_only"]
+    assert totals.flops == 2 * ref["macs_weights_only"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed_layers(seed: str, reference: dict) -> None:
+    """Row by row: the reference tabulates the input and each layer that makes a new tensor,
+    as the folded rows with activations do (ReLU and dropout run in place)."""
+    r = report(SEEDS[seed])
+    ours = [(list(r.input.shape), r.input.activations, 0, 0, 0)]
+    ours += [(list(row.output_shape), row.activations, row.weights, row.biases, row.macs)
+             for row in r.folded if row.activations]
+    theirs = [(layer["out_shape"], layer["activations"], layer["weights"], layer["biases"],
+               layer["macs"]) for layer in reference[seed]["layers"]]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_totals(name: str, reference: dict) -> None:
+    ref, r = reference[name], report(TORCHVISION[name], batch=1)
+    assert r.totals.params == ref["params"]
+    batch_norms = sum(1 for row in r.rows if row.kind == "BN")
+    # Each BN also counts torch's num_batches_tracked, one integer.
+    assert r.totals.buffers == ref["bn_running_stat_elements"] + batch_norms
+    ti = r.torchinfo
+    raw = ref["torchinfo_raw"]
+    assert (ti.total_params, ti.trainable_params, ti.total_mult_adds, ti.input_bytes,
+            ti.forward_backward_bytes, ti.params_bytes) == (
+        raw["total_params"], raw["trainable_params"], raw["total_mult_adds"],
+        raw["total_input_bytes"], raw["total_output_bytes"], raw["total_param_bytes"])
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchinfo_style_prints_what_torchinfo_printed(name: str, reference: dict,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    code, out, _ = table(str(SPECS / f"{TORCHVISION[name]}.arch"), "--style", "torchinfo",
+                         "--batch", "1", capsys=capsys)
+    assert code == 0
+    printed = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    for key, value in reference[name]["torchinfo_printed_totals"].items():
+        label = next(k for k in printed if k.startswith(key))
+        assert printed[label] == value, key
+
+
+# --- torchinfo itself, on the module built from the spec -----------------------------------
+
+@pytest.mark.parametrize(("spec", "batch"), [("lenet5", 1), ("cs231n_pattern", 3),
+                                             ("alexnet", 1), ("resnet18", 2),
+                                             ("googlenet", 1)])
+def test_torchinfo_conventions_match_torchinfo(spec: str, batch: int) -> None:
+    torch = pytest.importorskip("torch")
+    torchinfo = pytest.importorskip("torchinfo")
+    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
+    module = archspec.to_torch(network, shapes)
+    with torch.no_grad():
+        stats = torchinfo.summary(module, input_size=(batch, *network.input.shape),
+                                  verbose=0, device="cpu")
+    ti = build_report(network, shapes, batch=batch).torchinfo
+    assert (ti.total_params, ti.trainable_params, ti.total_mult_adds, ti.input_bytes,
+            ti.forward_backward_bytes, ti.params_bytes) == (
+        stats.total_params, stats.trainable_params, stats.total_mult_adds, stats.total_input,
+        stats.total_output_bytes, stats.total_param_bytes)
+    printed = _footer("Total params" + str(stats).split("Total params", 1)[1])
+    assert _footer(render(build_report(network, shapes, batch=batch), style="torchinfo")) \
+        == printed
+
+
+def _footer(text: str) -> dict[str, str]:
+    # torchinfo 1.8 on Python 3.11+ prints its unit enum whole: (Units.MEGABYTES) for (M).
+    text = re.sub(r"\(Units\.([A-Z])[A-Z]*\)", r"(\1)", text)
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+# --- memory --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ["lenet5", "cs231n_pattern", "alexnet", "resnet18",
+                                  "googlenet"])
+def test_saved_for_backward_is_what_autograd_saves(spec: str) -> None:
+    """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
+    input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""
+    torch = pytest.importorskip("torch")
+    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
+    module = archspec.to_torch(network, shapes).train()
+    owned = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        if t.data_ptr() not in owned:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    batch = 2
+    x = torch.randn(batch, *network.input.shape)
+    storages[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(x)
+    memory = build_report(network, shapes, batch=batch, dtype="float32").memory
+    assert memory.activations_bytes == sum(storages.values())
+
+
+def test_memory_adds_up() -> None:
+    r = report("resnet18", batch=8, optimizer="adam")
+    m = r.memory
+    assert m.params_bytes == m.gradients_bytes == r.totals.params * 4
+    assert m.optimizer_bytes == 2 * m.params_bytes
+    assert m.training_bytes == (m.params_bytes + m.gradients_bytes + m.optimizer_bytes
+                                + m.buffers_bytes + m.activations_bytes)
+    # The per-layer column sums to the total, folded or not.
+    for rows in (r.rows, r.folded):
+        assert sum(row.training_bytes for row in rows) + 8 * r.input.saved_bytes \
+            == m.training_bytes
+
+
+@pytest.mark.parametrize(("optimizer", "buffers"), [("sgd", 0), ("momentum", 1), ("adam", 2),
+                                                    ("adamw", 2)])
+def test_optimizer_state(optimizer: str, buffers: int) -> None:
+    m = report("lenet5", optimizer=optimizer).memory
+    assert m.optimizer_bytes == buffers * m.params_bytes
+
+
+def test_optimizer_and_batch_come_from_the_plan() -> None:
+    m = report("vgg16").memory  # train: batch 128, sgd momentum 0.9
+    assert (m.batch, m.optimizer, m.optimizer_source) == (128, "momentum", "the train: section")
+    plain = report_text("network n\ninput 4\nFC-2\ntrain:\n  optimizer sgd(momentum=0)\n").memory
+    assert (plain.batch, plain.optimizer) == (64, "sgd")
+
+
+def test_inference_peak_is_the_largest_live_set() -> None:
+    # input 192, conv 256, relu 256: reading conv while writing relu is the peak, 512.
+    r = report_text("network n\ninput 3x8x8\nCONV(4, 3, pad=1) - RELU\n", batch=1)
+    assert r.memory.inference_activations_bytes == 512 * 4
+    # A residual keeps its input alive across the branch: 64 (input) + 64 + 64 + 64 (add).
+    r = report_text("network n\ninput 1x8x8\n(CONV(1, 3, pad=1) - RELU + ID)\n", batch=1)
+    assert r.memory.inference_activations_bytes == 3 * 64 * 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 10**12))
+def test_fit_is_the_largest_batch_that_fits(budget: int) -> None:
+    fit = report("lenet5", fit=budget).memory.fit
+    assert fit is not None
+    for batch, field in ((fit.training_batch, "training_bytes"),
+                         (fit.inference_batch, "inference_bytes")):
+        assert getattr(report("lenet5", batch=batch + 1).memory, field) > budget
+        if batch:
+            assert getattr(report("lenet5", batch=batch).memory, field) <= budget
+
+
+def test_sizes() -> None:
+    assert cost.parse_size("16GiB") == 16 * 2**30
+    assert cost.parse_size("16GB") == 16 * 10**9
+    assert cost.parse_size("1.5 MiB") == 3 * 2**19
+    assert cost.parse_size("2048") == 2048
+    with pytest.raises(ValueError, match="not a memory size"):
+        cost.parse_size("lots")
+
+
+# --- receptive fields ----------------------------------------------------------------------
+
+def test_three_stacked_3x3_convs_see_7x7() -> None:
+    r = report_text("network n\ninput 3x32x32\n[CONV3-8]*3\n")
+    assert [row.receptive_field for row in r.rows] == [(3, 3), (5, 5), (7, 7)]
+
+
+def test_receptive_field_of_vgg16_pool5() -> None:
+    pool5 = next(row for row in report("vgg16").rows if row.name == "pool5")
+    assert (pool5.receptive_field, pool5.jump) == ((212, 212), (32, 32))
+
+
+def test_join_takes_the_largest_branch() -> None:
+    r = report_text("network n\ninput 3x32x32\n(CONV1-4 | CONV3-4 | CONV5-4 - CONV3-4)\n")
+    join = r.rows[-1]
+    assert join.kind == "CONCAT"
+    assert join.receptive_field == (7, 7)
+
+
+def test_flat_input_has_no_receptive_field() -> None:
+    assert all(row.receptive_field is None for row in report("init_relu").rows)
+
+
+_LAYERS = st.one_of(
+    st.builds(lambda k, s, d: f"CONV(2, {k}, stride={s}, dilation={d}, pad=same)",
+              st.sampled_from([1, 3, 5]), st.integers(1, 2), st.integers(1, 2)),
+    st.builds(lambda k, s: f"AVGPOOL({k}, stride={s})", st.integers(1, 3), st.integers(1, 2)),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_LAYERS, min_size=2, max_size=5))
+def test_receptive_field_is_what_a_gradient_reaches(layers: list[str]) -> None:
+    """Back-propagate from one output value of an all-ones network: the input pixels that get
+    a gradient span exactly the receptive field (odd kernels, so `same` pads are exact)."""
+    torch = pytest.importorskip("torch")
+    spec = archspec.loads("network n\ninput 1x96x96\n" + " - ".join(layers) + "\n")
+    assert spec.ok and spec.network is not None
+    network, shapes = spec.network, spec.shapes
+    last = build_report(network, shapes).rows[-1]
+    module = archspec.to_torch(network, shapes)
+    for p in module.parameters():
+        torch.nn.init.ones_(p)
+    x = torch.ones(1, *network.input.shape, requires_grad=True)
+    y = module(x)
+    h, w = y.shape[-2] // 2, y.shape[-1] // 2
+    y[0, 0, h, w].backward()
+    rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
+    reached = (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1)
+    assert last.receptive_field is not None
+    if all(int(v.min()) > 0 and int(v.max()) < 95 for v in (rows, cols)):
+        assert reached == last.receptive_field
+    else:  # the field runs into the zero padding at the border
+        assert all(a <= b for a, b in zip(reached, last.receptive_field, strict=True))
+
+
+# --- folding and formulas ------------------------------------------------------------------
+
+def test_folding_keeps_totals_and_moves_implicit_layers() -> None:
+    r = report_text("network n\ninput 3x32x32\nbatchnorm\nactivation relu\n"
+                    "CONV3-8 - POOL2 - FC-10\n")
+    assert [row.kind for row in r.rows] == ["CONV", "BN", "RELU", "MAXPOOL", "FLATTEN", "FC"]
+    assert [row.implicit for row in r.rows] == [False, True, True, False, True, False]
+    assert [(row.kind, row.folds) for row in r.folded] == [
+        ("CONV", ("BN", "RELU")), ("MAXPOOL", ()), ("FC", ())]
+    for field in ("params", "macs", "activations", "saved_bytes", "training_bytes"):
+        assert sum(getattr(x, field) for x in r.rows) == sum(getattr(x, field) for x in r.folded)
+    conv = r.folded[0]
+    assert conv.formula == "(3*3*3)*8 + 8 + 8 + 8"
+    assert conv.output_shape == (8, 32, 32)
+    assert r.folded[-1].weights_formula == "16*16*8*10"  # the fan-in before the flatten
+
+
+def test_grouped_conv_formula() -> None:
+    row = report_text("network n\ninput 8x8x8\nCONV(16, 3, groups=4, bias=false)\n").rows[0]
+    assert (row.weights_formula, row.weights, row.biases) == ("(3*3*2)*16", 288, 0)
+
+
+def test_buffers_are_not_trainable() -> None:
+    t = report_text("network n\ninput 3x8x8\nCONV3-4 - BN\n").totals
+    assert (t.params, t.trainable_params, t.buffers) == (3 * 3 * 3 * 4 + 4 + 8, 120, 9)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+CS231N_VGG16 = """\
+INPUT: [224x224x3]  memory: 224*224*3=150K  params: 0
+CONV3-64: [224x224x64]  memory: 224*224*64=3.2M  params: (3*3*3)*64 = 1,728
+CONV3-64: [224x224x64]  memory: 224*224*64=3.2M  params: (3*3*64)*64 = 36,864
+POOL2: [112x112x64]  memory: 112*112*64=800K  params: 0
+CONV3-128: [112x112x128]  memory: 112*112*128=1.6M  params: (3*3*64)*128 = 73,728
+CONV3-128: [112x112x128]  memory: 112*112*128=1.6M  params: (3*3*128)*128 = 147,456
+POOL2: [56x56x128]  memory: 56*56*128=400K  params: 0
+CONV3-256: [56x56x256]  memory: 56*56*256=800K  params: (3*3*128)*256 = 294,912
+CONV3-256: [56x56x256]  memory: 56*56*256=800K  params: (3*3*256)*256 = 589,824
+CONV3-256: [56x56x256]  memory: 56*56*256=800K  params: (3*3*256)*256 = 589,824
+POOL2: [28x28x256]  memory: 28*28*256=200K  params: 0
+CONV3-512: [28x28x512]  memory: 28*28*512=400K  params: (3*3*256)*512 = 1,179,648
+CONV3-512: [28x28x512]  memory: 28*28*512=400K  params: (3*3*512)*512 = 2,359,296
+CONV3-512: [28x28x512]  memory: 28*28*512=400K  params: (3*3*512)*512 = 2,359,296
+POOL2: [14x14x512]  memory: 14*14*512=100K  params: 0
+CONV3-512: [14x14x512]  memory: 14*14*512=100K  params: (3*3*512)*512 = 2,359,296
+CONV3-512: [14x14x512]  memory: 14*14*512=100K  params: (3*3*512)*512 = 2,359,296
+CONV3-512: [14x14x512]  memory: 14*14*512=100K  params: (3*3*512)*512 = 2,359,296
+POOL2: [7x7x512]  memory: 7*7*512=25K  params: 0
+FC-4096: [1x1x4096]  memory: 4096  params: 7*7*512*4096 = 102,760,448
+FC-4096: [1x1x4096]  memory: 4096  params: 4096*4096 = 16,777,216
+FC-1000: [1x1x1000]  memory: 1000  params: 4096*1000 = 4,096,000
+"""
+
+
+def test_cs231n_vgg16_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    """The lecture's table, typed from the slide (the slide labels its FC rows `FC`; the spec
+    writes `FC-4096`). The total is the true sum of the rows, not the slide's 24M."""
+    code, out, _ = table(str(SPECS / "vgg16.arch"), "--style", "cs231n", capsys=capsys)
+    assert code == 0
+    rows, totals = out.split("\n\n")
+    assert rows + "\n" == CS231N_VGG16
+    assert totals.splitlines() == [
+        "TOTAL memory: 15.2M * 4 bytes ~= 61MB / image (only forward! ~*2 for bwd)",
+        "TOTAL params: 138M parameters (not counting biases; 138,357,544 with them)"]
+
+
+@pytest.mark.parametrize(("name", "args"), [
+    ("table_vgg16.txt", ()),
+    ("table_vgg16_fold.txt", ("--fold", "--fit", "16GiB")),
+    ("table_vgg16_cs231n.txt", ("--style", "cs231n")),
+    ("table_vgg16_torchinfo.txt", ("--style", "torchinfo", "--batch", "1")),
+    ("table_vgg16.md", ("--format", "markdown", "--fold")),
+    ("table_vgg16.csv", ("--format", "csv")),
+    ("table_vgg16.json", ("--format", "json", "--fold", "--batch", "32", "--optimizer", "adam",
+                          "--fit", "80GB")),
+])
+def test_golden_vgg16(name: str, args: tuple[str, ...], golden,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = table("specs/vgg16.arch", *args, capsys=capsys)
+    assert code == 0
+    golden(name, out)
+
+
+def test_json_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = table(str(SPECS / "resnet18.arch"), "--format", "json", capsys=capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) >= {"network", "input", "layers", "totals", "memory"}
+    assert set(data["layers"][0]) >= {"name", "kind", "output_shape", "params",
+                                      "params_no_bias", "activations", "macs",
+                                      "receptive_field", "implicit"}
+    assert set(data["totals"]) == {"params", "params_no_bias", "trainable_params", "buffers",
+                                   "activations", "activation_bytes", "macs", "flops"}
+    assert data["totals"]["params"] == sum(layer["params"] for layer in data["layers"])
+    assert data["layers"][0]["output_shape"] == [64, 112, 112]
+
+
+def test_dtype_halves_the_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    full = report("lenet5", batch=4)
+    half = report("lenet5", batch=4, dtype="bfloat16")
+    assert half.totals.activation_bytes * 2 == full.totals.activation_bytes
+    assert half.memory.inference_bytes * 2 == full.memory.inference_bytes
+
+
+def test_output_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out" / "vgg16.csv"
+    code, out, _ = table(str(SPECS / "vgg16.arch"), "--format", "csv", "-o", str(target),
+                         capsys=capsys)
+    assert (code, out) == (0, "")
+    assert target.read_text().startswith("name,kind,written,output_shape")
+
+
+def test_sketch_is_located_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = table(str(SPECS / "sketch.arch"), capsys=capsys)
+    assert (code, out) == (1, "")
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) >= 6
+    assert all(line.startswith(f"{SPECS / 'sketch.arch'}:6:") for line in errors)
+    assert "Traceback" not in err
+
+
+def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (("--fit", "lots"), ("--batch", "0"), ("--dtype", "int8")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["table", str(SPECS / "vgg16.arch"), *args])
+        assert exit_.value.code == 2
+    assert "not a memory size" in capsys.readouterr().err
+
+
+def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in SPECS.glob("*.arch"):
+        if path.stem != "sketch":
+            assert table(str(path), "--fold", capsys=capsys)[0] == 0, path
+
+
+@pytest.mark.parametrize("command", [["table", "specs/vgg16.arch", "--style", "cs231n"],
+                                     ["table", "specs/googlenet.arch", "--format", "json"],
+                                     ["check", "specs/resnet18.arch"]])
+def test_torch_is_never_imported(command: list[str]) -> None:
+    code = ("import sys\nfrom archspec.cli import main\n"
+            f"status = main({command!r})\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
