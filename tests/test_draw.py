@@ -251,3 +251,14 @@ def test_random_networks_lose_nothing_when_drawn(text: str) -> None:
     for labels in (full_nodes.values(), nodes.values()):
         boxed = sum(int(n.replace(",", "")) for label in labels for n in _PARAMS.findall(label))
         assert boxed == figures[0]
+
+
+def test_bad_spec_is_a_located_error_and_draws_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.arch"
+    bad.write_text("network bad\ninput 3x8x8\nCONV3-4 - POOL(16) - FC-2\n")
+    assert main(["draw", str(bad), "-o", str(tmp_path / "bad.dot")]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:11: error: pool1: MAXPOOL window 16x16" in err
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.arch"]
