@@ -280,6 +280,10 @@ def probe(network: Network, shapes: Shapes, *, init: InitScheme | None = None,
     for module in model.modules():
         if getattr(module, "inplace", False):
             module.inplace = False  # an in-place op would overwrite a hooked output
+    for parameter in model.parameters():
+        # Only gradients with respect to outputs are measured: the input carries requires_grad,
+        # so backward skips every weight gradient (a third of its work and their memory).
+        parameter.requires_grad_(False)
     model.train()
     points = _hook_points(model, network)
     recorders = {name: _Recorder(network.layer(name).kind) for name in points}

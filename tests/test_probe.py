@@ -140,7 +140,7 @@ def test_init_schemes_parse_as_the_header_does(text: str, scheme: InitScheme) ->
 @pytest.mark.parametrize("text, message", [
     ("normall(std=1)", "--init:1:6: error: unknown init scheme `normall`"),
     ("xavier(gain=2)", "--init:1:13: error: `xavier` has no argument `gain`"),
-    ("normal(std=-1)", "--init:1:17: error: std: input should be greater than 0"),
+    ("normal(std=-1)", "--init:1:17: error: std"),
     ("normal(std=0.01", "--init:1:12: error: `(` is never closed"),
     ("xavier kaiming", "--init:1:"),
 ])
