@@ -8,7 +8,8 @@ Two levels of detail:
   box (one box a repetition) or on a cluster around it. A box stands for every layer folded
   into it: it shows the output shape of the last one and the parameters of all of them.
 
-No torch here: the diagram is drawn from the IR and the registry's cost rules alone.
+No torch here: the diagram is drawn from the IR, its shapes and the analysis `archspec table`
+shows (`archspec.report`): the same parameter, activation and MAC figures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from archspec import registry as reg
 from archspec.commands.common import write_atomic
 from archspec.ir import Layer, Network, Shape
 from archspec.lower import INPUT_NODE
+from archspec.report import Report, build_report
 from archspec.shapes import Shapes
 
 Detail = Literal["compact", "full"]
@@ -77,36 +79,10 @@ def has_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-def layer_params(layer: Layer, shapes: Shapes) -> int | None:
-    """Weights plus biases of one layer by the registry's cost rule; None without sizes."""
-    out = shapes.get(layer.name)
-    inp = shapes.get(layer.inputs[0]) if layer.inputs else None
-    if layer.args is None or out is None or inp is None:
-        return None
-    cost = reg.kind_of(layer.kind).cost(layer.args, inp, out)
-    return cost.weights + cost.biases
-
-
-def totals(network: Network, shapes: Shapes) -> tuple[int, int, int] | None:
-    """(params, activations, MACs) for the header; None for a sketch without sizes.
-
-    Activations count the input and every output with storage of its own, as the CS231n
-    tables do: layers the registry marks in place (ReLU, dropout) or views (flatten) add none.
-    """
-    params = macs = 0
-    activations = math.prod(network.input.shape)
-    for layer in network.layers:
-        out = shapes.get(layer.name)
-        inp = shapes.get(layer.inputs[0])
-        if layer.args is None or out is None or inp is None:
-            return None
-        kind = reg.kind_of(layer.kind)
-        cost = kind.cost(layer.args, inp, out)
-        params += cost.weights + cost.biases
-        macs += cost.macs
-        if not (kind.in_place or kind.view):
-            activations += math.prod(out)
-    return params, activations, macs
+def analyse(network: Network, shapes: Shapes) -> Report | None:
+    """The analysis `archspec table` shows (header totals, parameters per layer); None for a
+    sketch, whose sizes are not given."""
+    return build_report(network, shapes) if network.complete else None
 
 
 def _consumers(network: Network) -> dict[str, list[str]]:
@@ -225,7 +201,7 @@ def _small(text: str) -> str:
     return f'<font point-size="10">{html.escape(text)}</font>'
 
 
-def _box_label(box: Box, shapes: Shapes, mark: int) -> str:
+def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> str:
     main = box.main
     title = "concat" if main.kind == "CONCAT" else main.written
     rows = [f"<b>{html.escape(title)}</b>" + (f" &#215;{mark}" if mark > 1 else "")]
@@ -235,10 +211,9 @@ def _box_label(box: Box, shapes: Shapes, mark: int) -> str:
     shape = shapes.get(box.layers[-1].name)
     if shape is not None:
         rows.append(_small(reg.shape_text(shape)))
-    counts = [layer_params(layer, shapes) for layer in box.layers]
-    params = sum(c for c in counts if c is not None)
-    if params:
-        rows.append(_small(f"{params:,} params"))
+    total = sum(params.get(layer.name, 0) for layer in box.layers)
+    if total:
+        rows.append(_small(f"{total:,} params"))
     return _label(rows)
 
 
@@ -249,16 +224,15 @@ def _end_label(title: str, shape: Shape | None) -> str:
     return _label(rows)
 
 
-def _header(network: Network, shapes: Shapes) -> str:
+def _header(network: Network, report: Report | None) -> str:
     title = f"<b>{html.escape(network.name)}</b>"
     if network.description:
         title += f" — {html.escape(network.description)}"
-    figures = totals(network, shapes)
-    if figures is None:
+    if report is None:
         line = "a sketch: sizes not given"
     else:
-        params, activations, macs = figures
-        line = f"{params:,} params · {activations:,} activations · {macs:,} MACs"
+        t = report.totals
+        line = f"{t.params:,} params · {t.activations:,} activations · {t.macs:,} MACs"
     return _label([title, line])
 
 
@@ -266,13 +240,15 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
             rankdir: Rankdir = "TB") -> graphviz.Digraph:
     """The network as a graphviz.Digraph: header, input, boxes, clusters, output."""
     boxes, owner = _boxes(network, detail)
+    report = analyse(network, shapes)
+    params = {row.name: row.params for row in report.rows} if report is not None else {}
     single: dict[int, bool] = {}
     for box in boxes:
         for scope in box.main.scopes:
             single[scope.id] = scope.id not in single
     graph = graphviz.Digraph(
         network.name,
-        graph_attr={"label": _header(network, shapes), "labelloc": "t", "rankdir": rankdir,
+        graph_attr={"label": _header(network, report), "labelloc": "t", "rankdir": rankdir,
                     "fontname": "Helvetica", "fontsize": "14", "nodesep": "0.3",
                     "ranksep": "0.3", "newrank": "true", "ordering": "in"},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
@@ -288,7 +264,7 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
         for scope in box.main.scopes:
             captions[scope.id] = f"×{scope.count}" if scope.count > 1 else scope.label
     order = {box.id: i for i, box in enumerate(boxes)}
-    _emit(graph, (), _Layout(tree, captions, order, shapes, single))
+    _emit(graph, (), _Layout(tree, captions, order, shapes, params, single))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
     for tail, head in _edges(network, boxes, owner, detail):
         graph.edge(tail, head)
@@ -301,6 +277,7 @@ class _Layout:
     captions: dict[int, str]  # scope id -> `x3` or the block call
     order: dict[str, int]  # box id -> its place in topological order
     shapes: Shapes
+    params: dict[str, int]  # layer name -> weights and biases (empty for a sketch)
     single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
 
 
@@ -308,7 +285,8 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
     """Draw the boxes directly inside `path`, then each cluster nested one level deeper."""
     for box in layout.tree.get(path, []):
         family = reg.kind_of(box.main.kind).family
-        graph.node(box.id, _box_label(box, layout.shapes, _repeat_mark(box, layout.single)),
+        mark = _repeat_mark(box, layout.single)
+        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark),
                    fillcolor=FILL[family])
     depth = len(path)
     inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)

@@ -233,8 +233,8 @@ def test_random_networks_lose_nothing_when_drawn(text: str) -> None:
     spec = loads(text, "<random>")
     assert spec.network is not None
     network, shapes = spec.network, spec.shapes
-    figures = dot.totals(network, shapes)
-    assert figures is not None
+    report = dot.analyse(network, shapes)
+    assert report is not None
     order = {INPUT_NODE: -1, **{layer.name: i for i, layer in enumerate(network.layers)},
              dot.OUTPUT_NODE: len(network.layers)}
 
@@ -250,7 +250,7 @@ def test_random_networks_lose_nothing_when_drawn(text: str) -> None:
     # ...and every parameter stays in some box: the boxes add up to the header's total.
     for labels in (full_nodes.values(), nodes.values()):
         boxed = sum(int(n.replace(",", "")) for label in labels for n in _PARAMS.findall(label))
-        assert boxed == figures[0]
+        assert boxed == report.totals.params
 
 
 def test_bad_spec_is_a_located_error_and_draws_nothing(
