@@ -85,9 +85,6 @@ class Trainer:
         self.world = world
         self.progress = progress
         self.device = torch.device("cpu" if plan.device == "cpu" else f"cuda:{world.local_rank}")
-        if self.device.type == "cpu":
-            # Deterministic kernels + checkpointed generators: a resumed run is bit-exact.
-            torch.use_deterministic_algorithms(True)
         image = len(self.network.input.shape) == 3
         self.channels_last = plan.channels_last and image
         self.augment = augment.build(plan.augment, self.network.input.shape[0]) \
@@ -136,6 +133,15 @@ class Trainer:
 
     def fit(self, resume: bool) -> dict[str, Any] | None:
         """Train every member; rank 0 returns the metrics, other ranks None."""
+        # Deterministic kernels + checkpointed generators: a resumed run is bit-exact (CPU).
+        previous = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(self.device.type == "cpu" or previous)
+        try:
+            return self._fit(resume)
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+    def _fit(self, resume: bool) -> dict[str, Any] | None:
         start, state = self._load(resume)
         for index in range(start, self.plan.ensemble):
             if self.plan.ensemble > 1:
