@@ -63,7 +63,9 @@ def load(path: str | Path) -> Spec:
 def load_source(source: Source) -> Spec:
     diags = Diagnostics(source)
     syntax = parse(source, diags)
-    network = lower(syntax, source, diags)
+    # When no line survived parsing, its errors say why; "no network line" would only add noise.
+    parsed = syntax.header or syntax.body or syntax.train_span or not diags.has_errors
+    network = lower(syntax, source, diags) if parsed else None
     shapes = infer(network, diags) if network is not None else {}
     return Spec(source, network, shapes, diags.sorted())
 

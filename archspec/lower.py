@@ -28,7 +28,7 @@ from archspec.ir import (
     Scope,
     TrainingPlan,
 )
-from archspec.limits import MAX_INT, MAX_LAYERS
+from archspec.limits import MAX_INT, MAX_LAYERS, MAX_NESTING
 from archspec.source import Source, Span
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
@@ -155,7 +155,7 @@ class _Lowerer:
         if self.header.input is None:
             return None
         if not syntax.body:
-            if not any(d.code == "syntax" for d in self.diags.items):  # else a line was lost
+            if not any(d.code in ("syntax", "limit") for d in self.diags.items):  # lines lost
                 self.diags.error("body", "the network has no layers", self.header.input.span)
             return None
         total = sum(self._count(chain, {}) for chain in syntax.body)
@@ -735,8 +735,16 @@ class _Lowerer:
 
     # -- limits -----------------------------------------------------------------------------
 
-    def _count(self, chain: s.Chain, env: Env, stack: tuple[str, ...] = ()) -> int:
-        """Layers the chain expands to, capped just above the limit; never expands anything."""
+    def _count(self, chain: s.Chain, env: Env, stack: tuple[str, ...] = (),
+               depth: int = 0) -> int:
+        """Layers the chain expands to, capped just above the limit; never expands anything.
+
+        `depth` counts brackets and block calls together: both recurse when expanded.
+        """
+        if depth > MAX_NESTING:
+            self.diags.error("limit", f"brackets and block calls nest deeper than {MAX_NESTING} "
+                             "levels", chain.span)
+            return MAX_LAYERS + 1
         total = 0
         for element in chain.elements:
             atom = element.atom if isinstance(element, s.Named) else element
@@ -752,12 +760,12 @@ class _Lowerer:
                                      atom.word_span)
                     return MAX_LAYERS + 1
                 bound = self._bind(block, atom, env, report=False)
-                total += self._count(block.chain, bound or {}, (*stack, block.name))
+                total += self._count(block.chain, bound or {}, (*stack, block.name), depth + 1)
             else:
                 count = self._repeat_count(atom.repeat, env, report=False) or 1
                 chains = [atom.chain] if isinstance(atom, s.Group) else list(atom.chains)
                 joins = int(isinstance(atom, s.Branch))
-                inner = sum(self._count(c, env, stack) for c in chains) + joins
+                inner = sum(self._count(c, env, stack, depth + 1) for c in chains) + joins
                 if inner <= MAX_LAYERS and inner * count > MAX_LAYERS and atom.repeat:
                     self.diags.error("limit", f"this repeat expands to {inner * count:,} "
                                      f"layers, over the limit of {MAX_LAYERS:,}",

@@ -1,0 +1,214 @@
+"""Bad inputs get located errors: the corpus under tests/bad, limits, the rendered form, exits.
+
+Each tests/bad/*.arch file starts with one `# expect: LINE:COL: SEVERITY: MESSAGE` comment per
+finding, in source order; the whole list must match (so every error of a file shows in one
+run). Its rendering, with the source line and caret, is a golden file under tests/golden/bad/.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from archspec.frontend import Spec, load, loads
+from archspec.limits import MAX_LAYERS, MAX_NESTING, MAX_SOURCE_BYTES
+
+BAD = sorted((ROOT / "tests" / "bad").glob("*.arch"))
+EXPECT = re.compile(r"# expect: (.*)$")
+
+
+def expected(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    return [m.group(1) for m in map(EXPECT.match, lines) if m]
+
+
+def findings(spec: Spec) -> list[str]:
+    return [f"{d.span.line}:{d.span.col}: {d.severity.value}: {d.message}"
+            for d in spec.diagnostics]
+
+
+def assert_located(spec: Spec) -> None:
+    """Every finding points inside the file, at a real line and column."""
+    size = len(spec.source.text)
+    lines = spec.source.text.count("\n") + 1
+    for d in spec.diagnostics:
+        assert 0 <= d.span.start <= d.span.end <= size, d
+        assert 1 <= d.span.line <= d.span.end_line <= lines, d
+        assert d.span.col >= 1, d
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(BAD) >= 30
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_bad_input(path: Path, golden) -> None:
+    spec = loads(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+    assert expected(path), f"{path.name} has no `# expect:` lines"
+    assert findings(spec) == expected(path)
+    assert spec.errors and not spec.ok
+    assert_located(spec)
+    golden(f"bad/{path.stem}.txt", spec.render() + "\n")
+
+
+def test_rendering_shape() -> None:
+    spec = loads("network t\ninput 3x32x32\nCONV3-64 - POOLL2\n", "x.arch")
+    assert spec.render() == (
+        "x.arch:3:12: error: unknown layer kind `POOLL2`\n"
+        "   3 | CONV3-64 - POOLL2\n"
+        "     |            ^~~~~~\n"
+        "     = help: did you mean `POOL`?")
+
+
+def test_every_missing_argument_of_a_sketch_is_reported_where_it_stands() -> None:
+    spec = load(ROOT / "specs" / "sketch.arch")
+    line = spec.source.text.splitlines().index("[CONV-POOL-CONV-POOL-FC-FC]") + 1
+    assert [(d.span.line, d.span.col, d.code) for d in spec.errors] == [
+        (line, col, "missing-argument") for col in (2, 7, 12, 17, 22, 25)]
+
+
+def test_a_window_that_drops_pixels_is_a_warning_only() -> None:
+    spec = loads("network t\ninput 3x32x32\nPOOL3/2 - FC-10\n")
+    assert spec.ok
+    [warning] = spec.diagnostics
+    assert warning.severity.value == "warning" and warning.code == "window"
+    assert "1 row(s) and 1 column(s)" in warning.message
+
+
+# -- limits: rejected quickly, located, without expanding or allocating ---------------------
+
+
+def timed(text: str) -> tuple[Spec, float]:
+    start = time.perf_counter()
+    spec = loads(text, "big.arch")
+    return spec, time.perf_counter() - start
+
+
+def test_a_file_over_the_size_limit() -> None:
+    text = "network t\ninput 4\nFC-2\n" + "#" * MAX_SOURCE_BYTES
+    spec, seconds = timed(text)
+    assert findings(spec) == ["1:1: error: the file is larger than 1 MiB"]
+    assert seconds < 1
+
+
+def test_brackets_nested_too_deep() -> None:
+    depth = MAX_NESTING + 50
+    spec, seconds = timed("network t\ninput 4\n" + "[" * depth + "FC-2" + "]" * depth + "\n")
+    assert findings(spec) == [
+        f"3:{MAX_NESTING + 1}: error: brackets nest deeper than {MAX_NESTING} levels"]
+    assert seconds < 1
+
+
+def test_brackets_nested_to_the_limit_are_fine() -> None:
+    depth = MAX_NESTING
+    spec, _ = timed("network t\ninput 4\n" + "[" * depth + "FC-2" + "]" * depth + "\n")
+    assert spec.ok, spec.render()
+
+
+def test_block_calls_nested_too_deep() -> None:
+    blocks = [f"block b{i}(): b{i - 1}" for i in range(1, 3 * MAX_NESTING)]
+    spec, seconds = timed("\n".join(["network t", "input 4", "block b0(): FC-2", *blocks,
+                                     f"b{3 * MAX_NESTING - 1}"]) + "\n")
+    assert [d.message for d in spec.errors] == [
+        f"brackets and block calls nest deeper than {MAX_NESTING} levels"]
+    assert seconds < 2
+
+
+@pytest.mark.parametrize("body", [
+    "[[[FC-2]*1000]*1000]*1000",
+    "[FC-2]*99999999999999999999",
+    "[[CONV3-8]*50000]*3",
+])
+def test_expansion_is_counted_before_expanding(body: str) -> None:
+    spec, seconds = timed(f"network t\ninput 3x8x8\n{body}\n")
+    [error] = spec.errors
+    assert error.code == "limit" and f"over the limit of {MAX_LAYERS:,}" in error.message
+    assert error.span.line == 3
+    assert spec.network is None
+    assert seconds < 1
+
+
+def test_implicit_layers_count_towards_the_limit() -> None:
+    spec, _ = timed("network t\ninput 3x8x8\nactivation relu\nbatchnorm\n[CONV3-8]*40000\n")
+    assert [e.code for e in spec.errors] == ["limit"]
+
+
+def test_exponential_blocks_are_cut_off() -> None:
+    blocks = [f"block b{i}(): b{i - 1} - b{i - 1}" for i in range(1, 64)]
+    spec, seconds = timed("\n".join(["network t", "input 4", "block b0(): FC-2", *blocks,
+                                     "b63"]) + "\n")
+    assert [e.code for e in spec.errors] == ["limit"]
+    assert seconds < 3
+
+
+@pytest.mark.parametrize(("header", "body", "message"), [
+    ("input 3x2147483648x2", "CONV3-8", "input sizes must be between 1 and 2^31-1"),
+    ("input 3x100000x100000", "CONV3-1024", "could not fit any machine"),
+    ("input 3x4096x4096", "FC-100000", "more than any machine could hold"),
+    ("input 4", "FC-3000000000", "beyond any sane size"),
+])
+def test_sizes_no_machine_could_hold(header: str, body: str, message: str) -> None:
+    spec, seconds = timed(f"network t\n{header}\n{body}\n")
+    [error] = spec.errors
+    assert message in error.message
+    assert seconds < 1
+
+
+def test_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "binary.arch"
+    path.write_bytes(b"network t\ninput 4\nFC-2 \xff\xfe\n")
+    spec = load(path)
+    assert findings(spec) == ["3:6: error: unexpected bytes that are not UTF-8"]
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "archspec", "check", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_check_exit_codes_and_summary() -> None:
+    ok = run_check("specs/vgg16.arch")
+    assert (ok.returncode, ok.stderr) == (0, "")
+    assert ok.stdout == "specs/vgg16.arch: ok: vgg16, 39 layers, 3x224x224 -> 1000\n"
+    bad = run_check("specs/vgg16.arch", "tests/bad/many_errors.arch")
+    assert bad.returncode == 1
+    assert bad.stderr.count(": error: ") == len(expected(ROOT / "tests/bad/many_errors.arch"))
+    assert "tests/bad/many_errors.arch:8:1: error: CONV3 needs a filter count" in bad.stderr
+    missing = run_check("no/such/file.arch")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    usage = run_check()
+    assert usage.returncode == 2
+
+
+def test_check_json_output() -> None:
+    import json
+
+    result = run_check("--format", "json", "tests/bad/unknown_kind.arch")
+    assert result.returncode == 1
+    [report] = json.loads(result.stdout)
+    assert report["ok"] is False
+    [diagnostic] = report["diagnostics"]
+    assert (diagnostic["span"]["line"], diagnostic["span"]["col"]) == (4, 12)
+    assert diagnostic["hint"] == "did you mean `POOL`?"
+
+
+def test_check_never_imports_torch() -> None:
+    code = ("import sys\nfrom archspec.cli import main\n"
+            "status = main(['check', *sys.argv[1:]])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "sys.exit(status)\n")
+    specs = [str(p) for p in sorted((ROOT / "specs").glob("*.arch"))]
+    result = subprocess.run([sys.executable, "-c", code, *specs, *map(str, BAD[:5])],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1, result.stderr  # the sketch and the bad files fail
+    assert "torch was imported" not in result.stderr
+    assert "Traceback" not in result.stderr
