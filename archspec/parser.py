@@ -151,8 +151,10 @@ class _Build(Transformer[Token, Any]):
 def _lark() -> tuple[Lark, _Build]:
     build = _Build()
     grammar = files("archspec").joinpath("grammar.lark").read_text(encoding="utf-8")
+    # cache=True: lark keeps the analysed grammar in the temp folder (keyed by the grammar's
+    # hash and lark's version), so a CLI start skips the LALR table construction.
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
-                  transformer=build, maybe_placeholders=False)
+                  transformer=build, maybe_placeholders=False, cache=True)
     return parser, build
 
 
