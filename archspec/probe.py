@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,18 +120,12 @@ class Probe:
     @property
     def findings(self) -> list[str]:
         """What collapses, explodes, saturates or dies, in words."""
-        found = [*_scale_findings("activations", "collapse", "std", self.layers,
-                                  lambda p: p.std, lambda v: v < COLLAPSE),
-                 *_scale_findings("activations", "explode", "std", self.layers,
-                                  lambda p: p.std, lambda v: v > EXPLODE),
-                 *_scale_findings("gradients", "vanish", "gradient std", self.layers,
-                                  lambda p: p.grad_std, lambda v: v < COLLAPSE),
-                 *_scale_findings("gradients", "explode", "gradient std", self.layers,
-                                  lambda p: p.grad_std, lambda v: v > EXPLODE)]
+        found = [text for flag in _SCALE_FLAGS
+                 if (text := _scale_finding(self.layers, flag)) is not None]
         saturated = [p.name for p in self.layers if "saturated" in p.flags]
         if saturated:
-            found.append(f"{_names(saturated)} saturate: most outputs sit in the flat tails "
-                         f"(|y| > {SATURATION:g}), where almost no gradient passes")
+            found.append(f"{_names(saturated)} saturate: most outputs sit in the flat tails of "
+                         "the nonlinearity, where almost no gradient passes")
         dead = [p.name for p in self.layers if "dead" in p.flags]
         if dead:
             found.append(f"{_names(dead)}: most units are dead, zero for all {self.samples} "
@@ -150,24 +144,37 @@ def _names(names: list[str]) -> str:
         f"({len(names)} layers)"
 
 
-def _scale_findings(what: str, verb: str, measure: str, layers: Sequence[LayerProbe],
-                    value: Callable[[LayerProbe], float | None],
-                    bad: Callable[[float], bool]) -> list[str]:
-    hit = [(p, v) for p in layers if (v := value(p)) is not None and bad(v)]
+# Each scale flag: the sentence's subject and verb, what is measured, and the bound crossed.
+_SCALE_FLAGS: dict[str, tuple[str, str, str]] = {
+    "collapsed": ("activations collapse", "std", f"below {COLLAPSE:g}"),
+    "exploded": ("activations explode", "std", f"above {EXPLODE:g}"),
+    "grad vanished": ("gradients vanish", "gradient std", f"below {COLLAPSE:g}"),
+    "grad exploded": ("gradients explode", "gradient std", f"above {EXPLODE:g}"),
+}
+
+
+def _scale_finding(layers: Sequence[LayerProbe], flag: str) -> str | None:
+    """`activations collapse in 14 of 20 layers: std below 0.01 first at fc4 (0.00238), ...`"""
+    hit = [p for p in layers if flag in p.flags]
     if not hit:
-        return []
+        return None
+    headline, measure, bound = _SCALE_FLAGS[flag]
+    backward = flag.startswith("grad")
+
+    def value(p: LayerProbe) -> float:
+        figure = p.grad_std if backward else p.std
+        assert figure is not None  # a flagged figure exists
+        return figure
+
     # Gradients flow backwards: their trouble starts at the layer nearest the output.
-    first = hit[-1] if what == "gradients" else hit[0]
-    worst = min(hit, key=lambda h: h[1]) if verb in ("collapse", "vanish") else \
-        max(hit, key=lambda h: h[1])
-    where = "nearest the output" if what == "gradients" else "first"
-    limit = COLLAPSE if verb in ("collapse", "vanish") else EXPLODE
-    side = "below" if limit == COLLAPSE else "above"
-    text = (f"{what} {verb} in {len(hit)} of {len(layers)} layers: {measure} {side} {limit:g} "
-            f"{where} at {first[0].name} ({first[1]:.3g})")
-    if worst[0] is not first[0]:
-        text += f", reaching {worst[1]:.3g} at {worst[0].name}"
-    return [text]
+    first = hit[-1] if backward else hit[0]
+    worst = (min if bound.startswith("below") else max)(hit, key=value)
+    text = (f"{headline} in {len(hit)} of {len(layers)} layers: {measure} {bound} "
+            f"{'nearest the output' if backward else 'first'} at {first.name} "
+            f"({value(first):.3g})")
+    if worst is not first:
+        text += f", reaching {value(worst):.3g} at {worst.name}"
+    return text
 
 
 # -- measuring ---------------------------------------------------------------------------------
