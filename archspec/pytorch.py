@@ -26,6 +26,7 @@ from archspec.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.ir import ArgValue, Layer, Network, Shape
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.lower import INPUT_NODE
+from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
 from archspec.source import Source
 
@@ -89,29 +90,15 @@ def checked_shapes(network: Network, shapes: Shapes | None = None) -> dict[str, 
     return {name: shape for name, shape in shapes.items() if shape is not None}
 
 
-def layer_params(network: Network, shapes: dict[str, Shape]) -> dict[str, int]:
-    """Trainable parameters per layer (weights + biases) from the registry's cost rules."""
-    counts: dict[str, int] = {}
-    for layer in network.layers:
-        kind = reg.kind_of(layer.kind)
-        if kind.family == "join" or layer.args is None:
-            counts[layer.name] = 0
-            continue
-        cost = kind.cost(layer.args, shapes[layer.inputs[0]], shapes[layer.name])
-        counts[layer.name] = cost.weights + cost.biases
-    return counts
-
-
-def size_error(network: Network, shapes: dict[str, Shape], max_params: int) -> Diagnostic | None:
+def size_error(network: Network, report: Report, max_params: int) -> Diagnostic | None:
     """An error at the layer where the parameter total passes `max_params`, else None."""
     running = 0
-    params = layer_params(network, shapes)
-    for layer in network.layers:
-        running += params[layer.name]
+    for layer, row in zip(network.layers, report.rows, strict=True):
+        running += row.params
         if running > max_params:
-            total = sum(params.values())
-            return _error("limit", f"{layer.name}: the network has {total:,} parameters, over "
-                          f"the build limit of {max_params:,} (--max-params)", layer)
+            return _error("limit", f"{layer.name}: the network has {report.totals.params:,} "
+                          f"parameters, over the build limit of {max_params:,} (--max-params)",
+                          layer)
     return None
 
 
@@ -155,10 +142,15 @@ class _Unit:
 
 
 def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
-         max_params: int = DEFAULT_MAX_BUILD_PARAMS) -> str:
-    """The network as the source of a standalone Python module that imports only torch."""
+         max_params: int = DEFAULT_MAX_BUILD_PARAMS, report: Report | None = None) -> str:
+    """The network as the source of a standalone Python module that imports only torch.
+
+    `report` is the network's `archspec.report` (built here if not given): its rows give
+    the table in the class docstring and the parameter count checked against `max_params`.
+    """
     known = checked_shapes(network, shapes)
-    error = size_error(network, known, max_params)
+    report = report or build_report(network, dict(known))
+    error = size_error(network, report, max_params)
     if error is not None:
         raise BuildError([error])
     names = _idents(network)
@@ -180,7 +172,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
         "",
         "",
         f"class {cls}(nn.Module):",
-        *_docstring(network, known, names),
+        *_docstring(network, report, names),
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
@@ -378,21 +370,21 @@ def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
             "    return model"]
 
 
-def _docstring(network: Network, shapes: dict[str, Shape], names: dict[str, str]) -> list[str]:
-    params = layer_params(network, shapes)
-    rows = [("layer", "spec", "output", "params")]
-    rows.append(("input", "", reg.shape_text(network.input.shape), ""))
-    for layer in network.layers:
-        rows.append((names[layer.name], _text(layer.written, 24),
-                     reg.shape_text(shapes[layer.name]), f"{params[layer.name]:,}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+def _docstring(network: Network, report: Report, names: dict[str, str]) -> list[str]:
+    """The summary table (archspec.report's figures): one row per layer, as `table` shows."""
+    rows = [("layer", "spec", "output", "params", "MACs"),
+            ("input", "", reg.shape_text(report.input.shape), "", "")]
+    rows += [(names[row.name], _text(row.written, 24), reg.shape_text(row.output_shape),
+              f"{row.params:,}", f"{row.macs:,}") for row in report.rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     table = ["  ".join((cell.ljust(w) if i < 3 else cell.rjust(w))
                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in rows]
-    total = sum(params.values())
+    totals = report.totals
     return ['    """' + _sentence(network.description or network.name, 80), "",
-            f"    Input {reg.shape_text(network.input.shape)} (channels first, no batch); "
-            f"{total:,} parameters.", "",
+            f"    Input {reg.shape_text(report.input.shape)} (channels first, no batch); "
+            f"{totals.params:,} parameters;", f"    {totals.macs:,} multiply-accumulates "
+            "per sample (weights only).", "",
             *(f"    {row}" for row in table), '    """']
 
 

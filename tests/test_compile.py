@@ -54,7 +54,7 @@ def test_compile_writes_every_artifact_and_says_so(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert compile_spec(SPECS / "lenet5.arch", tmp_path) == 0
     printed = capsys.readouterr().out.split()
-    for suffix in (".py", ".dot", ".plan.json"):
+    for suffix in (".py", ".md", ".dot", ".plan.json"):
         path = tmp_path / f"lenet5{suffix}"
         assert path.is_file() and str(path) in printed
     module = import_file(tmp_path / "lenet5.py")
@@ -93,7 +93,7 @@ def test_output_is_deterministic_across_processes(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-m", "archspec", "compile", str(SPECS / "googlenet.arch"),
                     "-o", str(tmp_path / "there")], check=True, env=env, capture_output=True)
-    for suffix in (".py", ".dot", ".plan.json"):
+    for suffix in (".py", ".md", ".dot", ".plan.json"):
         here = (tmp_path / "here" / f"googlenet{suffix}").read_bytes()
         assert here == (tmp_path / "there" / f"googlenet{suffix}").read_bytes(), suffix
 

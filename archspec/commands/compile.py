@@ -11,6 +11,8 @@ from archspec import dot, plan
 from archspec.commands.common import EXIT_ERRORS, EXIT_OK, load_or_report, write_atomic
 from archspec.diagnostics import render_all
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
+from archspec.report import build_report
+from archspec.table import render
 
 HELP = "write DIR/<network>.py (a standalone PyTorch module) with its table, diagram and plan"
 
@@ -32,16 +34,19 @@ def run(args: argparse.Namespace) -> int:
     from archspec.pytorch import BuildError, emit
 
     network = spec.network
+    # The figures are computed once; the docstring table and the .md file are two views.
+    report = build_report(network, spec.shapes)
     try:
         source = emit(network, spec.shapes, origin=Path(args.file).name,
-                      max_params=args.max_params)
+                      max_params=args.max_params, report=report)
     except BuildError as exc:
         print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
         return EXIT_ERRORS
     out = Path(args.output)
     stem = out / network.name
-    written = [stem.with_name(f"{network.name}.py")]
+    written = [out / f"{network.name}.py", out / f"{network.name}.md"]
     write_atomic(written[0], source)
+    write_atomic(written[1], render(report, "markdown"))
     written += dot.render_files(network, spec.shapes, stem)
     written.append(plan.write_plan(spec, out))
     for path in written:

@@ -14,152 +14,153 @@ INPUT_SHAPE = (3, 224, 224)
 class Googlenet(nn.Module):
     """GoogLeNet-style Inception v1.
 
-    Input 3x224x224 (channels first, no batch); 6,998,552 parameters.
+    Input 3x224x224 (channels first, no batch); 6,998,552 parameters;
+    1,582,671,872 multiply-accumulates per sample (weights only).
 
-    layer        spec            output         params
+    layer        spec            output         params         MACs
     input                        3x224x224
-    conv1        CONV7-64/2      64x112x112      9,472
-    conv1_relu   RELU            64x112x112          0
-    pool1        POOL3/2         64x56x56            0
-    norm1        NORM            64x56x56            0
-    conv2        CONV1-64        64x56x56        4,160
-    conv2_relu   RELU            64x56x56            0
-    conv3        CONV3-192       192x56x56     110,784
-    conv3_relu   RELU            192x56x56           0
-    norm2        NORM            192x56x56           0
-    pool2        POOL3/2         192x28x28           0
-    conv4        CONV1-64        64x28x28       12,352
-    conv4_relu   RELU            64x28x28            0
-    conv5        CONV1-96        96x28x28       18,528
-    conv5_relu   RELU            96x28x28            0
-    conv6        CONV3-128       128x28x28     110,720
-    conv6_relu   RELU            128x28x28           0
-    conv7        CONV1-16        16x28x28        3,088
-    conv7_relu   RELU            16x28x28            0
-    conv8        CONV5-32        32x28x28       12,832
-    conv8_relu   RELU            32x28x28            0
-    pool3        POOL3/1(pad=1)  192x28x28           0
-    conv9        CONV1-32        32x28x28        6,176
-    conv9_relu   RELU            32x28x28            0
-    concat1      concat          256x28x28           0
-    conv10       CONV1-128       128x28x28      32,896
-    conv10_relu  RELU            128x28x28           0
-    conv11       CONV1-128       128x28x28      32,896
-    conv11_relu  RELU            128x28x28           0
-    conv12       CONV3-192       192x28x28     221,376
-    conv12_relu  RELU            192x28x28           0
-    conv13       CONV1-32        32x28x28        8,224
-    conv13_relu  RELU            32x28x28            0
-    conv14       CONV5-96        96x28x28       76,896
-    conv14_relu  RELU            96x28x28            0
-    pool4        POOL3/1(pad=1)  256x28x28           0
-    conv15       CONV1-64        64x28x28       16,448
-    conv15_relu  RELU            64x28x28            0
-    concat2      concat          480x28x28           0
-    pool5        POOL3/2         480x14x14           0
-    conv16       CONV1-192       192x14x14      92,352
-    conv16_relu  RELU            192x14x14           0
-    conv17       CONV1-96        96x14x14       46,176
-    conv17_relu  RELU            96x14x14            0
-    conv18       CONV3-208       208x14x14     179,920
-    conv18_relu  RELU            208x14x14           0
-    conv19       CONV1-16        16x14x14        7,696
-    conv19_relu  RELU            16x14x14            0
-    conv20       CONV5-48        48x14x14       19,248
-    conv20_relu  RELU            48x14x14            0
-    pool6        POOL3/1(pad=1)  480x14x14           0
-    conv21       CONV1-64        64x14x14       30,784
-    conv21_relu  RELU            64x14x14            0
-    concat3      concat          512x14x14           0
-    conv22       CONV1-160       160x14x14      82,080
-    conv22_relu  RELU            160x14x14           0
-    conv23       CONV1-112       112x14x14      57,456
-    conv23_relu  RELU            112x14x14           0
-    conv24       CONV3-224       224x14x14     226,016
-    conv24_relu  RELU            224x14x14           0
-    conv25       CONV1-24        24x14x14       12,312
-    conv25_relu  RELU            24x14x14            0
-    conv26       CONV5-64        64x14x14       38,464
-    conv26_relu  RELU            64x14x14            0
-    pool7        POOL3/1(pad=1)  512x14x14           0
-    conv27       CONV1-64        64x14x14       32,832
-    conv27_relu  RELU            64x14x14            0
-    concat4      concat          512x14x14           0
-    conv28       CONV1-128       128x14x14      65,664
-    conv28_relu  RELU            128x14x14           0
-    conv29       CONV1-128       128x14x14      65,664
-    conv29_relu  RELU            128x14x14           0
-    conv30       CONV3-256       256x14x14     295,168
-    conv30_relu  RELU            256x14x14           0
-    conv31       CONV1-24        24x14x14       12,312
-    conv31_relu  RELU            24x14x14            0
-    conv32       CONV5-64        64x14x14       38,464
-    conv32_relu  RELU            64x14x14            0
-    pool8        POOL3/1(pad=1)  512x14x14           0
-    conv33       CONV1-64        64x14x14       32,832
-    conv33_relu  RELU            64x14x14            0
-    concat5      concat          512x14x14           0
-    conv34       CONV1-112       112x14x14      57,456
-    conv34_relu  RELU            112x14x14           0
-    conv35       CONV1-144       144x14x14      73,872
-    conv35_relu  RELU            144x14x14           0
-    conv36       CONV3-288       288x14x14     373,536
-    conv36_relu  RELU            288x14x14           0
-    conv37       CONV1-32        32x14x14       16,416
-    conv37_relu  RELU            32x14x14            0
-    conv38       CONV5-64        64x14x14       51,264
-    conv38_relu  RELU            64x14x14            0
-    pool9        POOL3/1(pad=1)  512x14x14           0
-    conv39       CONV1-64        64x14x14       32,832
-    conv39_relu  RELU            64x14x14            0
-    concat6      concat          528x14x14           0
-    conv40       CONV1-256       256x14x14     135,424
-    conv40_relu  RELU            256x14x14           0
-    conv41       CONV1-160       160x14x14      84,640
-    conv41_relu  RELU            160x14x14           0
-    conv42       CONV3-320       320x14x14     461,120
-    conv42_relu  RELU            320x14x14           0
-    conv43       CONV1-32        32x14x14       16,928
-    conv43_relu  RELU            32x14x14            0
-    conv44       CONV5-128       128x14x14     102,528
-    conv44_relu  RELU            128x14x14           0
-    pool10       POOL3/1(pad=1)  528x14x14           0
-    conv45       CONV1-128       128x14x14      67,712
-    conv45_relu  RELU            128x14x14           0
-    concat7      concat          832x14x14           0
-    pool11       POOL3/2         832x7x7             0
-    conv46       CONV1-256       256x7x7       213,248
-    conv46_relu  RELU            256x7x7             0
-    conv47       CONV1-160       160x7x7       133,280
-    conv47_relu  RELU            160x7x7             0
-    conv48       CONV3-320       320x7x7       461,120
-    conv48_relu  RELU            320x7x7             0
-    conv49       CONV1-32        32x7x7         26,656
-    conv49_relu  RELU            32x7x7              0
-    conv50       CONV5-128       128x7x7       102,528
-    conv50_relu  RELU            128x7x7             0
-    pool12       POOL3/1(pad=1)  832x7x7             0
-    conv51       CONV1-128       128x7x7       106,624
-    conv51_relu  RELU            128x7x7             0
-    concat8      concat          832x7x7             0
-    conv52       CONV1-384       384x7x7       319,872
-    conv52_relu  RELU            384x7x7             0
-    conv53       CONV1-192       192x7x7       159,936
-    conv53_relu  RELU            192x7x7             0
-    conv54       CONV3-384       384x7x7       663,936
-    conv54_relu  RELU            384x7x7             0
-    conv55       CONV1-48        48x7x7         39,984
-    conv55_relu  RELU            48x7x7              0
-    conv56       CONV5-128       128x7x7       153,728
-    conv56_relu  RELU            128x7x7             0
-    pool13       POOL3/1(pad=1)  832x7x7             0
-    conv57       CONV1-128       128x7x7       106,624
-    conv57_relu  RELU            128x7x7             0
-    concat9      concat          1024x7x7            0
-    gap1         GAP             1024x1x1            0
-    dropout1     DROPOUT(0.4)    1024x1x1            0
-    fc1_flatten  FLATTEN         1024                0
-    fc1          FC-1000         1000        1,025,000
+    conv1        CONV7-64/2      64x112x112      9,472  118,013,952
+    conv1_relu   RELU            64x112x112          0            0
+    pool1        POOL3/2         64x56x56            0            0
+    norm1        NORM            64x56x56            0            0
+    conv2        CONV1-64        64x56x56        4,160   12,845,056
+    conv2_relu   RELU            64x56x56            0            0
+    conv3        CONV3-192       192x56x56     110,784  346,816,512
+    conv3_relu   RELU            192x56x56           0            0
+    norm2        NORM            192x56x56           0            0
+    pool2        POOL3/2         192x28x28           0            0
+    conv4        CONV1-64        64x28x28       12,352    9,633,792
+    conv4_relu   RELU            64x28x28            0            0
+    conv5        CONV1-96        96x28x28       18,528   14,450,688
+    conv5_relu   RELU            96x28x28            0            0
+    conv6        CONV3-128       128x28x28     110,720   86,704,128
+    conv6_relu   RELU            128x28x28           0            0
+    conv7        CONV1-16        16x28x28        3,088    2,408,448
+    conv7_relu   RELU            16x28x28            0            0
+    conv8        CONV5-32        32x28x28       12,832   10,035,200
+    conv8_relu   RELU            32x28x28            0            0
+    pool3        POOL3/1(pad=1)  192x28x28           0            0
+    conv9        CONV1-32        32x28x28        6,176    4,816,896
+    conv9_relu   RELU            32x28x28            0            0
+    concat1      concat          256x28x28           0            0
+    conv10       CONV1-128       128x28x28      32,896   25,690,112
+    conv10_relu  RELU            128x28x28           0            0
+    conv11       CONV1-128       128x28x28      32,896   25,690,112
+    conv11_relu  RELU            128x28x28           0            0
+    conv12       CONV3-192       192x28x28     221,376  173,408,256
+    conv12_relu  RELU            192x28x28           0            0
+    conv13       CONV1-32        32x28x28        8,224    6,422,528
+    conv13_relu  RELU            32x28x28            0            0
+    conv14       CONV5-96        96x28x28       76,896   60,211,200
+    conv14_relu  RELU            96x28x28            0            0
+    pool4        POOL3/1(pad=1)  256x28x28           0            0
+    conv15       CONV1-64        64x28x28       16,448   12,845,056
+    conv15_relu  RELU            64x28x28            0            0
+    concat2      concat          480x28x28           0            0
+    pool5        POOL3/2         480x14x14           0            0
+    conv16       CONV1-192       192x14x14      92,352   18,063,360
+    conv16_relu  RELU            192x14x14           0            0
+    conv17       CONV1-96        96x14x14       46,176    9,031,680
+    conv17_relu  RELU            96x14x14            0            0
+    conv18       CONV3-208       208x14x14     179,920   35,223,552
+    conv18_relu  RELU            208x14x14           0            0
+    conv19       CONV1-16        16x14x14        7,696    1,505,280
+    conv19_relu  RELU            16x14x14            0            0
+    conv20       CONV5-48        48x14x14       19,248    3,763,200
+    conv20_relu  RELU            48x14x14            0            0
+    pool6        POOL3/1(pad=1)  480x14x14           0            0
+    conv21       CONV1-64        64x14x14       30,784    6,021,120
+    conv21_relu  RELU            64x14x14            0            0
+    concat3      concat          512x14x14           0            0
+    conv22       CONV1-160       160x14x14      82,080   16,056,320
+    conv22_relu  RELU            160x14x14           0            0
+    conv23       CONV1-112       112x14x14      57,456   11,239,424
+    conv23_relu  RELU            112x14x14           0            0
+    conv24       CONV3-224       224x14x14     226,016   44,255,232
+    conv24_relu  RELU            224x14x14           0            0
+    conv25       CONV1-24        24x14x14       12,312    2,408,448
+    conv25_relu  RELU            24x14x14            0            0
+    conv26       CONV5-64        64x14x14       38,464    7,526,400
+    conv26_relu  RELU            64x14x14            0            0
+    pool7        POOL3/1(pad=1)  512x14x14           0            0
+    conv27       CONV1-64        64x14x14       32,832    6,422,528
+    conv27_relu  RELU            64x14x14            0            0
+    concat4      concat          512x14x14           0            0
+    conv28       CONV1-128       128x14x14      65,664   12,845,056
+    conv28_relu  RELU            128x14x14           0            0
+    conv29       CONV1-128       128x14x14      65,664   12,845,056
+    conv29_relu  RELU            128x14x14           0            0
+    conv30       CONV3-256       256x14x14     295,168   57,802,752
+    conv30_relu  RELU            256x14x14           0            0
+    conv31       CONV1-24        24x14x14       12,312    2,408,448
+    conv31_relu  RELU            24x14x14            0            0
+    conv32       CONV5-64        64x14x14       38,464    7,526,400
+    conv32_relu  RELU            64x14x14            0            0
+    pool8        POOL3/1(pad=1)  512x14x14           0            0
+    conv33       CONV1-64        64x14x14       32,832    6,422,528
+    conv33_relu  RELU            64x14x14            0            0
+    concat5      concat          512x14x14           0            0
+    conv34       CONV1-112       112x14x14      57,456   11,239,424
+    conv34_relu  RELU            112x14x14           0            0
+    conv35       CONV1-144       144x14x14      73,872   14,450,688
+    conv35_relu  RELU            144x14x14           0            0
+    conv36       CONV3-288       288x14x14     373,536   73,156,608
+    conv36_relu  RELU            288x14x14           0            0
+    conv37       CONV1-32        32x14x14       16,416    3,211,264
+    conv37_relu  RELU            32x14x14            0            0
+    conv38       CONV5-64        64x14x14       51,264   10,035,200
+    conv38_relu  RELU            64x14x14            0            0
+    pool9        POOL3/1(pad=1)  512x14x14           0            0
+    conv39       CONV1-64        64x14x14       32,832    6,422,528
+    conv39_relu  RELU            64x14x14            0            0
+    concat6      concat          528x14x14           0            0
+    conv40       CONV1-256       256x14x14     135,424   26,492,928
+    conv40_relu  RELU            256x14x14           0            0
+    conv41       CONV1-160       160x14x14      84,640   16,558,080
+    conv41_relu  RELU            160x14x14           0            0
+    conv42       CONV3-320       320x14x14     461,120   90,316,800
+    conv42_relu  RELU            320x14x14           0            0
+    conv43       CONV1-32        32x14x14       16,928    3,311,616
+    conv43_relu  RELU            32x14x14            0            0
+    conv44       CONV5-128       128x14x14     102,528   20,070,400
+    conv44_relu  RELU            128x14x14           0            0
+    pool10       POOL3/1(pad=1)  528x14x14           0            0
+    conv45       CONV1-128       128x14x14      67,712   13,246,464
+    conv45_relu  RELU            128x14x14           0            0
+    concat7      concat          832x14x14           0            0
+    pool11       POOL3/2         832x7x7             0            0
+    conv46       CONV1-256       256x7x7       213,248   10,436,608
+    conv46_relu  RELU            256x7x7             0            0
+    conv47       CONV1-160       160x7x7       133,280    6,522,880
+    conv47_relu  RELU            160x7x7             0            0
+    conv48       CONV3-320       320x7x7       461,120   22,579,200
+    conv48_relu  RELU            320x7x7             0            0
+    conv49       CONV1-32        32x7x7         26,656    1,304,576
+    conv49_relu  RELU            32x7x7              0            0
+    conv50       CONV5-128       128x7x7       102,528    5,017,600
+    conv50_relu  RELU            128x7x7             0            0
+    pool12       POOL3/1(pad=1)  832x7x7             0            0
+    conv51       CONV1-128       128x7x7       106,624    5,218,304
+    conv51_relu  RELU            128x7x7             0            0
+    concat8      concat          832x7x7             0            0
+    conv52       CONV1-384       384x7x7       319,872   15,654,912
+    conv52_relu  RELU            384x7x7             0            0
+    conv53       CONV1-192       192x7x7       159,936    7,827,456
+    conv53_relu  RELU            192x7x7             0            0
+    conv54       CONV3-384       384x7x7       663,936   32,514,048
+    conv54_relu  RELU            384x7x7             0            0
+    conv55       CONV1-48        48x7x7         39,984    1,956,864
+    conv55_relu  RELU            48x7x7              0            0
+    conv56       CONV5-128       128x7x7       153,728    7,526,400
+    conv56_relu  RELU            128x7x7             0            0
+    pool13       POOL3/1(pad=1)  832x7x7             0            0
+    conv57       CONV1-128       128x7x7       106,624    5,218,304
+    conv57_relu  RELU            128x7x7             0            0
+    concat9      concat          1024x7x7            0            0
+    gap1         GAP             1024x1x1            0            0
+    dropout1     DROPOUT(0.4)    1024x1x1            0            0
+    fc1_flatten  FLATTEN         1024                0            0
+    fc1          FC-1000         1000        1,025,000    1,024,000
     """
 
     def __init__(self) -> None:

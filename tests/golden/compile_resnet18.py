@@ -14,79 +14,80 @@ INPUT_SHAPE = (3, 224, 224)
 class Resnet18(nn.Module):
     """ResNet-18, torchvision layout.
 
-    Input 3x224x224 (channels first, no batch); 11,689,512 parameters.
+    Input 3x224x224 (channels first, no batch); 11,689,512 parameters;
+    1,814,073,344 multiply-accumulates per sample (weights only).
 
-    layer        spec               output         params
+    layer        spec               output         params         MACs
     input                           3x224x224
-    conv1        CONV7-64/2         64x112x112      9,408
-    bn1          BN                 64x112x112        128
-    relu1        RELU               64x112x112          0
-    pool1        POOL(3, 2, pad=1)  64x56x56            0
-    conv2        CONV3-64/1         64x56x56       36,864
-    bn2          BN                 64x56x56          128
-    relu2        RELU               64x56x56            0
-    conv3        CONV3-64           64x56x56       36,864
-    bn3          BN                 64x56x56          128
-    add1         +                  64x56x56            0
-    relu3        RELU               64x56x56            0
-    conv4        CONV3-64/1         64x56x56       36,864
-    bn4          BN                 64x56x56          128
-    relu4        RELU               64x56x56            0
-    conv5        CONV3-64           64x56x56       36,864
-    bn5          BN                 64x56x56          128
-    add2         +                  64x56x56            0
-    relu5        RELU               64x56x56            0
-    conv6        CONV3-128/2        128x28x28      73,728
-    bn6          BN                 128x28x28         256
-    relu6        RELU               128x28x28           0
-    conv7        CONV3-128          128x28x28     147,456
-    bn7          BN                 128x28x28         256
-    conv8        CONV1-128/2        128x28x28       8,192
-    bn8          BN                 128x28x28         256
-    add3         +                  128x28x28           0
-    relu7        RELU               128x28x28           0
-    conv9        CONV3-128/1        128x28x28     147,456
-    bn9          BN                 128x28x28         256
-    relu8        RELU               128x28x28           0
-    conv10       CONV3-128          128x28x28     147,456
-    bn10         BN                 128x28x28         256
-    add4         +                  128x28x28           0
-    relu9        RELU               128x28x28           0
-    conv11       CONV3-256/2        256x14x14     294,912
-    bn11         BN                 256x14x14         512
-    relu10       RELU               256x14x14           0
-    conv12       CONV3-256          256x14x14     589,824
-    bn12         BN                 256x14x14         512
-    conv13       CONV1-256/2        256x14x14      32,768
-    bn13         BN                 256x14x14         512
-    add5         +                  256x14x14           0
-    relu11       RELU               256x14x14           0
-    conv14       CONV3-256/1        256x14x14     589,824
-    bn14         BN                 256x14x14         512
-    relu12       RELU               256x14x14           0
-    conv15       CONV3-256          256x14x14     589,824
-    bn15         BN                 256x14x14         512
-    add6         +                  256x14x14           0
-    relu13       RELU               256x14x14           0
-    conv16       CONV3-512/2        512x7x7     1,179,648
-    bn16         BN                 512x7x7         1,024
-    relu14       RELU               512x7x7             0
-    conv17       CONV3-512          512x7x7     2,359,296
-    bn17         BN                 512x7x7         1,024
-    conv18       CONV1-512/2        512x7x7       131,072
-    bn18         BN                 512x7x7         1,024
-    add7         +                  512x7x7             0
-    relu15       RELU               512x7x7             0
-    conv19       CONV3-512/1        512x7x7     2,359,296
-    bn19         BN                 512x7x7         1,024
-    relu16       RELU               512x7x7             0
-    conv20       CONV3-512          512x7x7     2,359,296
-    bn20         BN                 512x7x7         1,024
-    add8         +                  512x7x7             0
-    relu17       RELU               512x7x7             0
-    gap1         GAP                512x1x1             0
-    fc1_flatten  FLATTEN            512                 0
-    fc1          FC-1000            1000          513,000
+    conv1        CONV7-64/2         64x112x112      9,408  118,013,952
+    bn1          BN                 64x112x112        128            0
+    relu1        RELU               64x112x112          0            0
+    pool1        POOL(3, 2, pad=1)  64x56x56            0            0
+    conv2        CONV3-64/1         64x56x56       36,864  115,605,504
+    bn2          BN                 64x56x56          128            0
+    relu2        RELU               64x56x56            0            0
+    conv3        CONV3-64           64x56x56       36,864  115,605,504
+    bn3          BN                 64x56x56          128            0
+    add1         +                  64x56x56            0            0
+    relu3        RELU               64x56x56            0            0
+    conv4        CONV3-64/1         64x56x56       36,864  115,605,504
+    bn4          BN                 64x56x56          128            0
+    relu4        RELU               64x56x56            0            0
+    conv5        CONV3-64           64x56x56       36,864  115,605,504
+    bn5          BN                 64x56x56          128            0
+    add2         +                  64x56x56            0            0
+    relu5        RELU               64x56x56            0            0
+    conv6        CONV3-128/2        128x28x28      73,728   57,802,752
+    bn6          BN                 128x28x28         256            0
+    relu6        RELU               128x28x28           0            0
+    conv7        CONV3-128          128x28x28     147,456  115,605,504
+    bn7          BN                 128x28x28         256            0
+    conv8        CONV1-128/2        128x28x28       8,192    6,422,528
+    bn8          BN                 128x28x28         256            0
+    add3         +                  128x28x28           0            0
+    relu7        RELU               128x28x28           0            0
+    conv9        CONV3-128/1        128x28x28     147,456  115,605,504
+    bn9          BN                 128x28x28         256            0
+    relu8        RELU               128x28x28           0            0
+    conv10       CONV3-128          128x28x28     147,456  115,605,504
+    bn10         BN                 128x28x28         256            0
+    add4         +                  128x28x28           0            0
+    relu9        RELU               128x28x28           0            0
+    conv11       CONV3-256/2        256x14x14     294,912   57,802,752
+    bn11         BN                 256x14x14         512            0
+    relu10       RELU               256x14x14           0            0
+    conv12       CONV3-256          256x14x14     589,824  115,605,504
+    bn12         BN                 256x14x14         512            0
+    conv13       CONV1-256/2        256x14x14      32,768    6,422,528
+    bn13         BN                 256x14x14         512            0
+    add5         +                  256x14x14           0            0
+    relu11       RELU               256x14x14           0            0
+    conv14       CONV3-256/1        256x14x14     589,824  115,605,504
+    bn14         BN                 256x14x14         512            0
+    relu12       RELU               256x14x14           0            0
+    conv15       CONV3-256          256x14x14     589,824  115,605,504
+    bn15         BN                 256x14x14         512            0
+    add6         +                  256x14x14           0            0
+    relu13       RELU               256x14x14           0            0
+    conv16       CONV3-512/2        512x7x7     1,179,648   57,802,752
+    bn16         BN                 512x7x7         1,024            0
+    relu14       RELU               512x7x7             0            0
+    conv17       CONV3-512          512x7x7     2,359,296  115,605,504
+    bn17         BN                 512x7x7         1,024            0
+    conv18       CONV1-512/2        512x7x7       131,072    6,422,528
+    bn18         BN                 512x7x7         1,024            0
+    add7         +                  512x7x7             0            0
+    relu15       RELU               512x7x7             0            0
+    conv19       CONV3-512/1        512x7x7     2,359,296  115,605,504
+    bn19         BN                 512x7x7         1,024            0
+    relu16       RELU               512x7x7             0            0
+    conv20       CONV3-512          512x7x7     2,359,296  115,605,504
+    bn20         BN                 512x7x7         1,024            0
+    add8         +                  512x7x7             0            0
+    relu17       RELU               512x7x7             0            0
+    gap1         GAP                512x1x1             0            0
+    fc1_flatten  FLATTEN            512                 0            0
+    fc1          FC-1000            1000          513,000      512,000
     """
 
     def __init__(self) -> None:

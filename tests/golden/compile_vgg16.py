@@ -14,49 +14,50 @@ INPUT_SHAPE = (3, 224, 224)
 class Vgg16(nn.Module):
     """VGG16, configuration D.
 
-    Input 3x224x224 (channels first, no batch); 138,357,544 parameters.
+    Input 3x224x224 (channels first, no batch); 138,357,544 parameters;
+    15,470,264,320 multiply-accumulates per sample (weights only).
 
-    layer        spec          output            params
+    layer        spec          output            params           MACs
     input                      3x224x224
-    conv1        CONV3-64      64x224x224         1,792
-    conv1_relu   RELU          64x224x224             0
-    conv2        CONV3-64      64x224x224        36,928
-    conv2_relu   RELU          64x224x224             0
-    pool1        POOL2         64x112x112             0
-    conv3        CONV3-128     128x112x112       73,856
-    conv3_relu   RELU          128x112x112            0
-    conv4        CONV3-128     128x112x112      147,584
-    conv4_relu   RELU          128x112x112            0
-    pool2        POOL2         128x56x56              0
-    conv5        CONV3-256     256x56x56        295,168
-    conv5_relu   RELU          256x56x56              0
-    conv6        CONV3-256     256x56x56        590,080
-    conv6_relu   RELU          256x56x56              0
-    conv7        CONV3-256     256x56x56        590,080
-    conv7_relu   RELU          256x56x56              0
-    pool3        POOL2         256x28x28              0
-    conv8        CONV3-512     512x28x28      1,180,160
-    conv8_relu   RELU          512x28x28              0
-    conv9        CONV3-512     512x28x28      2,359,808
-    conv9_relu   RELU          512x28x28              0
-    conv10       CONV3-512     512x28x28      2,359,808
-    conv10_relu  RELU          512x28x28              0
-    pool4        POOL2         512x14x14              0
-    conv11       CONV3-512     512x14x14      2,359,808
-    conv11_relu  RELU          512x14x14              0
-    conv12       CONV3-512     512x14x14      2,359,808
-    conv12_relu  RELU          512x14x14              0
-    conv13       CONV3-512     512x14x14      2,359,808
-    conv13_relu  RELU          512x14x14              0
-    pool5        POOL2         512x7x7                0
-    fc1_flatten  FLATTEN       25088                  0
-    fc1          FC-4096       4096         102,764,544
-    fc1_relu     RELU          4096                   0
-    dropout1     DROPOUT(0.5)  4096                   0
-    fc2          FC-4096       4096          16,781,312
-    fc2_relu     RELU          4096                   0
-    dropout2     DROPOUT(0.5)  4096                   0
-    fc3          FC-1000       1000           4,097,000
+    conv1        CONV3-64      64x224x224         1,792     86,704,128
+    conv1_relu   RELU          64x224x224             0              0
+    conv2        CONV3-64      64x224x224        36,928  1,849,688,064
+    conv2_relu   RELU          64x224x224             0              0
+    pool1        POOL2         64x112x112             0              0
+    conv3        CONV3-128     128x112x112       73,856    924,844,032
+    conv3_relu   RELU          128x112x112            0              0
+    conv4        CONV3-128     128x112x112      147,584  1,849,688,064
+    conv4_relu   RELU          128x112x112            0              0
+    pool2        POOL2         128x56x56              0              0
+    conv5        CONV3-256     256x56x56        295,168    924,844,032
+    conv5_relu   RELU          256x56x56              0              0
+    conv6        CONV3-256     256x56x56        590,080  1,849,688,064
+    conv6_relu   RELU          256x56x56              0              0
+    conv7        CONV3-256     256x56x56        590,080  1,849,688,064
+    conv7_relu   RELU          256x56x56              0              0
+    pool3        POOL2         256x28x28              0              0
+    conv8        CONV3-512     512x28x28      1,180,160    924,844,032
+    conv8_relu   RELU          512x28x28              0              0
+    conv9        CONV3-512     512x28x28      2,359,808  1,849,688,064
+    conv9_relu   RELU          512x28x28              0              0
+    conv10       CONV3-512     512x28x28      2,359,808  1,849,688,064
+    conv10_relu  RELU          512x28x28              0              0
+    pool4        POOL2         512x14x14              0              0
+    conv11       CONV3-512     512x14x14      2,359,808    462,422,016
+    conv11_relu  RELU          512x14x14              0              0
+    conv12       CONV3-512     512x14x14      2,359,808    462,422,016
+    conv12_relu  RELU          512x14x14              0              0
+    conv13       CONV3-512     512x14x14      2,359,808    462,422,016
+    conv13_relu  RELU          512x14x14              0              0
+    pool5        POOL2         512x7x7                0              0
+    fc1_flatten  FLATTEN       25088                  0              0
+    fc1          FC-4096       4096         102,764,544    102,760,448
+    fc1_relu     RELU          4096                   0              0
+    dropout1     DROPOUT(0.5)  4096                   0              0
+    fc2          FC-4096       4096          16,781,312     16,777,216
+    fc2_relu     RELU          4096                   0              0
+    dropout2     DROPOUT(0.5)  4096                   0              0
+    fc3          FC-1000       1000           4,097,000      4,096,000
     """
 
     def __init__(self) -> None:
