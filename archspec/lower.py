@@ -432,7 +432,8 @@ class _Lowerer:
                     ok = False
                     continue
             if name in given:
-                self.diags.error("argument", f"{kind.name} gets `{name}` twice", arg.span)
+                where = f": `{call.word}` sets it already" if name in shorthand else ""
+                self.diags.error("argument", f"{kind.name} gets `{name}` twice{where}", arg.span)
                 ok = False
                 continue
             value = self._subst(arg.value, env)
@@ -440,6 +441,10 @@ class _Lowerer:
                 ok = False
                 continue
             given[name] = value
+        if shorthand:  # what a shorthand implies (CONV3-64: pad=same) yields to written args
+            for implied, value in kind.shorthand_implies:
+                given.setdefault(implied, s.Value(kind="word", text=str(value),
+                                                  span=call.word_span))
         if use_defaults:
             for arg in self.header.defaults.get(kind.name, ()):
                 assert arg.name is not None
@@ -521,10 +526,6 @@ class _Lowerer:
                                  call.word_span, hint=hint)
                 return None
             given[target] = s.Value(kind="number", text=text, span=call.word_span)
-        if given:
-            for name, value in kind.shorthand_implies:
-                given.setdefault(name, s.Value(kind="word", text=str(value),
-                                               span=call.word_span))
         return given
 
     def _word(self, call: s.Call, env: Env) -> str | None:

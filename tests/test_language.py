@@ -253,6 +253,13 @@ def test_each_layer_kind_and_shorthand(written: str, kind: str, args: dict) -> N
         kind, args, written, ("input",))
 
 
+def test_written_arguments_override_what_a_shorthand_implies() -> None:
+    net = network("CONV3-64(pad=0) - CONV3-64(stride=2) - CONV3-8(1, 0)",
+                  "network t\ninput 3x8x8\ndefaults CONV(pad=2)\n")
+    assert [layer.args for layer in net.layers] == [
+        conv(64, 3), conv(64, 3, stride=2, pad=1), conv(8, 3)]
+
+
 @pytest.mark.parametrize("written", ["FC-4096", "FC(4096)", "FC(units=4096)", "fc-4096"])
 def test_fc_forms(written: str) -> None:
     net = network(written, "network t\ninput 100\n")
