@@ -25,6 +25,7 @@ from archspec.diagnostics import Diagnostics, render_all
 from archspec.ir import InitScheme, Network
 from archspec.lower import lower_init
 from archspec.parser import parse
+from archspec.pytorch import layer_paths, to_torch
 from archspec.shapes import Shapes
 from archspec.source import Source
 
@@ -244,21 +245,19 @@ class _Recorder:
 
 def _hook_points(model: nn.Module, network: Network) -> dict[str, tuple[nn.Module, bool]]:
     """Where each layer's output can be seen: the output of its own module, or for a join
-    (an expression in `forward`) the input of a module that consumes it, or the output of the
-    whole model. A join that feeds only other joins cannot be seen and is left out."""
-    from archspec.pytorch import layer_paths
-
+    (an expression in `forward`) the input of a module that takes only it, or the output of
+    the whole model. A join that feeds only other joins cannot be seen and is left out."""
     modules = {name: model.get_submodule(path) for name, path in layer_paths(network).items()}
+    sole_consumer = {layer.inputs[0]: modules[layer.name] for layer in reversed(network.layers)
+                     if len(layer.inputs) == 1 and layer.name in modules}
     points: dict[str, tuple[nn.Module, bool]] = {}
     for layer in network.layers:
-        consumer = next((c.name for c in network.layers
-                         if c.inputs == (layer.name,) and c.name in modules), None)
         if layer.name in modules:
             points[layer.name] = (modules[layer.name], False)
         elif layer.name == network.output:
             points[layer.name] = (model, False)
-        elif consumer is not None:
-            points[layer.name] = (modules[consumer], True)
+        elif layer.name in sole_consumer:
+            points[layer.name] = (sole_consumer[layer.name], True)
     return points
 
 
@@ -278,8 +277,6 @@ def probe(network: Network, shapes: Shapes, *, init: InitScheme | None = None,
     """Build the network (with `init` in place of the spec's), feed `samples` unit-gaussian
     inputs in training mode, backpropagate `sum(output * G)` with unit-gaussian G, and
     measure every layer. The same seed gives the same input and draws the same weights."""
-    from archspec.pytorch import to_torch
-
     if init is not None:
         network = network.model_copy(update={"init": init})
     torch.manual_seed(seed)
