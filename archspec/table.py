@@ -238,7 +238,8 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
         "description": report.description,
         "input": {"shape": list(report.input.shape), "order": report.input.order,
                   "activations": report.input.activations,
-                  "saved_bytes_per_sample": report.input.saved_bytes},
+                  "saved_bytes_per_sample": report.input.saved_bytes,
+                  "training_bytes": report.input.saved_bytes * m.batch},
         "layers": [_layer(r) for r in rows],
         "totals": report.totals.model_dump(mode="json"),
         "memory": memory,
@@ -264,7 +265,8 @@ def to_csv(report: Report, rows: Sequence[Row]) -> str:
     writer.writerow(_CSV)
     inp = report.input
     writer.writerow(["input", "INPUT", "INPUT", dims(inp.shape), 0, 0, 0, 0, "",
-                     inp.activations, 0, 0, "", "", False, "", inp.saved_bytes, ""])
+                     inp.activations, 0, 0, "", "", False, "", inp.saved_bytes,
+                     inp.saved_bytes * report.memory.batch])
     for r in rows:
         data = _layer(r)
         writer.writerow([dims(v) if k in ("output_shape", "receptive_field", "jump") and v

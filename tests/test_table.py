@@ -413,3 +413,10 @@ def test_torch_is_never_imported(command: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", ["table_vgg16_fold.txt", "table_vgg16_cs231n.txt",
+                                  "table_vgg16_torchinfo.txt"])
+def test_docs_show_the_current_output(name: str) -> None:
+    doc = (ROOT / "docs" / "table.md").read_text()
+    assert (ROOT / "tests" / "golden" / name).read_text() in doc, f"docs/table.md: update {name}"

@@ -1,0 +1,88 @@
+"""Whole-process time: `archspec table specs/vgg16.arch` against torchinfo on the same VGG16.
+
+    python benches/table_vs_torchinfo.py [--runs N] [--spec specs/vgg16.arch]
+
+Two fresh Python processes, run interleaved N times each, output thrown away:
+  archspec   `python -m archspec table SPEC`: parse, check, analyse, print; no torch.
+  torchinfo  `python -c ...`: import torch and torchinfo, build VGG16 by hand as an
+             `nn.Sequential` (13 convs, 5 pools, 3 linear layers, ReLU, dropout), then
+             `torchinfo.summary(model, input_size=(1, 3, 224, 224))`, which runs a forward pass.
+Prints each side's median and best wall time, the ratio of the median wall times (the goal:
+the table at least 20x faster), and the median CPU time (user + system) of each process, which
+a busy machine disturbs less than wall time (torch's forward pass may use several cores, so
+its CPU time can exceed its wall time). Both include interpreter start-up, as a user at a
+shell sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TORCHINFO = """
+import torch
+import torchinfo
+from torch import nn
+
+layers, channels = [], 3
+for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+          512, 512, 512, "M"):
+    if v == "M":
+        layers.append(nn.MaxPool2d(2))
+    else:
+        layers += [nn.Conv2d(channels, v, 3, padding=1), nn.ReLU()]
+        channels = v
+layers += [nn.Flatten(), nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(0.5),
+           nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 1000)]
+print(torchinfo.summary(nn.Sequential(*layers), input_size=(1, 3, 224, 224)))
+"""
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of the command, in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
+    parser.add_argument("--spec", default="specs/vgg16.arch", help="the spec archspec reads")
+    args = parser.parse_args()
+    commands = {
+        "archspec": [sys.executable, "-m", "archspec", "table", args.spec],
+        "torchinfo": [sys.executable, "-c", TORCHINFO],
+    }
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values():  # one warm-up each: the OS file cache
+        timed(command)
+    for _ in range(args.runs):
+        for name, command in commands.items():
+            wall, cpu = timed(command)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    wall_median = {name: statistics.median(values) for name, values in walls.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpus.items()}
+    for name in commands:
+        print(f"{name:<10} wall median {wall_median[name] * 1000:8.1f} ms   best "
+              f"{min(walls[name]) * 1000:8.1f} ms   CPU median {cpu_median[name] * 1000:8.1f} ms"
+              f"   ({args.runs} runs)")
+    ratio = wall_median["torchinfo"] / wall_median["archspec"]
+    print(f"ratio      torchinfo / archspec = {ratio:.1f}x wall (goal: at least 20x), "
+          f"{cpu_median['torchinfo'] / cpu_median['archspec']:.1f}x CPU")
+
+
+if __name__ == "__main__":
+    main()
