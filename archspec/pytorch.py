@@ -111,7 +111,7 @@ def layer_paths(network: Network) -> dict[str, str]:
             continue
         for layer in unit.layers:
             ident = names[layer.name]
-            paths[layer.name] = ident if unit.attr == ident else f"{unit.attr}.{ident}"
+            paths[layer.name] = f"{unit.attr}.{ident}" if unit.sequential else ident
     return paths
 
 
@@ -135,6 +135,7 @@ class _Unit:
 
     layers: tuple[Layer, ...]
     attr: str | None  # None for a join
+    sequential: bool = False  # the attribute holds an nn.Sequential of the layers
 
     @property
     def last(self) -> Layer:
@@ -156,7 +157,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
     names = _idents(network)
     units = _units(network, names)
     cls = class_name(network)
-    sequential = any(len(unit.layers) > 1 for unit in units)
+    sequential = any(unit.sequential for unit in units)
     lines = [
         '"""' + _sentence(f"{network.name}: {network.description or 'a network'}", 80),
         "",
@@ -229,12 +230,9 @@ def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
             runs[-1].append(layer)
         else:
             runs.append([layer])
-    joins = [run for run in runs if reg.kind_of(run[0].kind).family == "join"]
     taken = set(names.values())
-    if not joins and len(runs) > 1:
-        raise AssertionError("a graph without joins is one straight run")
-    if not joins and runs:
-        return [_Unit(tuple(part), _unique(title, taken))
+    if len(runs) == 1 and reg.kind_of(runs[0][0].kind).family != "join":
+        return [_Unit(tuple(part), _unique(title, taken), sequential=True)
                 for part, title in _stack_parts(runs[0])]
     units: list[_Unit] = []
     for run in runs:
@@ -246,7 +244,7 @@ def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
             continue
         attr = _unique(f"{names[run[0].name]}_to_{names[run[-1].name]}", taken)
         taken.add(attr)
-        units.append(_Unit(tuple(run), attr))
+        units.append(_Unit(tuple(run), attr, sequential=True))
     return units
 
 
@@ -260,7 +258,7 @@ def _stack_parts(run: list[Layer]) -> list[tuple[list[Layer], str]]:
 
 def _module_lines(unit: _Unit, shapes: dict[str, Shape], names: dict[str, str]) -> list[str]:
     assert unit.attr is not None
-    if len(unit.layers) == 1 and unit.attr == names[unit.last.name]:
+    if not unit.sequential:
         layer = unit.last
         return [f"        # {_comment(layer, 88)}",
                 *_wrap(f"        self.{unit.attr} = ", _call(layer, shapes), "")]

@@ -116,7 +116,7 @@ def _keeping(d: _Draw, shape: Shape) -> str:
             parts.append(f"DROPOUT({d.draw(st.sampled_from((0.1, 0.5)))})")
         else:
             parts.append(d.draw(st.sampled_from(_ACTIVATIONS)))
-    return " - ".join(parts) or "ID"
+    return " - ".join(parts) or "BN"
 
 
 def _residual(d: _Draw, shape: Shape) -> tuple[str, Shape]:
@@ -175,7 +175,7 @@ def _step(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
 def specs(draw: Any, *, max_layers: int = 12, max_size: int = 12,
           max_channels: int = 8) -> str:
     """The text of a random valid spec (small enough to build and run in milliseconds)."""
-    d = _Draw(draw, max_layers, max_channels)
+    d = _Draw(draw, draw(st.integers(1, max_layers)), max_channels)
     if draw(st.integers(0, 3)):
         shape: Shape = (draw(st.integers(1, 4)), draw(st.integers(1, max_size)),
                         draw(st.integers(1, max_size)))

@@ -98,6 +98,14 @@ def test_to_torch_is_deterministic(text: str) -> None:
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+@pytest.mark.parametrize("body", ["FC-2", "RELU", "(ID + ID)", "(ID | POOL3/1(pad=1))",
+                                  "CONV1-2 - (ID + CONV1-2)", "GAP"])
+def test_smallest_networks_build_and_run(body: str) -> None:
+    network = loads(f"network tiny\ninput 2x3x3\n{body}\n").network
+    assert network is not None
+    assert_matches_analysis(network, to_torch(network), torch.randn(2, 2, 3, 3))
+
+
 @pytest.mark.parametrize(("spec", "key"), [("vgg16", "torchvision_vgg16"),
                                            ("vgg19", "torchvision_vgg19"),
                                            ("resnet18", "torchvision_resnet18")])
