@@ -154,6 +154,13 @@ def test_invalid_or_oversized_specs_write_nothing(tmp_path: Path,
     assert not out.exists()
 
 
+def test_an_unwritable_output_is_a_one_line_error(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    assert compile_spec(SPECS / "lenet5.arch", tmp_path / "taken") == 2
+    assert capsys.readouterr().err.startswith("archspec: error: cannot write into ")
+
+
 def test_check_does_not_import_torch() -> None:
     code = ("import sys; from archspec.cli import main; "
             f"main(['check', {str(SPECS / 'vgg16.arch')!r}]); "

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from archspec import dot, plan
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, load_or_report, write_atomic
+from archspec.commands.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    write_atomic,
+)
 from archspec.diagnostics import render_all
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import build_report
@@ -43,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
         print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
         return EXIT_ERRORS
     out = Path(args.output)
-    stem = out / network.name
     written = [out / f"{network.name}.py", out / f"{network.name}.md"]
-    write_atomic(written[0], source)
-    write_atomic(written[1], render(report, "markdown"))
-    written += dot.render_files(network, spec.shapes, stem)
-    written.append(plan.write_plan(spec, out))
+    try:
+        write_atomic(written[0], source)
+        write_atomic(written[1], render(report, "markdown"))
+        written += dot.render_files(network, spec.shapes, out / network.name)
+        written.append(plan.write_plan(spec, out))
+    except OSError as exc:
+        print(f"archspec: error: cannot write into {out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
     for path in written:
         print(f"wrote {path}")
     return EXIT_OK
