@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import math
 import shutil
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -192,36 +191,37 @@ def _clusters(box: Box, single: dict[int, bool], detail: Detail) -> tuple[int, .
                  if detail == "full" or s.count == 1 or not single[s.id])
 
 
-def _label(rows: Iterable[str]) -> str:
+def _label(title: str, details: list[str], *, size: int = 10, color: str = "") -> str:
+    """An HTML-like label: a title (HTML already), then plain-text lines in a smaller font,
+    one table row each (rows space the lines more evenly than line breaks)."""
+    font = f' color="{color}"' if color else ""
+    rows = [f"<font{font}>{title}</font>" if color else title]
+    rows += [f'<font{font} point-size="{size}">{html.escape(line)}</font>' for line in details]
     cells = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
 
 
-def _small(text: str) -> str:
-    return f'<font point-size="10">{html.escape(text)}</font>'
-
-
 def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> str:
     main = box.main
-    title = "concat" if main.kind == "CONCAT" else main.written
-    rows = [f"<b>{html.escape(title)}</b>" + (f" &#215;{mark}" if mark > 1 else "")]
+    title = f"<b>{html.escape('concat' if main.kind == 'CONCAT' else main.written)}</b>"
+    if mark > 1:
+        title += f" &#215;{mark}"
+    details = []
     folded = max(box.folded, key=len)  # the first repetition of FC-256 ×2 has the flatten
     if folded:
-        rows.append(_small(" · ".join(folded)))
+        details.append(" · ".join(folded))
     shape = shapes.get(box.layers[-1].name)
     if shape is not None:
-        rows.append(_small(reg.shape_text(shape)))
+        details.append(reg.shape_text(shape))
     total = sum(params.get(layer.name, 0) for layer in box.layers)
     if total:
-        rows.append(_small(f"{total:,} params"))
-    return _label(rows)
+        details.append(f"{total:,} params")
+    return _label(title, details)
 
 
 def _end_label(title: str, shape: Shape | None) -> str:
-    rows = [f'<font color="white"><b>{title}</b></font>']
-    if shape is not None:
-        rows.append(f'<font color="white" point-size="10">{reg.shape_text(shape)}</font>')
-    return _label(rows)
+    details = [reg.shape_text(shape)] if shape is not None else []
+    return _label(f"<b>{title}</b>", details, color="white")
 
 
 def _header(network: Network, report: Report | None) -> str:
@@ -233,7 +233,7 @@ def _header(network: Network, report: Report | None) -> str:
     else:
         t = report.totals
         line = f"{t.params:,} params · {t.activations:,} activations · {t.macs:,} MACs"
-    return _label([title, line])
+    return _label(title, [line], size=14)
 
 
 def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
