@@ -46,6 +46,7 @@ class Row(_Frozen):
     weights_formula: str  # CS231n's: weights only, `(3*3*3)*64`
     formula: str  # every parameter: `(3*3*3)*64 + 64`
     activations: int  # values this row adds to forward memory (0: runs in place or a view)
+    activation_bytes: int  # those values at the dtype, per sample
     macs: int  # multiply-accumulates, weights only (biases not counted)
     receptive_field: tuple[int, int] | None
     jump: tuple[int, int] | None
@@ -65,7 +66,9 @@ class InputInfo(_Frozen):
     shape: Shape
     order: str
     activations: int
+    activation_bytes: int
     saved_bytes: int  # per sample: the input batch is on the device during training
+    training_bytes: int  # the batch of them
 
 
 class Totals(_Frozen):
@@ -209,7 +212,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     return Report(
         network=network.name, description=network.description,
         input=InputInfo(shape=inp, order=network.input.order, activations=math.prod(inp),
-                        saved_bytes=kept[INPUT_NODE].per_sample),
+                        activation_bytes=math.prod(inp) * bpv,
+                        saved_bytes=kept[INPUT_NODE].per_sample,
+                        training_bytes=kept[INPUT_NODE].per_sample * batch),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
         torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
 
@@ -240,6 +245,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
     saved = sum(kept[m.name].per_sample for m in members)
     stats = sum(kept[m.name].per_batch for m in members)
     buffers = sum(p.buffers for p in parts)
+    activations = sum(cost.new_activations(m, shapes) for m in members)
     return Row(
         name=principal.name, kind=principal.kind,
         written=principal.written,
@@ -251,7 +257,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
         weights_formula=main.formula,
         formula=" + ".join(f"{p.formula} + {p.biases}" if p.biases else p.formula
                            for p in parts if p.formula),
-        activations=sum(cost.new_activations(m, shapes) for m in members),
+        activations=activations, activation_bytes=activations * bpv,
         macs=sum(p.macs for p in parts),
         receptive_field=field.size if field else None, jump=field.jump if field else None,
         saved_bytes=saved,

@@ -92,7 +92,7 @@ def _cells(report: Report, rows: Sequence[Row]) -> list[list[str]]:
     first = ["input", "INPUT", dims(report.input.shape), "0", "", count(report.input.activations),
              "0", "1" if len(report.input.shape) == 3 else "-",
              "1" if len(report.input.shape) == 3 else "-",
-             binary(report.input.saved_bytes * report.memory.batch)]
+             binary(report.input.training_bytes)]
     return [first, *([r.name, r.written + "".join(f" +{k}" for k in r.folds),
                       dims(r.output_shape), count(r.params), r.formula,
                       count(r.activations) if r.activations else "-", metric(r.macs),
@@ -220,7 +220,8 @@ def _layer(r: Row) -> dict[str, Any]:
     return {"name": r.name, "kind": r.kind, "written": r.written, "folds": list(r.folds),
             "output_shape": list(r.output_shape), "params": r.params,
             "params_no_bias": r.weights, "biases": r.biases, "buffers": r.buffers,
-            "formula": r.formula, "activations": r.activations, "macs": r.macs,
+            "formula": r.formula, "activations": r.activations,
+            "activation_bytes": r.activation_bytes, "macs": r.macs,
             "flops": r.flops,
             "receptive_field": list(r.receptive_field) if r.receptive_field else None,
             "jump": list(r.jump) if r.jump else None, "implicit": r.implicit,
@@ -238,8 +239,9 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
         "description": report.description,
         "input": {"shape": list(report.input.shape), "order": report.input.order,
                   "activations": report.input.activations,
+                  "activation_bytes": report.input.activation_bytes,
                   "saved_bytes_per_sample": report.input.saved_bytes,
-                  "training_bytes": report.input.saved_bytes * m.batch},
+                  "training_bytes": report.input.training_bytes},
         "layers": [_layer(r) for r in rows],
         "totals": report.totals.model_dump(mode="json"),
         "memory": memory,
@@ -254,8 +256,9 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
 
 
 _CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "biases",
-        "buffers", "formula", "activations", "macs", "flops", "receptive_field", "jump",
-        "implicit", "members", "saved_bytes_per_sample", "training_bytes")
+        "buffers", "formula", "activations", "activation_bytes", "macs", "flops",
+        "receptive_field", "jump", "implicit", "members", "saved_bytes_per_sample",
+        "training_bytes")
 
 
 def to_csv(report: Report, rows: Sequence[Row]) -> str:
@@ -265,8 +268,8 @@ def to_csv(report: Report, rows: Sequence[Row]) -> str:
     writer.writerow(_CSV)
     inp = report.input
     writer.writerow(["input", "INPUT", "INPUT", dims(inp.shape), 0, 0, 0, 0, "",
-                     inp.activations, 0, 0, "", "", False, "", inp.saved_bytes,
-                     inp.saved_bytes * report.memory.batch])
+                     inp.activations, inp.activation_bytes, 0, 0, "", "", False, "",
+                     inp.saved_bytes, inp.training_bytes])
     for r in rows:
         data = _layer(r)
         writer.writerow([dims(v) if k in ("output_shape", "receptive_field", "jump") and v

@@ -163,7 +163,7 @@ def test_memory_adds_up() -> None:
                                 + m.buffers_bytes + m.activations_bytes)
     # The per-layer column sums to the total, folded or not.
     for rows in (r.rows, r.folded):
-        assert sum(row.training_bytes for row in rows) + 8 * r.input.saved_bytes \
+        assert sum(row.training_bytes for row in rows) + r.input.training_bytes \
             == m.training_bytes
 
 
