@@ -11,16 +11,21 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 from conftest import ROOT, SPECS, all_specs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from archspec.cli import main
 from archspec.frontend import load_network
+from archspec.ir import Network
 from archspec.pytorch import emit, to_torch
+from archspec.testing import networks
 
 # A small net with both kinds of branch, quick to export and compile.
 BRANCHY = """network branchy "concat and residual branches"
@@ -107,6 +112,20 @@ def test_generated_files_pass_ruff(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config",
                              str(ROOT / "pyproject.toml"), *written],
                             capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(networks(), min_size=25, max_size=25))
+def test_generated_source_of_random_networks_passes_ruff(batch: list[Network]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, network in enumerate(batch):
+            paths.append(Path(tmp) / f"random{i}.py")
+            paths[-1].write_text(emit(network))
+        result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache",
+                                 "--config", str(ROOT / "pyproject.toml"), *map(str, paths)],
+                                capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
