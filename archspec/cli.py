@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from archspec.commands import COMMANDS
+from archspec.commands.common import EXIT_USAGE, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except UsageError as exc:
+        print(f"archspec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("archspec: interrupted", file=sys.stderr)
         return 130

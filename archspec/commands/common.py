@@ -14,11 +14,14 @@ EXIT_ERRORS = 1
 EXIT_USAGE = 2
 
 
+class UsageError(Exception):
+    """A command-line mistake (a missing file, a bad option value): exit code 2, one line."""
+
+
 def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
     """Load a spec and print its findings to stderr; None (after printing) if it is unusable."""
     if not Path(path).is_file():
-        print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
-        return None
+        raise UsageError(f"cannot read {path}: no such file")
     spec = load(path)
     if spec.diagnostics:
         print(spec.render(), file=sys.stderr)
@@ -34,7 +37,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
