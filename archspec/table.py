@@ -51,11 +51,12 @@ def significant(x: float, digits: int) -> str:
 
 
 def metric(n: float, digits: int = 3) -> str:
-    """`86.7M`, `1.85G`, `150K`: powers of 1000, to `digits` significant figures."""
+    """`86.7M`, `1.85G`, `150K`: powers of 1000, to `digits` significant figures; a count
+    under 1000 as it is."""
     for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
             return significant(n / scale, digits) + suffix
-    return significant(n, digits) if n else "0"
+    return str(n)
 
 
 def binary(n: int) -> str:
@@ -109,7 +110,7 @@ def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
         table = "\n".join(lines)
         summary = "\n".join(f"- {line}" for line in _summary(report))
         notes = "\n".join(f"- {a}" for a in report.memory.assumptions)
-        return (f"## {report.network}: {report.description}\n\n{table}\n\n{summary}\n\n"
+        return (f"## {_title(report)}\n\n{table}\n\n{summary}\n\n"
                 f"Assumptions:\n\n{notes}\n")
     widths = [max(len(c[i]) for c in [list(_COLUMNS), *cells]) for i in range(len(_COLUMNS))]
 
@@ -121,8 +122,12 @@ def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
     body = "\n".join(line(row) for row in cells)
     summary = "\n".join(_summary(report))
     notes = "\n".join(f"  - {a}" for a in report.memory.assumptions)
-    return (f"{report.network}: {report.description}\n{rule}\n{line(_COLUMNS)}\n{rule}\n{body}\n"
+    return (f"{_title(report)}\n{rule}\n{line(_COLUMNS)}\n{rule}\n{body}\n"
             f"{rule}\n{summary}\nAssumptions:\n{notes}\n")
+
+
+def _title(report: Report) -> str:
+    return f"{report.network}: {report.description}" if report.description else report.network
 
 
 def _summary(report: Report) -> list[str]:
