@@ -150,9 +150,14 @@ def _summary(report: Report) -> list[str]:
         f"{binary(m.buffers_bytes)} + peak activations {binary(m.inference_activations_bytes)}",
     ]
     if m.fit is not None:
-        lines.append(f"  fits in {binary(m.fit.budget_bytes)}: training up to batch "
-                     f"{m.fit.training_batch}, inference up to batch {m.fit.inference_batch}")
+        lines.append(f"  fits in {binary(m.fit.budget_bytes)}: training "
+                     f"{_largest(m.fit.training_batch)}, inference "
+                     f"{_largest(m.fit.inference_batch)}")
     return lines
+
+
+def _largest(batch: int) -> str:
+    return f"up to batch {batch:,}" if batch else "not even at batch 1"
 
 
 # --- cs231n ----------------------------------------------------------------------------------
