@@ -530,6 +530,8 @@ class _Lowerer:
 
     def _word(self, call: s.Call, env: Env) -> str | None:
         """The call's word with $params replaced by their (whole-number) values."""
+        if "$" not in call.word:
+            return call.word
         ok = True
 
         def replace(m: re.Match[str]) -> str:
@@ -550,6 +552,8 @@ class _Lowerer:
         return word if ok else None
 
     def _written(self, call: s.Call, env: Env) -> str:
+        if call.args is None and "$" not in call.word:
+            return call.word
         text = self.source.text[call.span.start:call.span.end]
         text = " ".join(text.split())
         if env:
