@@ -93,9 +93,8 @@ def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None
         kind = reg.kind_of(layer.kind)
         if kind.family == "join":
             fields[layer.name] = Field(
-                tuple(max(f.size[i] for f in known) for i in (0, 1)),  # type: ignore[arg-type]
-                tuple(max(f.jump[i] for f in known) for i in (0, 1)),  # type: ignore[arg-type]
-                known[0].grid)
+                (max(f.size[0] for f in known), max(f.size[1] for f in known)),
+                (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
             continue
         field = known[0]
         if kind.window is not None and layer.args is not None:
