@@ -662,11 +662,19 @@ class _Lowerer:
                 value = found
             bound[pname] = value
         for pname, default in block.params:
-            if pname not in bound:
-                if default is None:
-                    fail(f"block `{block.name}` needs `{pname}`", call.span)
+            if pname in bound:
+                continue
+            if default is None:
+                fail(f"block `{block.name}` needs `{pname}`", call.span)
+            elif default.kind == "param":  # `block b(c, d=$c)`: an earlier parameter's value
+                earlier = bound.get(default.text[1:])
+                if earlier is None:
+                    fail(f"the default of `{pname}` names no earlier parameter of block "
+                         f"`{block.name}`", default.span)
                 else:
-                    bound[pname] = default
+                    bound[pname] = earlier
+            else:
+                bound[pname] = default
         return bound if ok else None
 
     def _chain(self, chain: s.Chain, tail: int, rank: int, env: Env,
@@ -719,6 +727,7 @@ class _Lowerer:
         if repeat is None:
             return 1
         text = repeat.count
+        where = repeat.span
         if text.startswith("$"):
             value = env.get(text[1:])
             if value is None:
@@ -730,11 +739,11 @@ class _Lowerer:
                     self.diags.error("argument", f"a repeat count is a whole number, not "
                                      f"`{value.text}`", value.span)
                 return None
-            text = value.text
+            text, where = value.text, value.span  # point at the argument that gave it
         count = int(text)
         if count < 1:
             if report:
-                self.diags.error("argument", "a repeat count must be at least 1", repeat.span)
+                self.diags.error("argument", "a repeat count must be at least 1", where)
             return None
         return count
 

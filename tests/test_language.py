@@ -385,6 +385,12 @@ def test_blocks_with_params_defaults_and_repeat_counts() -> None:
     assert net.layers[0].scopes[0].label == "basic(16)"
 
 
+def test_a_block_default_may_name_an_earlier_parameter() -> None:
+    header = "network t\ninput 3x8x8\nblock b(c, d=$c): CONV3-$c - CONV3-$d\n"
+    net = network("b(4) - b(4, 8)", header)
+    assert [(layer.args or {}).get("filters") for layer in net.layers] == [4, 4, 4, 8]
+
+
 def test_blocks_call_blocks() -> None:
     header = ("network t\ninput 8x8x8\nblock unit(c): CONV3-$c - RELU\n"
               "block pair(c): unit($c) - unit($c)\n")
