@@ -49,9 +49,9 @@ class Source:
         return Span(start=start, end=end, line=line, col=col, end_line=end_line, end_col=end_col)
 
     def line_text(self, line: int) -> str:
-        """The text of a 1-based line, without its newline."""
+        """The text of a 1-based line, without its newline (`\n` or `\r\n`)."""
         if line < 1 or line > len(self._line_starts):
             return ""
         start = self._line_starts[line - 1]
         end = self.text.find("\n", start)
-        return self.text[start : end if end >= 0 else len(self.text)]
+        return self.text[start : end if end >= 0 else len(self.text)].removesuffix("\r")

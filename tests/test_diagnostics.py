@@ -66,6 +66,14 @@ def test_rendering_shape() -> None:
         "     = help: did you mean `POOL`?")
 
 
+def test_rendering_drops_carriage_returns_and_keeps_tabs_aligned() -> None:
+    spec = loads("network t\r\ninput 3x32x32\r\n\tCONV3-64 - POOLL2\r\n", "x.arch")
+    assert spec.render().splitlines()[:3] == [
+        "x.arch:3:13: error: unknown layer kind `POOLL2`",
+        "   3 |  CONV3-64 - POOLL2",
+        "     |             ^~~~~~"]
+
+
 def test_every_missing_argument_of_a_sketch_is_reported_where_it_stands() -> None:
     spec = load(ROOT / "specs" / "sketch.arch")
     line = spec.source.text.splitlines().index("[CONV-POOL-CONV-POOL-FC-FC]") + 1

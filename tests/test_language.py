@@ -190,6 +190,15 @@ def test_comments_and_blank_lines_are_ignored() -> None:
     assert kinds(net) == ["CONV", "MAXPOOL"]
 
 
+def test_windows_line_endings_and_tabs() -> None:
+    text = "network t\r\ninput 3x8x8\r\n\tCONV3-8 -\r\n\tPOOL2\r\ntrain:\r\n\tbatch 4\r\n"
+    spec = loads(text)
+    assert spec.ok, spec.render()
+    assert spec.network is not None and spec.network.plan is not None
+    assert kinds(spec.network) == ["CONV", "MAXPOOL"]
+    assert spec.network.plan.batch == 4
+
+
 # -- chains, shorthands, repeats ------------------------------------------------------------
 
 
