@@ -279,6 +279,11 @@ class _Lowerer:
                                      arg.span)
                 elif kind.param(arg.name) is None:
                     self._unknown_arg(kind, arg)
+                elif (first := next((a for a in self.header.defaults.get(kind.name, ())
+                                     if a.name == arg.name), None)) is not None:
+                    self.diags.error("argument", f"a default for {kind.name} `{arg.name}` is "
+                                     "given twice", arg.span,
+                                     hint=f"the first is at line {first.span.line}")
                 elif self._convert(kind.param(arg.name), arg.value) is not None:
                     self.header.defaults.setdefault(kind.name, []).append(arg)
 
