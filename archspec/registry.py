@@ -57,7 +57,7 @@ class Window:
     def out(self, size: int, i: int) -> int:
         """PyTorch's output size, including ceil_mode's last-window rule."""
         span = size + 2 * self.pad[i] - self.extent(i)
-        if span < 0:
+        if span < 0 and not self.ceil:  # with ceil_mode a window may start inside the input
             return 0
         if not self.ceil:
             return span // self.stride[i] + 1
