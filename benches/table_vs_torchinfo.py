@@ -7,6 +7,9 @@ Two fresh Python processes, run interleaved N times each, output thrown away:
   torchinfo  `python -c ...`: import torch and torchinfo, build VGG16 by hand as an
              `nn.Sequential` (13 convs, 5 pools, 3 linear layers, ReLU, dropout), then
              `torchinfo.summary(model, input_size=(1, 3, 224, 224))`, which runs a forward pass.
+A third process, `python -c pass`, shows the floor: interpreter start-up alone (with this
+environment's site-packages), which bounds any ratio from above.
+
 Prints each side's median and best wall time, the ratio of the median wall times (the goal:
 the table at least 20x faster), and the median CPU time (user + system) of each process, which
 a busy machine disturbs less than wall time (torch's forward pass may use several cores, so
@@ -63,6 +66,7 @@ def main() -> None:
     commands = {
         "archspec": [sys.executable, "-m", "archspec", "table", args.spec],
         "torchinfo": [sys.executable, "-c", TORCHINFO],
+        "python": [sys.executable, "-c", "pass"],
     }
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
@@ -81,7 +85,9 @@ def main() -> None:
               f"   ({args.runs} runs)")
     ratio = wall_median["torchinfo"] / wall_median["archspec"]
     print(f"ratio      torchinfo / archspec = {ratio:.1f}x wall (goal: at least 20x), "
-          f"{cpu_median['torchinfo'] / cpu_median['archspec']:.1f}x CPU")
+          f"{cpu_median['torchinfo'] / cpu_median['archspec']:.1f}x CPU; "
+          f"torchinfo / bare start-up = {wall_median['torchinfo'] / wall_median['python']:.1f}x "
+          "wall, the most any command could reach")
 
 
 if __name__ == "__main__":
