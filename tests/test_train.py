@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,16 @@ train:
   epochs 2
   optimizer adam(lr=0.01)
 {extra}"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: these small nets gain little from two, and a shared machine
+    stalls a two-thread pool badly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny(tmp_path: Path, extra: str = "", name: str = "tiny.arch") -> Path:
