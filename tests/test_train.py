@@ -343,6 +343,31 @@ def test_eval_mode_turns_dropout_and_batchnorm_off(tmp_path: Path) -> None:
     assert torch.allclose(first, model(x).softmax(dim=1), atol=1e-6)
 
 
+def test_the_specs_init_is_applied(tmp_path: Path) -> None:
+    text = TINY.format(extra="").replace("activation relu",
+                                         "activation relu\ninit normal(std=0.02)")
+    spec = loads(text, "tiny.arch")
+    assert spec.network is not None and spec.network.plan is not None
+    ready, _ = check(spec, spec.network.plan)
+    assert ready is not None
+    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
+                      Progress(1, io.StringIO(), enabled=False))
+    torch.manual_seed(0)
+    weights = [m.weight for m in trainer._model().modules()
+               if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    assert len(weights) == 3
+    everything = torch.cat([w.detach().flatten() for w in weights])
+    assert everything.std().item() == pytest.approx(0.02, rel=0.15)
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    status, _out, err = train(capsys, str(tiny(tmp_path)), "--device", "cuda")
+    assert status == 2 and "no CUDA device" in err
+
+
 def test_score_is_accuracy_and_log_loss() -> None:
     probabilities = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
     result = score(probabilities, torch.tensor([0, 1, 1]))

@@ -81,6 +81,10 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
     from archspec.train import distributed, preflight
 
     assert spec.network is not None
+    if args.device == "cuda" and not preflight.cuda_available():
+        print("archspec: error: --device cuda, but torch sees no CUDA device here",
+              file=sys.stderr)
+        return EXIT_USAGE
     ready, diagnostics = preflight.check(spec, plan)
     if diagnostics and world.main:
         print(render_all(diagnostics, spec.source), file=sys.stderr)

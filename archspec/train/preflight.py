@@ -56,7 +56,7 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
                     f"ends in {output[0]} units", where("data"))
     _check_augment(plan, network.input.shape, where("augment"), diags)
     _check_snapshots(plan, where("snapshots"), diags)
-    if plan.device == "cuda" and not torch.cuda.is_available():
+    if plan.device == "cuda" and not cuda_available():
         diags.error("train", "device cuda, but torch sees no CUDA device here",
                     where("device"))
     if plan.channels_last and len(network.input.shape) != 3:
@@ -70,6 +70,10 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
         diags.error("train", str(exc), where("data"))
         return None, diags.sorted()
     return Ready(loaded), diags.sorted()
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
 
 
 def _check_augment(plan: TrainingPlan, shape: tuple[int, ...], span: Span,
