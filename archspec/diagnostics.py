@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from archspec.limits import MAX_FINDINGS
 from archspec.source import Source, Span
 
 
@@ -33,14 +34,36 @@ class Diagnostics:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.items: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()
+        self._counts = dict.fromkeys(Severity, 0)
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(severity=Severity.ERROR, code=code, message=message,
-                                     span=span, hint=hint))
+        self._add(Severity.ERROR, code, message, span, hint)
 
     def warning(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(severity=Severity.WARNING, code=code, message=message,
-                                     span=span, hint=hint))
+        self._add(Severity.WARNING, code, message, span, hint)
+
+    def _add(self, severity: Severity, code: str, message: str, span: Span,
+             hint: str | None) -> None:
+        """Keep one copy of each finding (a repeat reports once), at most MAX_FINDINGS each."""
+        if self._counts[severity] > MAX_FINDINGS:
+            return
+        finding = Diagnostic(severity=severity, code=code, message=message, span=span,
+                             hint=hint)
+        if finding in self._seen:
+            return
+        self._seen.add(finding)
+        if self._counts[severity] == MAX_FINDINGS:
+            finding = Diagnostic(severity=severity, code="limit", message=f"more than "
+                                 f"{MAX_FINDINGS} {severity.value}s; the rest are not shown",
+                                 span=span)
+        self._counts[severity] += 1
+        self.items.append(finding)
+
+    @property
+    def full(self) -> bool:
+        """True once the error limit is reached: passes may stop early."""
+        return self._counts[Severity.ERROR] > MAX_FINDINGS
 
     def extend(self, items: Iterable[Diagnostic]) -> None:
         self.items.extend(items)

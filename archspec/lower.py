@@ -685,6 +685,8 @@ class _Lowerer:
     def _chain(self, chain: s.Chain, tail: int, rank: int, env: Env,
                scopes: tuple[Scope, ...], top_level: bool = False) -> tuple[int, int]:
         for index, element in enumerate(chain.elements):
+            if self.diags.full:
+                break
             leading = index == 0
             name = None
             atom: s.Element = element

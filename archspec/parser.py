@@ -16,7 +16,9 @@ from archspec.diagnostics import Diagnostics
 from archspec.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.source import Source, Span
 
-_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[\[\]()]|\n')
+# What line splitting looks at: strings, comments, brackets, and newlines (a run of blank lines
+# is one match, so a file of blank lines is not a loop over them).
+_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[\[\]()]|\n(?:[ \t\f\r]*\n)*')
 _COMMENT = re.compile(r"#[^\n]*")
 _FIRST_WORD = re.compile(r"[ \t\f\r\n]*([A-Za-z_][A-Za-z0-9_]*)")
 _TRAIN_LINE = re.compile(r"\s*train[ \t]*:\s*(#[^\n]*)?\s*$", re.IGNORECASE)
@@ -194,7 +196,7 @@ def _split(source: Source, diags: Diagnostics) -> list[_Line]:
             break
         token = m.group()
         pos = m.end()
-        if token == "\n":
+        if token[0] == "\n":
             if not open_at:
                 if too_deep:
                     too_deep = False
@@ -231,6 +233,8 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
     train_span: Span | None = None
     lines = _split(source, diags)
     for line in lines:
+        if diags.full:
+            break
         text = source.text[line.start:line.end]
         first = _FIRST_WORD.match(text)
         keyword = first.group(1).lower() if first else ""

@@ -19,6 +19,9 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
     reported: set[int] = set()
     params = 0
     for layer in network.layers:
+        if diags.full:
+            shapes[layer.name] = None
+            continue
         ins = [shapes[i] for i in layer.inputs]
         kind = reg.kind_of(layer.kind)
         if layer.args is None or any(s is None for s in ins):

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 
 from archspec.frontend import Spec, load, loads
-from archspec.limits import MAX_LAYERS, MAX_NESTING, MAX_SOURCE_BYTES
+from archspec.limits import MAX_FINDINGS, MAX_LAYERS, MAX_NESTING, MAX_SOURCE_BYTES
 
 BAD = sorted((ROOT / "tests" / "bad").glob("*.arch"))
 EXPECT = re.compile(r"# expect: (.*)$")
@@ -166,6 +166,19 @@ def test_sizes_no_machine_could_hold(header: str, body: str, message: str) -> No
     [error] = spec.errors
     assert message in error.message
     assert seconds < 1
+
+
+def test_errors_stop_after_the_limit_and_say_so() -> None:
+    spec, seconds = timed("network t\ninput 4\n" + "- -\n" * 50_000)
+    assert len(spec.errors) == MAX_FINDINGS + 1
+    assert spec.errors[-1].message == (
+        f"more than {MAX_FINDINGS} errors; the rest are not shown")
+    assert seconds < 5
+
+
+def test_a_repeated_error_is_reported_once() -> None:
+    spec = loads("network t\ninput 4\n[CONVV]*5000\n")
+    assert [d.message for d in spec.diagnostics] == ["unknown layer kind `CONVV`"]
 
 
 def test_bytes_that_are_not_utf8(tmp_path: Path) -> None:
