@@ -129,12 +129,18 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
                        ) -> dict[str, Kept]:
     """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
     tensor it is, the input batch included. Each tensor counts once however many layers save
-    it; a view is its source's tensor. Follows the module archspec builds: nothing in place."""
+    it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
+    Autograd records a layer only once a gradient flows through it: layers before the first
+    one with parameters (a pool or an activation on the input) keep nothing."""
     storage = _storage(network)
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
     extra: dict[str, Kept] = {}
+    recorded = {INPUT_NODE: False}
     for layer in network.layers:
-        if layer.args is None:
+        cost = layer_cost(layer, shapes)
+        recorded[layer.name] = bool(cost.weights or cost.biases) or any(
+            recorded[name] for name in layer.inputs)
+        if layer.args is None or not recorded[layer.name]:
             continue
         kind = reg.kind_of(layer.kind)
         rule = kind.saves(layer.args, input_shape(layer, shapes), shape_of(shapes, layer.name))

@@ -11,14 +11,19 @@ import sys
 
 import pytest
 from conftest import ROOT, SPECS
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archspec
 from archspec import cost
 from archspec.cli import main
+from archspec.diagnostics import Diagnostics
+from archspec.ir import Network
 from archspec.report import Report, build_report
+from archspec.shapes import Shapes, infer
+from archspec.source import Source
 from archspec.table import render
+from archspec.testing import networks
 
 # Seed networks of the reference and the specs that write them.
 SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",
@@ -100,13 +105,33 @@ def test_torchinfo_style_prints_what_torchinfo_printed(name: str, reference: dic
 
 # --- torchinfo itself, on the module built from the spec -----------------------------------
 
+RANDOM = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def shapes_of(network: Network) -> Shapes:
+    diags = Diagnostics(Source("", network.name))
+    shapes = infer(network, diags)
+    assert not diags.has_errors
+    return shapes
+
+
 @pytest.mark.parametrize(("spec", "batch"), [("lenet5", 1), ("cs231n_pattern", 3),
                                              ("alexnet", 1), ("resnet18", 2),
                                              ("googlenet", 1)])
 def test_torchinfo_conventions_match_torchinfo(spec: str, batch: int) -> None:
+    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
+    assert_torchinfo_agrees(network, shapes, batch)
+
+
+@RANDOM
+@given(networks(max_size=10, max_channels=6), st.integers(1, 3))
+def test_torchinfo_conventions_on_random_networks(network: Network, batch: int) -> None:
+    assert_torchinfo_agrees(network, shapes_of(network), batch)
+
+
+def assert_torchinfo_agrees(network: Network, shapes: Shapes, batch: int) -> None:
     torch = pytest.importorskip("torch")
     torchinfo = pytest.importorskip("torchinfo")
-    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
     module = archspec.to_torch(network, shapes)
     with torch.no_grad():
         stats = torchinfo.summary(module, input_size=(batch, *network.input.shape),
@@ -132,10 +157,22 @@ def _footer(text: str) -> dict[str, str]:
 @pytest.mark.parametrize("spec", ["lenet5", "cs231n_pattern", "alexnet", "resnet18",
                                   "googlenet"])
 def test_saved_for_backward_is_what_autograd_saves(spec: str) -> None:
+    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
+    assert_saved_agrees(network, shapes)
+
+
+@RANDOM
+@given(networks(max_size=10, max_channels=6))
+def test_saved_for_backward_on_random_networks(network: Network) -> None:
+    """Every kind, header and branch archspec.testing draws: GELU and leaky ReLU keep their
+    input, LRN its intermediates, BN 1-d and 2-d, pools with ceil, groups, repeats."""
+    assert_saved_agrees(network, shapes_of(network))
+
+
+def assert_saved_agrees(network: Network, shapes: Shapes) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""
     torch = pytest.importorskip("torch")
-    network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
     module = archspec.to_torch(network, shapes).train()
     owned = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
     storages: dict[int, int] = {}
