@@ -3,7 +3,9 @@
 `specs()` draws the text of a spec that archspec accepts: convolutions with random kernel,
 stride, padding, dilation and groups, max and average pools (some with `ceil`), FCs, batch
 norm, LRN, activations, dropout, residual `( A + B )` and concat `( A | B )` branches and
-`[...]*N` repeats, under random `activation`/`batchnorm`/`defaults` headers. `networks()`
+`[...]*N` repeats, under random `activation`/`batchnorm`/`defaults` headers; some layers
+carry names that code generators must handle with care (`AWKWARD_NAMES`: `forward`,
+`class`, `self`...). `networks()`
 draws the same specs loaded into the IR. Each layer's shape is worked out with the registry's
 own rules as the text is drawn, so every draw is valid; use them to property-test tools built
 on archspec::
@@ -27,6 +29,12 @@ from archspec.frontend import loads
 from archspec.ir import ArgValue, Network, Shape
 
 _ACTIVATIONS = ("RELU", "TANH", "SIGMOID", "GELU", "LEAKYRELU(0.1)")
+# Names a user may give layers that a code generator must not take at face value: Python
+# keywords and soft keywords, nn.Module attributes, names a generated module uses itself,
+# names an unnamed layer would get, a private name.
+AWKWARD_NAMES = ("forward", "training", "self", "x", "torch", "nn", "class", "def", "match",
+                 "features", "classifier", "conv1", "relu1", "layer_forward", "_hidden",
+                 "OrderedDict", "build", "INPUT_SHAPE", "ID", "add1")
 
 
 @dataclass
@@ -143,7 +151,19 @@ def _concat(d: _Draw, shape: Shape) -> tuple[str, Shape]:
 
 
 def _step(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
-    """One piece of the body: a layer, a branch or a repeat, valid for `shape`."""
+    """One piece of the body, sometimes named: a layer, a branch or a repeat."""
+    step = _piece(d, shape)
+    if step is None or step[0].startswith(("(", "[")) or " - " in step[0]:
+        return step
+    name = d.draw(st.sampled_from(AWKWARD_NAMES))
+    if name in d.names or not d.draw(st.booleans()):
+        return step
+    d.names.append(name)
+    return f"{name}: {step[0]}", step[1]
+
+
+def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    """A layer, a branch or a repeat, valid for `shape`."""
     if len(shape) == 1:
         choice = d.draw(st.sampled_from(("fc", "fc", "bn", "act", "dropout", "repeat",
                                          "residual")))
