@@ -167,7 +167,7 @@ def test_invalid_or_oversized_specs_write_nothing(tmp_path: Path,
     out = tmp_path / "out"
     assert compile_spec(SPECS / "sketch.arch", out) == 1
     assert "sketch.arch:6:2: error: CONV needs `filters`" in capsys.readouterr().err
-    assert compile_spec(SPECS / "vgg16.arch", out, "--max-params", "1000000") == 1
+    assert compile_spec(SPECS / "vgg16.arch", out, "--max-params", "1e6") == 1
     err = capsys.readouterr().err
     assert "vgg16.arch:8:2: error: conv6: the network has 138,357,544 parameters" in err
     assert not out.exists()

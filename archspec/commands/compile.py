@@ -23,11 +23,22 @@ from archspec.table import render
 HELP = "write DIR/<network>.py (a standalone PyTorch module) with its table, diagram and plan"
 
 
+def _count(text: str) -> int:
+    """A positive whole number: `500000000`, `500_000_000`, `500,000,000` or `5e8`."""
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = 0.0
+    if value < 1 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help=".arch file")
     parser.add_argument("-o", "--output", metavar="DIR", default="build",
                         help="directory to write into (default: build/)")
-    parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_BUILD_PARAMS,
+    parser.add_argument("--max-params", type=_count, default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
 
