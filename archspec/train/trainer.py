@@ -89,6 +89,9 @@ class Trainer:
         self.channels_last = plan.channels_last and image
         self.augment = augment.build(plan.augment, self.network.input.shape[0]) \
             if plan.augment and image else None
+        # Augmentations work on [0, 1] pixels, so batches are standardised after them; without
+        # augmentation the training images are standardised once, here.
+        self.train_x = data.train.x if self.augment else data.normalise(data.train.x)
         self.snapshot_at = set(snapshot_epochs(plan.schedule, plan.epochs, plan.snapshots))
         # The global batch is the plan's; each of N processes takes a share of it.
         self.batch = -(-plan.batch // world.size)
@@ -161,7 +164,7 @@ class Trainer:
         return self._evaluate() if self.world.main else None
 
     def _epoch(self, member: _Member, epoch: int) -> None:
-        model, train = member.stepper, self.data.train
+        model = member.stepper
         model.train()
         self.sampler.set_epoch(epoch)
         order = torch.tensor(list(self.sampler), dtype=torch.int64)
@@ -172,7 +175,7 @@ class Trainer:
         seen = 0
         started = time.perf_counter()
         for step, index in enumerate(batches, start=1):
-            x, y = self._batch(train, index)
+            x, y = self._batch(index)
             with self._autocast():
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
@@ -180,8 +183,8 @@ class Trainer:
             loss.backward()
             member.optimizer.step()
             member.schedule.after_batch()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(dim=1) == y).sum()
+            loss_sum.add_(loss.detach(), alpha=len(y))
+            correct.add_((logits.detach().argmax(dim=1) == y).sum())
             seen += len(y)
             if self.progress.due():
                 elapsed = time.perf_counter() - started
@@ -203,12 +206,11 @@ class Trainer:
         self.history.append(row)
         self.progress.epoch(row)
 
-    def _batch(self, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = split.x[index].to(self.device, non_blocking=True)
-        y = split.y[index].to(self.device, non_blocking=True)
+    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.train_x[index].to(self.device, non_blocking=True)
+        y = self.data.train.y[index].to(self.device, non_blocking=True)
         if self.augment is not None:
-            x = self.augment(x)
-        x = self.data.normalise(x)
+            x = self.data.normalise(self.augment(x))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
