@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 from torch import nn
@@ -308,7 +307,7 @@ def _fill(prefix: str, expr: str) -> list[str]:
             lines[-1] += " " + word
         else:
             lines.append(indent + word)
-    return [lines[0], *lines[1:], indent[:-4] + ")"]
+    return [*lines, indent[:-4] + ")"]
 
 
 def _literal(value: ArgValue | Shape) -> str:
@@ -325,9 +324,8 @@ def _literal(value: ArgValue | Shape) -> str:
 
 def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> list[str]:
     var = {INPUT_NODE: INPUT_VAR} | names
-    if all(unit.attr is not None for unit in units) and all(
-            unit.layers[0].inputs == (prev.last.name,) for prev, unit in pairwise(units)):
-        # A plain stack: thread one variable through, as torchvision's VGG does.
+    if all(unit.attr is not None for unit in units):
+        # No joins, so a plain stack: thread one variable through, as torchvision's VGG does.
         body = [f"        x = self.{unit.attr}(x)" for unit in units[:-1]]
         final = f"self.{units[-1].attr}(x)" if units else "x"
         return [*body, f"        return {final}"]
