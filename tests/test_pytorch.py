@@ -218,3 +218,10 @@ def test_a_sketch_is_refused_with_located_errors() -> None:
     assert spec.network is not None
     with pytest.raises(BuildError, match="3:1: error: conv1: cannot be built"):
         to_torch(spec.network)
+
+
+def test_lrn_on_a_flat_vector_is_a_located_error() -> None:
+    # torch's LocalResponseNorm normalises across the channels of a map; the analysis agrees.
+    spec = loads("network n\ninput 3x8x8\nFC-3 - LRN\n", "n.arch")
+    assert [(d.span.line, d.span.col) for d in spec.errors] == [(3, 8)]
+    assert "NORM needs a CxHxW input" in spec.errors[0].message
