@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -248,9 +249,27 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
             or (keyword == "batchnorm" and not body and _BATCHNORM_HEADER.match(text))
         )
         start = "directive" if train_span is not None or is_header else "chain"
-        node = _parse_line(source, line, start, diags)
-        if node is None:
-            continue
+        node = _try_line(source, line, start)
+        if isinstance(node, UnexpectedInput):
+            guess = None
+            if start == "chain" and first is not None and train_span is None:
+                guess = _misspelt_keyword(first.group(1))
+            if guess is None:
+                _report(node, source, line, diags)
+                continue
+            # `netwrok t`, `trian:`: report the misspelling, then read the line as meant.
+            offset = line.start + first.start(1)
+            span = source.span(offset, offset + len(first.group(1)))
+            diags.error("header", f"unknown keyword `{first.group(1)}`", span,
+                        hint=f"did you mean `{guess}`?")
+            if guess == "train:":
+                train_span = span
+                continue
+            node = _try_line(source, line, "directive")
+            if isinstance(node, UnexpectedInput):
+                continue
+            assert isinstance(node, s.Directive)
+            node = replace(node, keyword=guess)
         if isinstance(node, s.Chain):
             body.append(node)
         elif train_span is not None:
@@ -261,16 +280,26 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                         train_span=train_span)
 
 
-def _parse_line(source: Source, line: _Line, start: str,
-                diags: Diagnostics) -> s.Chain | s.Directive | None:
+def _try_line(source: Source, line: _Line,
+              start: str) -> s.Chain | s.Directive | UnexpectedInput:
+    """One logical line as a chain or a directive, or lark's account of why not."""
     parser, build = _lark()
     build.source = source
     build.base = line.start
     try:
         return parser.parse(source.text[line.start:line.end], start=start)
     except UnexpectedInput as exc:
-        _report(exc, source, line, diags)
+        return exc
+
+
+def _misspelt_keyword(word: str) -> str | None:
+    """The header keyword or `train:` that a word opening a line that fails as a chain is
+    probably a misspelling of."""
+    choices = [*s.HEADER_KEYWORDS, "train"]
+    guess = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.75)
+    if not guess or word.lower() in choices:
         return None
+    return "train:" if guess[0] == "train" else guess[0]
 
 
 def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostics) -> None:
