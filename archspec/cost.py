@@ -160,20 +160,29 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
 
 def inference_peak(network: Network, shapes: Shapes) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
-    sample: each tensor lives from the layer that makes it to its last reader (the output
-    to the end); views share their source's storage."""
+    sample: each tensor lives from the layer that makes it to its last reader, the input (the
+    caller holds it) and the output to the end; views share their source's storage. A module
+    that keeps branch outputs in local variables until `forward` returns holds more."""
     storage = _storage(network)
-    last_use = {INPUT_NODE: 0}
+    end = len(network.layers)
+    born = {INPUT_NODE: 0}
+    last_use = {INPUT_NODE: end}
     for step, layer in enumerate(network.layers):
+        if storage[layer.name] == layer.name:
+            born[layer.name] = last_use[layer.name] = step
         for name in layer.inputs:
-            last_use[storage[name]] = step
-        last_use.setdefault(storage[layer.name], step)
-    last_use[storage[network.output]] = len(network.layers)
-    born = {INPUT_NODE: 0} | {layer.name: step for step, layer in enumerate(network.layers)
-                              if storage[layer.name] == layer.name}
-    size = {name: math.prod(shape_of(shapes, name)) for name in born}
-    return max((sum(size[t] for t in born if born[t] <= step <= last_use[t])
-                for step in range(len(network.layers) + 1)), default=size[INPUT_NODE])
+            last_use[storage[name]] = max(last_use[storage[name]], step)
+    last_use[storage[network.output]] = end
+    change = [0] * (end + 2)  # values allocated (+) and freed (-) at each step
+    for name, step in born.items():
+        size = math.prod(shape_of(shapes, name))
+        change[step] += size
+        change[last_use[name] + 1] -= size
+    alive, peak = 0, 0
+    for delta in change:
+        alive += delta
+        peak = max(peak, alive)
+    return peak
 
 
 def _storage(network: Network) -> dict[str, str]:

@@ -173,9 +173,10 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     kept = cost.saved_for_backward(network, shapes, bpv)
     rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
                  for layer in network.layers)
+    by_name = {layer.name: layer for layer in network.layers}
     folded = []
     for names in _groups(network):
-        members = tuple(network.layer(name) for name in names)
+        members = tuple(by_name[name] for name in names)
         principal = next((m for m in members if not m.implicit), members[0])
         folded.append(_row(principal, members, shapes, fields, kept, batch, bpv, per_param))
 
@@ -292,7 +293,8 @@ def _assumptions(dtype: str, bpv: int, optimizer: Optimizer) -> tuple[str, ...]:
         "max-pool indices are int64; dropout masks are stored at the dtype's size (PyTorch's "
         "CPU kernel; CUDA keeps 1 byte a value)",
         "inference = parameters + buffers + the most activations alive at once in a forward "
-        "pass without autograd (a tensor is freed after its last reader)",
+        "pass without autograd (a tensor is freed after its last reader, the input held "
+        "throughout; a forward that keeps branch outputs in variables holds more)",
         "not counted: the CUDA context, allocator caching and fragmentation, cuDNN "
         "workspaces, the loss, and gradients of activations alive during backward",
     )
