@@ -206,6 +206,8 @@ def test_check_exit_codes_and_summary() -> None:
     assert "tests/bad/many_errors.arch:8:1: error: CONV3 needs a filter count" in bad.stderr
     missing = run_check("no/such/file.arch")
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    directory = run_check("specs")
+    assert directory.returncode == 2 and "a directory" in directory.stderr
     usage = run_check()
     assert usage.returncode == 2
 
@@ -213,10 +215,12 @@ def test_check_exit_codes_and_summary() -> None:
 def test_check_json_output() -> None:
     import json
 
-    result = run_check("--format", "json", "tests/bad/unknown_kind.arch")
+    result = run_check("--format", "json", "specs/lenet5.arch", "tests/bad/unknown_kind.arch")
     assert result.returncode == 1
-    [report] = json.loads(result.stdout)
-    assert report["ok"] is False
+    good, report = json.loads(result.stdout)
+    assert (good["ok"], good["network"], good["layers"], good["input"], good["output"]) == (
+        True, "lenet5", 12, [1, 32, 32], [10])
+    assert report["ok"] is False and "layers" not in report
     [diagnostic] = report["diagnostics"]
     assert (diagnostic["span"]["line"], diagnostic["span"]["col"]) == (4, 12)
     assert diagnostic["hint"] == "did you mean `POOL`?"

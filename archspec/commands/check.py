@@ -25,14 +25,26 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for path in args.files:
         if not Path(path).is_file():
-            print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
+            why = "a directory" if Path(path).is_dir() else "no such file"
+            print(f"archspec: error: cannot read {path}: {why}", file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
-        spec = load(path)
+        try:
+            spec = load(path)
+        except OSError as exc:
+            print(f"archspec: error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
         if args.format == "json":
-            reports.append({
+            report: dict[str, object] = {
                 "file": path, "ok": spec.ok,
-                "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]})
+                "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]}
+            if spec.ok and spec.network is not None:
+                out = spec.shapes.get(spec.network.output)
+                report.update(network=spec.network.name, layers=len(spec.network.layers),
+                              input=list(spec.network.input.shape),
+                              output=list(out) if out is not None else None)
+            reports.append(report)
         elif spec.diagnostics:
             print(spec.render(), file=sys.stderr)
         if not spec.ok or spec.network is None:
