@@ -31,8 +31,10 @@ from archspec.train.progress import Progress
 from archspec.train.schedules import Schedule, snapshot_epochs
 
 EVAL_BATCH = 1024
-# Member m of an ensemble, and rank r of a distributed run, draw from seed + m + RANK_STRIDE*r.
+# Member m of an ensemble, and rank r of a distributed run, draw from seed + m + RANK_STRIDE*r;
+# member m's data order from seed + ORDER_STRIDE*m plus the epoch (so members never share one).
 RANK_STRIDE = 100_003
+ORDER_STRIDE = 1_000_003
 
 
 class ResumeError(ValueError):
@@ -54,6 +56,7 @@ class _Member:
     stepper: nn.Module  # the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     schedule: Schedule
+    sampler: DistributedSampler[int]  # this rank's shard of each epoch's seeded permutation
     snapshots: list[dict[str, torch.Tensor]]
 
 
@@ -95,8 +98,10 @@ class Trainer:
         self.snapshot_at = set(snapshot_epochs(plan.schedule, plan.epochs, plan.snapshots))
         # The global batch is the plan's; each of N processes takes a share of it.
         self.batch = -(-plan.batch // world.size)
-        self.sampler = DistributedSampler(range(len(data.train)), num_replicas=world.size,
-                                          rank=world.rank, shuffle=True, seed=plan.seed)
+        shard = -(-len(data.train) // world.size)  # DistributedSampler pads to equal shards
+        steps, last = divmod(shard, self.batch)
+        # A last batch of one sample is dropped: BatchNorm cannot normalise a single sample.
+        self.steps_per_epoch = steps + (last > 1)
         self.history: list[dict[str, float]] = []
         self.finished: list[dict[str, Any]] = []  # per finished member: weights, snapshots
 
@@ -123,14 +128,11 @@ class Trainer:
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         optimizer = make_optimizer(self.plan, model)
         schedule = Schedule(optimizer, self.plan.schedule, self.plan.epochs,
-                            self._steps_per_epoch())
-        return _Member(index, model, stepper, optimizer, schedule, [])
-
-    def _steps_per_epoch(self) -> int:
-        count = len(self.sampler)
-        steps, last = divmod(count, self.batch)
-        # A last batch of one sample is dropped: BatchNorm cannot normalise a single sample.
-        return steps + (last > 1)
+                            self.steps_per_epoch)
+        sampler = DistributedSampler(range(len(self.data.train)), num_replicas=self.world.size,
+                                     rank=self.world.rank, shuffle=True,
+                                     seed=self.plan.seed + ORDER_STRIDE * index)
+        return _Member(index, model, stepper, optimizer, schedule, sampler, [])
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -166,9 +168,9 @@ class Trainer:
     def _epoch(self, member: _Member, epoch: int) -> None:
         model = member.stepper
         model.train()
-        self.sampler.set_epoch(epoch)
-        order = torch.tensor(list(self.sampler), dtype=torch.int64)
-        batches = order.split(self.batch)[: self._steps_per_epoch()]
+        member.sampler.set_epoch(epoch)
+        order = torch.tensor(list(member.sampler), dtype=torch.int64)
+        batches = order.split(self.batch)[: self.steps_per_epoch]
         lr = member.schedule.lr
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
