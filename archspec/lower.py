@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from archspec.ir import (
     Scope,
     TrainingPlan,
 )
-from archspec.limits import MAX_INT, MAX_LAYERS, MAX_NESTING
+from archspec.limits import MAX_ACTIVATIONS, MAX_INT, MAX_LAYERS, MAX_NESTING
 from archspec.source import Source, Span
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
@@ -228,6 +229,10 @@ class _Lowerer:
         if any(d < 1 or d > MAX_INT for d in dims):
             self.diags.error("limit", "input sizes must be between 1 and 2^31-1",
                              shape_item.span)
+            return
+        if math.prod(dims) > MAX_ACTIVATIONS:
+            self.diags.error("limit", f"an input of {math.prod(dims):,} values could not fit "
+                             "any machine", shape_item.span)
             return
         if len(dims) == 1:
             if order == "hwc":

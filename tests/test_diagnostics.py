@@ -157,6 +157,7 @@ def test_exponential_blocks_are_cut_off() -> None:
 
 @pytest.mark.parametrize(("header", "body", "message"), [
     ("input 3x2147483648x2", "CONV3-8", "input sizes must be between 1 and 2^31-1"),
+    ("input 3x2000000x2000000", "RELU", "an input of 12,000,000,000,000 values"),
     ("input 3x100000x100000", "CONV3-1024", "could not fit any machine"),
     ("input 3x4096x4096", "FC-100000", "more than any machine could hold"),
     ("input 4", "FC-3000000000", "beyond any sane size"),
