@@ -45,7 +45,3 @@ class Progress:
                 f"lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s")
         self.stream.write(("\r" + line + "\x1b[K" if self.live else line) + "\n")
         self.stream.flush()
-
-    def message(self, text: str) -> None:
-        if self.enabled:
-            print(text, file=self.stream, flush=True)
