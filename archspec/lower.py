@@ -451,6 +451,7 @@ class _Lowerer:
                 ok = False
                 continue
             given[name] = value
+        written = set(given)  # in the call itself, not from what is implied or a default
         if shorthand:  # what a shorthand implies (CONV3-64: pad=same) yields to written args
             for implied, value in kind.shorthand_implies:
                 given.setdefault(implied, s.Value(kind="word", text=str(value),
@@ -477,7 +478,7 @@ class _Lowerer:
             return None
         if not ok:
             return None
-        return self._resolve(kind, args, given, call)
+        return self._resolve(kind, args, written, call)
 
     def _missing(self, kind: reg.LayerKind, call: s.Call, missing: list[str],
                  shorthand: dict[str, s.Value]) -> None:
@@ -495,15 +496,15 @@ class _Lowerer:
             message = f"{word} needs {listed}" + (f": e.g. {example}" if example else "")
         self.diags.error("missing-argument", message, call.span)
 
-    def _resolve(self, kind: reg.LayerKind, args: dict[str, ArgValue],
-                 given: dict[str, s.Value], call: s.Call) -> dict[str, ArgValue] | None:
+    def _resolve(self, kind: reg.LayerKind, args: dict[str, ArgValue], written: set[str],
+                 call: s.Call) -> dict[str, ArgValue] | None:
         if kind.name == "DROPOUT":
             keep = args.pop("keep", None)
-            if keep is not None:
-                if "p" in given:
-                    self.diags.error("argument", "give DROPOUT either p (drop) or keep, "
-                                     "not both", call.span)
-                    return None
+            if {"p", "keep"} <= written:
+                self.diags.error("argument", "give DROPOUT either p (drop) or keep, "
+                                 "not both", call.span)
+                return None
+            if keep is not None and "p" not in written:  # a written p beats a default keep
                 args["p"] = round(1.0 - float(keep), 12)
         if args.get("stride") == "kernel":
             args["stride"] = args["kernel"]

@@ -269,6 +269,12 @@ def test_written_arguments_override_what_a_shorthand_implies() -> None:
         conv(64, 3), conv(64, 3, stride=2, pad=1), conv(8, 3)]
 
 
+def test_dropout_written_p_or_keep_beats_a_default() -> None:
+    net = network("DROPOUT - DROPOUT(0.3) - DROPOUT(keep=0.6)",
+                  "network t\ninput 4\ndefaults DROPOUT(keep=0.9)\n")
+    assert [layer.args for layer in net.layers] == [{"p": 0.1}, {"p": 0.3}, {"p": 0.4}]
+
+
 @pytest.mark.parametrize("written", ["FC-4096", "FC(4096)", "FC(units=4096)", "fc-4096"])
 def test_fc_forms(written: str) -> None:
     net = network(written, "network t\ninput 100\n")
