@@ -42,21 +42,23 @@ def count(n: int) -> str:
 
 
 def significant(x: float, digits: int) -> str:
-    """`x` to `digits` significant figures, without a trailing `.0`: 150.5 → 150, 3.21 → 3.2."""
-    if x == 0:
-        return "0"
-    places = digits - 1 - math.floor(math.log10(abs(x)))
-    rounded = round(x, places)
-    return f"{rounded:.{max(places, 0)}f}"
+    """`x` (> 0) to `digits` significant figures: 150.5 → 150, 3.21 → 3.2, 0.5 → 0.50."""
+    places = digits - 1 - math.floor(math.log10(x))
+    # Rounding may carry into a new digit (0.9996 → 1.00): count places from the result.
+    places = digits - 1 - math.floor(math.log10(round(x, places)))
+    return f"{round(x, places):.{max(places, 0)}f}"
 
 
 def metric(n: float, digits: int = 3) -> str:
     """`86.7M`, `1.85G`, `150K`: powers of 1000, to `digits` significant figures; a count
     under 1000 as it is."""
-    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
+    if n < 1000:
+        return str(n)
+    rounded = float(significant(n, digits))  # 999,600 → 1,000,000: `1.00M`, not `1000K`
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if rounded >= scale:
             return significant(n / scale, digits) + suffix
-    return str(n)
+    return significant(n / 1e3, digits) + "K"
 
 
 def binary(n: int) -> str:

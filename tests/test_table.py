@@ -5,6 +5,7 @@ autograd really saves for backward."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from archspec.ir import Network
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
 from archspec.source import Source
-from archspec.table import render
+from archspec.table import metric, render
 from archspec.testing import networks
 
 # Seed networks of the reference and the specs that write them.
@@ -301,6 +302,20 @@ def test_fit_is_the_largest_batch_that_fits(budget: int) -> None:
         assert getattr(report("lenet5", batch=batch + 1).memory, field) > budget
         if batch:
             assert getattr(report("lenet5", batch=batch).memory, field) <= budget
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 10**15), st.integers(2, 3))
+def test_metric_rounds_to_significant_figures(n: int, digits: int) -> None:
+    text = metric(n, digits)
+    if n < 1000:
+        assert text == str(n)
+        return
+    scale = 1000 ** ("KMGT".index(text[-1]) + 1)
+    mantissa = float(text[:-1])
+    assert 1 <= mantissa < 1000 or text[-1] == "T"  # no suffix above T
+    assert len(text[:-1].replace(".", "").lstrip("0")) == max(digits, len(str(int(mantissa))))
+    assert abs(mantissa * scale - n) <= 0.5 * 10 ** (math.floor(math.log10(n)) + 2 - digits)
 
 
 def test_sizes() -> None:
