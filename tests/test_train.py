@@ -323,6 +323,34 @@ def test_bf16_and_channels_last_run_on_cpu(tmp_path: Path,
     assert status == 0, err
 
 
+def test_every_train_form_of_the_language_runs(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "colour.arch"
+    augments = ("resize(36) - random_crop(32, pad=2) - rotate(20) - hflip - "
+                "color_jitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05) - "
+                "scale(0.9, 1.1)")
+    path.write_text(f"""network colour
+input 3x32x32
+activation relu
+init kaiming
+CONV3-8 - POOL2 - CONV3-8/2 - GAP - FC-3
+
+train:
+  data synthetic(classes=3, n=90)
+  batch 16
+  epochs 3
+  optimizer sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)
+  schedule step(every=1, gamma=0.5)
+  augment {augments}
+  seed 3
+""")
+    out = tmp_path / "run"
+    status, _stdout, err = train(capsys, str(path), "--out", str(out))
+    assert status == 0, err
+    rows = [line.split(",") for line in (out / "history.csv").read_text().splitlines()[1:]]
+    assert [float(row[2]) for row in rows] == pytest.approx([0.02, 0.01, 0.005])
+
+
 def test_eval_mode_turns_dropout_and_batchnorm_off(tmp_path: Path) -> None:
     spec = loads(TINY.format(extra=""), "tiny.arch")
     assert spec.network is not None and spec.network.plan is not None
