@@ -25,7 +25,11 @@ _FIRST_WORD = re.compile(r"[ \t\f\r\n]*([A-Za-z_][A-Za-z0-9_]*)")
 _TRAIN_LINE = re.compile(r"\s*train[ \t]*:\s*(#[^\n]*)?\s*$", re.IGNORECASE)
 _INPUT_HEADER = re.compile(r"[ \t]*input[ \t]+\d", re.IGNORECASE)
 _BATCHNORM_HEADER = re.compile(r"\s*batchnorm\s*(#[^\n]*)?\s*$", re.IGNORECASE)
+# Characters the language uses outside comments and strings; inside them any text but control
+# characters and undecodable bytes (U+FFFD) is fine.
 _BAD_CHAR = re.compile(r"[^\x09\x0a\x0c\x0d\x20-\x7e×→]")
+_BAD_ANYWHERE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
 _TOKEN_NAMES = {
     "WORD": "a layer or name", "NUMBER": "a number", "SIZE": "a size", "STRING": "a string",
@@ -215,13 +219,20 @@ def _split(source: Source, diags: Diagnostics) -> list[_Line]:
     return [line for line in lines if _COMMENT.sub("", text[line.start:line.end]).strip()]
 
 
+def _bad_character(text: str) -> re.Match[str] | None:
+    """The first character the spec may not hold where it stands."""
+    masked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)  # offsets kept
+    found = [m for m in (_BAD_ANYWHERE.search(text), _BAD_CHAR.search(masked)) if m]
+    return min(found, key=lambda m: m.start(), default=None)
+
+
 def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
     """Parse a whole spec; syntax errors are collected (one per logical line at most)."""
     if len(source.text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         diags.error("limit", f"the file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                     source.span(0, 0))
         return s.SpecSyntax(header=(), body=(), train=(), train_span=None)
-    bad = _BAD_CHAR.search(source.text)
+    bad = _bad_character(source.text)
     if bad is not None:
         char = bad.group()
         what = "bytes that are not UTF-8" if char == "\ufffd" else f"character {char!r}"

@@ -182,6 +182,16 @@ def test_a_repeated_error_is_reported_once() -> None:
     assert [d.message for d in spec.diagnostics] == ["unknown layer kind `CONVV`"]
 
 
+@pytest.mark.parametrize(("text", "where", "char"), [
+    ("CONV3-8 é\n", "3:9", "'é'"),
+    ("# a \x01 b\nCONV3-8\n", "3:5", "'\\x01'"),
+    ('CONV3-8 "\x00"\n', "3:10", "'\\x00'"),
+])
+def test_characters_the_language_does_not_use(text: str, where: str, char: str) -> None:
+    spec = loads("network t\ninput 3x8x8\n" + text)
+    assert findings(spec) == [f"{where}: error: unexpected character {char}"]
+
+
 def test_bytes_that_are_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "binary.arch"
     path.write_bytes(b"network t\ninput 4\nFC-2 \xff\xfe\n")

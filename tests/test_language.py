@@ -190,6 +190,12 @@ def test_comments_and_blank_lines_are_ignored() -> None:
     assert kinds(net) == ["CONV", "MAXPOOL"]
 
 
+def test_any_text_in_comments_and_strings() -> None:
+    net = network("CONV3-8 # naïve — ×2\n", 'network t "Réseau — 3×3"\n# café\ninput 3x8x8\n')
+    assert net.description == "Réseau — 3×3"
+    assert kinds(net) == ["CONV"]
+
+
 def test_windows_line_endings_and_tabs() -> None:
     text = "network t\r\ninput 3x8x8\r\n\tCONV3-8 -\r\n\tPOOL2\r\ntrain:\r\n\tbatch 4\r\n"
     spec = loads(text)

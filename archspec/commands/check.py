@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             inp = shape_text(network.input.shape)
             warnings = len(spec.diagnostics)
             note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
-            print(f"{path}: ok: {network.name}, {len(network.layers)} layers, "
+            count = len(network.layers)
+            print(f"{path}: ok: {network.name}, {count} layer{'s' * (count != 1)}, "
                   f"{inp} -> {shape}{note}")
     if args.format == "json":
         print(json.dumps(reports, indent=2))
