@@ -89,6 +89,16 @@ def test_a_window_that_drops_pixels_is_a_warning_only() -> None:
     assert "1 row(s) and 1 column(s)" in warning.message
 
 
+def test_a_header_line_after_the_layers_is_a_warning() -> None:
+    spec = loads("network t\ninput 3x8x8\nCONV3-8\nactivation relu\nblock b(): RELU\nb - FC-2\n")
+    assert spec.ok
+    assert findings(spec) == [
+        "4:1: warning: `activation` comes after the layers; it applies to the whole network"]
+    assert spec.network is not None
+    assert [layer.kind for layer in spec.network.layers] == [
+        "CONV", "RELU", "RELU", "FLATTEN", "FC"]
+
+
 # -- limits: rejected quickly, located, without expanding or allocating ---------------------
 
 
