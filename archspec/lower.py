@@ -120,6 +120,7 @@ class _Lowerer:
         self.nodes: list[_Node] = []
         self.scope_ids = 0
         self.block_stack: list[str] = []
+        self.recursive: set[str] = set()  # blocks whose expansion would never end
 
     # -- header -----------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class _Lowerer:
                     continue
                 seen[keyword] = directive.keyword_span
             getattr(self, f"_header_{keyword}")(directive)
+        self.recursive = self._find_recursion()
         if self.header.batchnorm:
             bn = reg.kind_of("BN")
             call = s.Call(word=bn.name, word_span=seen["batchnorm"], args=None,
@@ -762,8 +764,53 @@ class _Lowerer:
 
     # -- limits -----------------------------------------------------------------------------
 
-    def _count(self, chain: s.Chain, env: Env, stack: tuple[str, ...] = (),
-               depth: int = 0) -> int:
+    def _find_recursion(self) -> set[str]:
+        """Blocks that call themselves, directly or through others, used or not; each cycle
+        is reported at the call that closes it. An iterative walk: blocks may be many."""
+        blocks = self.header.blocks
+        calls = {name: self._block_calls(block.chain) for name, block in blocks.items()}
+        done: set[str] = set()
+        recursive: set[str] = set()
+        for root in blocks:
+            if root in done:
+                continue
+            path, todo, on_path = [root], [iter(calls[root])], {root}
+            while todo:
+                step = next(todo[-1], None)
+                if step is None:
+                    done.add(path[-1])
+                    on_path.discard(path.pop())
+                    todo.pop()
+                    continue
+                callee, span = step
+                if callee in on_path:
+                    cycle = path[path.index(callee):]
+                    recursive.update(cycle)
+                    shown = [*cycle, callee]
+                    if len(shown) > 8:
+                        shown = [*shown[:4], "...", *shown[-3:]]
+                    self.diags.error("recursion", f"block `{callee}` calls itself "
+                                     f"({' → '.join(shown)})", span)
+                elif callee not in done:
+                    path.append(callee)
+                    on_path.add(callee)
+                    todo.append(iter(calls[callee]))
+        return recursive
+
+    def _block_calls(self, chain: s.Chain) -> list[tuple[str, Span]]:
+        """The blocks a chain calls, with where."""
+        found: list[tuple[str, Span]] = []
+        for element in chain.elements:
+            atom = element.atom if isinstance(element, s.Named) else element
+            if isinstance(atom, s.Call):
+                if atom.word in self.header.blocks:
+                    found.append((atom.word, atom.word_span))
+            else:
+                for inner in [atom.chain] if isinstance(atom, s.Group) else atom.chains:
+                    found.extend(self._block_calls(inner))
+        return found
+
+    def _count(self, chain: s.Chain, env: Env, depth: int = 0) -> int:
         """Layers the chain expands to, capped just above the limit; never expands anything.
 
         `depth` counts brackets and block calls together: both recurse when expanded.
@@ -781,18 +828,15 @@ class _Lowerer:
                 if block is None:
                     total += self._layers_per_call(word)
                     continue
-                if block.name in stack:
-                    cycle = " → ".join((*stack[stack.index(block.name):], block.name))
-                    self.diags.error("recursion", f"block `{block.name}` calls itself ({cycle})",
-                                     atom.word_span)
+                if block.name in self.recursive:  # reported already, where the cycle closes
                     return MAX_LAYERS + 1
                 bound = self._bind(block, atom, env, report=False)
-                total += self._count(block.chain, bound or {}, (*stack, block.name), depth + 1)
+                total += self._count(block.chain, bound or {}, depth + 1)
             else:
                 count = self._repeat_count(atom.repeat, env, report=False) or 1
                 chains = [atom.chain] if isinstance(atom, s.Group) else list(atom.chains)
                 joins = int(isinstance(atom, s.Branch))
-                inner = sum(self._count(c, env, stack, depth + 1) for c in chains) + joins
+                inner = sum(self._count(c, env, depth + 1) for c in chains) + joins
                 if inner <= MAX_LAYERS and inner * count > MAX_LAYERS and atom.repeat:
                     self.diags.error("limit", f"this repeat expands to {inner * count:,} "
                                      f"layers, over the limit of {MAX_LAYERS:,}",

@@ -157,6 +157,23 @@ def test_implicit_layers_count_towards_the_limit() -> None:
     assert [e.code for e in spec.errors] == ["limit"]
 
 
+def test_recursive_blocks_are_found_even_when_unused() -> None:
+    spec = loads("network t\ninput 4\nblock a(): b - a\nblock b(): c\nblock c(): b\n"
+                 "block d(): FC-2\nd\n")
+    assert findings(spec) == ["3:16: error: block `a` calls itself (a → a)",
+                              "5:12: error: block `b` calls itself (b → c → b)"]
+
+
+def test_a_long_chain_of_blocks_in_a_cycle() -> None:
+    blocks = [f"block b{i}(): b{i - 1}" for i in range(1, 5000)]
+    spec, seconds = timed("\n".join(["network t", "input 4", "block b0(): b4999", *blocks,
+                                     "FC-2"]) + "\n")
+    [error] = spec.errors
+    assert error.message == ("block `b0` calls itself "
+                             "(b0 → b4999 → b4998 → b4997 → ... → b2 → b1 → b0)")
+    assert seconds < 5
+
+
 def test_exponential_blocks_are_cut_off() -> None:
     blocks = [f"block b{i}(): b{i - 1} - b{i - 1}" for i in range(1, 64)]
     spec, seconds = timed("\n".join(["network t", "input 4", "block b0(): FC-2", *blocks,
