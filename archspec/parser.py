@@ -281,7 +281,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                 continue
             assert isinstance(node, s.Directive)
             node = replace(node, keyword=guess)
-        if is_header and body and keyword != "block":
+        if is_header and body and keyword != "block" and first is not None:
             diags.warning("header", f"`{keyword}` comes after the layers; it applies to the "
                           "whole network", source.span(line.start + first.start(1),
                                                         line.start + first.end(1)),

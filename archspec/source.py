@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from archspec.limits import MAX_SOURCE_BYTES
+
 
 class Span(BaseModel):
     """A half-open range of a source file, with 1-based line and column of both ends."""
@@ -32,8 +34,13 @@ class Source:
 
     @classmethod
     def read(cls, path: str | Path) -> Source:
-        """Read a file as UTF-8; undecodable bytes become U+FFFD (reported by the parser)."""
-        data = Path(path).read_bytes()
+        """Read a file as UTF-8; undecodable bytes become U+FFFD (reported by the parser).
+
+        At most one byte past the size limit is read: the parser rejects the file for its
+        size, and a huge file is never held in memory.
+        """
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
         return cls(data.decode("utf-8", errors="replace"), str(path))
 
     def position(self, offset: int) -> tuple[int, int]:

@@ -115,6 +115,18 @@ def test_a_file_over_the_size_limit() -> None:
     assert seconds < 1
 
 
+def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.arch"
+    with path.open("wb") as handle:
+        handle.write(b"network t\ninput 4\nFC-2\n")
+        handle.truncate(200 * MAX_SOURCE_BYTES)  # sparse: 200 MiB of NUL bytes
+    start = time.perf_counter()
+    spec = load(path)
+    assert len(spec.source.text) <= MAX_SOURCE_BYTES + 1
+    assert findings(spec) == ["1:1: error: the file is larger than 1 MiB"]
+    assert time.perf_counter() - start < 1
+
+
 def test_brackets_nested_too_deep() -> None:
     depth = MAX_NESTING + 50
     spec, seconds = timed("network t\ninput 4\n" + "[" * depth + "FC-2" + "]" * depth + "\n")
