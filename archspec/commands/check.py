@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for path in args.files:
         if not Path(path).is_file():
-            why = "a directory" if Path(path).is_dir() else "no such file"
+            why = ("a directory" if Path(path).is_dir() else
+                   "not a regular file" if Path(path).exists() else "no such file")
             print(f"archspec: error: cannot read {path}: {why}", file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
