@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from DIR/checkpoint.pt if it is there")
     parser.add_argument("--nproc", type=_positive, default=1, metavar="N",
                         help="processes on this machine, under torchrun with DDP (default 1)")
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="CPU threads per process (default $OMP_NUM_THREADS, else 1)")
 
 
 def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
@@ -93,12 +96,15 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
     out = Path(args.out or Path("runs") / spec.network.name)
     if args.nproc > 1 and not distributed.launched():
         argv = ["train", args.input, "--out", str(out)]
-        for flag, value in (("--epochs", args.epochs), ("--device", args.device)):
+        for flag, value in (("--epochs", args.epochs), ("--device", args.device),
+                            ("--threads", args.threads)):
             if value is not None:
                 argv += [flag, str(value)]
         if args.resume:
             argv.append("--resume")
         return distributed.launch(argv, args.nproc)
+    import torch
+
     from archspec.train.progress import Progress
     from archspec.train.trainer import ResumeError, Trainer
 
@@ -106,14 +112,26 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
         plans.write_plan(spec, out, plan)
     progress = Progress(plan.epochs, enabled=world.main)
     trainer = Trainer(spec, plan, ready.data, out, world, progress)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads or _env_threads())
     try:
         metrics = trainer.fit(args.resume)
     except ResumeError as exc:
         print(f"archspec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        torch.set_num_threads(previous)
     if metrics is not None:
         print(summary(metrics, out))
     return EXIT_OK
+
+
+def _env_threads() -> int:
+    """One intra-op thread unless OMP_NUM_THREADS says otherwise (torchrun's default too): on
+    a shared machine a pool of threads stalls whenever one of them is descheduled, and the
+    small nets archspec trains on a CPU gain little from it (docs/train.md has figures)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def summary(metrics: dict[str, Any], out: Path) -> str:
