@@ -52,6 +52,8 @@ def join(device: str) -> World:
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
                   int(os.environ.get("LOCAL_RANK", "0")))
     if world.distributed and not dist.is_initialized():
+        if device == "cuda":
+            torch.cuda.set_device(world.local_rank)  # nccl's collectives use the current GPU
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
     return world
 

@@ -193,12 +193,13 @@ class Trainer:
                 self.progress.batch(epoch + 1, step, len(batches), loss_sum.item() / seen,
                                     correct.item() / seen, member.schedule.lr,
                                     seen * self.world.size / max(elapsed, 1e-9))
-        totals = all_sum(self.world, torch.stack([
-            loss_sum.cpu(), correct.cpu().double(), torch.tensor(seen, dtype=torch.float64)]))
+        # Collectives take tensors on the process's device (nccl has no CPU tensors).
+        seen_t = torch.tensor(seen, dtype=torch.float64, device=self.device)
+        totals = all_sum(self.world, torch.stack([loss_sum, correct.double(), seen_t])).cpu()
         seconds = time.perf_counter() - started
         val = self.evaluate(member.model, self.data.val)
         val_loss, val_accuracy = from_main(self.world, torch.tensor(
-            [val.loss, val.accuracy], dtype=torch.float64)).tolist()
+            [val.loss, val.accuracy], dtype=torch.float64, device=self.device)).tolist()
         member.schedule.after_epoch(val_loss)
         row = {"member": member.index, "epoch": epoch + 1, "lr": lr,
                "train_loss": totals[0].item() / totals[2].item(),
