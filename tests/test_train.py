@@ -177,7 +177,7 @@ def _image_folder(root: Path, classes: int, per_class: int = 6) -> Path:
         folder.mkdir(parents=True)
         for index in range(per_class):
             pixels = rng.integers(0, 255, size=(12 + index, 10, 3), dtype=np.uint8)
-            pixels[:, : 5 * (label + 1)] = 255 * label
+            pixels[:, : 3 * (label + 1)] = 120 * label
             Image.fromarray(pixels).save(folder / f"{index}.png")
     return root
 
@@ -190,6 +190,18 @@ def test_folder_dataset_resizes_any_image_size(tmp_path: Path) -> None:
     assert loaded.train.x.shape[1:] == (1, 8, 8)
     assert len(loaded.train) + len(loaded.val) + len(loaded.test) == 12
     assert root.is_dir()
+
+
+def test_train_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _image_folder(tmp_path / "images", classes=3)
+    text = TINY.format(extra="").replace("synthetic(classes=4, n=240)", 'folder("images")') \
+        .replace("input 1x8x8", "input 3x16x16").replace("FC-4", "FC-3")
+    path = tmp_path / "folder.arch"
+    path.write_text(text)
+    status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert status == 0, err
+    # 18 images: a fifth (rounded) is the test split
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_images"] == 4
 
 
 # -- plan files ---------------------------------------------------------------------------------
@@ -208,6 +220,22 @@ def test_plan_file_round_trips_and_states_every_default(tmp_path: Path) -> None:
     loaded = read_plan(path)
     assert spec.network is not None and loaded.plan == spec.network.plan
     assert loaded.spec.network == spec.network
+
+
+def test_a_broken_plan_file_is_reported(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.plan.json"
+    path.write_text('{"format": 1, "source": {"text": "network x"}, "plan": {"batch": -1}}')
+    status, _out, err = train(capsys, str(path))
+    assert status == 1
+    assert "plan.batch" in err and "greater than or equal to 1" in err
+
+
+def test_resume_refuses_another_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, out = str(tiny(tmp_path)), str(tmp_path / "run")
+    assert train(capsys, spec, "--out", out, "--epochs", "1")[0] == 0
+    status, _out, err = train(capsys, spec, "--out", out, "--epochs", "2", "--resume")
+    assert status == 2 and "another spec or plan" in err
 
 
 # -- located errors before training -------------------------------------------------------------
