@@ -90,5 +90,5 @@ def test_two_processes_agree_with_one(tmp_path: Path) -> None:
     assert (one["processes"], two["processes"]) == (1, 2)
     assert two["epochs"] == 6
     assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.03
-    assert abs(one["test_loss"] - two["test_loss"]) <= 0.05
+    assert abs(one["test_loss"] - two["test_loss"]) <= 0.08
     assert two["test_accuracy"] >= 0.9
