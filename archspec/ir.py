@@ -23,6 +23,7 @@ class Scope(_Frozen):
     index: int
     count: int
     label: str
+    call: Span | None = None  # where a block was called (None for repeats)
 
 
 class Layer(_Frozen):

@@ -126,8 +126,14 @@ class _Lowerer:
 
     def run(self, syntax: s.SpecSyntax) -> Network | None:
         seen: dict[str, Span] = {}
+        written = {d.keyword.lower() for d in syntax.header if d.status != "guessed"}
         for directive in syntax.header:
             keyword = directive.keyword.lower()
+            if directive.status == "broken":  # reported by the parser; it still counts
+                seen.setdefault(keyword, directive.keyword_span)
+                continue
+            if directive.status == "guessed" and keyword in written:
+                continue  # `netwrok` beside a real `network`: the misspelling is reported
             if keyword not in s.HEADER_KEYWORDS:
                 self.diags.error("header", f"`{directive.keyword}` is not a header line",
                                  directive.keyword_span,
@@ -155,11 +161,13 @@ class _Lowerer:
             self.diags.error("header", "the spec has no `input` line", top,
                              hint="add e.g. `input 3x224x224` (channels first)")
         plan = self._train(syntax) if syntax.train_span is not None else None
-        if self.header.input is None:
+        if self.header.input is None and "input" not in seen:
             return None
+        # A broken `input` line still lets the body be checked (for everything but shapes).
+        input_spec = self.header.input or InputSpec(shape=(1, 1, 1), order="chw", span=top)
         if not syntax.body:
             if not any(d.code in ("syntax", "limit") for d in self.diags.items):  # lines lost
-                self.diags.error("body", "the network has no layers", self.header.input.span)
+                self.diags.error("body", "the network has no layers", input_spec.span)
             return None
         total = sum(self._count(chain, {}) for chain in syntax.body)
         if total > MAX_LAYERS:
@@ -167,7 +175,7 @@ class _Lowerer:
                 self.diags.error("limit", f"the network expands to more than {MAX_LAYERS:,} "
                                  "layers", syntax.body[0].span)
             return None
-        tail, rank = 0, len(self.header.input.shape)
+        tail, rank = 0, len(input_spec.shape)
         for chain in syntax.body:
             tail, rank = self._chain(chain, tail, rank, {}, (), top_level=True)
         layers = self._finish()
@@ -179,8 +187,10 @@ class _Lowerer:
             self.diags.error("limit", f"the network expands to {len(layers):,} layers, over "
                              f"the limit of {MAX_LAYERS:,}", syntax.body[0].span)
             return None
+        if self.header.input is None:
+            return None
         return Network(name=self.header.name or "network", description=self.header.description,
-                       input=self.header.input, dtype=self.header.dtype,  # type: ignore[arg-type]
+                       input=input_spec, dtype=self.header.dtype,  # type: ignore[arg-type]
                        init=self.header.init, layers=tuple(layers), plan=plan)
 
     def _only_call(self, directive: s.Directive, what: str) -> s.Call | None:
@@ -633,7 +643,7 @@ class _Lowerer:
             return tail, rank
         self.scope_ids += 1
         label = self._written(call, env)
-        scope = Scope(id=self.scope_ids, index=0, count=1, label=label)
+        scope = Scope(id=self.scope_ids, index=0, count=1, label=label, call=call.span)
         self.block_stack.append(block.name)
         try:
             return self._chain(block.chain, tail, rank, bound, (*scopes, scope))
@@ -655,7 +665,8 @@ class _Lowerer:
         for arg in call.args or ():
             pname = next(positional, None) if arg.name is None else arg.name
             if pname is None:
-                fail(f"block `{block.name}` takes {len(names)} arguments", arg.span)
+                fail(f"block `{block.name}` takes {len(names)} argument"
+                     f"{'s' * (len(names) != 1)}", arg.span)
                 continue
             if pname not in names:
                 fail(f"block `{block.name}` has no parameter `{pname}`", arg.span,
@@ -1031,8 +1042,9 @@ class _Lowerer:
             self.source.text[directive.keyword_span.end:items[0].span.start].strip())
         if len(items) != 1 or not isinstance(items[0], s.Value) or items[0].kind != "number" \
                 or not _INT.match(items[0].text) or int(items[0].text) > MAX_INT or signed:
-            self.diags.error("train", f"`{directive.keyword}` takes a whole number",
-                             directive.span)
+            low = 0 if directive.keyword.lower() == "seed" else 1
+            self.diags.error("train", f"`{directive.keyword}` takes a whole number, at least "
+                             f"{low}", directive.span)
             return None
         return int(items[0].text)
 

@@ -267,6 +267,11 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                 guess = _misspelt_keyword(first.group(1))
             if guess is None:
                 _report(node, source, line, diags)
+                if is_header and first is not None and train_span is None:
+                    span = source.span(line.start + first.start(1), line.start + first.end(1))
+                    header.append(s.Directive(keyword=first.group(1), keyword_span=span,
+                                              items=(), chain=None, span=span,
+                                              status="broken"))
                 continue
             # `netwrok t`, `trian:`: report the misspelling, then read the line as meant.
             offset = line.start + first.start(1)
@@ -280,7 +285,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
             if isinstance(node, UnexpectedInput):
                 continue
             assert isinstance(node, s.Directive)
-            node = replace(node, keyword=guess)
+            node = replace(node, keyword=guess, status="guessed")
         if is_header and body and keyword != "block" and first is not None:
             diags.warning("header", f"`{keyword}` comes after the layers; it applies to the "
                           "whole network", source.span(line.start + first.start(1),
@@ -325,6 +330,10 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
         hint = None
         if char == "*" or char in "xX×":
             hint = "a repeat is written `[...]*N`, with a whole number N"
+        if char == '"':
+            diags.error("syntax", "unterminated string", source.span(offset, offset + 1),
+                        hint='a string closes with `"` on the same line')
+            return
         diags.error("syntax", f"unexpected character {char!r}"
                     + _expecting(set(exc.allowed or ())), source.span(offset, offset + 1),
                     hint=hint)

@@ -34,10 +34,13 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
             else:
                 out = kind.shape(layer.args, known[0])
         except reg.ShapeError as exc:
-            shapes[layer.name] = None
+            # A join goes on with its first branch's sizes, so later mistakes still show.
+            shapes[layer.name] = _join_fallback(kind.name, known) if kind.family == "join" \
+                else None
             if layer.span.start not in reported:
                 reported.add(layer.span.start)
-                diags.error("shape", f"{layer.name}: {exc}", layer.span)
+                diags.error("shape", f"{layer.name}: {exc}", layer.span,
+                            hint=_call_site(layer))
             continue
         if kind.window is not None:
             _window_warning(layer, kind.window(layer.args), known[0], diags)
@@ -68,4 +71,22 @@ def _window_warning(layer: Layer, window: reg.Window, shape: Shape,
         f"{layer.name}: a {window.kernel[0]}x{window.kernel[1]} window with stride "
         f"{window.stride[0]}x{window.stride[1]} does not tile its {shape[1]}x{shape[2]} "
         f"input: {dropped[0]} row(s) and {dropped[1]} column(s) at the edge are never read",
-        layer.span, hint="adjust pad or stride, or set ceil=true on a pool")
+        layer.span, hint="; ".join(h for h in (
+            _call_site(layer), "adjust pad or stride, or set ceil=true on a pool") if h))
+
+
+def _join_fallback(kind: str, shapes: list[Shape]) -> Shape | None:
+    first = shapes[0]
+    if kind == "ADD":
+        return first
+    if any(len(s) != len(first) for s in shapes):
+        return None
+    return (sum(s[0] for s in shapes), *first[1:])
+
+
+def _call_site(layer: Layer) -> str | None:
+    """`from down(128) at line 9` for a layer made by a block call (the innermost one)."""
+    for scope in reversed(layer.scopes):
+        if scope.call is not None:
+            return f"from `{scope.label}` at line {scope.call.line}"
+    return None

@@ -87,6 +87,9 @@ class Directive:
     items: tuple[Call | Value, ...]
     chain: Chain | None
     span: Span
+    # "guessed": a misspelt keyword read as meant; "broken": a line that did not parse
+    # (already reported), kept so that later passes know the line was there.
+    status: Literal["written", "guessed", "broken"] = "written"
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,11 @@ def test_compact_folds_repeats_and_implicit_layers() -> None:
 
 def test_sketch_draws_without_shapes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["draw", str(SPECS / "sketch.arch")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # Missing arguments are what a sketch is: a note, not `error:` lines beside exit code 0.
+    assert "note: a sketch; 6 layer(s) lack arguments" in captured.err
+    assert "error:" not in captured.err
     assert "a sketch: sizes not given" in out
     assert "<b>CONV</b>" in out and "params" not in out.replace("a sketch", "")
     assert "x32x32" in out  # the input's shape is known; no layer has one

@@ -7,7 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from archspec.frontend import Spec, load
+from archspec.diagnostics import render_all
+from archspec.frontend import SKETCH_CODES, Spec, load
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -23,10 +24,18 @@ def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
     if not Path(path).is_file():
         raise UsageError(f"cannot read {path}: no such file")
     spec = load(path)
+    if allow_sketch and spec.drawable and not spec.ok:
+        # A sketch is fine here: its missing arguments are not errors for this command.
+        others = [d for d in spec.diagnostics if d.code not in SKETCH_CODES]
+        if others:
+            print(render_all(others, spec.source), file=sys.stderr)
+        missing = len(spec.diagnostics) - len(others)
+        print(f"{path}: note: a sketch; {missing} layer(s) lack arguments and are shown "
+              "without sizes (`archspec check` lists them)", file=sys.stderr)
+        return spec
     if spec.diagnostics:
         print(spec.render(), file=sys.stderr)
-    usable = spec.drawable if allow_sketch else spec.ok
-    return spec if usable else None
+    return spec if spec.ok else None
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
