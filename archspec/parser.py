@@ -355,5 +355,8 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
+    elif token.type in ("PLUS", "VBAR") and exc.expected and {"PLUS", "VBAR"} & set(exc.expected):
+        hint = ("one group either concatenates (`|`) or adds (`+`); nest groups to mix them: "
+                "(A | (B + ID))")
     diags.error("syntax", f"unexpected `{token}`" + _expecting(set(exc.expected or ())), span,
                 hint=hint)
