@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,9 +30,14 @@ from archspec.pytorch import layer_paths, to_torch
 from archspec.shapes import Shapes
 from archspec.source import Source
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 SATURATION = 0.99  # tanh: |y| > 0.99; sigmoid: y < 0.01 or y > 0.99
-COLLAPSE = 1e-2  # a std below this (input and output gradient are unit gaussian) collapsed
-EXPLODE = 1e2  # a std above this exploded
+COLLAPSE = 1e-2  # an activation std (the input is unit gaussian) below this collapsed, and a
+# gradient whose per-sample norm is below this fraction of the output gradient's vanished
+EXPLODE = 1e2  # above this (the same measures), exploded
 MOSTLY = 0.5  # a layer is called saturated or dead when more than this fraction is
 HISTOGRAM_VALUES = 20_000  # values kept per layer for the plot's histograms
 MEMORY_BUDGET = 512 * 2**20  # bytes of activations and gradients held at once
@@ -78,6 +84,10 @@ class LayerProbe:
     grad_std: float | None
     saturated: float | None
     values: np.ndarray = field(repr=False, compare=False)
+    # The per-sample gradient norm (root mean square over the samples) over the output's.
+    # Per-element figures depend on the layer's size: a 64x32x32 map spreads the gradient of
+    # ten outputs over 65,536 elements, so its gradient std is small while nothing vanished.
+    grad_norm: float | None = None
 
     @property
     def post_activation(self) -> bool:
@@ -91,9 +101,9 @@ class LayerProbe:
             words.append("collapsed")
         elif self.std > EXPLODE:
             words.append("exploded")
-        if self.grad_std is not None and self.grad_std < COLLAPSE:
+        if self.grad_norm is not None and self.grad_norm < COLLAPSE:
             words.append("grad vanished")
-        elif self.grad_std is not None and self.grad_std > EXPLODE:
+        elif self.grad_norm is not None and self.grad_norm > EXPLODE:
             words.append("grad exploded")
         if self.saturated is not None and self.saturated > MOSTLY:
             words.append("dead" if self.kind == "RELU" else "saturated")
@@ -102,7 +112,7 @@ class LayerProbe:
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std,
                 "grad_mean": self.grad_mean, "grad_std": self.grad_std,
-                "saturated": self.saturated}
+                "grad_norm": self.grad_norm, "saturated": self.saturated}
 
 
 @dataclass(frozen=True)
@@ -149,13 +159,16 @@ def _names(names: list[str]) -> str:
 _SCALE_FLAGS: dict[str, tuple[str, str, str]] = {
     "collapsed": ("activations collapse", "std", f"below {COLLAPSE:g}"),
     "exploded": ("activations explode", "std", f"above {EXPLODE:g}"),
-    "grad vanished": ("gradients vanish", "gradient std", f"below {COLLAPSE:g}"),
-    "grad exploded": ("gradients explode", "gradient std", f"above {EXPLODE:g}"),
+    "grad vanished": ("gradients vanish", "per-sample gradient norm",
+                      f"below {COLLAPSE:g} x the output's"),
+    "grad exploded": ("gradients explode", "per-sample gradient norm",
+                      f"above {EXPLODE:g} x the output's"),
 }
 
 
 def _scale_finding(layers: Sequence[LayerProbe], flag: str) -> str | None:
-    """`activations collapse in 14 of 20 layers: std below 0.01 first at fc4 (0.00238), ...`"""
+    """`activations collapse in 14 of 20 layers: std below 0.01 first at fc4 (0.00238), ...`;
+    for gradients the figure is the norm ratio (`grad_norm`)."""
     hit = [p for p in layers if flag in p.flags]
     if not hit:
         return None
@@ -163,7 +176,7 @@ def _scale_finding(layers: Sequence[LayerProbe], flag: str) -> str | None:
     backward = flag.startswith("grad")
 
     def value(p: LayerProbe) -> float:
-        figure = p.grad_std if backward else p.std
+        figure = p.grad_norm if backward else p.std
         assert figure is not None  # a flagged figure exists
         return figure
 
@@ -272,6 +285,11 @@ def _chunks(network: Network, shapes: Shapes, samples: int) -> list[int]:
     return [samples // count + (i < samples % count) for i in range(count)]
 
 
+def _norm(moments: _Moments, elements: int) -> float:
+    """The per-sample norm, as the root mean square over the samples: sqrt(elements * E[g^2])."""
+    return math.sqrt(elements * (moments.mean ** 2 + moments.std ** 2))
+
+
 def probe(network: Network, shapes: Shapes, *, init: InitScheme | None = None,
           samples: int = 1000, seed: int = 0) -> Probe:
     """Build the network (with `init` in place of the spec's), feed `samples` unit-gaussian
@@ -312,17 +330,25 @@ def probe(network: Network, shapes: Shapes, *, init: InitScheme | None = None,
     finally:
         for handle in handles:
             handle.remove()
+    # The gradient arriving at the output is G: per sample, its norm is about sqrt(elements).
+    out_elements = math.prod(shapes[network.output] or (1,))
+    output = recorders.get(network.output)
+    reference = (_norm(output.grad, out_elements) if output is not None and output.grad.n
+                 else math.sqrt(out_elements))
     layers = []
     for layer in network.layers:
         rec = recorders.get(layer.name)
         if rec is None:
             continue
         assert rec.values is not None
+        elements = math.prod(shapes[layer.name] or (1,))
         layers.append(LayerProbe(
             name=layer.name, kind=layer.kind, mean=rec.act.mean, std=rec.act.std,
             grad_mean=rec.grad.mean if rec.grad.n else None,
             grad_std=rec.grad.std if rec.grad.n else None,
-            saturated=rec.saturated(), values=rec.values))
+            saturated=rec.saturated(), values=rec.values,
+            grad_norm=(_norm(rec.grad, elements) / reference
+                       if rec.grad.n and reference > 0 else None)))
     return Probe(network=network.name, init=scheme_text(network.init), samples=samples,
                  seed=seed, input_mean=seen.mean, input_std=seen.std, layers=tuple(layers),
                  unseen=tuple(layer.name for layer in network.layers
@@ -358,16 +384,19 @@ def render_text(probes: Sequence[Probe]) -> str:
 def _render_one(p: Probe) -> str:
     rows = [["*" if layer.post_activation else "", layer.name, layer.kind, _num(layer.mean),
              _num(layer.std), _num(layer.grad_mean), _num(layer.grad_std),
+             _num(layer.grad_norm),
              "-" if layer.saturated is None else f"{layer.saturated:.1%}",
              ", ".join(layer.flags)] for layer in p.layers]
-    header = ["", "layer", "kind", "mean", "std", "grad mean", "grad std", "sat/dead", "flags"]
+    header = ["", "layer", "kind", "mean", "std", "grad mean", "grad std", "grad norm",
+              "sat/dead", "flags"]
     lines = [f"{p.network}: init {p.init}, {p.samples} unit-gaussian samples, seed {p.seed}",
              f"input: mean {_num(p.input_mean)}, std {_num(p.input_std)}",
-             *_table(header, rows, range(3, 8)),
+             *_table(header, rows, range(3, 9)),
              "* output after a nonlinearity (the rows of the lecture's table)",
              f"sat/dead: tanh |y| > {SATURATION:g}, sigmoid y < {1 - SATURATION:.2g} or > "
              f"{SATURATION:g}, ReLU units zero for every sample",
-             "grad: d/dy of sum(output * G), G unit gaussian",
+             "grad: d/dy of sum(output * G), G unit gaussian; grad norm: its per-sample norm "
+             "over the output's",
              *([f"not seen: {', '.join(p.unseen)} (joins that feed only joins)"]
                if p.unseen else []),
              "findings:", *(f"- {text}" for text in p.findings)]
@@ -404,8 +433,16 @@ def _shown(p: Probe) -> list[LayerProbe]:
 
 
 def plot(probes: Sequence[Probe], path: str) -> None:
-    """The lecture's picture, one row per probe: mean and std per layer, the gradient std,
+    """The lecture's picture, one row per probe: mean and std per layer, the gradient norm,
     then a histogram of each layer's outputs. Written atomically as PNG."""
+    buffer = io.BytesIO()
+    make_figure(probes).savefig(buffer, format="png", dpi=110)
+    write_atomic(path, buffer.getvalue())
+
+
+def make_figure(probes: Sequence[Probe]) -> Figure:
+    """The plot's figure. The x axes are ticked with the shown layers' names: when layers
+    are skipped, a plain count would not say which layer a point is."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -422,21 +459,19 @@ def plot(probes: Sequence[Probe], path: str) -> None:
         curves.plot(steps, [layer.std for layer in shown], "s-", label="std")
         curves.set_title(f"{p.network}, init {p.init}", fontsize=9, loc="left")
         curves.set_xlabel(label, fontsize=8)
-        curves.set_xticks(list(steps))
-        curves.tick_params(labelsize=7)
+        _layer_ticks(curves, shown)
         curves.legend(fontsize=7)
         grads = figure.add_subplot(grid[row, 1])
         stds = [layer.std for layer in shown]
-        grad_stds = [layer.grad_std or math.nan for layer in shown]
+        grad_norms = [layer.grad_norm or math.nan for layer in shown]
         grads.semilogy(steps, stds, "s--", color="tab:orange", label="std")
-        grads.semilogy(steps, grad_stds, "^-", color="tab:red", label="gradient std")
-        known = [v for v in (*stds, *grad_stds) if v > 0]
+        grads.semilogy(steps, grad_norms, "^-", color="tab:red", label="gradient norm")
+        known = [v for v in (*stds, *grad_norms) if v > 0]
         grads.set_ylim(min(*known, 0.1) / 3, max(*known, 1.0) * 3)
-        grads.set_title("std and gradient std, log scale", fontsize=9, loc="left")
+        grads.set_title("std; gradient norm / output's; log scale", fontsize=9, loc="left")
         grads.legend(fontsize=7)
         grads.set_xlabel(label, fontsize=8)
-        grads.set_xticks(list(steps))
-        grads.tick_params(labelsize=7)
+        _layer_ticks(grads, shown)
         values = np.concatenate([layer.values for layer in shown])
         low, high = np.percentile(values, [0.1, 99.9])
         if high <= low:
@@ -447,6 +482,11 @@ def plot(probes: Sequence[Probe], path: str) -> None:
             ax.set_title(f"{layer.name}\nstd {layer.std:.3g}", fontsize=8)
             ax.set_yticks([])
             ax.tick_params(labelsize=6)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    write_atomic(path, buffer.getvalue())
+    return figure
+
+
+def _layer_ticks(axes: Axes, shown: Sequence[LayerProbe]) -> None:
+    slanted = len(shown) > 4
+    axes.set_xticks(range(1, len(shown) + 1), [layer.name for layer in shown],
+                    rotation=45 if slanted else 0, ha="right" if slanted else "center")
+    axes.tick_params(labelsize=7)

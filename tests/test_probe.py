@@ -22,6 +22,8 @@ from archspec.probe import (
     Probe,
     _Moments,
     _Recorder,
+    _shown,
+    make_figure,
     parse_init,
     probe,
     render_text,
@@ -85,6 +87,61 @@ def test_relu_kaiming_holds_the_deviations(relu_kaiming: Probe, reference: dict)
         assert got == pytest.approx(row["mean"], abs=0.1)
     assert all(0.5 < (layer.grad_std or 0) < 2 for layer in relu_kaiming.layers)
     assert relu_kaiming.findings == ["no layer's activations or gradients collapse or explode"]
+
+
+# A CIFAR-sized residual net with batch norm at He init: healthy, but its wide 16..64-channel
+# maps spread the gradient of 10 outputs over up to 16,384 elements, so per-element gradient
+# deviations sit near 0.01 (an absolute bound on them flagged half the layers).
+CIFAR_RESNET = """network cifar_resnet
+input 3x32x32
+init kaiming
+defaults CONV(bias=false)
+block basic(c): (CONV3-$c - BN - RELU - CONV3-$c - BN + ID) - RELU
+block down(c): (CONV3-$c/2(pad=1) - BN - RELU - CONV3-$c - BN + CONV1-$c/2 - BN) - RELU
+CONV3-16 - BN - RELU
+basic(16) - basic(16) - basic(16)
+down(32) - basic(32) - basic(32)
+down(64) - basic(64) - basic(64)
+GAP - FC-10
+"""
+
+
+@pytest.fixture(scope="module")
+def cifar_resnet() -> Probe:
+    spec = loads(CIFAR_RESNET)
+    assert spec.network is not None
+    return probe(spec.network, spec.shapes, samples=64)
+
+
+def test_a_batch_norm_resnet_at_kaiming_is_not_flagged(cifar_resnet: Probe) -> None:
+    small = [p for p in cifar_resnet.layers if p.grad_std is not None and p.grad_std < 0.01]
+    assert small  # per element the gradients are small...
+    for layer in cifar_resnet.layers:  # ...but per sample they hold
+        assert layer.grad_norm is not None and 0.1 < layer.grad_norm < 10, layer
+        assert not layer.flags, layer
+    assert cifar_resnet.findings == ["no layer's activations or gradients collapse or explode"]
+
+
+def test_the_gradient_norm_is_relative_to_the_output(tanh_small: Probe) -> None:
+    # Every layer has 500 units, so the norm ratio is the gradient std over the output's.
+    out = tanh_small.layers[-1]
+    assert out.grad_norm == pytest.approx(1.0)
+    for layer in tanh_small.layers:
+        assert layer.grad_std is not None and out.grad_std is not None
+        assert layer.grad_norm == pytest.approx(layer.grad_std / out.grad_std, rel=0.01)
+    assert "grad vanished" in tanh_small.layers[0].flags
+
+
+def test_the_plot_ticks_name_the_layers_shown(cifar_resnet: Probe, tanh_small: Probe) -> None:
+    shown = _shown(cifar_resnet)
+    assert len(shown) == 12 and shown[-1].name == "relu19" and shown[1].name != "relu2"
+    figure = make_figure([cifar_resnet, tanh_small])
+    curves, grads = figure.axes[0], figure.axes[1]
+    for axes in (curves, grads):
+        assert [t.get_text() for t in axes.get_xticklabels()] == [p.name for p in shown]
+    tanh_axes = figure.axes[2 + len(shown)]
+    assert [t.get_text() for t in tanh_axes.get_xticklabels()] == [
+        f"tanh{i}" for i in range(1, 11)]
 
 
 def test_xavier_keeps_tanh_from_collapsing() -> None:
@@ -178,7 +235,7 @@ def test_cli_json_is_a_list_for_several_schemes(capsys: pytest.CaptureFixture[st
     assert set(data[0]) == {"network", "init", "samples", "seed", "input", "layers", "unseen",
                             "findings"}
     assert set(data[0]["layers"][0]) == {"name", "kind", "mean", "std", "grad_mean",
-                                         "grad_std", "saturated"}
+                                         "grad_std", "grad_norm", "saturated"}
     assert data[0]["layers"][1]["kind"] == "TANH"
     assert data[0]["layers"][0]["saturated"] is None
 
