@@ -20,7 +20,9 @@ BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}
 # their first and second moments.
 OPTIMIZER_BUFFERS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|[KMGT]i?|B)?\s*", re.IGNORECASE)
+# A number of bytes, then B, or a prefix (k or K, M, G, T) with an optional i (1024s) and B.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i)?)?(B)?\s*")
+_BITS = re.compile(r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*")
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
@@ -200,10 +202,14 @@ def largest_batch(fixed: int, per_sample: int, budget: int) -> int:
 
 
 def parse_size(text: str) -> int:
-    """`16GiB` → 17179869184, `16GB` → 16 * 10**9, `512MiB`, `2048` (bytes)."""
+    """`16GiB` → 17179869184, `16GB` → 16 * 10**9, `512MiB`, `2048` (bytes). A unit needs
+    its B: `16G` could be either power, and a lower-case b means bits (`16Gb`), refused."""
     match = _SIZE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"not a memory size: {text!r} (write e.g. 16GiB, 500MB or 2048)")
-    unit = (match.group(2) or "").upper().removesuffix("B")
-    base = 1024 if unit.endswith("I") else 1000
-    return int(float(match.group(1)) * base ** _POWERS[unit.removesuffix("I")])
+    if match is None or (match.group(2) and not match.group(4)):
+        why = ("a lower-case b means bits" if _BITS.fullmatch(text)
+               else "not a memory size")
+        raise ValueError(f"{why}: {text!r} (write bytes with B/KB/MB/GB or KiB/MiB/GiB, "
+                         "e.g. 16GiB, 500MB or 2048)")
+    prefix = (match.group(2) or "").upper()
+    base = 1024 if match.group(3) else 1000
+    return int(float(match.group(1)) * base ** _POWERS[prefix])

@@ -69,6 +69,8 @@ class InputInfo(_Frozen):
     activation_bytes: int
     saved_bytes: int  # per sample: the input batch is on the device during training
     training_bytes: int  # the batch of them
+    receptive_field: tuple[int, int] | None  # (1, 1) for a map, None for a flat input
+    jump: tuple[int, int] | None
 
 
 class Totals(_Frozen):
@@ -215,7 +217,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         input=InputInfo(shape=inp, order=network.input.order, activations=math.prod(inp),
                         activation_bytes=math.prod(inp) * bpv,
                         saved_bytes=kept[INPUT_NODE].per_sample,
-                        training_bytes=kept[INPUT_NODE].per_sample * batch),
+                        training_bytes=kept[INPUT_NODE].per_sample * batch,
+                        receptive_field=_size(fields[INPUT_NODE]),
+                        jump=_jump(fields[INPUT_NODE])),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
         torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
 
@@ -260,9 +264,17 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
                            for p in parts if p.formula),
         activations=activations, activation_bytes=activations * bpv,
         macs=sum(p.macs for p in parts),
-        receptive_field=field.size if field else None, jump=field.jump if field else None,
+        receptive_field=_size(field), jump=_jump(field),
         saved_bytes=saved,
         training_bytes=(weights + biases) * per_param + buffers * bpv + saved * batch + stats)
+
+
+def _size(field: cost.Field | None) -> tuple[int, int] | None:
+    return field.size if field else None
+
+
+def _jump(field: cost.Field | None) -> tuple[int, int] | None:
+    return field.jump if field else None
 
 
 def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: int,

@@ -79,6 +79,8 @@ def hwc(shape: Sequence[int]) -> list[int]:
 
 
 def pair(value: tuple[int, int] | None) -> str:
+    """A receptive field or jump, the same in every view: `3` when square, `3x5` when not,
+    `-` where there is none (a flat input has no pixels)."""
     if value is None:
         return "-"
     return str(value[0]) if value[0] == value[1] else dims(value)
@@ -93,8 +95,7 @@ _NUMERIC = {"params", "activations", "MACs", "RF", "jump", "training"}
 
 def _cells(report: Report, rows: Sequence[Row]) -> list[list[str]]:
     first = ["input", "INPUT", dims(report.input.shape), "0", "", count(report.input.activations),
-             "0", "1" if len(report.input.shape) == 3 else "-",
-             "1" if len(report.input.shape) == 3 else "-",
+             "0", pair(report.input.receptive_field), pair(report.input.jump),
              binary(report.input.training_bytes)]
     return [first, *([r.name, r.written + "".join(f" +{k}" for k in r.folds),
                       dims(r.output_shape), count(r.params), r.formula,
@@ -166,14 +167,19 @@ def _largest(batch: int) -> str:
 
 def cs231n(report: Report, markdown: bool) -> str:
     """The CS231n VGG16 table: one line per layer that makes a new tensor (ReLU and dropout run
-    in place and are left out, as on the slide), shapes HxWxC, weights without biases."""
+    in place and are left out, as on the slide), shapes HxWxC, weights without biases. An
+    implicit layer that makes a tensor (the `batchnorm` header's BN) has its own line, as an
+    explicit one does; an FC's formula names the map its implied flatten reads (7*7*512)."""
     lines = [(f"INPUT: [{dims(hwc(report.input.shape))}]", _memory(report.input.shape,
                                                                   report.input.activations), "0")]
-    for r in report.folded:
-        if r.activations:
-            params = f"{r.weights_formula} = {count(r.weights)}" if r.weights else "0"
-            lines.append((f"{r.written}: [{dims(hwc(r.output_shape))}]",
-                          _memory(r.output_shape, r.activations), params))
+    own = {r.name: r for r in report.rows}
+    for group in report.folded:
+        for r in (own[name] for name in group.members):
+            if r.activations:
+                formula = group.weights_formula if r.name == group.name else r.weights_formula
+                lines.append((f"{r.written}: [{dims(hwc(r.output_shape))}]",
+                              _memory(r.output_shape, r.activations),
+                              _weights(formula, r.weights)))
     t, m = report.totals, report.memory
     total = (f"TOTAL memory: {metric(t.activations)} * {m.bytes_per_value} bytes ~= "
              f"{metric(t.activation_bytes, 2)}B / image (only forward! ~*2 for bwd)")
@@ -185,6 +191,14 @@ def cs231n(report: Report, markdown: bool) -> str:
         return "\n".join([*table, "", total, "", params]) + "\n"
     return "\n".join([*(f"{a}  memory: {b}  params: {c}" for a, b, c in lines), "", total,
                       params]) + "\n"
+
+
+def _weights(formula: str, weights: int) -> str:
+    """`(3*3*3)*64 = 1,728`; a count that is its own formula (BN's one scale per channel,
+    `8`) once, not `8 = 8`; `0` for a layer without weights."""
+    if not weights:
+        return "0"
+    return count(weights) if formula == str(weights) else f"{formula} = {count(weights)}"
 
 
 def _memory(shape: Sequence[int], activations: int) -> str:
@@ -235,10 +249,14 @@ def _layer(r: Row) -> dict[str, Any]:
             "formula": r.formula, "activations": r.activations,
             "activation_bytes": r.activation_bytes, "macs": r.macs,
             "flops": r.flops,
-            "receptive_field": list(r.receptive_field) if r.receptive_field else None,
-            "jump": list(r.jump) if r.jump else None, "implicit": r.implicit,
+            "receptive_field": _list(r.receptive_field), "jump": _list(r.jump),
+            "implicit": r.implicit,
             "members": list(r.members), "saved_bytes_per_sample": r.saved_bytes,
             "training_bytes": r.training_bytes}
+
+
+def _list(value: tuple[int, int] | None) -> list[int] | None:
+    return list(value) if value else None
 
 
 def to_json(report: Report, rows: Sequence[Row]) -> str:
@@ -253,7 +271,9 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
                   "activations": report.input.activations,
                   "activation_bytes": report.input.activation_bytes,
                   "saved_bytes_per_sample": report.input.saved_bytes,
-                  "training_bytes": report.input.training_bytes},
+                  "training_bytes": report.input.training_bytes,
+                  "receptive_field": _list(report.input.receptive_field),
+                  "jump": _list(report.input.jump)},
         "layers": [_layer(r) for r in rows],
         "totals": report.totals.model_dump(mode="json"),
         "memory": memory,
@@ -274,18 +294,18 @@ _CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "
 
 
 def to_csv(report: Report, rows: Sequence[Row]) -> str:
-    """One row per layer, the input first; shapes and pairs as `64x224x224`."""
+    """One row per layer, the input first; shapes as `64x224x224`, receptive fields and jumps
+    as the text table writes them (`pair`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV)
     inp = report.input
     writer.writerow(["input", "INPUT", "INPUT", dims(inp.shape), 0, 0, 0, 0, "",
-                     inp.activations, inp.activation_bytes, 0, 0, "", "", False, "",
-                     inp.saved_bytes, inp.training_bytes])
+                     inp.activations, inp.activation_bytes, 0, 0, pair(inp.receptive_field),
+                     pair(inp.jump), False, "", inp.saved_bytes, inp.training_bytes])
     for r in rows:
         data = _layer(r)
-        writer.writerow([dims(v) if k in ("output_shape", "receptive_field", "jump") and v
-                         else ";".join(v) if k == "members"
-                         else "" if v is None else v for k, v in
-                         ((k, data[k]) for k in _CSV)])
+        data.update(output_shape=dims(r.output_shape), receptive_field=pair(r.receptive_field),
+                    jump=pair(r.jump), members=";".join(r.members))
+        writer.writerow(data[k] for k in _CSV)
     return out.getvalue()

@@ -4,6 +4,8 @@ autograd really saves for backward."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -323,8 +325,24 @@ def test_sizes() -> None:
     assert cost.parse_size("16GB") == 16 * 10**9
     assert cost.parse_size("1.5 MiB") == 3 * 2**19
     assert cost.parse_size("2048") == 2048
+    assert cost.parse_size("2048B") == 2048
+    assert [cost.parse_size(f"2{u}") for u in ("KB", "kB", "MB", "TB", "KiB", "MiB", "TiB")] \
+        == [2000, 2000, 2 * 10**6, 2 * 10**12, 2048, 2 * 2**20, 2 * 2**40]
     with pytest.raises(ValueError, match="not a memory size"):
         cost.parse_size("lots")
+
+
+@pytest.mark.parametrize("text", ["16Gb", "16gb", "16Gib", "512Mb", "8 b"])
+def test_bits_are_refused(text: str) -> None:
+    """A lower-case b is bits: `16Gb` is 2 GB, not 16; refused rather than guessed."""
+    with pytest.raises(ValueError, match="lower-case b means bits"):
+        cost.parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["16G", "16Gi", "16GIB", "16 GiB of memory", "-1GB"])
+def test_sizes_need_a_byte_unit(text: str) -> None:
+    with pytest.raises(ValueError, match="not a memory size"):
+        cost.parse_size(text)
 
 
 # --- receptive fields ----------------------------------------------------------------------
@@ -450,6 +468,76 @@ def test_cs231n_vgg16_rows(capsys: pytest.CaptureFixture[str]) -> None:
         "TOTAL params: 138M parameters (not counting biases; 138,357,544 with them)"]
 
 
+def test_cs231n_implicit_batchnorm_has_its_own_line(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path) -> None:
+    """The `batchnorm` header's BN is a line of its own, as a written BN is: the conv line
+    counts the conv's weights alone, and every line's memory is its own tensor's."""
+    implicit = tmp_path / "hb.arch"
+    implicit.write_text("network t\ninput 3x32x32\nbatchnorm\nCONV3-32 - POOL2 - FC-10\n")
+    explicit = tmp_path / "eb.arch"
+    explicit.write_text("network t\ninput 3x32x32\nCONV3-32 - BN - POOL2 - FC-10\n")
+    lines = [
+        "INPUT: [32x32x3]  memory: 32*32*3=3.1K  params: 0",
+        "CONV3-32: [32x32x32]  memory: 32*32*32=33K  params: (3*3*3)*32 = 864",
+        "BN: [32x32x32]  memory: 32*32*32=33K  params: 32",
+        "POOL2: [16x16x32]  memory: 16*16*32=8.2K  params: 0",
+        "FC-10: [1x1x10]  memory: 10  params: 16*16*32*10 = 81,920",
+        "",
+        "TOTAL memory: 76.8K * 4 bytes ~= 310KB / image (only forward! ~*2 for bwd)",
+        "TOTAL params: 82.8K parameters (not counting biases; 82,890 with them)"]
+    for path in (implicit, explicit):
+        code, out, _ = table(str(path), "--style", "cs231n", capsys=capsys)
+        assert (code, out.splitlines()) == (0, lines), path
+
+
+@RANDOM
+@given(networks(max_size=10, max_channels=6))
+def test_cs231n_lines_add_up(network: Network) -> None:
+    """Whatever the headers insert, the lines' parameters add to the weights total, their
+    memory is their own output's (`H*W*C=`, never a sum of several tensors), and each line
+    is a row of the unfolded table with activations."""
+    r = build_report(network, shapes_of(network))
+    lines = render(r, style="cs231n").split("\n\n")[0].splitlines()[1:]
+    made = [row for row in r.rows if row.activations]
+    assert len(lines) == len(made)
+    weights = 0
+    for line, row in zip(lines, made, strict=True):
+        params = line.rsplit("params: ", 1)[1]
+        weights += int(params.rsplit(" = ", 1)[-1].replace(",", ""))
+        memory = line.split("  memory: ", 1)[1].split("  params: ")[0]
+        assert memory.startswith("*".join(map(str, row.output_shape[1:] + row.output_shape[:1]))
+                                 + "=") if len(row.output_shape) == 3 else memory == str(
+            row.activations)
+    assert weights == r.totals.params_no_bias
+
+
+@pytest.mark.parametrize("text", ["network n\ninput 3x8x4\nCONV3-2 - FC-2\n",
+                                  "network n\ninput 6\nFC-4 - RELU - FC-2\n"])
+def test_receptive_fields_read_the_same_in_every_view(text: str) -> None:
+    """Text, markdown and CSV write a field and a jump one way (`3`, `10x6`, `-`), the input
+    row included; JSON holds the same pairs as lists."""
+    r = report_text(text)
+    want = [(_pair(r.input.receptive_field), _pair(r.input.jump))]
+    want += [(_pair(row.receptive_field), _pair(row.jump)) for row in r.rows]
+    lines = render(r).splitlines()
+    body = lines[lines.index(next(x for x in lines if x.startswith("input "))):][:len(want)]
+    assert [tuple(x.split()[-4:-2]) for x in body] == want  # RF jump 12.00 KiB
+    md = [x.split(" | ") for x in render(r, "markdown").splitlines() if x.startswith("| ")]
+    assert [(cells[7], cells[8]) for cells in md[1:]] == want
+    rows = list(csv.DictReader(io.StringIO(render(r, "csv"))))
+    assert [(x["receptive_field"], x["jump"]) for x in rows] == want
+    data = json.loads(render(r, "json"))
+    assert [data["input"]["receptive_field"], *(x["receptive_field"] for x in data["layers"])] \
+        == [list(f) if f else None for f in (r.input.receptive_field,
+                                             *(row.receptive_field for row in r.rows))]
+
+
+def _pair(value: tuple[int, int] | None) -> str:
+    if value is None:
+        return "-"
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+
+
 @pytest.mark.parametrize(("name", "args"), [
     ("table_vgg16.txt", ()),
     ("table_vgg16_fold.txt", ("--fold", "--fit", "16GiB")),
@@ -489,11 +577,24 @@ def test_dtype_halves_the_bytes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_output_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "out" / "vgg16.csv"
+    target = tmp_path / "vgg16.csv"
     code, out, _ = table(str(SPECS / "vgg16.arch"), "--format", "csv", "-o", str(target),
                          capsys=capsys)
     assert (code, out) == (0, "")
     assert target.read_text().startswith("name,kind,written,output_shape")
+
+
+def test_output_file_needs_its_directory(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o` writes a file and creates no folders: a missing (or file) parent, or a directory
+    as the target, is a one-line usage error, and nothing is created."""
+    (tmp_path / "file").write_text("")
+    for target in (tmp_path / "missing" / "dir" / "x.md", tmp_path / "file" / "x.md",
+                   tmp_path):
+        code, out, err = table(str(SPECS / "vgg16.arch"), "-o", str(target), capsys=capsys)
+        assert (code, out) == (2, "")
+        assert err.count("\n") == 1 and err.startswith(f"archspec: error: cannot write {target}")
+    assert not (tmp_path / "missing").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_sketch_is_located_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -511,6 +612,18 @@ def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> Non
             main(["table", str(SPECS / "vgg16.arch"), *args])
         assert exit_.value.code == 2
     assert "not a memory size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    ("16Gb", "a lower-case b means bits: '16Gb'"), ("16gb", "lower-case b means bits"),
+    ("0", "expected a positive memory size, got '0'"), ("0GiB", "positive memory size"),
+    ("0.1", "positive memory size")])
+def test_bad_fit_is_a_usage_error(size: str, message: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["table", str(SPECS / "vgg16.arch"), "--fit", size])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:

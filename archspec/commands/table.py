@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import get_args
 
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, load_or_report, write_atomic
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, UsageError, load_or_report, write_atomic
 from archspec.cost import BYTES_PER_VALUE, OPTIMIZER_BUFFERS, parse_size
 from archspec.report import build_report
 from archspec.table import Format, Style, render
@@ -27,9 +28,23 @@ def _positive(text: str) -> int:
 
 def _size(text: str) -> int:
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive memory size, got {text!r}")
+    return size
+
+
+def _check_output(path: str) -> None:
+    """Refuse a path that cannot be written before any work: a folder, or one in a folder
+    that does not exist (`table` writes a file; it creates no folders)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not target.parent.is_dir():
+        why = "is not a directory" if target.parent.exists() else "does not exist"
+        raise UsageError(f"cannot write {path}: {target.parent} {why}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,14 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
     parser.add_argument("--fit", type=_size, metavar="SIZE",
-                        help="report the largest batch that fits, e.g. 16GiB or 80GB")
+                        help="report the largest batch that fits, e.g. 16GiB or 80GB (bytes: B, "
+                             "KB/MB/GB powers of 1000, KiB/MiB/GiB of 1024; 16Gb, bits, "
+                             "is refused)")
     parser.add_argument("--fold", action="store_true",
                         help="fold implicit layers (activations, batch norm, flatten) into the "
                              "CONV/FC row that caused them")
-    parser.add_argument("-o", "--output", metavar="PATH", help="write here instead of stdout")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="write here instead of stdout (its directory must exist)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output)
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS
