@@ -90,14 +90,18 @@ def checked_shapes(network: Network, shapes: Shapes | None = None) -> dict[str, 
 
 
 def size_error(network: Network, report: Report, max_params: int) -> Diagnostic | None:
-    """An error at the layer where the parameter total passes `max_params`, else None."""
+    """An error about the whole network when its parameters pass `max_params`, else None.
+
+    It is located at the layer where the running total passes the limit (the network has no
+    place of its own in the source), and says so: that layer is where, not what, is at fault.
+    """
     running = 0
     for layer, row in zip(network.layers, report.rows, strict=True):
         running += row.params
         if running > max_params:
-            return _error("limit", f"{layer.name}: the network has {report.totals.params:,} "
-                          f"parameters, over the build limit of {max_params:,} (--max-params)",
-                          layer)
+            return _error("limit", f"the network has {report.totals.params:,} parameters, "
+                          f"over the build limit of {max_params:,} (--max-params); the running "
+                          f"total passes the limit at {layer.name}", layer)
     return None
 
 
@@ -112,6 +116,18 @@ def layer_paths(network: Network) -> dict[str, str]:
             ident = names[layer.name]
             paths[layer.name] = f"{unit.attr}.{ident}" if unit.sequential else ident
     return paths
+
+
+def module_name(network: Network) -> str:
+    """A file name `import` can take for the generated module: the network's name, unless it
+    is a keyword (`class` -> `class_`), shadows a module the file imports (`torch` ->
+    `torch_`) or is no identifier (`3d-net` -> `net_3d_net`)."""
+    text = _WORD.sub("_", network.name)
+    if not text or not (text[0].isalpha() or text[0] == "_"):
+        text = "net_" + text
+    if keyword.iskeyword(text) or text in ("torch", "collections"):
+        text += "_"
+    return text
 
 
 def class_name(network: Network) -> str:
@@ -135,6 +151,7 @@ class _Unit:
     layers: tuple[Layer, ...]
     attr: str | None  # None for a join
     sequential: bool = False  # the attribute holds an nn.Sequential of the layers
+    title: str | None = None  # a plain stack's part, `features` or `classifier`, as wanted
 
     @property
     def last(self) -> Layer:
@@ -172,7 +189,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
         "",
         "",
         f"class {cls}(nn.Module):",
-        *_docstring(network, report, names),
+        *_docstring(network, report, names, units),
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
@@ -231,7 +248,7 @@ def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
             runs.append([layer])
     taken = set(names.values())
     if len(runs) == 1 and reg.kind_of(runs[0][0].kind).family != "join":
-        return [_Unit(tuple(part), _unique(title, taken), sequential=True)
+        return [_Unit(tuple(part), _unique(title, taken), sequential=True, title=title)
                 for part, title in _stack_parts(runs[0])]
     units: list[_Unit] = []
     for run in runs:
@@ -366,11 +383,23 @@ def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
             "    return model"]
 
 
-def _docstring(network: Network, report: Report, names: dict[str, str]) -> list[str]:
-    """The summary table (archspec.report's figures): one row per layer, as `table` shows."""
+def _renames(network: Network, names: dict[str, str], units: list[_Unit]) -> list[str]:
+    """What the module calls otherwise than the spec: `def -> layer_def`, and a stack part
+    whose name a layer took (`the stack's features part -> features_2`)."""
+    notes = [f"{_text(layer.name, 40)} -> {names[layer.name]}" for layer in network.layers
+             if names[layer.name] != layer.name]
+    notes += [f"the stack's {unit.title} part -> {unit.attr} (a layer is named {unit.title})"
+              for unit in units if unit.title is not None and unit.attr != unit.title]
+    return notes
+
+
+def _docstring(network: Network, report: Report, names: dict[str, str],
+               units: list[_Unit]) -> list[str]:
+    """The summary table (archspec.report's figures): one row per layer, named as in the spec
+    and in `table`, then the attributes the module had to name otherwise."""
     rows = [("layer", "spec", "output", "params", "MACs"),
             ("input", "", reg.shape_text(report.input.shape), "", "")]
-    rows += [(names[row.name], _text(row.written, 24), reg.shape_text(row.output_shape),
+    rows += [(_text(row.name, 40), _text(row.written, 24), reg.shape_text(row.output_shape),
               f"{row.params:,}", f"{row.macs:,}") for row in report.rows]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     table = ["  ".join((cell.ljust(w) if i < 3 else cell.rjust(w))
@@ -381,7 +410,23 @@ def _docstring(network: Network, report: Report, names: dict[str, str]) -> list[
             f"    Input {reg.shape_text(report.input.shape)} (channels first, no batch); "
             f"{totals.params:,} parameters;", f"    {totals.macs:,} multiply-accumulates "
             "per sample (weights only).", "",
-            *(f"    {row}" for row in table), '    """']
+            *(f"    {row}" for row in table),
+            *_note_lines("renamed attributes: ", _renames(network, names, units)),
+            '    """']
+
+
+def _note_lines(head: str, items: list[str]) -> list[str]:
+    """`head` and the items, comma-separated, wrapped under the docstring's indent."""
+    if not items:
+        return []
+    lines = ["", f"    {head}"]
+    for i, item in enumerate(items):
+        word = item + ("," if i < len(items) - 1 else "")
+        if lines[-1].endswith(": ") or len(lines[-1]) + 1 + len(word) <= LINE_LIMIT - 4:
+            lines[-1] += word if lines[-1].endswith(": ") else " " + word
+        else:
+            lines.append("        " + word)
+    return lines
 
 
 def _comment(layer: Layer, limit: int) -> str:

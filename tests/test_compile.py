@@ -169,8 +169,47 @@ def test_invalid_or_oversized_specs_write_nothing(tmp_path: Path,
     assert "sketch.arch:6:2: error: CONV needs `filters`" in capsys.readouterr().err
     assert compile_spec(SPECS / "vgg16.arch", out, "--max-params", "1e6") == 1
     err = capsys.readouterr().err
-    assert "vgg16.arch:8:2: error: conv6: the network has 138,357,544 parameters" in err
+    # A network-level message, placed where the running total passes the limit.
+    assert ("vgg16.arch:8:2: error: the network has 138,357,544 parameters, over the build "
+            "limit of 1,000,000 (--max-params); the running total passes the limit at conv6"
+            in err)
     assert not out.exists()
+
+
+KEYWORDY = """network class
+input 3x8x8
+def: CONV3-4 - x: RELU - features: CONV3-4 - None: FC-10
+"""
+
+
+def test_renames_are_noted_and_a_keyword_network_gets_an_importable_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "class.arch").write_text(KEYWORDY)
+    out = tmp_path / "out"
+    assert compile_spec(tmp_path / "class.arch", out) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'class_.py'}" in printed and not (out / "class.py").exists()
+    assert "note: the module is class_.py, not class.py" in printed
+    assert (out / "class.md").is_file()
+    # A plain import statement loads it.
+    monkeypatch.syspath_prepend(str(out))
+    module = __import__("class_")
+    model = module.build()
+    assert model(torch.randn(2, *module.INPUT_SHAPE)).shape == (2, 10)
+    assert [n for n, _ in model.named_children()] == ["features_2", "classifier"]
+    # The docstring's table names the layers as the spec and `archspec table` do, and notes
+    # every attribute named otherwise, the Sequential that lost `features` included.
+    doc = type(model).__doc__
+    rows = {line.split()[0] for line in doc.splitlines()[5:] if line.strip()}
+    assert {"def", "x", "features", "None"} <= rows
+    assert "layer_def" not in rows and "layer_None" not in rows
+    note = " ".join(doc.split("renamed attributes:")[1].split())
+    assert note == ("def -> layer_def, x -> layer_x, None -> layer_None, the stack's features "
+                    "part -> features_2 (a layer is named features)")
+    assert main(["table", str(tmp_path / "class.arch")]) == 0
+    table = capsys.readouterr().out
+    assert "\ndef " in table and "\nNone " in table
 
 
 def test_an_unwritable_output_is_a_one_line_error(tmp_path: Path,

@@ -20,7 +20,8 @@ from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import build_report
 from archspec.table import render
 
-HELP = "write DIR/<network>.py (a standalone PyTorch module) with its table, diagram and plan"
+HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes class_.py) with "
+        "its table, diagram and plan")
 
 
 def _count(text: str) -> int:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if spec is None or spec.network is None:
         return EXIT_ERRORS
     # torch is imported only here, when code is generated; `check` and `table` never load it.
-    from archspec.pytorch import BuildError, emit
+    from archspec.pytorch import BuildError, emit, module_name
 
     network = spec.network
     # The figures are computed once; the docstring table and the .md file are two views.
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
         return EXIT_ERRORS
     out = Path(args.output)
-    written = [out / f"{network.name}.py", out / f"{network.name}.md"]
+    module = module_name(network)  # `class` -> class_.py, which `import class_` can load
+    written = [out / f"{module}.py", out / f"{network.name}.md"]
     try:
         write_atomic(written[0], source)
         write_atomic(written[1], render(report, "markdown"))
@@ -72,4 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path in written:
         print(f"wrote {path}")
+    if module != network.name:
+        print(f"note: the module is {module}.py, not {network.name}.py, which `import` cannot "
+              f"load (import {module})")
     return EXIT_OK
