@@ -74,9 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
     world = distributed.join(plan.device)  # a world of one unless started by torchrun
     try:
-        return _run(args, spec, plan, world)
+        code = _run(args, spec, plan, world)
     finally:
         distributed.leave(world)
+    if world.distributed:
+        # A torchrun worker ends here, without the interpreter's teardown: gloo's threads,
+        # destroyed with the C++ statics at exit, can abort a finished process ("terminate
+        # called without an active exception"), and torchrun then fails the whole run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,

@@ -59,7 +59,10 @@ def join(device: str) -> World:
 
 
 def leave(world: World) -> None:
+    """Leave the group together: a rank that tears down while another still talks to it
+    makes gloo abort the other."""
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
