@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 
 from archspec import registry as reg
-from archspec.ir import Layer, Network, Shape
-from archspec.lower import INPUT_NODE
+from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.shapes import Shapes
 
 BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}

@@ -25,8 +25,7 @@ import graphviz
 
 from archspec import registry as reg
 from archspec.commands.common import write_atomic
-from archspec.ir import Layer, Network, Shape
-from archspec.lower import INPUT_NODE
+from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes
 

@@ -9,14 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from archspec.source import Span
 
 ArgValue = int | float | bool | str | tuple[int, int]
+INPUT_NODE = "input"  # the name layers use for the network's input
+DType = Literal["float32", "float16", "bfloat16"]
 Shape = tuple[int, ...]
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
+    """The base of every archspec model: immutable, unknown fields rejected."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Scope(_Frozen):
+class Scope(Frozen):
     """One level of repetition or block expansion a layer came from (for compact views)."""
 
     id: int
@@ -26,7 +30,7 @@ class Scope(_Frozen):
     call: Span | None = None  # where a block was called (None for repeats)
 
 
-class Layer(_Frozen):
+class Layer(Frozen):
     """A node of the graph. `args` is None only for a sketch layer with missing arguments."""
 
     name: str
@@ -40,25 +44,25 @@ class Layer(_Frozen):
     scopes: tuple[Scope, ...] = ()
 
 
-class InputSpec(_Frozen):
+class InputSpec(Frozen):
     shape: Shape
     order: Literal["chw", "hwc", "flat"]
     span: Span
 
 
-class InitScheme(_Frozen):
+class InitScheme(Frozen):
     name: Literal["torch", "normal", "xavier", "kaiming", "orthogonal"] = "torch"
     std: float = Field(0.01, gt=0)
 
 
-class DataSpec(_Frozen):
+class DataSpec(Frozen):
     name: Literal["digits", "mnist5k", "folder", "synthetic"] = "synthetic"
     path: str | None = None
     classes: int = Field(10, ge=2)
     n: int = Field(512, ge=1)
 
 
-class OptimizerSpec(_Frozen):
+class OptimizerSpec(Frozen):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -66,7 +70,7 @@ class OptimizerSpec(_Frozen):
     weight_decay: float = Field(0.0, ge=0)
 
 
-class ScheduleSpec(_Frozen):
+class ScheduleSpec(Frozen):
     name: Literal["none", "step", "plateau", "cosine", "sgdr"] = "none"
     every: int = Field(30, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
@@ -76,12 +80,12 @@ class ScheduleSpec(_Frozen):
     mult: int = Field(1, ge=1)
 
 
-class AugmentSpec(_Frozen):
+class AugmentSpec(Frozen):
     name: Literal["hflip", "rotate", "color_jitter", "resize", "random_crop", "scale"]
     args: dict[str, float] = Field(default_factory=dict)
 
 
-class TrainingPlan(_Frozen):
+class TrainingPlan(Frozen):
     """The `train:` section with every default resolved; the trainer's single input."""
 
     data: DataSpec = DataSpec()
@@ -99,20 +103,20 @@ class TrainingPlan(_Frozen):
     spans: dict[str, Span] = Field(default_factory=dict)
 
 
-class Network(_Frozen):
+class Network(Frozen):
     """A whole spec, lowered: layers in topological order, the last one is the output."""
 
     name: str
     description: str = ""
     input: InputSpec
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    dtype: DType = "float32"
     init: InitScheme = InitScheme()
     layers: tuple[Layer, ...]
     plan: TrainingPlan | None = None
 
     @property
     def output(self) -> str:
-        return self.layers[-1].name if self.layers else "input"
+        return self.layers[-1].name if self.layers else INPUT_NODE
 
     @property
     def complete(self) -> bool:

@@ -17,6 +17,7 @@ from archspec import registry as reg
 from archspec import syntax as s
 from archspec.diagnostics import Diagnostics
 from archspec.ir import (
+    INPUT_NODE,
     ArgValue,
     AugmentSpec,
     DataSpec,
@@ -37,7 +38,6 @@ _PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _SHORTHAND = re.compile(r"(?P<base>[A-Za-z_]+?)(?P<suffix>\d+)?(?:-(?P<dash>\d+))?"
                         r"(?:/(?P<slash>\d+))?$")
 _INT = re.compile(r"\d+$")
-INPUT_NODE = "input"
 
 
 def suggest(word: str, choices: Sequence[str]) -> str | None:

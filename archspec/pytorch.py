@@ -22,9 +22,8 @@ from torch import nn
 
 from archspec import registry as reg
 from archspec.diagnostics import Diagnostic, Diagnostics, Severity
-from archspec.ir import ArgValue, Layer, Network, Shape
+from archspec.ir import INPUT_NODE, ArgValue, Layer, Network, Shape
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
-from archspec.lower import INPUT_NODE
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
 from archspec.source import Source

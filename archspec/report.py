@@ -9,26 +9,18 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from archspec import cost
 from archspec import registry as reg
-from archspec.ir import Layer, Network, Shape, TrainingPlan
-from archspec.lower import INPUT_NODE
+from archspec.ir import INPUT_NODE, DType, Frozen, Layer, Network, Shape, TrainingPlan
 from archspec.shapes import Shapes
 
 Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
 # torchinfo sizes its input with sys.getsizeof(tensor.untyped_storage()): the bytes plus the
 # 64-byte Python object around them.
 TORCHINFO_STORAGE_OVERHEAD = 64
-DType = Literal["float32", "float16", "bfloat16"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Row(_Frozen):
+class Row(Frozen):
     """One layer (or, folded, a layer with the implicit layers it caused). Counts are per
     sample; `training_bytes` is at the report's batch size."""
 
@@ -62,7 +54,7 @@ class Row(_Frozen):
         return 2 * self.macs
 
 
-class InputInfo(_Frozen):
+class InputInfo(Frozen):
     shape: Shape
     order: str
     activations: int
@@ -73,7 +65,7 @@ class InputInfo(_Frozen):
     jump: tuple[int, int] | None
 
 
-class Totals(_Frozen):
+class Totals(Frozen):
     """Per sample. `activations` includes the input (CS231n's TOTAL memory)."""
 
     params: int
@@ -86,13 +78,13 @@ class Totals(_Frozen):
     flops: int
 
 
-class Fit(_Frozen):
+class Fit(Frozen):
     budget_bytes: int
     training_batch: int
     inference_batch: int
 
 
-class Memory(_Frozen):
+class Memory(Frozen):
     """Training and inference footprints at `batch`, in bytes."""
 
     batch: int
@@ -114,7 +106,7 @@ class Memory(_Frozen):
     assumptions: tuple[str, ...]
 
 
-class TorchinfoTotals(_Frozen):
+class TorchinfoTotals(Frozen):
     """The summary footer torchinfo 1.8 prints, computed under its conventions."""
 
     input_shape: tuple[int, ...]
@@ -134,7 +126,7 @@ class TorchinfoTotals(_Frozen):
         return self.input_bytes + self.forward_backward_bytes + self.params_bytes
 
 
-class Report(_Frozen):
+class Report(Frozen):
     network: str
     description: str
     input: InputInfo

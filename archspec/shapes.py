@@ -6,9 +6,8 @@ import math
 
 from archspec import registry as reg
 from archspec.diagnostics import Diagnostics
-from archspec.ir import Layer, Network, Shape
+from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.limits import MAX_ACTIVATIONS, MAX_PARAMS
-from archspec.lower import INPUT_NODE
 
 Shapes = dict[str, Shape | None]
 

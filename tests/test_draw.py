@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from archspec import dot
 from archspec.cli import main
 from archspec.frontend import load, load_network, loads
-from archspec.lower import INPUT_NODE
+from archspec.ir import INPUT_NODE
 from archspec.testing import specs
 
 SVG = "{http://www.w3.org/2000/svg}"
