@@ -16,7 +16,12 @@ REQUIRED: Any = object()
 
 
 class ShapeError(Exception):
-    """A layer cannot take the shape it is given; the message says why, with both shapes."""
+    """A layer cannot take the shape it is given; the message says why, with both shapes.
+    `fallback` is a shape later layers can still be checked against (a join's first branch)."""
+
+    def __init__(self, message: str, fallback: Shape | None = None) -> None:
+        super().__init__(message)
+        self.fallback = fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,9 @@ class LayerKind:
     window: Callable[[Args], Window] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
     torch: Callable[[Args, Shape], TorchCall] | None = None
-    # Joins only: the forward expression over the branch outputs, given their variable names.
+    # Joins only: the output shape from the branches' shapes (raises ShapeError), and the
+    # forward expression over the branch outputs, given their variable names.
+    join: Callable[[list[Shape]], Shape] | None = None
     torch_expr: Callable[[tuple[str, ...]], str] | None = None
     # Memory and receptive-field facts, read by archspec.cost:
     view: bool = False  # output is a view of its input: no new storage (flatten)
@@ -388,11 +395,34 @@ KINDS: tuple[LayerKind, ...] = (
               doc="inverted dropout; p is the probability of dropping"),
 )
 
+def _add_shape(shapes: list[Shape]) -> Shape:
+    """A residual add needs equal shapes."""
+    first = shapes[0]
+    for other in shapes[1:]:
+        if other != first:
+            raise ShapeError(f"residual add needs equal shapes, but gets {format_shape(first)} "
+                             f"and {format_shape(other)}", fallback=first)
+    return first
+
+
+def _concat_shape(shapes: list[Shape]) -> Shape:
+    """A concat joins along channels; the spatial sizes must agree."""
+    first = shapes[0]
+    joined = (sum(s[0] for s in shapes), *first[1:])
+    for other in shapes[1:]:
+        if len(other) != len(first) or other[1:] != first[1:]:
+            raise ShapeError(f"concat needs equal spatial sizes, but gets "
+                             f"{format_shape(first)} and {format_shape(other)}",
+                             fallback=joined if all(len(s) == len(first) for s in shapes)
+                             else None)
+    return joined
+
+
 # Joins are graph nodes made by branches, never written as layers.
 JOINS: tuple[LayerKind, ...] = (
-    LayerKind("CONCAT", "join", "concat", doc="concatenation along channels",
+    LayerKind("CONCAT", "join", "concat", doc="concatenation along channels", join=_concat_shape,
               torch_expr=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
-    LayerKind("ADD", "join", "add", doc="element-wise sum (residual)",
+    LayerKind("ADD", "join", "add", doc="element-wise sum (residual)", join=_add_shape,
               torch_expr=lambda xs: " + ".join(xs)),
 )
 IDENTITY = "ID"
@@ -417,23 +447,3 @@ def kind_of(name: str) -> LayerKind:
 def all_names() -> list[str]:
     """Every spelling a user may write, for did-you-mean hints."""
     return [*_BY_NAME, IDENTITY]
-
-
-def join_shape(op: str, shapes: list[Shape]) -> Shape:
-    """Concat joins along channels (spatial sizes must agree); add needs equal shapes."""
-    first = shapes[0]
-    if op == "ADD":
-        for other in shapes[1:]:
-            if other != first:
-                raise ShapeError(
-                    f"residual add needs equal shapes, but gets {format_shape(first)} and "
-                    f"{format_shape(other)}"
-                )
-        return first
-    for other in shapes[1:]:
-        if len(other) != len(first) or other[1:] != first[1:]:
-            raise ShapeError(
-                f"concat needs equal spatial sizes, but gets {format_shape(first)} and "
-                f"{format_shape(other)}"
-            )
-    return (sum(s[0] for s in shapes), *first[1:])

@@ -28,14 +28,10 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
             continue
         known = [s for s in ins if s is not None]
         try:
-            if kind.family == "join":
-                out = reg.join_shape(kind.name, known)
-            else:
-                out = kind.shape(layer.args, known[0])
+            out = kind.join(known) if kind.join is not None else kind.shape(layer.args, known[0])
         except reg.ShapeError as exc:
             # A join goes on with its first branch's sizes, so later mistakes still show.
-            shapes[layer.name] = _join_fallback(kind.name, known) if kind.family == "join" \
-                else None
+            shapes[layer.name] = exc.fallback
             if layer.span.start not in reported:
                 reported.add(layer.span.start)
                 diags.error("shape", f"{layer.name}: {exc}", layer.span,
@@ -72,15 +68,6 @@ def _window_warning(layer: Layer, window: reg.Window, shape: Shape,
         f"input: {dropped[0]} row(s) and {dropped[1]} column(s) at the edge are never read",
         layer.span, hint="; ".join(h for h in (
             _call_site(layer), "adjust pad or stride, or set ceil=true on a pool") if h))
-
-
-def _join_fallback(kind: str, shapes: list[Shape]) -> Shape | None:
-    first = shapes[0]
-    if kind == "ADD":
-        return first
-    if any(len(s) != len(first) for s in shapes):
-        return None
-    return (sum(s[0] for s in shapes), *first[1:])
 
 
 def _call_site(layer: Layer) -> str | None:
