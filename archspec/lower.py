@@ -620,21 +620,26 @@ class _Lowerer:
         shorthand = self._shorthand(kind, match, call)
         args = None if shorthand is None else self._args(kind, call, shorthand, env)
         written = self._written(call, env)
-        if kind.name == "FC" and rank == 3:
+        if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.
             tail = self._add(_Node("FLATTEN", {}, [tail], call.span, "FLATTEN", scopes,
                                    implicit=True, origin=len(self.nodes) + 2))
         node = _Node(kind.name, args, [tail], call.span, written, scopes,
                      user_name=name[0] if name else None, name_span=name[1] if name else None)
         tail = origin = self._add(node)
-        if kind.name == "CONV" and self.header.batchnorm:
-            tail = self._add(_Node("BN", dict(self.header.bn_args), [tail], call.span, "BN",
+        for implicit, implicit_args in self._implicit_after(kind):
+            tail = self._add(_Node(implicit, dict(implicit_args), [tail], call.span, implicit,
                                    scopes, implicit=True, origin=origin))
-        if kind.family in ("conv", "fc") and self.header.activation is not None:
-            act, act_args = self.header.activation
-            tail = self._add(_Node(act, dict(act_args), [tail], call.span, act, scopes,
-                                   implicit=True, origin=origin))
         return tail, kind.out_rank or rank
+
+    def _implicit_after(self, kind: reg.LayerKind) -> list[tuple[str, dict[str, ArgValue]]]:
+        """The layers the `batchnorm` and `activation` headers insert after a written one."""
+        after: list[tuple[str, dict[str, ArgValue]]] = []
+        if kind.header_bn and self.header.batchnorm:
+            after.append(("BN", self.header.bn_args))
+        if kind.header_activation and self.header.activation is not None:
+            after.append(self.header.activation)
+        return after
 
     def _block_call(self, block: _Block, call: s.Call, tail: int, rank: int, env: Env,
                     scopes: tuple[Scope, ...]) -> tuple[int, int]:
@@ -863,8 +868,7 @@ class _Lowerer:
         kind = reg.lookup(match.group("base")) if match else None
         if kind is None:
             return 1
-        activation = kind.family in ("conv", "fc") and self.header.activation is not None
-        return 1 + int(activation) + int(kind.name == "CONV" and self.header.batchnorm)
+        return 1 + len(self._implicit_after(kind))
 
     # -- finishing --------------------------------------------------------------------------
 
@@ -895,7 +899,7 @@ class _Lowerer:
     def _drop_classifier_activation(self) -> None:
         last = None
         for index, node in enumerate(self.nodes, start=1):
-            if not node.implicit and reg.kind_of(node.kind).family in ("conv", "fc"):
+            if not node.implicit and reg.kind_of(node.kind).header_activation:
                 last = index
         for node in self.nodes:
             if node.implicit and node.origin == last and \

@@ -137,6 +137,11 @@ class LayerKind:
     join: Callable[[list[Shape]], Shape] | None = None
     torch_expr: Callable[[tuple[str, ...]], str] | None = None
     # Memory and receptive-field facts, read by archspec.cost:
+    # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
+    # implied before it when its input is spatial (read by lower.py):
+    header_activation: bool = False
+    header_bn: bool = False
+    flat_input: bool = False
     view: bool = False  # output is a view of its input: no new storage (flatten)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
@@ -339,7 +344,8 @@ KINDS: tuple[LayerKind, ...] = (
                 Param("groups", "count", default=1, low=1), Param("bias", "bool", default=True)),
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
-        cost=_conv_cost, torch=_conv_torch, saves=_saves_input, doc="2-d convolution"),
+        cost=_conv_cost, torch=_conv_torch, saves=_saves_input, header_activation=True,
+        header_bn=True, doc="2-d convolution"),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
               window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves,
@@ -355,7 +361,8 @@ KINDS: tuple[LayerKind, ...] = (
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost,
               torch=lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
                                                 (("bias", args["bias"]),)),
-              global_view=True, saves=_saves_input, doc="fully connected (linear)"),
+              global_view=True, saves=_saves_input, header_activation=True, flat_input=True,
+              doc="fully connected (linear)"),
     LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape,
               torch=lambda args, inp: TorchCall("Flatten"), view=True,
               doc="flatten to a vector"),
