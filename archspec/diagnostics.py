@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -99,3 +100,16 @@ def render(diagnostic: Diagnostic, source: Source) -> str:
 
 def render_all(diagnostics: Iterable[Diagnostic], source: Source) -> str:
     return "\n".join(render(d, source) for d in diagnostics)
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice a word is most likely a misspelling of (case-insensitive), if any."""
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    return lowered[match[0]] if match else None
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """A did-you-mean hint."""
+    match = closest(word, choices)
+    return f"did you mean `{match}`?" if match else None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 
 from archspec import registry as reg
 from archspec import syntax as s
-from archspec.diagnostics import Diagnostics
+from archspec.diagnostics import Diagnostics, suggest
 from archspec.ir import (
     INPUT_NODE,
     ArgValue,
@@ -38,13 +37,6 @@ _PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _SHORTHAND = re.compile(r"(?P<base>[A-Za-z_]+?)(?P<suffix>\d+)?(?:-(?P<dash>\d+))?"
                         r"(?:/(?P<slash>\d+))?$")
 _INT = re.compile(r"\d+$")
-
-
-def suggest(word: str, choices: Sequence[str]) -> str | None:
-    """A did-you-mean hint, case-insensitive."""
-    lowered = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f"did you mean `{lowered[match[0]]}`?" if match else None
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, replace
 from functools import cache
@@ -13,7 +12,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from archspec import syntax as s
-from archspec.diagnostics import Diagnostics
+from archspec.diagnostics import Diagnostics, closest
 from archspec.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.source import Source, Span
 
@@ -317,10 +316,10 @@ def _misspelt_keyword(word: str) -> str | None:
     """The header keyword or `train:` that a word opening a line that fails as a chain is
     probably a misspelling of."""
     choices = [*s.HEADER_KEYWORDS, "train"]
-    guess = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.75)
-    if not guess or word.lower() in choices:
+    guess = closest(word, choices, cutoff=0.75)
+    if guess is None or word.lower() in choices:
         return None
-    return "train:" if guess[0] == "train" else guess[0]
+    return "train:" if guess == "train" else guess
 
 
 def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostics) -> None:
