@@ -66,9 +66,6 @@ class Diagnostics:
         """True once the error limit is reached: passes may stop early."""
         return self._counts[Severity.ERROR] > MAX_FINDINGS
 
-    def extend(self, items: Iterable[Diagnostic]) -> None:
-        self.items.extend(items)
-
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity is Severity.ERROR]
@@ -78,9 +75,8 @@ class Diagnostics:
         return any(d.severity is Severity.ERROR for d in self.items)
 
     def sorted(self) -> list[Diagnostic]:
-        """Findings in source order, each reported once."""
-        unique = dict.fromkeys(self.items)
-        return sorted(unique, key=lambda d: (d.span.start, d.severity != Severity.ERROR))
+        """Findings in source order (each was kept once, by `_add`)."""
+        return sorted(self.items, key=lambda d: (d.span.start, d.severity != Severity.ERROR))
 
 
 def render(diagnostic: Diagnostic, source: Source) -> str:

@@ -513,8 +513,8 @@ class _Lowerer:
         if args.get("stride") == "kernel":
             args["stride"] = args["kernel"]
         if args.get("pad") == "same":
-            kh, kw = reg._pair(args["kernel"])
-            dh, dw = reg._pair(args["dilation"])
+            kh, kw = reg.pair(args["kernel"])
+            dh, dw = reg.pair(args["dilation"])
             pads = (dh * (kh - 1), dw * (kw - 1))
             if pads[0] % 2 or pads[1] % 2:
                 self.diags.error("argument", "pad=same needs an odd kernel: "

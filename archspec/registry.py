@@ -152,7 +152,7 @@ class LayerKind:
         return next((p for p in self.params if p.name == name), None)
 
 
-def _pair(value: ArgValue) -> tuple[int, int]:
+def pair(value: ArgValue) -> tuple[int, int]:
     if isinstance(value, tuple):
         return value
     assert isinstance(value, int)
@@ -196,13 +196,13 @@ def _windowed(
 
 
 def _conv_window(args: Args) -> Window:
-    return Window(kernel=_pair(args["kernel"]), stride=_pair(args["stride"]),
-                  pad=_pair(args["pad"]), dilation=_pair(args["dilation"]))
+    return Window(kernel=pair(args["kernel"]), stride=pair(args["stride"]),
+                  pad=pair(args["pad"]), dilation=pair(args["dilation"]))
 
 
 def _pool_window(args: Args) -> Window:
-    return Window(kernel=_pair(args["kernel"]), stride=_pair(args["stride"]),
-                  pad=_pair(args["pad"]), ceil=bool(args["ceil"]))
+    return Window(kernel=pair(args["kernel"]), stride=pair(args["stride"]),
+                  pad=pair(args["pad"]), ceil=bool(args["ceil"]))
 
 
 def _conv_channels(args: Args, c: int) -> int:
@@ -217,7 +217,7 @@ def _conv_channels(args: Args, c: int) -> int:
 
 
 def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
-    kh, kw = _pair(args["kernel"])
+    kh, kw = pair(args["kernel"])
     fan_in = inp[0] // int(args["groups"])
     weights = out[0] * fan_in * kh * kw
     biases = out[0] if args["bias"] else 0
@@ -243,8 +243,8 @@ def _pool_shape(kind: str) -> Callable[[Args, Shape], Shape]:
     rule = _windowed(kind, _pool_window, lambda args, c: c)
 
     def checked(args: Args, shape: Shape) -> Shape:
-        kh, kw = _pair(args["kernel"])
-        ph, pw = _pair(args["pad"])
+        kh, kw = pair(args["kernel"])
+        ph, pw = pair(args["pad"])
         if 2 * ph > kh or 2 * pw > kw:
             raise ShapeError(f"{kind} pad must be at most half the kernel (PyTorch's rule)")
         return rule(args, shape)
