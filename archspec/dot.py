@@ -24,7 +24,7 @@ from typing import Literal
 import graphviz
 
 from archspec import registry as reg
-from archspec.commands.common import write_atomic
+from archspec.files import write_atomic
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes

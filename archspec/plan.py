@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archspec.commands.common import write_atomic
+from archspec.files import write_atomic
 from archspec.frontend import Spec, loads
 from archspec.ir import Network, TrainingPlan
 

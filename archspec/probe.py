@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from archspec import registry as reg
-from archspec.commands.common import write_atomic
 from archspec.diagnostics import Diagnostics, render_all
+from archspec.files import write_atomic
 from archspec.ir import InitScheme, Network
 from archspec.lower import lower_init
 from archspec.parser import parse

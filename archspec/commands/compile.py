@@ -8,14 +8,9 @@ import sys
 from pathlib import Path
 
 from archspec import dot, plan
-from archspec.commands.common import (
-    EXIT_ERRORS,
-    EXIT_OK,
-    EXIT_USAGE,
-    load_or_report,
-    write_atomic,
-)
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
 from archspec.diagnostics import render_all
+from archspec.files import write_atomic
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import build_report
 from archspec.table import render

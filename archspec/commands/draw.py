@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from archspec import dot
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report, write_atomic
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.files import write_atomic
 
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, UsageError, load_or_report, write_atomic
+from archspec.commands.common import EXIT_ERRORS, EXIT_OK, UsageError, load_or_report
 from archspec.cost import BYTES_PER_VALUE, OPTIMIZER_BUFFERS, parse_size
+from archspec.files import write_atomic
 from archspec.report import build_report
 from archspec.table import Format, Style, render
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archspec import plan as plans  # a module, not names: plan.py imports commands.common
 from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
 from archspec.diagnostics import render_all
 from archspec.frontend import Spec
 from archspec.ir import TrainingPlan
+from archspec.plan import PlanFileError, is_plan_file, read_plan, resolve, write_plan
 
 if TYPE_CHECKING:
     from archspec.train import distributed
@@ -43,13 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
-    if plans.is_plan_file(path):
+    if is_plan_file(path):
         if not Path(path).is_file():
             print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
             return None
         try:
-            loaded = plans.read_plan(path)
-        except plans.PlanFileError as exc:
+            loaded = read_plan(path)
+        except PlanFileError as exc:
             print(f"archspec: error: {exc}", file=sys.stderr)
             return None
         if loaded.spec.diagnostics:
@@ -58,7 +58,7 @@ def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
     spec = load_or_report(path)
     if spec is None or spec.network is None:
         return None
-    return spec, plans.resolve(spec.network)
+    return spec, resolve(spec.network)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
     from archspec.train.trainer import ResumeError, Trainer
 
     if world.main:
-        plans.write_plan(spec, out, plan)
+        write_plan(spec, out, plan)
     progress = Progress(plan.epochs, enabled=world.main)
     trainer = Trainer(spec, plan, ready.data, out, world, progress)
     previous = torch.get_num_threads()

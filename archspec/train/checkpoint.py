@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from archspec.commands.common import write_atomic
+from archspec.files import write_atomic
 
 FILENAME = "checkpoint.pt"
 

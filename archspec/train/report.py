@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archspec.commands.common import write_atomic
+from archspec.files import write_atomic
 
 HISTORY_FIELDS = ("member", "epoch", "lr", "train_loss", "train_accuracy", "val_loss",
                   "val_accuracy", "images_per_s", "seconds")
