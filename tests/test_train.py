@@ -464,3 +464,15 @@ def test_lenet5_mnist_spec_reaches_a_floor(tmp_path: Path,
     assert status == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.93
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--epochs", "x", "expected a whole number of at least 1, got 'x'"),
+    ("--nproc", "0", "expected a whole number of at least 1, got '0'"),
+    ("--threads", "1.5", "expected a whole number of at least 1, got '1.5'")])
+def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(SPECS / "vgg16.arch"), flag, value])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,8 +1,11 @@
-"""Helpers the sub-commands share: loading specs with diagnostics, exit codes."""
+"""Helpers the sub-commands share: loading specs with diagnostics, number options, exit codes."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from archspec.diagnostics import render_all
@@ -35,3 +38,27 @@ def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
         print(spec.render(), file=sys.stderr)
     return spec if spec.ok else None
 
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse `type`: a whole number from `minimum` (up to `maximum` if given), written
+    `500000000`, `500_000_000`, `500,000,000` or `5e8`. Anything else is a usage error that
+    says what was expected and what was given."""
+    expected = (f"a whole number from {minimum:,} to {maximum:,}" if maximum is not None
+                else f"a whole number of at least {minimum:,}")
+
+    def parse(text: str) -> int:
+        plain = text.strip().replace(",", "").replace("_", "")
+        value: int | None
+        try:
+            value = int(plain)
+        except ValueError:  # `5e8`, or not a number (too many digits for int() included)
+            try:
+                number = float(plain)
+            except ValueError:
+                number = math.nan
+            value = int(number) if number.is_integer() else None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse

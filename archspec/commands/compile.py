@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from archspec import dot, plan
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.commands.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    whole_number,
+)
 from archspec.diagnostics import render_all
 from archspec.files import write_atomic
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
@@ -19,22 +25,11 @@ HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes cl
         "its table, diagram and plan")
 
 
-def _count(text: str) -> int:
-    """A positive whole number: `500000000`, `500_000_000`, `500,000,000` or `5e8`."""
-    try:
-        value = float(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        value = 0.0
-    if value < 1 or not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help=".arch file")
     parser.add_argument("-o", "--output", metavar="DIR", default="build",
                         help="directory to write into (default: build/)")
-    parser.add_argument("--max-params", type=_count, default=DEFAULT_MAX_BUILD_PARAMS,
+    parser.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
 

@@ -5,37 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.commands.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    whole_number,
+)
 
 HELP = "what weight initialisation does to activations and gradients, layer by layer"
 MAX_SAMPLES = 1_000_000
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 2 <= value <= MAX_SAMPLES:
-        raise argparse.ArgumentTypeError(f"{value} is not between 2 and {MAX_SAMPLES:,}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
-    parser.add_argument("--samples", type=_count, default=1000,
+    parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
                         help="unit-gaussian inputs pushed through (default 1000)")
-    parser.add_argument("--seed", type=_seed, default=0,
+    parser.add_argument("--seed", type=whole_number(0), default=0,
                         help="seeds the input and the weights (default 0)")
     parser.add_argument("--init", nargs="+", action="extend", metavar="SCHEME",
                         help="probe with these schemes instead of the spec's init, side by "

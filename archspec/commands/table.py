@@ -8,23 +8,19 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, UsageError, load_or_report
+from archspec.commands.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    UsageError,
+    load_or_report,
+    whole_number,
+)
 from archspec.cost import BYTES_PER_VALUE, OPTIMIZER_BUFFERS, parse_size
 from archspec.files import write_atomic
 from archspec.report import build_report
 from archspec.table import Format, Style, render
 
 HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -56,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=get_args(Style), default="default",
                         help="default: the full table; cs231n: the course's VGG table; "
                              "torchinfo: totals under torchinfo 1.8's conventions")
-    parser.add_argument("--batch", type=_positive, metavar="N",
+    parser.add_argument("--batch", type=whole_number(1), metavar="N",
                         help="batch size for memory (default: the train: section's, else 1)")
     parser.add_argument("--dtype", choices=tuple(BYTES_PER_VALUE),
                         help="element type for bytes (default: the spec's dtype)")

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.commands.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    whole_number,
+)
 from archspec.diagnostics import render_all
 from archspec.frontend import Spec
 from archspec.ir import TrainingPlan
@@ -20,25 +26,19 @@ if TYPE_CHECKING:
 HELP = "train a spec (or a compiled .plan.json) as its train: section says"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="FILE|PLAN", help="an .arch spec or a .plan.json")
     parser.add_argument("--out", metavar="DIR",
                         help="where checkpoints, history, metrics and curves go "
                              "(default runs/NETWORK)")
-    parser.add_argument("--epochs", type=_positive, metavar="N", help="override the plan's epochs")
+    parser.add_argument("--epochs", type=whole_number(1), metavar="N",
+                        help="override the plan's epochs")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the plan's device")
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoint.pt if it is there")
-    parser.add_argument("--nproc", type=_positive, default=1, metavar="N",
+    parser.add_argument("--nproc", type=whole_number(1), default=1, metavar="N",
                         help="processes on this machine, under torchrun with DDP (default 1)")
-    parser.add_argument("--threads", type=_positive, metavar="N",
+    parser.add_argument("--threads", type=whole_number(1), metavar="N",
                         help="CPU threads per process (default $OMP_NUM_THREADS, else 1)")
 
 
