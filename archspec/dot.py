@@ -111,7 +111,7 @@ def _boxes(network: Network, detail: Detail) -> tuple[list[Box], dict[str, str]]
     for layer in network.layers:
         if detail == "full":
             owner[layer.name] = layer.name
-        elif layer.kind == "FLATTEN" and layer.implicit and layer.origin is not None:
+        elif reg.kind_of(layer.kind).view and layer.implicit and layer.origin is not None:
             owner[layer.name] = layer.origin
         elif _foldable(layer, by_name, consumers):
             owner[layer.name] = owner[layer.inputs[0]]
@@ -202,7 +202,7 @@ def _label(title: str, details: list[str], *, size: int = 10, color: str = "") -
 
 def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> str:
     main = box.main
-    title = f"<b>{html.escape('concat' if main.kind == 'CONCAT' else main.written)}</b>"
+    title = f"<b>{html.escape(main.written)}</b>"
     if mark > 1:
         title += f" &#215;{mark}"
     details = []

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from archspec.registry import shape_text
 from archspec.report import Report, Row
 
 Format = Literal["text", "markdown", "csv", "json"]
@@ -69,13 +70,9 @@ def binary(n: int) -> str:
     return f"{n} B"
 
 
-def dims(shape: Sequence[int]) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def hwc(shape: Sequence[int]) -> list[int]:
+def hwc(shape: Sequence[int]) -> tuple[int, ...]:
     """The CS231n slides' order: HxWxC for a map, 1x1xN for a vector."""
-    return [shape[1], shape[2], shape[0]] if len(shape) == 3 else [1, 1, *shape]
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else (1, 1, *shape)
 
 
 def pair(value: tuple[int, int] | None) -> str:
@@ -83,7 +80,7 @@ def pair(value: tuple[int, int] | None) -> str:
     `-` where there is none (a flat input has no pixels)."""
     if value is None:
         return "-"
-    return str(value[0]) if value[0] == value[1] else dims(value)
+    return str(value[0]) if value[0] == value[1] else shape_text(value)
 
 
 # --- default ---------------------------------------------------------------------------------
@@ -94,11 +91,11 @@ _NUMERIC = {"params", "activations", "MACs", "RF", "jump", "training"}
 
 
 def _cells(report: Report, rows: Sequence[Row]) -> list[list[str]]:
-    first = ["input", "INPUT", dims(report.input.shape), "0", "", count(report.input.activations),
-             "0", pair(report.input.receptive_field), pair(report.input.jump),
-             binary(report.input.training_bytes)]
+    first = ["input", "INPUT", shape_text(report.input.shape), "0", "",
+             count(report.input.activations), "0", pair(report.input.receptive_field),
+             pair(report.input.jump), binary(report.input.training_bytes)]
     return [first, *([r.name, r.written + "".join(f" +{k}" for k in r.folds),
-                      dims(r.output_shape), count(r.params), r.formula,
+                      shape_text(r.output_shape), count(r.params), r.formula,
                       count(r.activations) if r.activations else "-", metric(r.macs),
                       pair(r.receptive_field), pair(r.jump), binary(r.training_bytes)]
                      for r in rows)]
@@ -170,14 +167,14 @@ def cs231n(report: Report, markdown: bool) -> str:
     in place and are left out, as on the slide), shapes HxWxC, weights without biases. An
     implicit layer that makes a tensor (the `batchnorm` header's BN) has its own line, as an
     explicit one does; an FC's formula names the map its implied flatten reads (7*7*512)."""
-    lines = [(f"INPUT: [{dims(hwc(report.input.shape))}]", _memory(report.input.shape,
+    lines = [(f"INPUT: [{shape_text(hwc(report.input.shape))}]", _memory(report.input.shape,
                                                                   report.input.activations), "0")]
     own = {r.name: r for r in report.rows}
     for group in report.folded:
         for r in (own[name] for name in group.members):
             if r.activations:
                 formula = group.weights_formula if r.name == group.name else r.weights_formula
-                lines.append((f"{r.written}: [{dims(hwc(r.output_shape))}]",
+                lines.append((f"{r.written}: [{shape_text(hwc(r.output_shape))}]",
                               _memory(r.output_shape, r.activations),
                               _weights(formula, r.weights)))
     t, m = report.totals, report.memory
@@ -300,12 +297,13 @@ def to_csv(report: Report, rows: Sequence[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV)
     inp = report.input
-    writer.writerow(["input", "INPUT", "INPUT", dims(inp.shape), 0, 0, 0, 0, "",
+    writer.writerow(["input", "INPUT", "INPUT", shape_text(inp.shape), 0, 0, 0, 0, "",
                      inp.activations, inp.activation_bytes, 0, 0, pair(inp.receptive_field),
                      pair(inp.jump), False, "", inp.saved_bytes, inp.training_bytes])
     for r in rows:
         data = _layer(r)
-        data.update(output_shape=dims(r.output_shape), receptive_field=pair(r.receptive_field),
-                    jump=pair(r.jump), members=";".join(r.members))
+        data.update(output_shape=shape_text(r.output_shape),
+                    receptive_field=pair(r.receptive_field), jump=pair(r.jump),
+                    members=";".join(r.members))
         writer.writerow(data[k] for k in _CSV)
     return out.getvalue()
