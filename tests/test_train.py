@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -476,3 +478,17 @@ def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message
         main(["train", str(SPECS / "vgg16.arch"), flag, value])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_curves_do_not_touch_pyplot(tmp_path: Path) -> None:
+    # pyplot is what switches and holds a process-wide backend; the curves never import it.
+    code = ("import sys; from pathlib import Path; "
+            "from archspec.train.report import plot_curves; "
+            "rows = [dict(member=0, epoch=e, lr=0.1, train_loss=1.0, val_loss=1.0, "
+            "train_accuracy=0.5, val_accuracy=0.5) for e in (1, 2)]; "
+            f"plot_curves(Path({str(tmp_path / 'curves.png')!r}), rows, 'tiny'); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")

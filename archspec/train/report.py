@@ -30,12 +30,14 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
 
 def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:
     """Loss, accuracy and learning rate per epoch; one line per ensemble member."""
-    import matplotlib
+    # A figure on its own Agg canvas, as probe.py draws: pyplot would switch the whole
+    # process's backend and keep the figure in its registry until closed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    figure = Figure(figsize=(13, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 3)
     members = sorted({int(row["member"]) for row in rows})
     for member in members:
         mine = [row for row in rows if int(row["member"]) == member]
@@ -55,5 +57,4 @@ def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:
     figure.suptitle(title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     write_atomic(path, buffer.getvalue())
