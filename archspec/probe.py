@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-SATURATION = 0.99  # tanh: |y| > 0.99; sigmoid: y < 0.01 or y > 0.99
+# A bounded activation's unit is saturated within 1 - SATURATION of a bound (the registry's
+# `bounds`): tanh |y| > 0.99; sigmoid y < 0.01 or y > 0.99.
+SATURATION = 0.99
 COLLAPSE = 1e-2  # an activation std (the input is unit gaussian) below this collapsed, and a
 # gradient whose per-sample norm is below this fraction of the output gradient's vanished
 EXPLODE = 1e2  # above this (the same measures), exploded
@@ -106,7 +108,7 @@ class LayerProbe:
         elif self.grad_norm is not None and self.grad_norm > EXPLODE:
             words.append("grad exploded")
         if self.saturated is not None and self.saturated > MOSTLY:
-            words.append("dead" if self.kind == "RELU" else "saturated")
+            words.append("dead" if reg.kind_of(self.kind).dies else "saturated")
         return words
 
     def as_json(self) -> dict[str, object]:
@@ -232,11 +234,12 @@ class _Recorder:
     def forward(self, output: torch.Tensor) -> None:
         y = output.detach()
         self.act.add(y)
-        if self.kind == "TANH":
-            self.tails += int((y.abs() > SATURATION).sum())
-        elif self.kind == "SIGMOID":
-            self.tails += int(((y < 1 - SATURATION) | (y > SATURATION)).sum())
-        elif self.kind == "RELU":
+        kind = reg.kind_of(self.kind)
+        if kind.bounds is not None:
+            low, high = kind.bounds
+            margin = 1 - SATURATION
+            self.tails += int(((y < low + margin) | (y > high - margin)).sum())
+        elif kind.dies:
             fired = (y > 0).any(dim=0)
             self.alive = fired if self.alive is None else self.alive | fired
         if self.values is None:
@@ -249,9 +252,10 @@ class _Recorder:
         self.grad.add(grad)
 
     def saturated(self) -> float | None:
-        if self.kind in ("TANH", "SIGMOID"):
+        kind = reg.kind_of(self.kind)
+        if kind.bounds is not None:
             return self.tails / self.act.n
-        if self.kind == "RELU" and self.alive is not None:
+        if kind.dies and self.alive is not None:
             return 1.0 - self.alive.double().mean().item()
         return None
 

@@ -142,6 +142,10 @@ class LayerKind:
     header_activation: bool = False
     header_bn: bool = False
     flat_input: bool = False
+    # Activations only, read by archspec.probe: the output's bounds, where units saturate
+    # (tanh, sigmoid), and whether a unit can die (zero for every input: ReLU).
+    bounds: tuple[float, float] | None = None
+    dies: bool = False
     view: bool = False  # output is a view of its input: no new storage (flatten)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
@@ -367,11 +371,11 @@ KINDS: tuple[LayerKind, ...] = (
               torch=lambda args, inp: TorchCall("Flatten"), view=True,
               doc="flatten to a vector"),
     LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), in_place=True,
-              saves=_saves_output, doc="rectified linear unit"),
+              saves=_saves_output, dies=True, doc="rectified linear unit"),
     LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), in_place=True,
-              saves=_saves_output, doc="hyperbolic tangent"),
+              saves=_saves_output, bounds=(-1.0, 1.0), doc="hyperbolic tangent"),
     LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), in_place=True,
-              saves=_saves_output, doc="logistic"),
+              saves=_saves_output, bounds=(0.0, 1.0), doc="logistic"),
     LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input,
               doc="Gaussian error unit"),
     LayerKind("LEAKYRELU", "activation", "leakyrelu",
