@@ -32,8 +32,7 @@ class Diagnostic(BaseModel):
 class Diagnostics:
     """A collector: passes append findings, nothing raises at the first one."""
 
-    def __init__(self, source: Source) -> None:
-        self.source = source
+    def __init__(self) -> None:
         self.items: list[Diagnostic] = []
         self._seen: set[Diagnostic] = set()
         self._counts = dict.fromkeys(Severity, 0)

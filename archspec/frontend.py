@@ -64,7 +64,7 @@ def load(path: str | Path) -> Spec:
 
 
 def load_source(source: Source) -> Spec:
-    diags = Diagnostics(source)
+    diags = Diagnostics()
     with _collector_paused():
         syntax = parse(source, diags)
         # When no line survived parsing, its errors say why; "no network line" would be noise.

@@ -53,7 +53,7 @@ class InitError(ValueError):
 def parse_init(text: str, path: str = "--init") -> InitScheme:
     """`normal(std=0.01)`, `xavier`, ... read by the front end's own `init` line rules."""
     source = Source(f"init {text}", path)
-    diags = Diagnostics(source)
+    diags = Diagnostics()
     scheme = None
     if "\n" in text:
         diags.error("header", "an init scheme is one line", source.span(5, len(source.text)))

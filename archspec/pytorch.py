@@ -26,7 +26,6 @@ from archspec.ir import INPUT_NODE, ArgValue, Layer, Network, Shape
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
-from archspec.source import Source
 
 LINE_LIMIT = 99
 _WORD = re.compile(r"[^A-Za-z0-9_]")
@@ -74,7 +73,7 @@ def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | No
 def checked_shapes(network: Network, shapes: Shapes | None = None) -> dict[str, Shape]:
     """Every layer's shape, inferring them if not given; BuildError if any is unknown."""
     if shapes is None:
-        diags = Diagnostics(Source("", network.name))
+        diags = Diagnostics()
         shapes = infer(network, diags)
         if diags.has_errors:
             raise BuildError(diags.errors)

@@ -150,7 +150,6 @@ class LayerKind:
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
     saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
-    doc: str = ""
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -349,47 +348,41 @@ KINDS: tuple[LayerKind, ...] = (
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
         cost=_conv_cost, torch=_conv_torch, saves=_saves_input, header_activation=True,
-        header_bn=True, doc="2-d convolution"),
+        header_bn=True),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
-              window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves,
-              doc="max pooling"),
+              window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves),
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
               out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window,
-              torch=_pool_torch("AvgPool2d"), saves=_saves_input, doc="average pooling"),
+              torch=_pool_torch("AvgPool2d"), saves=_saves_input),
     LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape,
-              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)), global_view=True,
-              doc="global average pooling to Cx1x1"),
+              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)), global_view=True),
     LayerKind("FC", "fc", "fc",
               params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost,
               torch=lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
                                                 (("bias", args["bias"]),)),
-              global_view=True, saves=_saves_input, header_activation=True, flat_input=True,
-              doc="fully connected (linear)"),
+              global_view=True, saves=_saves_input, header_activation=True, flat_input=True),
     LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape,
-              torch=lambda args, inp: TorchCall("Flatten"), view=True,
-              doc="flatten to a vector"),
+              torch=lambda args, inp: TorchCall("Flatten"), view=True),
     LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), in_place=True,
-              saves=_saves_output, dies=True, doc="rectified linear unit"),
+              saves=_saves_output, dies=True),
     LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), in_place=True,
-              saves=_saves_output, bounds=(-1.0, 1.0), doc="hyperbolic tangent"),
+              saves=_saves_output, bounds=(-1.0, 1.0)),
     LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), in_place=True,
-              saves=_saves_output, bounds=(0.0, 1.0), doc="logistic"),
-    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input,
-              doc="Gaussian error unit"),
+              saves=_saves_output, bounds=(0.0, 1.0)),
+    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input),
     LayerKind("LEAKYRELU", "activation", "leakyrelu",
               params=(Param("slope", "float", default=0.01, low=0),),
               torch=_simple("LeakyReLU", ("slope", "negative_slope")), in_place=True,
-              saves=_saves_input, doc="leaky ReLU"),
+              saves=_saves_input),
     LayerKind("SOFTMAX", "activation", "softmax",
               torch=lambda args, inp: TorchCall("Softmax", (), (("dim", 1),)),
-              saves=_saves_output, doc="softmax over channels/features"),
+              saves=_saves_output),
     LayerKind("BN", "norm", "bn",
               params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
                       Param("momentum", "float", default=0.1, low=0, high=1)),
-              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch, saves=_bn_saves,
-              doc="batch normalisation (2-d after spatial layers, 1-d after FC)"),
+              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch, saves=_bn_saves),
     LayerKind("NORM", "norm", "norm",
               params=(Param("size", "count", default=5, low=1),
                       Param("alpha", "float", default=1e-4, low=0),
@@ -398,12 +391,11 @@ KINDS: tuple[LayerKind, ...] = (
               aliases=("LRN",), shape=_lrn_shape,
               torch=_simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"),
                             ("beta", "beta"), ("k", "k")),
-              saves=_lrn_saves, doc="local response normalisation (AlexNet)"),
+              saves=_lrn_saves),
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              torch=_simple("Dropout", ("p", "p")), in_place=True, saves=_dropout_saves,
-              doc="inverted dropout; p is the probability of dropping"),
+              torch=_simple("Dropout", ("p", "p")), in_place=True, saves=_dropout_saves),
 )
 
 def _add_shape(shapes: list[Shape]) -> Shape:
@@ -431,9 +423,9 @@ def _concat_shape(shapes: list[Shape]) -> Shape:
 
 # Joins are graph nodes made by branches, never written as layers.
 JOINS: tuple[LayerKind, ...] = (
-    LayerKind("CONCAT", "join", "concat", doc="concatenation along channels", join=_concat_shape,
+    LayerKind("CONCAT", "join", "concat", join=_concat_shape,
               torch_expr=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
-    LayerKind("ADD", "join", "add", doc="element-wise sum (residual)", join=_add_shape,
+    LayerKind("ADD", "join", "add", join=_add_shape,
               torch_expr=lambda xs: " + ".join(xs)),
 )
 IDENTITY = "ID"

@@ -22,7 +22,6 @@ from archspec.frontend import load_network, loads
 from archspec.ir import Network
 from archspec.pytorch import BuildError, layer_paths, to_torch
 from archspec.shapes import Shapes, infer
-from archspec.source import Source
 from archspec.testing import networks, specs
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -56,7 +55,7 @@ def run_hooked(network: Network, model: nn.Module, batch: torch.Tensor
 
 
 def assert_matches_analysis(network: Network, model: nn.Module, batch: torch.Tensor) -> None:
-    shapes = infer(network, Diagnostics(Source("", "<test>")))
+    shapes = infer(network, Diagnostics())
     inputs, outputs, out = run_hooked(network, model, batch)
     modules = [layer for layer in network.layers if layer.kind not in ("CONCAT", "ADD")]
     assert set(outputs) == {layer.name for layer in modules}, "a layer's module never ran"

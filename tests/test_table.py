@@ -25,7 +25,6 @@ from archspec.diagnostics import Diagnostics
 from archspec.ir import Network
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
-from archspec.source import Source
 from archspec.table import metric, render
 from archspec.testing import networks
 
@@ -113,7 +112,7 @@ RANDOM = settings(max_examples=20, deadline=None, suppress_health_check=[HealthC
 
 
 def shapes_of(network: Network) -> Shapes:
-    diags = Diagnostics(Source("", network.name))
+    diags = Diagnostics()
     shapes = infer(network, diags)
     assert not diags.has_errors
     return shapes

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
     parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
                         help="unit-gaussian inputs pushed through (default 1000)")
-    parser.add_argument("--seed", type=whole_number(0), default=0,
+    parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
                         help="seeds the input and the weights (default 0)")
     parser.add_argument("--init", nargs="+", action="extend", metavar="SCHEME",
                         help="probe with these schemes instead of the spec's init, side by "

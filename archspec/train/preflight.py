@@ -33,7 +33,7 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
     """Check a valid spec's plan and load its data; diagnostics are located in the spec."""
     assert spec.network is not None
     network = spec.network
-    diags = Diagnostics(spec.source)
+    diags = Diagnostics()
     output = spec.shapes.get(network.output)
     out_span = network.layer(network.output).span
 
