@@ -79,6 +79,17 @@ class ScheduleSpec(Frozen):
     period: int = Field(10, ge=1)
     mult: int = Field(1, ge=1)
 
+    def cycle_ends(self, epochs: int) -> list[int]:
+        """Epochs (1-based) at whose end an SGDR cycle finishes, within `epochs`."""
+        if self.name != "sgdr":
+            return []
+        ends, length, end = [], self.period, self.period
+        while end <= epochs:
+            ends.append(end)
+            length *= self.mult
+            end += length
+        return ends
+
 
 class AugmentSpec(Frozen):
     name: Literal["hflip", "rotate", "color_jitter", "resize", "random_crop", "scale"]
@@ -101,6 +112,14 @@ class TrainingPlan(Frozen):
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     spans: dict[str, Span] = Field(default_factory=dict)
+
+    def augmented_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The image size after the augment chain (resize and random_crop change it)."""
+        for step in self.augment:
+            if step.name in ("resize", "random_crop"):
+                side = int(step.args["size"])
+                size = (side, side)
+        return size
 
 
 class Network(Frozen):

@@ -181,6 +181,8 @@ class _Lowerer:
             return None
         if self.header.input is None:
             return None
+        if plan is not None:
+            self._check_plan(plan, self.header.input.shape, syntax.train_span or input_spec.span)
         return Network(name=self.header.name or "network", description=self.header.description,
                        input=input_spec, dtype=self.header.dtype,  # type: ignore[arg-type]
                        init=self.header.init, layers=tuple(layers), plan=plan)
@@ -996,6 +998,30 @@ class _Lowerer:
                                  spans.get(key, syntax.train_span or self.source.span(0, 0)))
             return None
         return plan if ok else None
+
+    def _check_plan(self, plan: TrainingPlan, shape: tuple[int, ...], fallback: Span) -> None:
+        """What a plan asks of the network and of itself (augment size, snapshots)."""
+
+        def where(key: str) -> Span:
+            return plan.spans.get(key, fallback)
+
+        if plan.augment and len(shape) != 3:
+            self.diags.error("train", "augment needs an image input (CxHxW), not a flat vector",
+                             where("augment"))
+        elif plan.augment and plan.augmented_size((shape[1], shape[2])) != shape[1:]:
+            size = plan.augmented_size((shape[1], shape[2]))
+            self.diags.error("train", f"augment ends with {size[0]}x{size[1]} images but the "
+                             f"input is {shape[1]}x{shape[2]}; end the chain with "
+                             f"random_crop({shape[1]})", where("augment"))
+        if plan.snapshots == 1:
+            return
+        if plan.ensemble > 1:
+            self.diags.error("train", "use ensemble or snapshots, not both", where("snapshots"))
+        elif plan.schedule.name != "sgdr":
+            self.diags.error("train", "snapshots are taken at the ends of SGDR cycles: add "
+                             "`schedule sgdr(period=..., mult=...)`", where("snapshots"))
+        # Whether the epochs hold enough cycles is checked when training starts: `train
+        # --epochs N` may change them.
 
     def _setting_call(self, directive: s.Directive, choices: tuple[str, ...]) -> s.Call | None:
         if len(directive.items) != 1 or not isinstance(directive.items[0], s.Call):

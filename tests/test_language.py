@@ -425,16 +425,16 @@ def test_blocks_call_blocks() -> None:
 
 
 def test_train_section_every_setting() -> None:
-    body = ("FC-10\n\ntrain:\n  data synthetic(classes=5, n=64)\n  batch 16\n  epochs 2\n"
+    body = ("FC-10\n\ntrain:\n  data synthetic(classes=5, n=64)\n  batch 16\n  epochs 14\n"
             "  optimizer adamw(lr=1e-3, weight_decay=0.01)\n  schedule sgdr(period=2, mult=2)\n"
             "  augment hflip - rotate(20) - color_jitter(brightness=0.1, contrast=0.1, "
             "saturation=0.1, hue=0.05) - resize(32) - random_crop(32, pad=4) - scale(0.8, 1.2)\n"
-            "  ensemble 2\n  snapshots 3\n  seed 7\n")
-    plan = network(body, "network t\ninput 3x8x8\n").plan
+            "  snapshots 3\n  seed 7\n")
+    plan = network(body, "network t\ninput 3x32x32\n").plan
     assert plan is not None
     assert (plan.data.name, plan.data.classes, plan.data.n) == ("synthetic", 5, 64)
-    assert (plan.batch, plan.epochs, plan.ensemble, plan.snapshots, plan.seed) == (
-        16, 2, 2, 3, 7)
+    assert (plan.batch, plan.epochs, plan.snapshots, plan.seed) == (16, 14, 3, 7)
+    assert plan.schedule.cycle_ends(plan.epochs) == [2, 6, 14]  # the three snapshots
     assert (plan.optimizer.name, plan.optimizer.lr, plan.optimizer.weight_decay) == (
         "adamw", 1e-3, 0.01)
     assert (plan.schedule.name, plan.schedule.period, plan.schedule.mult) == ("sgdr", 2, 2)
@@ -465,6 +465,11 @@ def test_train_choices(line: str, field: str, value: str) -> None:
     if value == "sgd":
         assert (plan.optimizer.lr, plan.optimizer.momentum, plan.optimizer.nesterov) == (
             0.1, 0.5, True)
+
+
+def test_ensemble_setting() -> None:
+    plan = network("FC-2\ntrain:\n  ensemble 4\n", "network t\ninput 4\n").plan
+    assert plan is not None and plan.ensemble == 4
 
 
 def test_no_train_section_means_no_plan_and_an_empty_one_means_defaults() -> None:

@@ -13,15 +13,6 @@ from torch import nn
 from archspec.ir import AugmentSpec
 
 
-def output_size(chain: tuple[AugmentSpec, ...], size: tuple[int, int]) -> tuple[int, int]:
-    """The image size after the chain (resize and random_crop change it, the rest keep it)."""
-    for step in chain:
-        if step.name in ("resize", "random_crop"):
-            side = int(step.args["size"])
-            size = (side, side)
-    return size
-
-
 def build(chain: tuple[AugmentSpec, ...], channels: int) -> nn.Module | None:
     """An nn.Sequential of kornia augmentations, or None for an empty chain."""
     steps: list[nn.Module] = []

@@ -1,9 +1,10 @@
 """Everything checked before a run starts, reported as located diagnostics on the spec.
 
-The front end already rejects malformed settings (a negative lr, an unknown schedule). What
-needs the world outside the spec is checked here: the data folder and its classes, the
-dataset against the network's output, the augment chain against the input size, snapshots
-against the SGDR cycles, and the device.
+The front end already rejects malformed settings (a negative lr, an unknown schedule, an
+augment chain that does not end at the input size, snapshots without SGDR). What needs the
+world outside the spec, or the run's own epochs (`--epochs`), is checked here: the data
+folder and its classes, the dataset against the network's output, enough SGDR cycles for the
+snapshots, and the device.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from archspec.diagnostics import Diagnostic, Diagnostics
 from archspec.frontend import Spec
 from archspec.ir import TrainingPlan
 from archspec.source import Span
-from archspec.train import augment, data
-from archspec.train.schedules import cycle_ends
+from archspec.train import data
 
 KNOWN_CLASSES = {"digits": 10, "mnist5k": 10}
 
@@ -54,8 +54,11 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
     if classes and output is not None and len(output) == 1 and output[0] != classes:
         diags.error("train", f"data {plan.data.name} has {classes} classes but the network "
                     f"ends in {output[0]} units", where("data"))
-    _check_augment(plan, network.input.shape, where("augment"), diags)
-    _check_snapshots(plan, where("snapshots"), diags)
+    cycles = len(plan.schedule.cycle_ends(plan.epochs))
+    if plan.snapshots > 1 and plan.schedule.name == "sgdr" and cycles < plan.snapshots:
+        diags.error("train", f"{plan.epochs} epochs of sgdr(period={plan.schedule.period}, "
+                    f"mult={plan.schedule.mult}) end {cycles} cycles, fewer than snapshots "
+                    f"{plan.snapshots}", where("snapshots"))
     if plan.device == "cuda" and not cuda_available():
         diags.error("train", "device cuda, but torch sees no CUDA device here",
                     where("device"))
@@ -74,33 +77,3 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
 
 def cuda_available() -> bool:
     return torch.cuda.is_available()
-
-
-def _check_augment(plan: TrainingPlan, shape: tuple[int, ...], span: Span,
-                   diags: Diagnostics) -> None:
-    if not plan.augment:
-        return
-    if len(shape) != 3:
-        diags.error("train", "augment needs an image input (CxHxW), not a flat vector", span)
-        return
-    size = augment.output_size(plan.augment, (shape[1], shape[2]))
-    if size != (shape[1], shape[2]):
-        diags.error("train", f"augment ends with {size[0]}x{size[1]} images but the input is "
-                    f"{shape[1]}x{shape[2]}; end the chain with random_crop({shape[1]})",
-                    span)
-
-
-def _check_snapshots(plan: TrainingPlan, span: Span, diags: Diagnostics) -> None:
-    if plan.snapshots == 1:
-        return
-    if plan.ensemble > 1:
-        diags.error("train", "use ensemble or snapshots, not both", span)
-    elif plan.schedule.name != "sgdr":
-        diags.error("train", "snapshots are taken at the ends of SGDR cycles: add "
-                    "`schedule sgdr(period=..., mult=...)`", span)
-    else:
-        cycles = len(cycle_ends(plan.schedule, plan.epochs))
-        if cycles < plan.snapshots:
-            diags.error("train", f"{plan.epochs} epochs of sgdr(period={plan.schedule.period},"
-                        f" mult={plan.schedule.mult}) end {cycles} cycles, fewer than "
-                        f"snapshots {plan.snapshots}", span)

@@ -60,21 +60,9 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-def cycle_ends(spec: ScheduleSpec, epochs: int) -> list[int]:
-    """Epochs (1-based) at whose end an SGDR cycle finishes, within `epochs`."""
-    if spec.name != "sgdr":
-        return []
-    ends, length, end = [], spec.period, spec.period
-    while end <= epochs:
-        ends.append(end)
-        length *= spec.mult
-        end += length
-    return ends
-
-
 def snapshot_epochs(spec: ScheduleSpec, epochs: int, snapshots: int) -> list[int]:
     """The epochs whose weights join a snapshot ensemble: the last `snapshots` cycle ends."""
-    return cycle_ends(spec, epochs)[-snapshots:] if snapshots > 1 else []
+    return spec.cycle_ends(epochs)[-snapshots:] if snapshots > 1 else []
 
 
 def lr_curve(spec: ScheduleSpec, lr: float, epochs: int, steps_per_epoch: int,
