@@ -161,7 +161,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     dtype = dtype or network.dtype
     bpv = cost.BYTES_PER_VALUE[dtype]
     opt, opt_source = resolve_optimizer(network.plan, optimizer)
-    per_param = (2 + cost.OPTIMIZER_BUFFERS[opt]) * bpv  # value, gradient, optimizer state
+    per_param = (2 + cost.OPTIMIZERS[opt].buffers) * bpv  # value, gradient, optimizer state
 
     fields = cost.receptive_fields(network, shapes)
     kept = cost.saved_for_backward(network, shapes, bpv)
@@ -195,9 +195,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     memory = Memory(
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
         optimizer=opt, optimizer_source=opt_source,
-        optimizer_buffers=cost.OPTIMIZER_BUFFERS[opt], params_bytes=params * bpv,
+        optimizer_buffers=cost.OPTIMIZERS[opt].buffers, params_bytes=params * bpv,
         buffers_bytes=buffers * bpv, gradients_bytes=params * bpv,
-        optimizer_bytes=params * cost.OPTIMIZER_BUFFERS[opt] * bpv,
+        optimizer_bytes=params * cost.OPTIMIZERS[opt].buffers * bpv,
         activations_bytes=saved_sample * batch + saved_batch,
         training_bytes=fixed_training + saved_sample * batch,
         inference_activations_bytes=peak * batch,
@@ -283,10 +283,7 @@ def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: i
 
 
 def _assumptions(dtype: str, bpv: int, optimizer: Optimizer) -> tuple[str, ...]:
-    state = {"sgd": "plain SGD keeps no state",
-             "momentum": "SGD with momentum keeps 1 buffer per parameter (its velocity)",
-             "adam": "Adam keeps 2 buffers per parameter (exp_avg, exp_avg_sq)",
-             "adamw": "AdamW keeps 2 buffers per parameter (exp_avg, exp_avg_sq)"}[optimizer]
+    state = cost.OPTIMIZERS[optimizer].note
     return (
         f"values are {dtype}, {bpv} bytes each; B/KB/MB/GB are powers of 1000, "
         "KiB/MiB/GiB of 1024",

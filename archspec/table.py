@@ -10,13 +10,13 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from archspec.cost import OPTIMIZERS
 from archspec.registry import shape_text
 from archspec.report import Report, Row
 
 Format = Literal["text", "markdown", "csv", "json"]
 Style = Literal["default", "cs231n", "torchinfo"]
 
-_OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 _RULE = "=" * 90
 
 
@@ -141,7 +141,7 @@ def _summary(report: Report) -> list[str]:
         f"MACs: {count(t.macs)} per sample ({metric(t.macs)}), weights only, biases not "
         f"counted; FLOPs = 2 x MACs = {metric(t.flops)}",
         f"memory at batch {m.batch} (from {m.batch_source}), {m.dtype}, "
-        f"{_OPTIMIZERS[m.optimizer]} (from {m.optimizer_source}):",
+        f"{OPTIMIZERS[m.optimizer].title} (from {m.optimizer_source}):",
         f"  training  {binary(m.training_bytes)} = params {binary(m.params_bytes)} + gradients "
         f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
         f"{binary(m.buffers_bytes)} + activations saved for backward "

@@ -15,7 +15,7 @@ from archspec.commands.common import (
     load_or_report,
     whole_number,
 )
-from archspec.cost import BYTES_PER_VALUE, OPTIMIZER_BUFFERS, parse_size
+from archspec.cost import BYTES_PER_VALUE, OPTIMIZERS, parse_size
 from archspec.files import write_atomic
 from archspec.report import build_report
 from archspec.table import Format, Style, render
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch size for memory (default: the train: section's, else 1)")
     parser.add_argument("--dtype", choices=tuple(BYTES_PER_VALUE),
                         help="element type for bytes (default: the spec's dtype)")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_BUFFERS),
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
     parser.add_argument("--fit", type=_size, metavar="SIZE",
