@@ -29,6 +29,7 @@ from archspec.parser import parse
 from archspec.pytorch import layer_paths, to_torch
 from archspec.shapes import Shapes
 from archspec.source import Source
+from archspec.table import align
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -366,16 +367,6 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: range) -> list[str]:
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = []
-    for row in (header, *rows):
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
 def render_text(probes: Sequence[Probe]) -> str:
     """One table per probe (rows after a nonlinearity marked `*`), then a side-by-side
     comparison of the deviations when several schemes ran on one network."""
@@ -395,7 +386,7 @@ def _render_one(p: Probe) -> str:
               "sat/dead", "flags"]
     lines = [f"{p.network}: init {p.init}, {p.samples} unit-gaussian samples, seed {p.seed}",
              f"input: mean {_num(p.input_mean)}, std {_num(p.input_std)}",
-             *_table(header, rows, range(3, 9)),
+             *align([header, *rows], range(3, 9)),
              "* output after a nonlinearity (the rows of the lecture's table)",
              f"sat/dead: tanh |y| > {SATURATION:g}, sigmoid y < {1 - SATURATION:.2g} or > "
              f"{SATURATION:g}, ReLU units zero for every sample",
@@ -418,7 +409,7 @@ def _render_comparison(probes: Sequence[Probe]) -> str:
             row += [_num(p.layers[i].std), _num(p.layers[i].grad_std)]
         rows.append(row)
     return "\n".join([f"{probes[0].network}: deviations side by side",
-                      *_table(header, rows, range(3, len(header)))])
+                      *align([header, *rows], range(3, len(header)))])
 
 
 def render_json(probes: Sequence[Probe]) -> str:

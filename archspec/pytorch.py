@@ -26,6 +26,7 @@ from archspec.ir import INPUT_NODE, ArgValue, Layer, Network, Shape
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes, infer
+from archspec.table import align
 
 LINE_LIMIT = 99
 _WORD = re.compile(r"[^A-Za-z0-9_]")
@@ -399,10 +400,7 @@ def _docstring(network: Network, report: Report, names: dict[str, str],
             ("input", "", reg.shape_text(report.input.shape), "", "")]
     rows += [(_text(row.name, 40), _text(row.written, 24), reg.shape_text(row.output_shape),
               f"{row.params:,}", f"{row.macs:,}") for row in report.rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    table = ["  ".join((cell.ljust(w) if i < 3 else cell.rjust(w))
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in rows]
+    table = align(rows, range(3, 5))
     totals = report.totals
     return ['    """' + _sentence(network.description or network.name, 80), "",
             f"    Input {reg.shape_text(report.input.shape)} (channels first, no batch); "

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any, Literal
 
 from archspec.cost import OPTIMIZERS
@@ -112,18 +112,23 @@ def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
         notes = "\n".join(f"- {a}" for a in report.memory.assumptions)
         return (f"## {_title(report)}\n\n{table}\n\n{summary}\n\n"
                 f"Assumptions:\n\n{notes}\n")
-    widths = [max(len(c[i]) for c in [list(_COLUMNS), *cells]) for i in range(len(_COLUMNS))]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if name in _NUMERIC else c.ljust(w)
-                         for c, w, name in zip(row, widths, _COLUMNS, strict=True)).rstrip()
-
-    rule = "-" * len(line(["-" * w for w in widths]))
-    body = "\n".join(line(row) for row in cells)
+    head, *body = align([list(_COLUMNS), *cells],
+                        {i for i, name in enumerate(_COLUMNS) if name in _NUMERIC})
+    rule = "-" * max(len(line) for line in (head, *body))
     summary = "\n".join(_summary(report))
     notes = "\n".join(f"  - {a}" for a in report.memory.assumptions)
-    return (f"{_title(report)}\n{rule}\n{line(_COLUMNS)}\n{rule}\n{body}\n"
+    rows_text = "\n".join(body)
+    return (f"{_title(report)}\n{rule}\n{head}\n{rule}\n{rows_text}\n"
             f"{rule}\n{summary}\nAssumptions:\n{notes}\n")
+
+
+def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
+    """Rows as text columns two spaces apart, column i right-aligned when i is in `right`
+    (the table, the probe report and the generated module's docstring all use it)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in rows]
 
 
 def _title(report: Report) -> str:
