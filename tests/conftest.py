@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
-REFERENCE = ROOT.parent / "shared" / "reference" / "networks.json"
+REFERENCE = ROOT / "tests" / "reference" / "networks.json"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

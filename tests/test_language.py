@@ -1,4 +1,4 @@
-"""Every form of ../shared/LANGUAGE.md parses to the graph it means: kinds, arguments, edges."""
+"""Every form of the language contract (docs/language.md) parses to the graph it means: kinds, arguments, edges."""
 
 from __future__ import annotations
 

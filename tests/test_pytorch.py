@@ -3,7 +3,7 @@
 Property tests draw random valid networks (archspec.testing) and compare what torch really
 computes (forward hooks on every layer's module) with the shapes archspec inferred and the
 parameter counts its registry cost rules give. Parity tests compare with the reference
-figures measured outside the project (../shared/reference/networks.json).
+figures measured outside the project (tests/reference/networks.json).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from archspec.frontend import load, loads
 from archspec.registry import Window
 
-# spec file -> the reference network (../shared/reference/networks.json) it reproduces
+# spec file -> the reference network (tests/reference/networks.json) it reproduces
 REFERENCE_SPECS = {"lenet5": "lenet5", "alexnet": "alexnet_cs231n", "zfnet": "zfnet_cs231n",
                    "vgg16": "vgg16"}
 

@@ -1,5 +1,5 @@
 """`archspec table` and the analyses behind it, checked against figures measured elsewhere:
-../shared/reference/networks.json, torchinfo run on the module built from the spec, and what
+tests/reference/networks.json, torchinfo run on the module built from the spec, and what
 autograd really saves for backward."""
 
 from __future__ import annotations
