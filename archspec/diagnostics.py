@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from archspec.limits import MAX_FINDINGS
+from archspec.limits import ECHO_COLUMNS, MAX_FINDINGS, MAX_SHOWN
 from archspec.source import Source, Span
 
 
@@ -66,6 +66,10 @@ class Diagnostics:
         return self._counts[Severity.ERROR] > MAX_FINDINGS
 
     @property
+    def error_count(self) -> int:
+        return self._counts[Severity.ERROR]
+
+    @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity is Severity.ERROR]
 
@@ -78,23 +82,54 @@ class Diagnostics:
         return sorted(self.items, key=lambda d: (d.span.start, d.severity != Severity.ERROR))
 
 
+def printable(text: str) -> str:
+    """Text from a file as it may reach a terminal or markup: every character that is not
+    printable (ESC, BEL, a form feed, bidirectional overrides, U+FFFE...) as its Python escape,
+    so a spec cannot move the cursor, ring the bell or reorder what the reader sees."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def render(diagnostic: Diagnostic, source: Source) -> str:
-    """`FILE:LINE:COL: error: MESSAGE`, the source line, a caret (and tildes) under the span."""
+    """`FILE:LINE:COL: error: MESSAGE`, the source line, a caret (and tildes) under the span.
+
+    Text from the file is escaped (`printable`) and the line is cut to ECHO_COLUMNS either
+    side of the span (`…` marks a cut), so one finding's output is bounded whatever the line.
+    """
     span = diagnostic.span
-    where = f"{source.path}:{span.line}:{span.col}"
-    head = f"{where}: {diagnostic.severity.value}: {diagnostic.message}"
-    text = source.line_text(span.line).expandtabs(1)
+    where = f"{printable(source.path)}:{span.line}:{span.col}"
+    head = f"{where}: {diagnostic.severity.value}: {printable(diagnostic.message)}"
+    line = source.line_text(span.line).expandtabs(1)
+    col = min(span.col, len(line) + 1) - 1  # 0-based; a tampered span stays inside the line
+    end = min(span.end_col - 1 if span.end_line == span.line else len(line), len(line))
+    end = min(max(end, col + 1), col + ECHO_COLUMNS)
+    first, last = max(0, col - ECHO_COLUMNS), min(len(line), end + ECHO_COLUMNS)
+    before = ("…" if first else "") + printable(line[first:col])
+    marked = printable(line[col:end])
+    after = printable(line[end:last]) + ("…" if last < len(line) else "")
     gutter = f"{span.line:>4} | "
-    width = span.end_col - span.col if span.end_line == span.line else len(text) - span.col + 1
-    marker = "^" + "~" * max(0, width - 1)
-    lines = [head, gutter + text, " " * (len(gutter) - 2) + "| " + " " * (span.col - 1) + marker]
+    marker = "^" + "~" * max(0, len(marked) - 1)
+    lines = [head, gutter + before + marked + after,
+             " " * (len(gutter) - 2) + "| " + " " * len(before) + marker]
     if diagnostic.hint:
-        lines.append(" " * (len(gutter) - 2) + f"= help: {diagnostic.hint}")
+        lines.append(" " * (len(gutter) - 2) + f"= help: {printable(diagnostic.hint)}")
     return "\n".join(lines)
 
 
-def render_all(diagnostics: Iterable[Diagnostic], source: Source) -> str:
-    return "\n".join(render(d, source) for d in diagnostics)
+def render_all(diagnostics: Iterable[Diagnostic], source: Source,
+               shown: int = MAX_SHOWN) -> str:
+    """The first `shown` findings rendered, then one line counting the rest."""
+    items = list(diagnostics)
+    text = [render(d, source) for d in items[:shown]]
+    rest = items[shown:]
+    if rest:
+        errors = sum(d.severity is Severity.ERROR for d in rest)
+        counts = [f"{n} more {what}{'s' * (n != 1)}" for n, what in
+                  ((errors, "error"), (len(rest) - errors, "warning")) if n]
+        text.append(f"{printable(source.path)}: ... and {' and '.join(counts)} "
+                    "(`archspec check --format json` lists every one)")
+    return "\n".join(text)
 
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:

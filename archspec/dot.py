@@ -24,8 +24,10 @@ from typing import Literal
 import graphviz
 
 from archspec import registry as reg
+from archspec.diagnostics import Diagnostic, Severity, printable
 from archspec.files import write_atomic
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
+from archspec.limits import MAX_DRAWN_BOXES, MAX_LABEL_CHARS
 from archspec.report import Report, build_report
 from archspec.shapes import Shapes
 
@@ -190,19 +192,32 @@ def _clusters(box: Box, single: dict[int, bool], detail: Detail) -> tuple[int, .
                  if detail == "full" or s.count == 1 or not single[s.id])
 
 
+def _plain(text: str) -> str:
+    """Text from the file as Graphviz takes it: control and non-characters (a form feed,
+    U+FFFE) escaped, which dot rejects raw, and cut to MAX_LABEL_CHARS (dot refuses an HTML
+    label over 16 KB)."""
+    text = printable(text)
+    return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "…"
+
+
+def _text(text: str) -> str:
+    """`_plain` text inside an HTML-like label."""
+    return html.escape(_plain(text))
+
+
 def _label(title: str, details: list[str], *, size: int = 10, color: str = "") -> str:
     """An HTML-like label: a title (HTML already), then plain-text lines in a smaller font,
     one table row each (rows space the lines more evenly than line breaks)."""
     font = f' color="{color}"' if color else ""
     rows = [f"<font{font}>{title}</font>" if color else title]
-    rows += [f'<font{font} point-size="{size}">{html.escape(line)}</font>' for line in details]
+    rows += [f'<font{font} point-size="{size}">{_text(line)}</font>' for line in details]
     cells = "".join(f"<tr><td>{row}</td></tr>" for row in rows)
     return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
 
 
 def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> str:
     main = box.main
-    title = f"<b>{html.escape(main.written)}</b>"
+    title = f"<b>{_text(main.written)}</b>"
     if mark > 1:
         title += f" &#215;{mark}"
     details = []
@@ -226,7 +241,7 @@ def _end_label(title: str, shape: Shape | None) -> str:
 def _header(network: Network, report: Report | None) -> str:
     title = f"<b>{html.escape(network.name)}</b>"
     if network.description:
-        title += f" — {html.escape(network.description)}"
+        title += f" — {_text(network.description)}"
     if report is None:
         line = "a sketch: sizes not given"
     else:
@@ -261,7 +276,7 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
     for box in boxes:
         tree.setdefault(_clusters(box, single, detail), []).append(box)
         for scope in box.main.scopes:
-            captions[scope.id] = f"×{scope.count}" if scope.count > 1 else scope.label
+            captions[scope.id] = f"×{scope.count}" if scope.count > 1 else _plain(scope.label)
     order = {box.id: i for i, box in enumerate(boxes)}
     _emit(graph, (), _Layout(tree, captions, order, shapes, params, single))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
@@ -305,6 +320,20 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
             _emit(sub, inside, layout)
 
 
+def size_error(network: Network, detail: Detail = "compact") -> Diagnostic | None:
+    """An error at the first layer past the limit when the diagram has more boxes than
+    Graphviz's `dot` lays out (it crashed on a 60,000-box chain); None when it fits."""
+    boxes, _owner = _boxes(network, detail)
+    if len(boxes) <= MAX_DRAWN_BOXES:
+        return None
+    return Diagnostic(
+        severity=Severity.ERROR, code="limit", span=boxes[MAX_DRAWN_BOXES].main.span,
+        message=f"the diagram has {len(boxes):,} boxes, over the {MAX_DRAWN_BOXES:,} that "
+                "Graphviz's dot can lay out; this is the first box past the limit",
+        hint="write a .dot file instead, or fold repeated layers into `[...]*N`"
+             + (" and draw with --detail compact" if detail == "full" else ""))
+
+
 def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
                rankdir: Rankdir = "TB") -> str:
     """The DOT text of the diagram (deterministic: same spec, same text)."""
@@ -320,7 +349,8 @@ def render(source: str, fmt: str) -> bytes:
 
 def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
                  detail: Detail = "compact") -> list[Path]:
-    """Write `<stem>.dot`, and `<stem>.svg` when `dot` is on PATH; the paths written.
+    """Write `<stem>.dot`, and `<stem>.svg` when `dot` is on PATH and the diagram is within
+    its size limit (`size_error`); the paths written.
 
     For `archspec compile`: e.g. `render_files(network, shapes, Path("build") / network.name)`.
     """
@@ -328,7 +358,7 @@ def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
     base = Path(stem)
     written = [base.with_name(base.name + ".dot")]
     write_atomic(written[0], source)
-    if has_dot():
+    if has_dot() and size_error(network, detail) is None:
         written.append(base.with_name(base.name + ".svg"))
         write_atomic(written[1], render(source, "svg"))
     return written

@@ -4,9 +4,17 @@ MAX_SOURCE_BYTES = 1024 * 1024
 MAX_NESTING = 200
 # Errors (and, apart, warnings) reported per file; past this a note says the rest are not shown.
 MAX_FINDINGS = 200
+# Findings rendered as text per file (the rest are counted in one line; JSON lists all), and
+# columns of a source line echoed either side of a finding's span.
+MAX_SHOWN = 50
+ECHO_COLUMNS = 80
 MAX_LAYERS = 100_000
 MAX_INT = 2**31 - 1
 # Counts no machine could hold: 10^12 float32 values are 4 TB.
 MAX_PARAMS = 10**12
 MAX_ACTIVATIONS = 10**12
 DEFAULT_MAX_BUILD_PARAMS = 2 * 10**9
+# Diagrams: boxes Graphviz's dot is asked to lay out (it crashed on a 60,000-box chain), and
+# characters of free text in one label (dot refuses an HTML label over 16 KB).
+MAX_DRAWN_BOXES = 10_000
+MAX_LABEL_CHARS = 200

@@ -728,10 +728,13 @@ class _Lowerer:
             for copy in range(count):
                 inner = scopes if count == 1 else (
                     *scopes, Scope(id=scope_id, index=copy, count=count, label=f"x{count}"))
+                errors = self.diags.error_count
                 if isinstance(atom, s.Group):
                     tail, rank = self._chain(atom.chain, tail, rank, env, inner)
                 else:
                     tail, rank = self._branch(atom, tail, rank, env, inner)
+                if self.diags.error_count > errors:
+                    break  # every further copy would only find the same errors again
         return tail, rank
 
     def _branch(self, branch: s.Branch, tail: int, rank: int, env: Env,

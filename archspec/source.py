@@ -27,7 +27,9 @@ class Source:
     """A spec's text with its path, able to turn offsets into spans and lines."""
 
     def __init__(self, text: str, path: str = "<input>") -> None:
-        self.text = text
+        # A UTF-8 byte-order mark (editors on Windows write one) is not part of the text.
+        self.text = text.removeprefix("\ufeff")
+        text = self.text
         self.path = path
         self._line_starts = [0]
         self._line_starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")

@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Container, Sequence
 from typing import Any, Literal
 
 from archspec.cost import OPTIMIZERS
+from archspec.diagnostics import printable
 from archspec.registry import shape_text
 from archspec.report import Report, Row
 
@@ -110,7 +112,7 @@ def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
         table = "\n".join(lines)
         summary = "\n".join(f"- {line}" for line in _summary(report))
         notes = "\n".join(f"- {a}" for a in report.memory.assumptions)
-        return (f"## {_title(report)}\n\n{table}\n\n{summary}\n\n"
+        return (f"## {_title(report, markdown=True)}\n\n{table}\n\n{summary}\n\n"
                 f"Assumptions:\n\n{notes}\n")
     head, *body = align([list(_COLUMNS), *cells],
                         {i for i, name in enumerate(_COLUMNS) if name in _NUMERIC})
@@ -131,8 +133,18 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
             for row in rows]
 
 
-def _title(report: Report) -> str:
-    return f"{report.network}: {report.description}" if report.description else report.network
+def _title(report: Report, markdown: bool = False) -> str:
+    """`name: description`; the description is free text from the file, escaped for where it
+    goes (markdown punctuation backslashed, so it cannot open a link, an image or HTML)."""
+    if not report.description:
+        return report.network
+    text = printable(report.description)
+    if markdown:
+        text = _MARKDOWN.sub(r"\\\g<0>", text)
+    return f"{report.network}: {text}"
+
+
+_MARKDOWN = re.compile(r"[!-/:-@\[-`{-~]")  # every ASCII punctuation character
 
 
 def _summary(report: Report) -> list[str]:

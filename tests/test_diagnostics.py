@@ -16,8 +16,18 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from archspec import lower
+from archspec.diagnostics import Diagnostic, Severity, render
 from archspec.frontend import Spec, load, loads
-from archspec.limits import MAX_FINDINGS, MAX_LAYERS, MAX_NESTING, MAX_SOURCE_BYTES
+from archspec.limits import (
+    ECHO_COLUMNS,
+    MAX_FINDINGS,
+    MAX_LAYERS,
+    MAX_NESTING,
+    MAX_SHOWN,
+    MAX_SOURCE_BYTES,
+)
+from archspec.source import Source, Span
 
 BAD = sorted((ROOT / "tests" / "bad").glob("*.arch"))
 EXPECT = re.compile(r"# expect: (.*)$")
@@ -72,6 +82,52 @@ def test_rendering_drops_carriage_returns_and_keeps_tabs_aligned() -> None:
         "x.arch:3:13: error: unknown layer kind `POOLL2`",
         "   3 |  CONV3-64 - POOLL2",
         "     |             ^~~~~~"]
+
+
+def test_control_characters_from_the_file_are_escaped_and_the_caret_follows() -> None:
+    spec = loads("network t\ninput 4\nFC-2 - \x1b[31mX\x07 - FC-3\n", "a\x1b]0;x\x07.arch")
+    assert spec.render().splitlines() == [
+        "a\\x1b]0;x\\x07.arch:3:8: error: unexpected character '\\x1b'",
+        "   3 | FC-2 - \\x1b[31mX\\x07 - FC-3",
+        "     |        ^~~~"]
+    assert "\x1b" not in spec.render() and "\x07" not in spec.render()
+
+
+def test_a_long_line_is_cut_around_the_caret() -> None:
+    line = "FC-2 - " * 300 + "QQ - " + "FC-2 - " * 300 + "FC-1"
+    spec = loads(f"network t\ninput 4\n{line}\n")
+    _head, echoed, caret = spec.render().splitlines()[:3]
+    assert echoed.startswith("   3 | …") and echoed.endswith("…")
+    assert len(echoed) < 2 * ECHO_COLUMNS + 20
+    assert echoed[caret.index("^"):].startswith("QQ - ")
+
+
+def test_a_tampered_span_cannot_blow_up_the_rendering() -> None:
+    source = Source("network t\ninput 4\nFC-2\n", "x.arch")
+    span = Span(start=0, end=1, line=3, col=10**10, end_line=3, end_col=10**10 + 5)
+    finding = Diagnostic(severity=Severity.ERROR, code="x", message="m", span=span)
+    assert render(finding, source).splitlines()[1:] == ["   3 | FC-2", "     |     ^"]
+
+
+def test_rendered_findings_stop_after_a_limit_and_count_the_rest() -> None:
+    spec = loads("network t\ninput 4\n" + "QQ - " * 120 + "FC-1\n")
+    text = spec.render()
+    assert text.count(": error: ") == MAX_SHOWN
+    assert text.endswith(f"<input>: ... and {120 - MAX_SHOWN} more errors "
+                         "(`archspec check --format json` lists every one)")
+
+
+def test_an_error_in_a_large_repeat_is_found_once(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(lower, "suggest", lambda *args: calls.append(args))
+    spec = loads("network t\ninput 4\n[QQQ]*99999\n")
+    assert findings(spec) == ["3:2: error: unknown layer kind `QQQ`"]
+    assert len(calls) <= 2  # one layer, once: the later copies are not lowered again
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text() -> None:
+    spec = loads("\ufeffnetwork t\ninput 4\nFC-2\n")
+    assert spec.ok and spec.diagnostics == []
 
 
 def test_every_missing_argument_of_a_sketch_is_reported_where_it_stands() -> None:

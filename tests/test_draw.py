@@ -266,3 +266,42 @@ def test_bad_spec_is_a_located_error_and_draws_nothing(
     assert f"{bad}:3:11: error: pool1: MAXPOOL window 16x16" in err
     assert "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["bad.arch"]
+
+
+@pytest.mark.parametrize(("description", "drawn"), [
+    ("a\x0cb", "a\\x0cb"), ("a\ufffeb", "a\\ufffeb"), ("x" * 17_000, "x" * 199 + "…")])
+def test_descriptions_the_language_allows_always_render(
+        description: str, drawn: str, tmp_path: Path, require_dot: None) -> None:
+    spec = tmp_path / "t.arch"
+    spec.write_text(f'network t "{description}"\ninput 4\nFC-2\n', encoding="utf-8")
+    assert main(["draw", str(spec), "-o", str(tmp_path / "t.svg")]) == 0
+    texts = [e.text for e in ET.parse(tmp_path / "t.svg").getroot().iter(f"{SVG}text")]
+    assert f" — {drawn}" in texts
+
+
+def test_a_diagram_past_the_box_limit_is_a_located_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(dot, "MAX_DRAWN_BOXES", 3)
+    spec = tmp_path / "t.arch"
+    spec.write_text("network t\ninput 4\nFC-8 - FC-8\nFC-8 - FC-8 - FC-2\n")
+    assert main(["draw", str(spec), "-o", str(tmp_path / "t.svg")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:4:8: error: the diagram has 5 boxes, over the 3 that "
+                          "Graphviz's dot can lay out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.arch"]
+    assert main(["draw", str(spec), "-o", str(tmp_path / "t.dot")]) == 0  # text is fine
+    assert dot.render_files(*load_network(spec), tmp_path / "t") == [tmp_path / "t.dot"]
+
+
+def test_the_box_limit_is_one_dot_lays_out(tmp_path: Path, require_dot: None) -> None:
+    network, shapes = load_network_text(
+        "network t\ninput 4\n" + "FC-2\n" * dot.MAX_DRAWN_BOXES, tmp_path)
+    assert dot.size_error(network) is None
+    assert dot.render_files(network, shapes, tmp_path / "t")[-1] == tmp_path / "t.svg"
+
+
+def load_network_text(text: str, tmp_path: Path):
+    path = tmp_path / "spec.arch"
+    path.write_text(text)
+    return load_network(path)

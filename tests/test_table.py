@@ -648,3 +648,18 @@ def test_torch_is_never_imported(command: list[str]) -> None:
 def test_docs_show_the_current_output(name: str) -> None:
     doc = (ROOT / "docs" / "table.md").read_text()
     assert (ROOT / "tests" / "golden" / name).read_text() in doc, f"docs/table.md: update {name}"
+
+
+MARKUP = ('network t "<img src=x onerror=alert(1)> [a](javascript:x) *b* \\\\ \x0c\ufffe\u202e"\n'
+          "input 4\nFC-2\n")
+
+
+def test_the_description_is_escaped_in_markdown_and_text(tmp_path) -> None:
+    spec = tmp_path / "t.arch"
+    spec.write_text(MARKUP, encoding="utf-8")
+    assert main(["table", str(spec), "--format", "markdown", "-o", str(tmp_path / "t.md")]) == 0
+    title = (tmp_path / "t.md").read_text().splitlines()[0]
+    assert title == ("## t: \\<img src\\=x onerror\\=alert\\(1\\)\\> \\[a\\]\\(javascript\\:x\\) "
+                     "\\*b\\* \\\\ \\\\x0c\\\\ufffe\\\\u202e")
+    text = render(report_text(MARKUP)).splitlines()[0]
+    assert text == "t: <img src=x onerror=alert(1)> [a](javascript:x) *b* \\ \\x0c\\ufffe\\u202e"

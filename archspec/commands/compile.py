@@ -15,7 +15,7 @@ from archspec.commands.common import (
     load_or_report,
     whole_number,
 )
-from archspec.diagnostics import render_all
+from archspec.diagnostics import Severity, render_all
 from archspec.files import write_atomic
 from archspec.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.report import build_report
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path in written:
         print(f"wrote {path}")
+    if (problem := dot.size_error(network)) is not None:
+        print(render_all([problem.model_copy(update={"severity": Severity.WARNING})],
+                         spec.source), file=sys.stderr)
+        print(f"note: {network.name}.svg is not drawn; {network.name}.dot is", file=sys.stderr)
     if module != network.name:
         print(f"note: the module is {module}.py, not {network.name}.py, which `import` cannot "
               f"load (import {module})")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from archspec import dot
 from archspec.commands.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.diagnostics import render
 from archspec.files import write_atomic
 
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     spec = load_or_report(args.file, allow_sketch=True)
     if spec is None or spec.network is None:
+        return EXIT_ERRORS
+    if fmt != "dot" and (problem := dot.size_error(spec.network, args.detail)) is not None:
+        print(render(problem, spec.source), file=sys.stderr)
         return EXIT_ERRORS
     source = dot.dot_source(spec.network, spec.shapes, detail=args.detail,
                             rankdir=args.rankdir)
