@@ -135,7 +135,7 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
 
 def _title(report: Report, markdown: bool = False) -> str:
     """`name: description`; the description is free text from the file, escaped for where it
-    goes (markdown punctuation backslashed, so it cannot open a link, an image or HTML)."""
+    goes (markup characters backslashed, so it cannot open a link, an image or HTML)."""
     if not report.description:
         return report.network
     text = printable(report.description)
@@ -144,7 +144,9 @@ def _title(report: Report, markdown: bool = False) -> str:
     return f"{report.network}: {text}"
 
 
-_MARKDOWN = re.compile(r"[!-/:-@\[-`{-~]")  # every ASCII punctuation character
+# What could start markup inside a heading: emphasis, code, links and images, HTML, a table
+# cell's edge, math; other punctuation (`-`, `(`) means nothing there and stays plain.
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>!|#~&$]")
 
 
 def _summary(report: Report) -> list[str]:
