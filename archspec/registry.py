@@ -96,8 +96,13 @@ class Cost:
     weights: int = 0
     biases: int = 0
     buffers: int = 0
+    counters: int = 0  # of the buffers, int64 counters (BN's num_batches_tracked): 8 bytes
     macs: int = 0
     formula: str = ""
+
+    def buffer_bytes(self, bytes_per_value: int) -> int:
+        """The buffers' bytes: values at the network's dtype, counters as int64."""
+        return (self.buffers - self.counters) * bytes_per_value + 8 * self.counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +280,8 @@ def _fc_shape(args: Args, shape: Shape) -> Shape:
 
 def _bn_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     c = inp[0]
-    return Cost(weights=c, biases=c, buffers=2 * c + 1, formula=f"{c}")
+    # running_mean and running_var at the dtype, num_batches_tracked an int64 counter
+    return Cost(weights=c, biases=c, buffers=2 * c + 1, counters=1, formula=f"{c}")
 
 
 def _saves_input(args: Args, inp: Shape, out: Shape) -> Saved:
@@ -302,6 +308,8 @@ def _lrn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
 
 
 def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    if args["p"] == 0:  # torch returns its input untouched: no mask, nothing saved
+        return Saved()
     return Saved(extra=_features(out))  # the mask, at the dtype (PyTorch's CPU kernel)
 
 

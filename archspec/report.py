@@ -35,6 +35,7 @@ class Row(Frozen):
     weights: int
     biases: int
     buffers: int
+    buffer_bytes: int  # the buffers' bytes (BN's counter is an int64 whatever the dtype)
     weights_formula: str  # CS231n's: weights only, `(3*3*3)*64`
     formula: str  # every parameter: `(3*3*3)*64 + 64`
     activations: int  # values this row adds to forward memory (0: runs in place or a view)
@@ -178,6 +179,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     params = sum(r.params for r in rows)
     weights = sum(r.weights for r in rows)
     buffers = sum(r.buffers for r in rows)
+    buffers_bytes = sum(r.buffer_bytes for r in rows)
     activations = math.prod(inp) + sum(r.activations for r in rows)
     macs = sum(r.macs for r in rows)
     totals = Totals(params=params, params_no_bias=weights, trainable_params=params,
@@ -187,8 +189,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     saved_sample = sum(k.per_sample for k in kept.values())
     saved_batch = sum(k.per_batch for k in kept.values())
     peak = cost.inference_peak(network, shapes) * bpv
-    fixed_inference = (params + buffers) * bpv
-    fixed_training = params * per_param + buffers * bpv + saved_batch
+    fixed_inference = params * bpv + buffers_bytes
+    fixed_training = params * per_param + buffers_bytes + saved_batch
     budget = None if fit is None else Fit(
         budget_bytes=fit, training_batch=cost.largest_batch(fixed_training, saved_sample, fit),
         inference_batch=cost.largest_batch(fixed_inference, peak, fit))
@@ -196,7 +198,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
         optimizer=opt, optimizer_source=opt_source,
         optimizer_buffers=cost.OPTIMIZERS[opt].buffers, params_bytes=params * bpv,
-        buffers_bytes=buffers * bpv, gradients_bytes=params * bpv,
+        buffers_bytes=buffers_bytes, gradients_bytes=params * bpv,
         optimizer_bytes=params * cost.OPTIMIZERS[opt].buffers * bpv,
         activations_bytes=saved_sample * batch + saved_batch,
         training_bytes=fixed_training + saved_sample * batch,
@@ -242,6 +244,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
     saved = sum(kept[m.name].per_sample for m in members)
     stats = sum(kept[m.name].per_batch for m in members)
     buffers = sum(p.buffers for p in parts)
+    buffer_bytes = sum(p.buffer_bytes(bpv) for p in parts)
     activations = sum(cost.new_activations(m, shapes) for m in members)
     return Row(
         name=principal.name, kind=principal.kind,
@@ -250,7 +253,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
                     if m is not principal and not reg.kind_of(m.kind).view),
         implicit=principal.implicit, members=tuple(m.name for m in members),
         input_shape=inp, output_shape=cost.shape_of(shapes, last.name),
-        weights=weights, biases=biases, buffers=buffers,
+        weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
         weights_formula=main.formula,
         formula=" + ".join(f"{p.formula} + {p.biases}" if p.biases else p.formula
                            for p in parts if p.formula),
@@ -258,7 +261,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
         macs=sum(p.macs for p in parts),
         receptive_field=_size(field), jump=_jump(field),
         saved_bytes=saved,
-        training_bytes=(weights + biases) * per_param + buffers * bpv + saved * batch + stats)
+        training_bytes=(weights + biases) * per_param + buffer_bytes + saved * batch + stats)
 
 
 def _size(field: cost.Field | None) -> tuple[int, int] | None:
@@ -291,8 +294,9 @@ def _assumptions(dtype: str, bpv: int, optimizer: Optimizer) -> tuple[str, ...]:
         "for backward (each tensor once, the input batch included, as the module archspec "
         "builds runs it: nothing in place)",
         state,
-        "max-pool indices are int64; dropout masks are stored at the dtype's size (PyTorch's "
-        "CPU kernel; CUDA keeps 1 byte a value)",
+        "max-pool indices and batch norm's num_batches_tracked are int64; dropout masks are "
+        "stored at the dtype's size (PyTorch's CPU kernel; CUDA keeps 1 byte a value), and "
+        "DROPOUT(p=0) keeps none",
         "inference = parameters + buffers + the most activations alive at once in a forward "
         "pass without autograd (a tensor is freed after its last reader, the input held "
         "throughout; a forward that keeps branch outputs in variables holds more)",

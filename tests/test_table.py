@@ -194,6 +194,26 @@ def assert_saved_agrees(network: Network, shapes: Shapes) -> None:
     assert memory.activations_bytes == sum(storages.values())
 
 
+def test_dropout_that_drops_nothing_saves_no_mask() -> None:
+    """torch's dropout returns its input when p=0: autograd keeps no mask."""
+    spec = archspec.loads("network t\ninput 6\nFC-8 - DROPOUT(p=0) - FC-8 - DROPOUT(keep=1) "
+                          "- FC-2 - DROPOUT(0.5)\n")
+    assert spec.ok and spec.network is not None
+    assert_saved_agrees(spec.network, spec.shapes)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_buffer_bytes_are_the_state_dict_buffers(dtype: str) -> None:
+    """BN's running statistics at the dtype, its num_batches_tracked an int64."""
+    torch = pytest.importorskip("torch")
+    network, shapes = archspec.load_network(SPECS / "resnet18.arch")
+    module = archspec.to_torch(network, shapes).to(getattr(torch, dtype))
+    counters = [v for k, v in module.state_dict().items() if k.endswith("num_batches_tracked")]
+    assert counters and all(c.dtype == torch.int64 for c in counters)
+    memory = build_report(network, shapes, dtype=dtype).memory  # type: ignore[arg-type]
+    assert memory.buffers_bytes == sum(b.nbytes for b in module.buffers())
+
+
 def live_peak(network: Network, shapes: Shapes, batch: int) -> int:
     """The most activation bytes alive at once while the built module runs without autograd,
     watched op by op: every tensor an op returns counts until its last reference dies (views
