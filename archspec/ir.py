@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from archspec.source import Span
+from archspec.core.source import Span
 
 ArgValue = int | float | bool | str | tuple[int, int]
 INPUT_NODE = "input"  # the name layers use for the network's input

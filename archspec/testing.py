@@ -24,9 +24,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from archspec import registry as reg
-from archspec.frontend import loads
 from archspec.ir import ArgValue, Network, Shape
+from archspec.kinds import registry as reg
+from archspec.lang.frontend import loads
 
 _ACTIVATIONS = ("RELU", "TANH", "SIGMOID", "GELU", "LEAKYRELU(0.1)")
 # Names a user may give layers that a code generator must not take at face value: Python

@@ -20,8 +20,8 @@ import time
 import torch
 from torch import nn
 
-from archspec.frontend import loads
-from archspec.pytorch import to_torch
+from archspec.backends.torch.build import to_torch
+from archspec.lang.frontend import loads
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 

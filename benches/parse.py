@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from archspec.frontend import loads
+from archspec.lang.frontend import loads
 
 HEADER = "network bench\ninput 8x16x16\n"
 UNIT = ("CONV3-8", "BN", "RELU", "POOL1")  # shape-preserving: 8x16x16 throughout

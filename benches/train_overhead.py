@@ -35,15 +35,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from archspec.frontend import load
+from archspec.backends.torch.build import to_torch
 from archspec.ir import ScheduleSpec, TrainingPlan
-from archspec.plan import resolve
-from archspec.pytorch import to_torch
-from archspec.train.data import Data, Split
-from archspec.train.distributed import World
-from archspec.train.preflight import check
-from archspec.train.progress import Progress
-from archspec.train.trainer import Scores, Trainer, make_optimizer
+from archspec.lang.frontend import load
+from archspec.runtime.plan import resolve
+from archspec.runtime.train.data import Data, Split
+from archspec.runtime.train.distributed import World
+from archspec.runtime.train.preflight import check
+from archspec.runtime.train.progress import Progress
+from archspec.runtime.train.trainer import Scores, Trainer, make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,10 +21,11 @@ from conftest import ROOT, SPECS, all_specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from archspec.backends.torch.build import to_torch
+from archspec.backends.torch.emit import emit
 from archspec.cli import main
-from archspec.frontend import load_network
 from archspec.ir import Network
-from archspec.pytorch import emit, to_torch
+from archspec.lang.frontend import load_network
 from archspec.testing import networks
 
 # A small net with both kinds of branch, quick to export and compile.

@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from archspec import lower
-from archspec.diagnostics import Diagnostic, Severity, render
-from archspec.frontend import Spec, load, loads
-from archspec.limits import (
+from archspec.core.diagnostics import Diagnostic, Severity, render
+from archspec.core.limits import (
     ECHO_COLUMNS,
     MAX_FINDINGS,
     MAX_LAYERS,
@@ -27,7 +25,9 @@ from archspec.limits import (
     MAX_SHOWN,
     MAX_SOURCE_BYTES,
 )
-from archspec.source import Source, Span
+from archspec.core.source import Source, Span
+from archspec.lang import lower
+from archspec.lang.frontend import Spec, load, loads
 
 BAD = sorted((ROOT / "tests" / "bad").glob("*.arch"))
 EXPECT = re.compile(r"# expect: (.*)$")

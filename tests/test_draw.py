@@ -19,11 +19,11 @@ import pytest
 from conftest import ROOT, SPECS, all_specs
 from hypothesis import HealthCheck, given, settings
 
-from archspec import dot
 from archspec.cli import main
-from archspec.frontend import load, load_network, loads
 from archspec.ir import INPUT_NODE
+from archspec.lang.frontend import load, load_network, loads
 from archspec.testing import specs
+from archspec.views import dot
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -14,8 +14,8 @@ from conftest import all_specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archspec.frontend import Spec, load, loads
-from archspec.source import Source
+from archspec.core.source import Source
+from archspec.lang.frontend import Spec, load, loads
 
 SEEDS = [path.read_text(encoding="utf-8") for path in all_specs()]
 

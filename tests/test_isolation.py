@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The folder beside the checkout that only the developers' machines have.
-OUTSIDE = re.compile(r"\.\./" + "shared" + r"|" + "shared" + r"/reference|['\"]" + "shared" + r"['\"]")
+OUTSIDE = re.compile(r"\.\./" + "shared" + r"|" + "shared" + r"/reference|['\"]" + "shared"
+                     + r"['\"]")
 
 
 def test_no_project_file_reads_outside_the_tree() -> None:

@@ -1,4 +1,5 @@
-"""Every form of the language contract (docs/language.md) parses to the graph it means: kinds, arguments, edges."""
+"""Every form of the language contract (docs/language.md) parses to the graph it means: kinds,
+arguments, edges."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import all_specs
 
-from archspec.frontend import Spec, load, loads
 from archspec.ir import Layer, Network
+from archspec.lang.frontend import Spec, load, loads
 
 CONV_DEFAULTS = {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True}
 

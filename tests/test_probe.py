@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from archspec import load, loads
 from archspec.cli import main
 from archspec.ir import InitScheme
-from archspec.probe import (
+from archspec.runtime.probe import (
     InitError,
     Probe,
     _Moments,
@@ -271,7 +271,7 @@ def test_cli_refuses_bad_input_without_a_traceback(tmp_path: Path,
 
 
 def test_the_command_module_does_not_import_torch() -> None:
-    code = "import sys, archspec.commands.probe; print('torch' in sys.modules)"
+    code = "import sys, archspec.cli.probe; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"

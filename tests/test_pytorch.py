@@ -16,19 +16,20 @@ from conftest import SPECS
 from hypothesis import HealthCheck, given, settings
 from torch import nn
 
-from archspec import cost
-from archspec.diagnostics import Diagnostics
-from archspec.frontend import load_network, loads
+from archspec.analysis import cost
+from archspec.backends.torch.build import to_torch
+from archspec.backends.torch.emit import BuildError, layer_paths
+from archspec.core.diagnostics import Diagnostics
 from archspec.ir import Network
-from archspec.pytorch import BuildError, layer_paths, to_torch
-from archspec.shapes import Shapes, infer
+from archspec.lang.frontend import load_network, loads
+from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks, specs
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def analysed_params(network: Network, shapes: Shapes) -> int:
-    """The parameter total by the registry's cost rules (archspec.cost), torch never asked."""
+    """The parameter total by the registry's cost rules (analysis.cost), torch never asked."""
     total = 0
     for layer in network.layers:
         if layer.kind not in ("CONCAT", "ADD"):

@@ -9,8 +9,8 @@ from conftest import SPECS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archspec.frontend import load, loads
-from archspec.registry import Window
+from archspec.kinds.registry import Window
+from archspec.lang.frontend import load, loads
 
 # spec file -> the reference network (tests/reference/networks.json) it reproduces
 REFERENCE_SPECS = {"lenet5": "lenet5", "alexnet": "alexnet_cs231n", "zfnet": "zfnet_cs231n",

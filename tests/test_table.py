@@ -19,14 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archspec
-from archspec import cost
+from archspec.analysis import cost
+from archspec.analysis.report import Report, build_report
 from archspec.cli import main
-from archspec.diagnostics import Diagnostics
+from archspec.core.diagnostics import Diagnostics
+from archspec.core.text import metric
 from archspec.ir import Network
-from archspec.report import Report, build_report
-from archspec.shapes import Shapes, infer
-from archspec.table import metric, render
+from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
+from archspec.views.table import render
 
 # Seed networks of the reference and the specs that write them.
 SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",

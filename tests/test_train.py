@@ -17,15 +17,15 @@ import torch
 from PIL import Image
 
 from archspec.cli import main
-from archspec.frontend import loads
 from archspec.ir import AugmentSpec, DataSpec, ScheduleSpec, TrainingPlan
-from archspec.plan import read_plan, write_plan
-from archspec.train import augment, data
-from archspec.train.distributed import World
-from archspec.train.preflight import check
-from archspec.train.progress import Progress
-from archspec.train.schedules import lr_curve, snapshot_epochs
-from archspec.train.trainer import Trainer, score
+from archspec.lang.frontend import loads
+from archspec.runtime.plan import read_plan, write_plan
+from archspec.runtime.train import augment, data
+from archspec.runtime.train.distributed import World
+from archspec.runtime.train.preflight import check
+from archspec.runtime.train.progress import Progress
+from archspec.runtime.train.schedules import lr_curve, snapshot_epochs
+from archspec.runtime.train.trainer import Trainer, score
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -486,7 +486,7 @@ def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message
 def test_curves_do_not_touch_pyplot(tmp_path: Path) -> None:
     # pyplot is what switches and holds a process-wide backend; the curves never import it.
     code = ("import sys; from pathlib import Path; "
-            "from archspec.train.report import plot_curves; "
+            "from archspec.runtime.train.report import plot_curves; "
             "rows = [dict(member=0, epoch=e, lr=0.1, train_loss=1.0, val_loss=1.0, "
             "train_accuracy=0.5, val_accuracy=0.5) for e in (1, 2)]; "
             f"plot_curves(Path({str(tmp_path / 'curves.png')!r}), rows, 'tiny'); "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from archspec.train import checkpoint
+from archspec.runtime.train import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "specs" / "digits.arch"

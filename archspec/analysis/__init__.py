@@ -1,0 +1,1 @@
+"""Figures computed from the IR and the shapes alone: costs per layer, and one Report of them."""

@@ -1,0 +1,231 @@
+"""Static analyses over the IR and its shapes: parameters, work, receptive fields, memory.
+
+Pure functions that read the registry's rules (`cost`, `window`, `saves`, `view`,
+`in_place`, `global_view`); no kind is special-cased here and torch is never imported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from archspec.ir import INPUT_NODE, Layer, Network, Shape
+from archspec.kinds import registry as reg
+from archspec.lang.shapes import Shapes
+
+BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """What an optimizer keeps per parameter, for the memory planner and its views."""
+
+    title: str
+    buffers: int
+    note: str
+
+
+OPTIMIZERS: dict[str, OptimizerState] = {
+    "sgd": OptimizerState("SGD", 0, "plain SGD keeps no state"),
+    "momentum": OptimizerState("SGD with momentum", 1, "SGD with momentum keeps 1 buffer per "
+                               "parameter (its velocity)"),
+    "adam": OptimizerState("Adam", 2, "Adam keeps 2 buffers per parameter (exp_avg, "
+                           "exp_avg_sq)"),
+    "adamw": OptimizerState("AdamW", 2, "AdamW keeps 2 buffers per parameter (exp_avg, "
+                            "exp_avg_sq)"),
+}
+
+# A number of bytes, then B, or a prefix (k or K, M, G, T) with an optional i (1024s) and B.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i)?)?(B)?\s*")
+_BITS = re.compile(r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*")
+_POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A receptive field (input pixels one output value sees) and its jump (effective
+    stride: input pixels between neighbouring output values), both height by width."""
+
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    grid: tuple[int, int]  # the positions the layer's output values sit on
+
+
+def shape_of(shapes: Shapes, name: str) -> Shape:
+    shape = shapes[name]
+    if shape is None:
+        raise ValueError(f"{name} has no shape: analyse only a valid spec")
+    return shape
+
+
+def input_shape(layer: Layer, shapes: Shapes) -> Shape:
+    """The shape a layer reads (its first input's; joins read several of one size)."""
+    return shape_of(shapes, layer.inputs[0])
+
+
+def layer_cost(layer: Layer, shapes: Shapes, inp: Shape | None = None) -> reg.Cost:
+    """The registry's cost rule for one layer; `inp` overrides the input shape for a folded
+    row whose first member is a flatten (the formula then names the unflattened fan-in)."""
+    if layer.args is None:
+        raise ValueError(f"{layer.name} lacks arguments: analyse only a complete spec")
+    kind = reg.kind_of(layer.kind)
+    return kind.cost(layer.args, inp or input_shape(layer, shapes), shape_of(shapes, layer.name))
+
+
+def new_activations(layer: Layer, shapes: Shapes) -> int:
+    """Values a layer adds to memory in the forward pass, per sample: its output, or nothing
+    for a view or a layer that may run in place (CS231n's count, ReLU folded into its CONV)."""
+    kind = reg.kind_of(layer.kind)
+    if kind.view or kind.in_place:
+        return 0
+    return math.prod(shape_of(shapes, layer.name))
+
+
+def torchinfo_macs(layer: Layer, shapes: Shapes) -> int:
+    """Mult-adds per sample as torchinfo 1.8 counts them: every parameter (bias included)
+    once per output position for a `Conv*` module, once per sample for any other module."""
+    kind = reg.kind_of(layer.kind)
+    cost = layer_cost(layer, shapes)
+    params = cost.weights + cost.biases
+    if not params or kind.torch is None or layer.args is None:
+        return params
+    call = kind.torch(layer.args, input_shape(layer, shapes))
+    positions = math.prod(shape_of(shapes, layer.name)[1:]) if "Conv" in call.cls else 1
+    return params * positions
+
+
+def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None]:
+    """Receptive field and jump of every tensor, branch-aware (a join takes the largest of its
+    inputs); None throughout for a flat input, which has no pixels."""
+    fields: dict[str, Field | None] = {INPUT_NODE: None}
+    if len(network.input.shape) == 3:
+        _c, h, w = network.input.shape
+        fields[INPUT_NODE] = Field((1, 1), (1, 1), (h, w))
+    for layer in network.layers:
+        ins = [fields[name] for name in layer.inputs]
+        if any(f is None for f in ins):
+            fields[layer.name] = None
+            continue
+        known = [f for f in ins if f is not None]
+        kind = reg.kind_of(layer.kind)
+        if kind.family == "join":
+            fields[layer.name] = Field(
+                (max(f.size[0] for f in known), max(f.size[1] for f in known)),
+                (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
+            continue
+        field = known[0]
+        if kind.window is not None and layer.args is not None:
+            window = kind.window(layer.args)
+            out = shape_of(shapes, layer.name)
+            field = _slide(field, (window.extent(0), window.extent(1)), window.stride,
+                           (out[1], out[2]))
+        elif kind.global_view:  # one window over the whole grid
+            field = _slide(field, field.grid, field.grid, (1, 1))
+        fields[layer.name] = field
+    return fields
+
+
+def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
+           grid: tuple[int, int]) -> Field:
+    """A window of `extent` taken every `stride` positions: the field grows by the extent in
+    the input's jumps, and the jump multiplies by the stride."""
+    return Field((field.size[0] + (extent[0] - 1) * field.jump[0],
+                  field.size[1] + (extent[1] - 1) * field.jump[1]),
+                 (field.jump[0] * stride[0], field.jump[1] * stride[1]), grid)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """Bytes autograd keeps for backward, split by how they scale with the batch."""
+
+    per_sample: int
+    per_batch: int
+
+
+def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
+                       ) -> dict[str, Kept]:
+    """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
+    tensor it is, the input batch included. Each tensor counts once however many layers save
+    it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
+    Autograd records a layer only once a gradient flows through it: layers before the first
+    one with parameters (a pool or an activation on the input) keep nothing."""
+    storage = _storage(network)
+    saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
+    extra: dict[str, Kept] = {}
+    recorded = {INPUT_NODE: False}
+    for layer in network.layers:
+        cost = layer_cost(layer, shapes)
+        recorded[layer.name] = bool(cost.weights or cost.biases) or any(
+            recorded[name] for name in layer.inputs)
+        if layer.args is None or not recorded[layer.name]:
+            continue
+        kind = reg.kind_of(layer.kind)
+        rule = kind.saves(layer.args, input_shape(layer, shapes), shape_of(shapes, layer.name))
+        if rule.input:
+            saved.update(storage[name] for name in layer.inputs)
+        if rule.output:
+            saved.add(storage[layer.name])
+        extra[layer.name] = Kept(rule.extra * bytes_per_value + rule.extra_bytes,
+                                 rule.stats * bytes_per_value)
+    kept = {}
+    for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
+        own = extra.get(name, Kept(0, 0))
+        tensor = math.prod(shape_of(shapes, name)) * bytes_per_value if name in saved else 0
+        kept[name] = Kept(own.per_sample + tensor, own.per_batch)
+    return kept
+
+
+def inference_peak(network: Network, shapes: Shapes) -> int:
+    """The most activation values alive at once in a forward pass without autograd, per
+    sample: each tensor lives from the layer that makes it to its last reader, the input (the
+    caller holds it) and the output to the end; views share their source's storage. A module
+    that keeps branch outputs in local variables until `forward` returns holds more."""
+    storage = _storage(network)
+    end = len(network.layers)
+    born = {INPUT_NODE: 0}
+    last_use = {INPUT_NODE: end}
+    for step, layer in enumerate(network.layers):
+        if storage[layer.name] == layer.name:
+            born[layer.name] = last_use[layer.name] = step
+        for name in layer.inputs:
+            last_use[storage[name]] = max(last_use[storage[name]], step)
+    last_use[storage[network.output]] = end
+    change = [0] * (end + 2)  # values allocated (+) and freed (-) at each step
+    for name, step in born.items():
+        size = math.prod(shape_of(shapes, name))
+        change[step] += size
+        change[last_use[name] + 1] -= size
+    alive, peak = 0, 0
+    for delta in change:
+        alive += delta
+        peak = max(peak, alive)
+    return peak
+
+
+def _storage(network: Network) -> dict[str, str]:
+    """The tensor (named by the layer that allocated it) behind every layer's output."""
+    storage = {INPUT_NODE: INPUT_NODE}
+    for layer in network.layers:
+        view = reg.kind_of(layer.kind).view
+        storage[layer.name] = storage[layer.inputs[0]] if view else layer.name
+    return storage
+
+
+def largest_batch(fixed: int, per_sample: int, budget: int) -> int:
+    """The largest batch whose memory (fixed + batch * per_sample bytes) fits the budget."""
+    return max(0, budget - fixed) // per_sample
+
+
+def parse_size(text: str) -> int:
+    """`16GiB` → 17179869184, `16GB` → 16 * 10**9, `512MiB`, `2048` (bytes). A unit needs
+    its B: `16G` could be either power, and a lower-case b means bits (`16Gb`), refused."""
+    match = _SIZE.fullmatch(text)
+    if match is None or (match.group(2) and not match.group(4)):
+        why = ("a lower-case b means bits" if _BITS.fullmatch(text)
+               else "not a memory size")
+        raise ValueError(f"{why}: {text!r} (write bytes with B/KB/MB/GB or KiB/MiB/GiB, "
+                         "e.g. 16GiB, 500MB or 2048)")
+    prefix = (match.group(2) or "").upper()
+    base = 1024 if match.group(3) else 1000
+    return int(float(match.group(1)) * base ** _POWERS[prefix])

@@ -1,0 +1,307 @@
+"""The numbers behind `archspec table`, computed once into a frozen Report.
+
+`build_report` runs the analyses of `archspec.analysis.cost` over a valid spec;
+`archspec.views.table` renders the result as text, markdown, CSV or JSON without computing
+anything itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from archspec.analysis import cost
+from archspec.ir import INPUT_NODE, DType, Frozen, Layer, Network, Shape, TrainingPlan
+from archspec.kinds import registry as reg
+from archspec.lang.shapes import Shapes
+
+Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
+# torchinfo sizes its input with sys.getsizeof(tensor.untyped_storage()): the bytes plus the
+# 64-byte Python object around them.
+TORCHINFO_STORAGE_OVERHEAD = 64
+
+
+class Row(Frozen):
+    """One layer (or, folded, a layer with the implicit layers it caused). Counts are per
+    sample; `training_bytes` is at the report's batch size."""
+
+    name: str
+    kind: str
+    written: str  # as the user wrote it: `CONV3-64`
+    implicit: bool
+    members: tuple[str, ...]  # the layers of the row: itself, or folded with its implicit ones
+    folds: tuple[str, ...]  # kinds of the implicit members folded in (not views): ("RELU",)
+    input_shape: Shape
+    output_shape: Shape
+    weights: int
+    biases: int
+    buffers: int
+    buffer_bytes: int  # the buffers' bytes (BN's counter is an int64 whatever the dtype)
+    weights_formula: str  # CS231n's: weights only, `(3*3*3)*64`
+    formula: str  # every parameter: `(3*3*3)*64 + 64`
+    activations: int  # values this row adds to forward memory (0: runs in place or a view)
+    activation_bytes: int  # those values at the dtype, per sample
+    macs: int  # multiply-accumulates, weights only (biases not counted)
+    receptive_field: tuple[int, int] | None
+    jump: tuple[int, int] | None
+    saved_bytes: int  # kept for backward per sample: its output if any layer saves it, extras
+    training_bytes: int  # params, gradients, optimizer state, buffers, saved: at the batch
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+class InputInfo(Frozen):
+    shape: Shape
+    order: str
+    activations: int
+    activation_bytes: int
+    saved_bytes: int  # per sample: the input batch is on the device during training
+    training_bytes: int  # the batch of them
+    receptive_field: tuple[int, int] | None  # (1, 1) for a map, None for a flat input
+    jump: tuple[int, int] | None
+
+
+class Totals(Frozen):
+    """Per sample. `activations` includes the input (CS231n's TOTAL memory)."""
+
+    params: int
+    params_no_bias: int
+    trainable_params: int
+    buffers: int
+    activations: int
+    activation_bytes: int
+    macs: int
+    flops: int
+
+
+class Fit(Frozen):
+    budget_bytes: int
+    training_batch: int
+    inference_batch: int
+
+
+class Memory(Frozen):
+    """Training and inference footprints at `batch`, in bytes."""
+
+    batch: int
+    batch_source: str
+    dtype: DType
+    bytes_per_value: int
+    optimizer: Optimizer
+    optimizer_source: str
+    optimizer_buffers: int
+    params_bytes: int
+    buffers_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int  # saved for backward
+    training_bytes: int
+    inference_activations_bytes: int  # the peak alive at once without autograd
+    inference_bytes: int
+    fit: Fit | None
+    assumptions: tuple[str, ...]
+
+
+class TorchinfoTotals(Frozen):
+    """The summary footer torchinfo 1.8 prints, computed under its conventions."""
+
+    input_shape: tuple[int, ...]
+    total_params: int
+    trainable_params: int
+    total_mult_adds: int
+    input_bytes: int
+    forward_backward_bytes: int
+    params_bytes: int
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def total_bytes(self) -> int:
+        return self.input_bytes + self.forward_backward_bytes + self.params_bytes
+
+
+class Report(Frozen):
+    network: str
+    description: str
+    input: InputInfo
+    rows: tuple[Row, ...]
+    folded: tuple[Row, ...]
+    totals: Totals
+    memory: Memory
+    torchinfo: TorchinfoTotals
+
+
+def resolve_optimizer(plan: TrainingPlan | None, override: Optimizer | None
+                      ) -> tuple[Optimizer, str]:
+    """The optimizer the memory plan assumes, and where it came from."""
+    if override is not None:
+        return override, "--optimizer"
+    spec = (plan or TrainingPlan()).optimizer
+    name: Optimizer = spec.name
+    if name == "sgd" and spec.momentum > 0:
+        name = "momentum"
+    return name, "the train: section" if plan is not None else "the default plan"
+
+
+def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
+                 dtype: DType | None = None, optimizer: Optimizer | None = None,
+                 fit: int | None = None) -> Report:
+    """Every figure `archspec table` shows, for a valid (complete) network."""
+    if batch is None:
+        batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
+            else (1, "the default")
+    else:
+        batch_source = "--batch"
+    dtype = dtype or network.dtype
+    bpv = cost.BYTES_PER_VALUE[dtype]
+    opt, opt_source = resolve_optimizer(network.plan, optimizer)
+    per_param = (2 + cost.OPTIMIZERS[opt].buffers) * bpv  # value, gradient, optimizer state
+
+    fields = cost.receptive_fields(network, shapes)
+    kept = cost.saved_for_backward(network, shapes, bpv)
+    rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
+                 for layer in network.layers)
+    by_name = {layer.name: layer for layer in network.layers}
+    folded = []
+    for names in _groups(network):
+        members = tuple(by_name[name] for name in names)
+        principal = next((m for m in members if not m.implicit), members[0])
+        folded.append(_row(principal, members, shapes, fields, kept, batch, bpv, per_param))
+
+    inp = network.input.shape
+    params = sum(r.params for r in rows)
+    weights = sum(r.weights for r in rows)
+    buffers = sum(r.buffers for r in rows)
+    buffers_bytes = sum(r.buffer_bytes for r in rows)
+    activations = math.prod(inp) + sum(r.activations for r in rows)
+    macs = sum(r.macs for r in rows)
+    totals = Totals(params=params, params_no_bias=weights, trainable_params=params,
+                    buffers=buffers, activations=activations,
+                    activation_bytes=activations * bpv, macs=macs, flops=2 * macs)
+
+    saved_sample = sum(k.per_sample for k in kept.values())
+    saved_batch = sum(k.per_batch for k in kept.values())
+    peak = cost.inference_peak(network, shapes) * bpv
+    fixed_inference = params * bpv + buffers_bytes
+    fixed_training = params * per_param + buffers_bytes + saved_batch
+    budget = None if fit is None else Fit(
+        budget_bytes=fit, training_batch=cost.largest_batch(fixed_training, saved_sample, fit),
+        inference_batch=cost.largest_batch(fixed_inference, peak, fit))
+    memory = Memory(
+        batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
+        optimizer=opt, optimizer_source=opt_source,
+        optimizer_buffers=cost.OPTIMIZERS[opt].buffers, params_bytes=params * bpv,
+        buffers_bytes=buffers_bytes, gradients_bytes=params * bpv,
+        optimizer_bytes=params * cost.OPTIMIZERS[opt].buffers * bpv,
+        activations_bytes=saved_sample * batch + saved_batch,
+        training_bytes=fixed_training + saved_sample * batch,
+        inference_activations_bytes=peak * batch,
+        inference_bytes=fixed_inference + peak * batch, fit=budget,
+        assumptions=_assumptions(dtype, bpv, opt))
+
+    return Report(
+        network=network.name, description=network.description,
+        input=InputInfo(shape=inp, order=network.input.order, activations=math.prod(inp),
+                        activation_bytes=math.prod(inp) * bpv,
+                        saved_bytes=kept[INPUT_NODE].per_sample,
+                        training_bytes=kept[INPUT_NODE].per_sample * batch,
+                        receptive_field=_size(fields[INPUT_NODE]),
+                        jump=_jump(fields[INPUT_NODE])),
+        rows=rows, folded=tuple(folded), totals=totals, memory=memory,
+        torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
+
+
+def _groups(network: Network) -> list[list[str]]:
+    """Layer names by row when folded: each written layer with the implicit ones it caused
+    (its activation, batch norm, or the flatten implied before an FC)."""
+    owned: dict[str, list[str]] = {}
+    for layer in network.layers:
+        if layer.implicit and layer.origin is not None:
+            owned.setdefault(layer.origin, []).append(layer.name)
+    order = {layer.name: i for i, layer in enumerate(network.layers)}
+    return [sorted([layer.name, *owned.get(layer.name, [])], key=order.__getitem__)
+            for layer in network.layers if not (layer.implicit and layer.origin is not None)]
+
+
+def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
+         fields: dict[str, cost.Field | None], kept: dict[str, cost.Kept], batch: int,
+         bpv: int, per_param: int) -> Row:
+    first, last = members[0], members[-1]
+    inp = cost.input_shape(first, shapes)
+    # A folded FC reads its implied flatten's input: its formula names that fan-in (7*7*512).
+    parts = [cost.layer_cost(m, shapes, inp if m is principal else None) for m in members]
+    weights = sum(p.weights for p in parts)
+    biases = sum(p.biases for p in parts)
+    main = parts[members.index(principal)]
+    field = fields[last.name]
+    saved = sum(kept[m.name].per_sample for m in members)
+    stats = sum(kept[m.name].per_batch for m in members)
+    buffers = sum(p.buffers for p in parts)
+    buffer_bytes = sum(p.buffer_bytes(bpv) for p in parts)
+    activations = sum(cost.new_activations(m, shapes) for m in members)
+    return Row(
+        name=principal.name, kind=principal.kind,
+        written=principal.written,
+        folds=tuple(m.kind for m in members
+                    if m is not principal and not reg.kind_of(m.kind).view),
+        implicit=principal.implicit, members=tuple(m.name for m in members),
+        input_shape=inp, output_shape=cost.shape_of(shapes, last.name),
+        weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
+        weights_formula=main.formula,
+        formula=" + ".join(f"{p.formula} + {p.biases}" if p.biases else p.formula
+                           for p in parts if p.formula),
+        activations=activations, activation_bytes=activations * bpv,
+        macs=sum(p.macs for p in parts),
+        receptive_field=_size(field), jump=_jump(field),
+        saved_bytes=saved,
+        training_bytes=(weights + biases) * per_param + buffer_bytes + saved * batch + stats)
+
+
+def _size(field: cost.Field | None) -> tuple[int, int] | None:
+    return field.size if field else None
+
+
+def _jump(field: cost.Field | None) -> tuple[int, int] | None:
+    return field.jump if field else None
+
+
+def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: int,
+               bpv: int) -> TorchinfoTotals:
+    params = sum(r.params for r in rows)
+    outputs = sum(math.prod(r.output_shape) for r in rows if r.params)
+    return TorchinfoTotals(
+        input_shape=(batch, *network.input.shape), total_params=params, trainable_params=params,
+        total_mult_adds=batch * sum(cost.torchinfo_macs(layer, shapes)
+                                    for layer in network.layers),
+        input_bytes=batch * math.prod(network.input.shape) * bpv + TORCHINFO_STORAGE_OVERHEAD,
+        # x2 for gradients, for layers that own parameters only: torchinfo's convention.
+        forward_backward_bytes=2 * batch * outputs * bpv, params_bytes=params * bpv)
+
+
+def _assumptions(dtype: str, bpv: int, optimizer: Optimizer) -> tuple[str, ...]:
+    state = cost.OPTIMIZERS[optimizer].note
+    return (
+        f"values are {dtype}, {bpv} bytes each; B/KB/MB/GB are powers of 1000, "
+        "KiB/MiB/GiB of 1024",
+        "training = parameters + gradients + optimizer state + buffers + what autograd saves "
+        "for backward (each tensor once, the input batch included, as the module archspec "
+        "builds runs it: nothing in place)",
+        state,
+        "max-pool indices and batch norm's num_batches_tracked are int64; dropout masks are "
+        "stored at the dtype's size (PyTorch's CPU kernel; CUDA keeps 1 byte a value), and "
+        "DROPOUT(p=0) keeps none",
+        "inference = parameters + buffers + the most activations alive at once in a forward "
+        "pass without autograd (a tensor is freed after its last reader, the input held "
+        "throughout; a forward that keeps branch outputs in variables holds more)",
+        "not counted: the CUDA context, allocator caching and fragmentation, cuDNN "
+        "workspaces, the loss, and gradients of activations alive during backward",
+    )
+

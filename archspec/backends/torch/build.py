@@ -1,0 +1,29 @@
+"""Builds the module `emit` writes, in process: `to_torch` executes that very source."""
+
+from __future__ import annotations
+
+import linecache
+from typing import Any
+
+from torch import nn
+
+from archspec.backends.torch.emit import emit
+from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
+from archspec.ir import Network
+from archspec.lang.shapes import Shapes
+
+
+def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
+             max_params: int = DEFAULT_MAX_BUILD_PARAMS) -> nn.Module:
+    """Build the network as an `nn.Module` with the spec's init applied.
+
+    The module is the class `emit` writes, executed in process; it allocates on the current
+    default device (`with torch.device("meta"): to_torch(net)` builds without memory).
+    """
+    source = emit(network, shapes, origin=origin, max_params=max_params)
+    filename = f"<archspec:{network.name}>"
+    # Registered so tracebacks and inspect.getsource show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"archspec_generated_{network.name}"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["build"]()

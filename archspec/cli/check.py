@@ -1,0 +1,66 @@
+"""`archspec check FILE...`: validate specs and print located diagnostics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE
+from archspec.core.text import shape_text
+from archspec.lang.frontend import load
+
+HELP = "validate specs: syntax, arguments, names and shapes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="diagnostics as text (default) or JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    reports = []
+    for path in args.files:
+        if not Path(path).is_file():
+            why = ("a directory" if Path(path).is_dir() else
+                   "not a regular file" if Path(path).exists() else "no such file")
+            print(f"archspec: error: cannot read {path}: {why}", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
+        try:
+            spec = load(path)
+        except OSError as exc:
+            print(f"archspec: error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
+        if args.format == "json":
+            report: dict[str, object] = {
+                "file": path, "ok": spec.ok,
+                "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]}
+            if spec.ok and spec.network is not None:
+                out = spec.shapes.get(spec.network.output)
+                report.update(network=spec.network.name, layers=len(spec.network.layers),
+                              input=list(spec.network.input.shape),
+                              output=list(out) if out is not None else None)
+            reports.append(report)
+        elif spec.diagnostics:
+            print(spec.render(), file=sys.stderr)
+        if not spec.ok or spec.network is None:
+            status = max(status, EXIT_ERRORS)
+            continue
+        if args.format == "text":
+            network = spec.network
+            out = spec.shapes.get(network.output)
+            shape = shape_text(out) if out is not None else "?"
+            inp = shape_text(network.input.shape)
+            warnings = len(spec.diagnostics)
+            note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+            count = len(network.layers)
+            print(f"{path}: ok: {network.name}, {count} layer{'s' * (count != 1)}, "
+                  f"{inp} -> {shape}{note}")
+    if args.format == "json":
+        print(json.dumps(reports, indent=2))
+    return status

@@ -1,0 +1,52 @@
+"""`archspec draw FILE [-o OUT]`: the network as a diagram (DOT, SVG, PNG or PDF)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.core.diagnostics import render
+from archspec.core.files import write_atomic
+from archspec.views import dot
+
+HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help=".arch file (a bare sketch draws too)")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="out.svg, out.png, out.pdf or out.dot; "
+                             "without it the DOT text goes to stdout")
+    parser.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
+                        help="top to bottom (default) or left to right")
+    parser.add_argument("--detail", choices=("compact", "full"), default="compact",
+                        help="compact (default): fold BN/activations and repeats; "
+                             "full: every layer")
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
+    if fmt not in dot.FORMATS:
+        print(f"archspec: error: cannot draw {args.output}: the name must end in "
+              + ", ".join(f".{f}" for f in dot.FORMATS), file=sys.stderr)
+        return EXIT_USAGE
+    if fmt != "dot" and not dot.has_dot():
+        print(f"archspec: error: cannot render {args.output}: {dot.INSTALL_HINT}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    spec = load_or_report(args.file, allow_sketch=True)
+    if spec is None or spec.network is None:
+        return EXIT_ERRORS
+    if fmt != "dot" and (problem := dot.size_error(spec.network, args.detail)) is not None:
+        print(render(problem, spec.source), file=sys.stderr)
+        return EXIT_ERRORS
+    source = dot.dot_source(spec.network, spec.shapes, detail=args.detail,
+                            rankdir=args.rankdir)
+    if args.output is None:
+        sys.stdout.write(source)
+        return EXIT_OK
+    write_atomic(args.output, source if fmt == "dot" else dot.render(source, fmt))
+    print(f"wrote {args.output}")
+    return EXIT_OK

@@ -1,0 +1,71 @@
+"""`archspec probe FILE... [--init SCHEME ...]`: activations and gradients at initialisation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archspec.cli.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    whole_number,
+)
+
+HELP = "what weight initialisation does to activations and gradients, layer by layer"
+MAX_SAMPLES = 1_000_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
+                        help="unit-gaussian inputs pushed through (default 1000)")
+    parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
+                        help="seeds the input and the weights (default 0)")
+    parser.add_argument("--init", nargs="+", action="extend", metavar="SCHEME",
+                        help="probe with these schemes instead of the spec's init, side by "
+                             "side: torch, 'normal(std=0.01)', xavier, kaiming, orthogonal")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="a table per network and scheme (default), or JSON")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="write the per-layer curves and histograms, one row per scheme")
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch is imported here, when a module is actually built and run, not at CLI start-up.
+    from archspec.backends.torch.emit import BuildError
+    from archspec.core.diagnostics import render_all
+    from archspec.runtime import probe as pr
+
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        print(f"archspec: error: cannot plot to {args.plot}: the name must end in .png",
+              file=sys.stderr)
+        return EXIT_USAGE
+    schemes = []
+    for text in args.init or ():
+        try:
+            schemes.append(pr.parse_init(text))
+        except pr.InitError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+    probes = []
+    for path in args.files:
+        spec = load_or_report(path)
+        if spec is None or spec.network is None:
+            return EXIT_ERRORS
+        for scheme in schemes or [None]:
+            try:
+                probes.append(pr.probe(spec.network, spec.shapes, init=scheme,
+                                       samples=args.samples, seed=args.seed))
+            except BuildError as exc:
+                print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
+                return EXIT_ERRORS
+    if args.format == "json":
+        sys.stdout.write(pr.render_json(probes))
+    else:
+        sys.stdout.write(pr.render_text(probes))
+    if args.plot is not None:
+        pr.plot(probes, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return EXIT_OK

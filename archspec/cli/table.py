@@ -1,0 +1,86 @@
+"""`archspec table FILE`: shapes, parameters, work, receptive fields and memory, from the spec
+alone (torch is never imported)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import get_args
+
+from archspec.analysis.cost import BYTES_PER_VALUE, OPTIMIZERS, parse_size
+from archspec.analysis.report import build_report
+from archspec.cli.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    UsageError,
+    load_or_report,
+    whole_number,
+)
+from archspec.core.files import write_atomic
+from archspec.views.table import Format, Style, render
+
+HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
+
+
+def _size(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive memory size, got {text!r}")
+    return size
+
+
+def _check_output(path: str) -> None:
+    """Refuse a path that cannot be written before any work: a folder, or one in a folder
+    that does not exist (`table` writes a file; it creates no folders)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not target.parent.is_dir():
+        why = "is not a directory" if target.parent.exists() else "does not exist"
+        raise UsageError(f"cannot write {path}: {target.parent} {why}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="an .arch file")
+    parser.add_argument("--format", choices=get_args(Format), default="text",
+                        help="text (default), markdown, csv or json (csv and json hold every "
+                             "figure whatever the style)")
+    parser.add_argument("--style", choices=get_args(Style), default="default",
+                        help="default: the full table; cs231n: the course's VGG table; "
+                             "torchinfo: totals under torchinfo 1.8's conventions")
+    parser.add_argument("--batch", type=whole_number(1), metavar="N",
+                        help="batch size for memory (default: the train: section's, else 1)")
+    parser.add_argument("--dtype", choices=tuple(BYTES_PER_VALUE),
+                        help="element type for bytes (default: the spec's dtype)")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+                        help="optimizer state for training memory (default: the train: "
+                             "section's, else SGD with momentum)")
+    parser.add_argument("--fit", type=_size, metavar="SIZE",
+                        help="report the largest batch that fits, e.g. 16GiB or 80GB (bytes: B, "
+                             "KB/MB/GB powers of 1000, KiB/MiB/GiB of 1024; 16Gb, bits, "
+                             "is refused)")
+    parser.add_argument("--fold", action="store_true",
+                        help="fold implicit layers (activations, batch norm, flatten) into the "
+                             "CONV/FC row that caused them")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="write here instead of stdout (its directory must exist)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output)
+    spec = load_or_report(args.file)
+    if spec is None or spec.network is None:
+        return EXIT_ERRORS
+    report = build_report(spec.network, spec.shapes, batch=args.batch, dtype=args.dtype,
+                          optimizer=args.optimizer, fit=args.fit)
+    text = render(report, args.format, args.style, fold=args.fold)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

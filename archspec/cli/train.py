@@ -1,0 +1,162 @@
+"""`archspec train FILE|PLAN`: run a spec's training plan, resumably, on one or more processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archspec.cli.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_or_report,
+    whole_number,
+)
+from archspec.core.diagnostics import render_all
+from archspec.ir import TrainingPlan
+from archspec.lang.frontend import Spec
+from archspec.runtime.plan import PlanFileError, is_plan_file, read_plan, resolve, write_plan
+
+if TYPE_CHECKING:
+    from archspec.runtime.train import distributed
+
+HELP = "train a spec (or a compiled .plan.json) as its train: section says"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="FILE|PLAN", help="an .arch spec or a .plan.json")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where checkpoints, history, metrics and curves go "
+                             "(default runs/NETWORK)")
+    parser.add_argument("--epochs", type=whole_number(1), metavar="N",
+                        help="override the plan's epochs")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="override the plan's device")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from DIR/checkpoint.pt if it is there")
+    parser.add_argument("--nproc", type=whole_number(1), default=1, metavar="N",
+                        help="processes on this machine, under torchrun with DDP (default 1)")
+    parser.add_argument("--threads", type=whole_number(1), metavar="N",
+                        help="CPU threads per process (default $OMP_NUM_THREADS, else 1)")
+
+
+def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
+    if is_plan_file(path):
+        if not Path(path).is_file():
+            print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
+            return None
+        try:
+            loaded = read_plan(path)
+        except PlanFileError as exc:
+            print(f"archspec: error: {exc}", file=sys.stderr)
+            return None
+        if loaded.spec.diagnostics:
+            print(loaded.spec.render(), file=sys.stderr)
+        return (loaded.spec, loaded.plan) if loaded.spec.ok else None
+    spec = load_or_report(path)
+    if spec is None or spec.network is None:
+        return None
+    return spec, resolve(spec.network)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = _load(args.input)
+    if loaded is None:
+        return EXIT_ERRORS if Path(args.input).is_file() else EXIT_USAGE
+    spec, plan = loaded
+    overrides = {key: value for key, value in (("epochs", args.epochs), ("device", args.device))
+                 if value is not None}
+    plan = plan.model_copy(update=overrides)
+    # Imported here, not at the top: the CLI's other commands must not pay for torch.
+    from archspec.runtime.train import distributed
+
+    world = distributed.join(plan.device)  # a world of one unless started by torchrun
+    try:
+        code = _run(args, spec, plan, world)
+    finally:
+        distributed.leave(world)
+    if world.distributed:
+        # A torchrun worker ends here, without the interpreter's teardown: gloo's threads,
+        # destroyed with the C++ statics at exit, can abort a finished process ("terminate
+        # called without an active exception"), and torchrun then fails the whole run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
+         world: distributed.World) -> int:
+    from archspec.runtime.train import distributed, preflight
+
+    assert spec.network is not None
+    if args.device == "cuda" and not preflight.cuda_available():
+        print("archspec: error: --device cuda, but torch sees no CUDA device here",
+              file=sys.stderr)
+        return EXIT_USAGE
+    ready, diagnostics = preflight.check(spec, plan)
+    if diagnostics and world.main:
+        print(render_all(diagnostics, spec.source), file=sys.stderr)
+    if ready is None:
+        return EXIT_ERRORS
+    out = Path(args.out or Path("runs") / spec.network.name)
+    if args.nproc > 1 and not distributed.launched():
+        argv = ["train", args.input, "--out", str(out)]
+        for flag, value in (("--epochs", args.epochs), ("--device", args.device),
+                            ("--threads", args.threads)):
+            if value is not None:
+                argv += [flag, str(value)]
+        if args.resume:
+            argv.append("--resume")
+        return distributed.launch(argv, args.nproc)
+    import torch
+
+    from archspec.runtime.train.progress import Progress
+    from archspec.runtime.train.trainer import ResumeError, Trainer
+
+    if world.main:
+        write_plan(spec, out, plan)
+    progress = Progress(plan.epochs, enabled=world.main)
+    trainer = Trainer(spec, plan, ready.data, out, world, progress)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads or _env_threads())
+    try:
+        metrics = trainer.fit(args.resume)
+    except ResumeError as exc:
+        print(f"archspec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        torch.set_num_threads(previous)
+    if metrics is not None:
+        print(summary(metrics, out))
+    return EXIT_OK
+
+
+def _env_threads() -> int:
+    """One intra-op thread unless OMP_NUM_THREADS says otherwise (torchrun's default too): on
+    a shared machine a pool of threads stalls whenever one of them is descheduled, and the
+    small nets archspec trains on a CPU gain little from it (docs/train.md has figures)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def summary(metrics: dict[str, Any], out: Path) -> str:
+    """The closing lines: test figures, and members beside their ensemble."""
+    lines = [f"test accuracy {metrics['test_accuracy']:.2%}, log-loss {metrics['test_loss']:.4f}"
+             f" on {metrics['test_images']} images; best val accuracy "
+             f"{metrics['best_val_accuracy']:.2%}; {metrics['train_seconds']:.1f} s training"]
+    if "ensemble" in metrics:
+        ensemble = metrics["ensemble"]
+        lines.append(f"{'model':<24} {'accuracy':>9} {'log-loss':>9}")
+        for part in metrics["members"]:
+            name = f"seed {part['seed']}" + (f", epoch {part['snapshot_epoch']}"
+                                             if "snapshot_epoch" in part else "")
+            lines.append(f"{name:<24} {part['test_accuracy']:>9.2%} {part['test_loss']:>9.4f}")
+        lines.append(f"{'members (mean)':<24} {ensemble['mean_member_accuracy']:>9.2%} "
+                     f"{ensemble['mean_member_loss']:>9.4f}")
+        lines.append(f"{ensemble['kind'] + ' of ' + str(ensemble['size']):<24} "
+                     f"{ensemble['test_accuracy']:>9.2%} {ensemble['test_loss']:>9.4f}")
+    lines.append(f"wrote {out}/metrics.json, history.csv, curves.png, checkpoint.pt")
+    return "\n".join(lines)

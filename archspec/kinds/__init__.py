@@ -1,0 +1,1 @@
+"""The layer kinds and joins, each declared once (parameters, shape, window, cost, saves)."""

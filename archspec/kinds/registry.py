@@ -1,0 +1,456 @@
+"""The one registry of layer kinds: arguments, shorthand, shape, cost and PyTorch rules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from archspec.core.text import shape_text
+from archspec.ir import ArgValue, Shape
+
+Args = Mapping[str, ArgValue]
+ParamType = Literal["int", "count", "size", "pad", "float", "bool"]
+Family = Literal["conv", "pool", "norm", "activation", "fc", "dropout", "reshape", "join"]
+REQUIRED: Any = object()
+
+
+class ShapeError(Exception):
+    """A layer cannot take the shape it is given; the message says why, with both shapes.
+    `fallback` is a shape later layers can still be checked against (a join's first branch)."""
+
+    def __init__(self, message: str, fallback: Shape | None = None) -> None:
+        super().__init__(message)
+        self.fallback = fallback
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One argument: its type, default and allowed range (checked with a located message)."""
+
+    name: str
+    type: ParamType
+    default: Any = REQUIRED
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, value: float) -> str | None:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return f"{self.name} must be {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and (
+            value > self.high or (self.high_open and value == self.high)
+        ):
+            return f"{self.name} must be {'<' if self.high_open else '<='} {self.high:g}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A sliding window (conv or pool), per spatial dimension."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    ceil: bool = False
+
+    def extent(self, i: int) -> int:
+        return self.dilation[i] * (self.kernel[i] - 1) + 1
+
+    def out(self, size: int, i: int) -> int:
+        """PyTorch's output size, including ceil_mode's last-window rule."""
+        span = size + 2 * self.pad[i] - self.extent(i)
+        if span < 0 and not self.ceil:  # with ceil_mode a window may start inside the input
+            return 0
+        if not self.ceil:
+            return span // self.stride[i] + 1
+        out = -(-span // self.stride[i]) + 1
+        if (out - 1) * self.stride[i] >= size + self.pad[i]:
+            out -= 1
+        return out
+
+    def dropped(self, size: int, i: int) -> int:
+        """Real input pixels (not padding) the windows never reach; 0 when they tile."""
+        if self.ceil:
+            return 0
+        return max(0, max(0, size + 2 * self.pad[i] - self.extent(i)) % self.stride[i]
+                   - self.pad[i])
+
+
+@dataclass(frozen=True, slots=True)
+class TorchCall:
+    """A torch.nn constructor and its arguments, for the emitter and the in-process builder."""
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
+    notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
+
+    weights: int = 0
+    biases: int = 0
+    buffers: int = 0
+    counters: int = 0  # of the buffers, int64 counters (BN's num_batches_tracked): 8 bytes
+    macs: int = 0
+    formula: str = ""
+
+    def buffer_bytes(self, bytes_per_value: int) -> int:
+        """The buffers' bytes: values at the network's dtype, counters as int64."""
+        return (self.buffers - self.counters) * bytes_per_value + 8 * self.counters
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What autograd keeps of one layer for the backward pass: its input and/or output tensor;
+    per sample `extra` more values at the network's dtype and `extra_bytes` fixed-size bytes
+    (int64 pooling indices); `stats` values per batch, whatever its size (BN's batch stats)."""
+
+    input: bool = False
+    output: bool = False
+    extra: int = 0
+    extra_bytes: int = 0
+    stats: int = 0
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Everything archspec knows about one kind of layer, declared once."""
+
+    name: str
+    family: Family
+    short: str
+    params: tuple[Param, ...] = ()
+    aliases: tuple[str, ...] = ()
+    # Shorthand slots: CONV3-64/2 fills suffix=kernel, dash=filters, slash=stride.
+    suffix: str | None = None
+    dash: str | None = None
+    slash: str | None = None
+    shorthand_implies: tuple[tuple[str, ArgValue], ...] = ()
+    out_rank: int | None = None  # None: same rank as the input
+    shape: Callable[[Args, Shape], Shape] = field(default=lambda args, shape: shape)
+    window: Callable[[Args], Window] | None = None
+    cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
+    torch: Callable[[Args, Shape], TorchCall] | None = None
+    # Joins only: the output shape from the branches' shapes (raises ShapeError), and the
+    # forward expression over the branch outputs, given their variable names.
+    join: Callable[[list[Shape]], Shape] | None = None
+    torch_expr: Callable[[tuple[str, ...]], str] | None = None
+    # Memory and receptive-field facts, read by archspec.analysis.cost:
+    # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
+    # implied before it when its input is spatial (read by lower.py):
+    header_activation: bool = False
+    header_bn: bool = False
+    flat_input: bool = False
+    # Activations only, read by archspec.runtime.probe: the output's bounds, where units saturate
+    # (tanh, sigmoid), and whether a unit can die (zero for every input: ReLU).
+    bounds: tuple[float, float] | None = None
+    dies: bool = False
+    view: bool = False  # output is a view of its input: no new storage (flatten)
+    in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
+    global_view: bool = False  # every output value sees the whole input (FC, GAP)
+    saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def pair(value: ArgValue) -> tuple[int, int]:
+    if isinstance(value, tuple):
+        return value
+    assert isinstance(value, int)
+    return (value, value)
+
+
+def _spatial(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{kind} needs a CxHxW input, but gets {format_shape(shape)}")
+    return shape[0], shape[1], shape[2]
+
+
+def format_shape(shape: Shape) -> str:
+    """`64x56x56`, or `a flat vector of 4096` for rank 1."""
+    if len(shape) == 1:
+        return f"a flat vector of {shape[0]}"
+    return shape_text(shape)
+
+
+def _windowed(
+    kind: str, window: Callable[[Args], Window], channels: Callable[[Args, int], int]
+) -> Callable[[Args, Shape], Shape]:
+    def rule(args: Args, shape: Shape) -> Shape:
+        c, h, w = _spatial(kind, shape)
+        win = window(args)
+        out = (win.out(h, 0), win.out(w, 1))
+        if min(out) < 1:
+            k = "x".join(str(win.extent(i)) for i in (0, 1))
+            raise ShapeError(
+                f"{kind} window {k} (pad {win.pad[0]}) does not fit its {h}x{w} input: "
+                f"the output would be {out[0]}x{out[1]}"
+            )
+        return (channels(args, c), *out)
+
+    return rule
+
+
+def _conv_window(args: Args) -> Window:
+    return Window(kernel=pair(args["kernel"]), stride=pair(args["stride"]),
+                  pad=pair(args["pad"]), dilation=pair(args["dilation"]))
+
+
+def _pool_window(args: Args) -> Window:
+    return Window(kernel=pair(args["kernel"]), stride=pair(args["stride"]),
+                  pad=pair(args["pad"]), ceil=bool(args["ceil"]))
+
+
+def _conv_channels(args: Args, c: int) -> int:
+    groups = int(args["groups"])
+    filters = int(args["filters"])
+    if c % groups or filters % groups:
+        raise ShapeError(
+            f"CONV groups={groups} must divide both its {c} input channels and its "
+            f"{filters} filters"
+        )
+    return filters
+
+
+def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    kh, kw = pair(args["kernel"])
+    fan_in = inp[0] // int(args["groups"])
+    weights = out[0] * fan_in * kh * kw
+    biases = out[0] if args["bias"] else 0
+    return Cost(weights=weights, biases=biases, macs=weights * out[1] * out[2],
+                formula=f"({kh}*{kw}*{fan_in})*{out[0]}")
+
+
+def _conv_torch(args: Args, inp: Shape) -> TorchCall:
+    return TorchCall("Conv2d", (inp[0], args["filters"], args["kernel"]), (
+        ("stride", args["stride"]), ("padding", args["pad"]), ("dilation", args["dilation"]),
+        ("groups", args["groups"]), ("bias", args["bias"])))
+
+
+def _pool_torch(cls: str) -> Callable[[Args, Shape], TorchCall]:
+    def rule(args: Args, inp: Shape) -> TorchCall:
+        return TorchCall(cls, (args["kernel"],), (
+            ("stride", args["stride"]), ("padding", args["pad"]), ("ceil_mode", args["ceil"])))
+
+    return rule
+
+
+def _pool_shape(kind: str) -> Callable[[Args, Shape], Shape]:
+    rule = _windowed(kind, _pool_window, lambda args, c: c)
+
+    def checked(args: Args, shape: Shape) -> Shape:
+        kh, kw = pair(args["kernel"])
+        ph, pw = pair(args["pad"])
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ShapeError(f"{kind} pad must be at most half the kernel (PyTorch's rule)")
+        return rule(args, shape)
+
+    return checked
+
+
+def _features(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _fc_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    weights = _features(inp) * int(args["units"])
+    # The fan-in as the CS231n slides write it: HxWxC of a map (7*7*512), else its size.
+    fan_in = (*inp[1:], inp[0]) if len(inp) == 3 and inp[1:] != (1, 1) else (_features(inp),)
+    return Cost(weights=weights, biases=int(args["units"]) if args["bias"] else 0, macs=weights,
+                formula="*".join(str(d) for d in (*fan_in, args["units"])))
+
+
+def _fc_shape(args: Args, shape: Shape) -> Shape:
+    if len(shape) != 1:
+        raise ShapeError(f"FC needs a flat input, but gets {format_shape(shape)}")
+    return (int(args["units"]),)
+
+
+def _bn_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    c = inp[0]
+    # running_mean and running_var at the dtype, num_batches_tracked an int64 counter
+    return Cost(weights=c, biases=c, buffers=2 * c + 1, counters=1, formula=f"{c}")
+
+
+def _saves_input(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True)
+
+
+def _saves_output(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(output=True)
+
+
+def _bn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True, stats=2 * inp[0])  # the batch mean and inverse deviation
+
+
+def _maxpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True, extra_bytes=8 * _features(out))  # int64 argmax indices
+
+
+def _lrn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    # torch's local_response_norm keeps its input, the zero-padded squares (C + size - 1
+    # channels) and the divisor before and after the power.
+    c, h, w = _spatial("NORM", inp)
+    return Saved(input=True, extra=(c + int(args["size"]) - 1 + 2 * c) * h * w)
+
+
+def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    if args["p"] == 0:  # torch returns its input untouched: no mask, nothing saved
+        return Saved()
+    return Saved(extra=_features(out))  # the mask, at the dtype (PyTorch's CPU kernel)
+
+
+def _bn_torch(args: Args, inp: Shape) -> TorchCall:
+    cls = "BatchNorm2d" if len(inp) == 3 else "BatchNorm1d"
+    return TorchCall(cls, (inp[0],), (("eps", args["eps"]), ("momentum", args["momentum"])))
+
+
+def _gap_shape(args: Args, shape: Shape) -> Shape:
+    c, _h, _w = _spatial("GAP", shape)
+    return (c, 1, 1)
+
+
+def _lrn_shape(args: Args, shape: Shape) -> Shape:
+    _spatial("NORM", shape)  # torch's LocalResponseNorm normalises across channels of a map
+    return shape
+
+
+def _flatten_shape(args: Args, shape: Shape) -> Shape:
+    return (_features(shape),)
+
+
+def _simple(cls: str, *names: tuple[str, str]) -> Callable[[Args, Shape], TorchCall]:
+    def rule(args: Args, inp: Shape) -> TorchCall:
+        return TorchCall(cls, (), tuple((torch_name, args[name]) for name, torch_name in names))
+
+    return rule
+
+
+_POOL_PARAMS = (
+    Param("kernel", "size", low=1),
+    Param("stride", "size", default="kernel", low=1),
+    Param("pad", "size", default=0, low=0),
+    Param("ceil", "bool", default=False),
+)
+
+KINDS: tuple[LayerKind, ...] = (
+    LayerKind(
+        "CONV", "conv", "conv",
+        params=(Param("filters", "count", low=1), Param("kernel", "size", low=1),
+                Param("stride", "size", default=1, low=1), Param("pad", "pad", default=0, low=0),
+                Param("dilation", "size", default=1, low=1),
+                Param("groups", "count", default=1, low=1), Param("bias", "bool", default=True)),
+        suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
+        out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
+        cost=_conv_cost, torch=_conv_torch, saves=_saves_input, header_activation=True,
+        header_bn=True),
+    LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
+              suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
+              window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves),
+    LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
+              out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window,
+              torch=_pool_torch("AvgPool2d"), saves=_saves_input),
+    LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape,
+              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)), global_view=True),
+    LayerKind("FC", "fc", "fc",
+              params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
+              dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost,
+              torch=lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
+                                                (("bias", args["bias"]),)),
+              global_view=True, saves=_saves_input, header_activation=True, flat_input=True),
+    LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape,
+              torch=lambda args, inp: TorchCall("Flatten"), view=True),
+    LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), in_place=True,
+              saves=_saves_output, dies=True),
+    LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), in_place=True,
+              saves=_saves_output, bounds=(-1.0, 1.0)),
+    LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), in_place=True,
+              saves=_saves_output, bounds=(0.0, 1.0)),
+    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input),
+    LayerKind("LEAKYRELU", "activation", "leakyrelu",
+              params=(Param("slope", "float", default=0.01, low=0),),
+              torch=_simple("LeakyReLU", ("slope", "negative_slope")), in_place=True,
+              saves=_saves_input),
+    LayerKind("SOFTMAX", "activation", "softmax",
+              torch=lambda args, inp: TorchCall("Softmax", (), (("dim", 1),)),
+              saves=_saves_output),
+    LayerKind("BN", "norm", "bn",
+              params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
+                      Param("momentum", "float", default=0.1, low=0, high=1)),
+              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch, saves=_bn_saves),
+    LayerKind("NORM", "norm", "norm",
+              params=(Param("size", "count", default=5, low=1),
+                      Param("alpha", "float", default=1e-4, low=0),
+                      Param("beta", "float", default=0.75, low=0),
+                      Param("k", "float", default=2.0, low=0)),
+              aliases=("LRN",), shape=_lrn_shape,
+              torch=_simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"),
+                            ("beta", "beta"), ("k", "k")),
+              saves=_lrn_saves),
+    LayerKind("DROPOUT", "dropout", "dropout",
+              params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
+                      Param("keep", "float", default=None, low=0, high=1, low_open=True)),
+              torch=_simple("Dropout", ("p", "p")), in_place=True, saves=_dropout_saves),
+)
+
+def _add_shape(shapes: list[Shape]) -> Shape:
+    """A residual add needs equal shapes."""
+    first = shapes[0]
+    for other in shapes[1:]:
+        if other != first:
+            raise ShapeError(f"residual add needs equal shapes, but gets {format_shape(first)} "
+                             f"and {format_shape(other)}", fallback=first)
+    return first
+
+
+def _concat_shape(shapes: list[Shape]) -> Shape:
+    """A concat joins along channels; the spatial sizes must agree."""
+    first = shapes[0]
+    joined = (sum(s[0] for s in shapes), *first[1:])
+    for other in shapes[1:]:
+        if len(other) != len(first) or other[1:] != first[1:]:
+            raise ShapeError(f"concat needs equal spatial sizes, but gets "
+                             f"{format_shape(first)} and {format_shape(other)}",
+                             fallback=joined if all(len(s) == len(first) for s in shapes)
+                             else None)
+    return joined
+
+
+# Joins are graph nodes made by branches, never written as layers.
+JOINS: tuple[LayerKind, ...] = (
+    LayerKind("CONCAT", "join", "concat", join=_concat_shape,
+              torch_expr=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
+    LayerKind("ADD", "join", "add", join=_add_shape,
+              torch_expr=lambda xs: " + ".join(xs)),
+)
+IDENTITY = "ID"
+
+_BY_NAME: dict[str, LayerKind] = {}
+for _kind in KINDS:
+    for _name in (_kind.name, *_kind.aliases):
+        _BY_NAME[_name] = _kind
+_ALL: dict[str, LayerKind] = {k.name: k for k in (*KINDS, *JOINS)}
+
+
+def lookup(word: str) -> LayerKind | None:
+    """The kind for a case-insensitive name or alias (`pool` → MAXPOOL)."""
+    return _BY_NAME.get(word.upper())
+
+
+def kind_of(name: str) -> LayerKind:
+    """The kind of an IR layer (joins included), by its canonical name."""
+    return _ALL[name]
+
+
+def all_names() -> list[str]:
+    """Every spelling a user may write, for did-you-mean hints."""
+    return [*_BY_NAME, IDENTITY]

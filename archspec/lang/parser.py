@@ -1,0 +1,361 @@
+"""Text → syntax tree: splits a spec into logical lines and parses each with the lark grammar."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from archspec.core.diagnostics import Diagnostics, closest
+from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
+from archspec.core.source import Source, Span
+from archspec.lang import syntax as s
+
+# What line splitting looks at: strings, comments, brackets, and newlines (a run of blank lines
+# is one match, so a file of blank lines is not a loop over them).
+_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[\[\]()]|\n(?:[ \t\f\r]*\n)*')
+_COMMENT = re.compile(r"#[^\n]*")
+_FIRST_WORD = re.compile(r"[ \t\f\r\n]*([A-Za-z_][A-Za-z0-9_]*)")
+_TRAIN_LINE = re.compile(r"\s*train[ \t]*:\s*(#[^\n]*)?\s*$", re.IGNORECASE)
+_INPUT_HEADER = re.compile(r"[ \t]*input[ \t]+\d", re.IGNORECASE)
+_BATCHNORM_HEADER = re.compile(r"\s*batchnorm\s*(#[^\n]*)?\s*$", re.IGNORECASE)
+# Characters the language uses outside comments and strings; inside them any text but control
+# characters and undecodable bytes (U+FFFD) is fine.
+_BAD_CHAR = re.compile(r"[^\x09\x0a\x0c\x0d\x20-\x7e×→]")
+_BAD_ANYWHERE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+_TOKEN_NAMES = {
+    "WORD": "a layer or name", "NUMBER": "a number", "SIZE": "a size", "STRING": "a string",
+    "PARAM": "a $parameter", "REPEAT": "a repeat count", "MINUS": "`-`", "ARROW": "`->`",
+    "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`", "VBAR": "`|`", "PLUS": "`+`",
+    "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "$END": "the end of the line",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    start: int
+    end: int
+
+
+class _Build(Transformer[Token, Any]):
+    """Inline lark callbacks (no tree, no recursion) that build syntax nodes with file spans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source = Source("")
+        self.base = 0
+
+    def _span(self, first: Any, last: Any) -> Span:
+        if first is last and not isinstance(first, Token):
+            return first.span  # a chain of one element spans just that element
+        return self.source.span(self._start(first), self._end(last))
+
+    def _start(self, item: Any) -> int:
+        return self.base + item.start_pos if isinstance(item, Token) else item.span.start
+
+    def _end(self, item: Any) -> int:
+        return self.base + item.end_pos if isinstance(item, Token) else item.span.end
+
+    def _tok(self, token: Token) -> Span:
+        return self._span(token, token)
+
+    def _repeat(self, children: list[Any]) -> s.Repeat | None:
+        last = children[-1]
+        if isinstance(last, Token) and last.type == "REPEAT":
+            count = re.sub(r"^[*xX×][ \t]*", "", str(last))
+            return s.Repeat(count=count, span=self._tok(last))
+        return None
+
+    def chain(self, children: list[Any]) -> s.Chain:
+        elements = tuple(c for c in children if not isinstance(c, Token))
+        return s.Chain(elements=elements, span=self._span(children[0], children[-1]))
+
+    def named(self, children: list[Any]) -> s.Named:
+        name, _colon, atom = children
+        return s.Named(name=str(name), name_span=self._tok(name), atom=atom,
+                       span=self._span(name, atom))
+
+    def element(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def group(self, children: list[Any]) -> s.Group:
+        return s.Group(chain=children[1], repeat=self._repeat(children),
+                       span=self._span(children[0], children[-1]))
+
+    def _branch(self, op: Any, children: list[Any]) -> s.Branch:
+        chains = tuple(c for c in children if isinstance(c, s.Chain))
+        return s.Branch(op=op, chains=chains, repeat=self._repeat(children),
+                        span=self._span(children[0], children[-1]))
+
+    def concat(self, children: list[Any]) -> s.Branch:
+        return self._branch("concat", children)
+
+    def add(self, children: list[Any]) -> s.Branch:
+        return self._branch("add", children)
+
+    def call(self, children: list[Any]) -> s.Call:
+        word = children[0]
+        args = children[1] if len(children) > 1 else None
+        word_span = self._tok(word)
+        span = word_span if args is None else self._span(word, args[1])
+        return s.Call(word=str(word), word_span=word_span,
+                      args=None if args is None else args[0], span=span)
+
+    def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], Token]:
+        return tuple(c for c in children if isinstance(c, s.Arg)), children[-1]
+
+    def kwarg(self, children: list[Any]) -> s.Arg:
+        name, _eq, value = children
+        return s.Arg(name=str(name), value=value, span=self._span(name, value),
+                     name_span=self._tok(name))
+
+    def posarg(self, children: list[Any]) -> s.Arg:
+        return s.Arg(name=None, value=children[0], span=children[0].span)
+
+    def _value(self, kind: s.ValueKind, token: Token) -> s.Value:
+        return s.Value(kind=kind, text=str(token), span=self._tok(token))
+
+    def word(self, children: list[Any]) -> s.Value:
+        return self._value("word", children[0])
+
+    def number(self, children: list[Any]) -> s.Value:
+        return self._value("number", children[0])
+
+    def negative(self, children: list[Any]) -> s.Value:
+        minus, number = children
+        return s.Value(kind="number", text=str(number), span=self._span(minus, number),
+                       negative=True)
+
+    def size(self, children: list[Any]) -> s.Value:
+        return self._value("size", children[0])
+
+    def string(self, children: list[Any]) -> s.Value:
+        return self._value("string", children[0])
+
+    def param(self, children: list[Any]) -> s.Value:
+        return self._value("param", children[0])
+
+    def value(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def directive(self, children: list[Any]) -> s.Directive:
+        keyword = children[0]
+        items = tuple(c for c in children[1:] if isinstance(c, s.Call | s.Value))
+        chain = next((c for c in children if isinstance(c, s.Chain)), None)
+        return s.Directive(keyword=str(keyword), keyword_span=self._tok(keyword), items=items,
+                           chain=chain, span=self._span(keyword, children[-1]))
+
+
+@cache
+def _lark() -> tuple[Lark, _Build]:
+    build = _Build()
+    grammar = files("archspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    # cache=True: lark keeps the analysed grammar in the temp folder (keyed by the grammar's
+    # hash and lark's version), so a CLI start skips the LALR table construction.
+    parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
+                  transformer=build, maybe_placeholders=False, cache=True)
+    return parser, build
+
+
+def _expecting(expected: set[str]) -> str:
+    """`; expected a layer or name, `-`, ...` (layers and values first), or nothing."""
+    order = list(_TOKEN_NAMES)
+    known = sorted((e for e in expected if e in _TOKEN_NAMES), key=order.index)
+    names = [_TOKEN_NAMES[e] for e in known]
+    if len(names) > 6:
+        names = [*names[:6], "..."]
+    return f"; expected {', '.join(names)}" if names else ""
+
+
+def _split(source: Source, diags: Diagnostics) -> list[_Line]:
+    """Logical lines: a newline inside brackets continues the line (comments are skipped)."""
+    text = source.text
+    lines: list[_Line] = []
+    start = 0
+    open_at: list[int] = []
+    too_deep = False
+    pos = 0
+    while True:
+        m = _SCAN.search(text, pos)
+        if m is None:
+            if open_at:
+                diags.error("syntax", f"`{text[open_at[0]]}` is never closed",
+                            source.span(open_at[0], open_at[0] + 1),
+                            hint="close it on the same line, or before the file ends")
+                restart = text.find("\n", open_at[0])
+                if restart < 0:
+                    break
+                start = pos = restart + 1
+                open_at = []
+                too_deep = False
+                continue
+            lines.append(_Line(start, len(text)))
+            break
+        token = m.group()
+        pos = m.end()
+        if token[0] == "\n":
+            if not open_at:
+                if too_deep:
+                    too_deep = False
+                else:
+                    lines.append(_Line(start, m.start()))
+                start = pos
+        elif token in "[(":
+            open_at.append(m.start())
+            if len(open_at) > MAX_NESTING and not too_deep:
+                too_deep = True
+                diags.error("limit", f"brackets nest deeper than {MAX_NESTING} levels",
+                            source.span(m.start(), m.start() + 1))
+        elif token in "])" and open_at:
+            open_at.pop()
+    return [line for line in lines if _COMMENT.sub("", text[line.start:line.end]).strip()]
+
+
+def _bad_character(text: str) -> re.Match[str] | None:
+    """The first character the spec may not hold where it stands."""
+    masked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)  # offsets kept
+    found = [m for m in (_BAD_ANYWHERE.search(text), _BAD_CHAR.search(masked)) if m]
+    return min(found, key=lambda m: m.start(), default=None)
+
+
+def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
+    """Parse a whole spec; syntax errors are collected (one per logical line at most)."""
+    if len(source.text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
+        diags.error("limit", f"the file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
+                    source.span(0, 0))
+        return s.SpecSyntax(header=(), body=(), train=(), train_span=None)
+    bad = _bad_character(source.text)
+    if bad is not None:
+        char = bad.group()
+        what = "bytes that are not UTF-8" if char == "\ufffd" else f"character {char!r}"
+        diags.error("syntax", f"unexpected {what}", source.span(bad.start(), bad.end()))
+        return s.SpecSyntax(header=(), body=(), train=(), train_span=None)
+
+    header: list[s.Directive] = []
+    body: list[s.Chain] = []
+    train: list[s.Directive] = []
+    train_span: Span | None = None
+    lines = _split(source, diags)
+    for line in lines:
+        if diags.full:
+            break
+        text = source.text[line.start:line.end]
+        first = _FIRST_WORD.match(text)
+        keyword = first.group(1).lower() if first else ""
+        if train_span is None and _TRAIN_LINE.match(text):
+            offset = line.start + (first.start(1) if first else 0)
+            train_span = source.span(offset, offset + len("train:"))
+            continue
+        is_header = keyword in s.HEADER_KEYWORDS and (
+            keyword not in ("input", "batchnorm")
+            or (keyword == "input" and _INPUT_HEADER.match(text))
+            or (keyword == "batchnorm" and not body and _BATCHNORM_HEADER.match(text))
+        )
+        start = "directive" if train_span is not None or is_header else "chain"
+        node = _try_line(source, line, start)
+        if isinstance(node, UnexpectedInput):
+            guess = None
+            if start == "chain" and first is not None and train_span is None:
+                guess = _misspelt_keyword(first.group(1))
+            if guess is None:
+                _report(node, source, line, diags)
+                if is_header and first is not None and train_span is None:
+                    span = source.span(line.start + first.start(1), line.start + first.end(1))
+                    header.append(s.Directive(keyword=first.group(1), keyword_span=span,
+                                              items=(), chain=None, span=span,
+                                              status="broken"))
+                continue
+            # `netwrok t`, `trian:`: report the misspelling, then read the line as meant.
+            offset = line.start + first.start(1)
+            span = source.span(offset, offset + len(first.group(1)))
+            diags.error("header", f"unknown keyword `{first.group(1)}`", span,
+                        hint=f"did you mean `{guess}`?")
+            if guess == "train:":
+                train_span = span
+                continue
+            node = _try_line(source, line, "directive")
+            if isinstance(node, UnexpectedInput):
+                continue
+            assert isinstance(node, s.Directive)
+            node = replace(node, keyword=guess, status="guessed")
+        if is_header and body and keyword != "block" and first is not None:
+            diags.warning("header", f"`{keyword}` comes after the layers; it applies to the "
+                          "whole network", source.span(line.start + first.start(1),
+                                                        line.start + first.end(1)),
+                          hint="move it above the first layer")
+        if isinstance(node, s.Chain):
+            body.append(node)
+        elif train_span is not None:
+            train.append(node)
+        else:
+            header.append(node)
+    return s.SpecSyntax(header=tuple(header), body=tuple(body), train=tuple(train),
+                        train_span=train_span)
+
+
+def _try_line(source: Source, line: _Line,
+              start: str) -> s.Chain | s.Directive | UnexpectedInput:
+    """One logical line as a chain or a directive, or lark's account of why not."""
+    parser, build = _lark()
+    build.source = source
+    build.base = line.start
+    try:
+        return parser.parse(source.text[line.start:line.end], start=start)
+    except UnexpectedInput as exc:
+        return exc
+
+
+def _misspelt_keyword(word: str) -> str | None:
+    """The header keyword or `train:` that a word opening a line that fails as a chain is
+    probably a misspelling of."""
+    choices = [*s.HEADER_KEYWORDS, "train"]
+    guess = closest(word, choices, cutoff=0.75)
+    if guess is None or word.lower() in choices:
+        return None
+    return "train:" if guess == "train" else guess
+
+
+def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostics) -> None:
+    if isinstance(exc, UnexpectedCharacters):
+        offset = line.start + exc.pos_in_stream
+        char = source.text[offset] if offset < len(source.text) else ""
+        hint = None
+        if char == "*" or char in "xX×":
+            hint = "a repeat is written `[...]*N`, with a whole number N"
+        if char == '"':
+            diags.error("syntax", "unterminated string", source.span(offset, offset + 1),
+                        hint='a string closes with `"` on the same line')
+            return
+        diags.error("syntax", f"unexpected character {char!r}"
+                    + _expecting(set(exc.allowed or ())), source.span(offset, offset + 1),
+                    hint=hint)
+        return
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        end = line.end
+        while end > line.start and source.text[end - 1] in " \t\r\n":
+            end -= 1
+        diags.error("syntax", "the line ends too early" + _expecting(set(exc.expected or ())),
+                    source.span(end, end + 1 if end < len(source.text) else end))
+        return
+    assert isinstance(exc, UnexpectedToken)
+    token = exc.token
+    offset = line.start + (token.start_pos or 0)
+    span = source.span(offset, offset + max(1, len(str(token))))
+    hint = None
+    if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
+        hint = ("a `-` followed by a space separates layers; write the shorthand without "
+                "spaces, e.g. CONV3-64 or FC-4096")
+    elif token.type in ("PLUS", "VBAR") and exc.expected and {"PLUS", "VBAR"} & set(exc.expected):
+        hint = ("one group either concatenates (`|`) or adds (`+`); nest groups to mix them: "
+                "(A | (B + ID))")
+    diags.error("syntax", f"unexpected `{token}`" + _expecting(set(exc.expected or ())), span,
+                hint=hint)

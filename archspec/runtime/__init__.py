@@ -1,0 +1,1 @@
+"""What runs a network: the initialisation probe, training plans and the trainer."""

@@ -1,0 +1,79 @@
+"""Everything checked before a run starts, reported as located diagnostics on the spec.
+
+The front end already rejects malformed settings (a negative lr, an unknown schedule, an
+augment chain that does not end at the input size, snapshots without SGDR). What needs the
+world outside the spec, or the run's own epochs (`--epochs`), is checked here: the data
+folder and its classes, the dataset against the network's output, enough SGDR cycles for the
+snapshots, and the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from archspec.core.diagnostics import Diagnostic, Diagnostics
+from archspec.core.source import Span
+from archspec.ir import TrainingPlan
+from archspec.lang.frontend import Spec
+from archspec.runtime.train import data
+
+KNOWN_CLASSES = {"digits": 10, "mnist5k": 10}
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A run that passed every check: its dataset is loaded."""
+
+    data: data.Data
+
+
+def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic]]:
+    """Check a valid spec's plan and load its data; diagnostics are located in the spec."""
+    assert spec.network is not None
+    network = spec.network
+    diags = Diagnostics()
+    output = spec.shapes.get(network.output)
+    out_span = network.layer(network.output).span
+
+    def where(key: str, fallback: Span = out_span) -> Span:
+        return plan.spans.get(key, fallback)
+
+    if output is None or len(output) != 1:
+        diags.error("train", f"the network ends in {output}, not one score per class; "
+                    "end it with FC-<classes>", out_span)
+    classes = KNOWN_CLASSES.get(plan.data.name, plan.data.classes)
+    if plan.data.name == "folder":
+        try:
+            classes = len(data.folder_classes(data.resolve_folder(plan.data,
+                                                                  spec.source.path)))
+        except data.DataError as exc:
+            diags.error("train", str(exc), where("data"))
+            classes = 0
+    if classes and output is not None and len(output) == 1 and output[0] != classes:
+        diags.error("train", f"data {plan.data.name} has {classes} classes but the network "
+                    f"ends in {output[0]} units", where("data"))
+    cycles = len(plan.schedule.cycle_ends(plan.epochs))
+    if plan.snapshots > 1 and plan.schedule.name == "sgdr" and cycles < plan.snapshots:
+        diags.error("train", f"{plan.epochs} epochs of sgdr(period={plan.schedule.period}, "
+                    f"mult={plan.schedule.mult}) end {cycles} cycles, fewer than snapshots "
+                    f"{plan.snapshots}", where("snapshots"))
+    if plan.device == "cuda" and not cuda_available():
+        diags.error("train", "device cuda, but torch sees no CUDA device here",
+                    where("device"))
+    if plan.channels_last and len(network.input.shape) != 3:
+        diags.error("train", "channels_last needs an image input (CxHxW)",
+                    where("channels_last"))
+    if diags.has_errors:
+        return None, diags.sorted()
+    try:
+        loaded = data.load(plan.data, network.input.shape, spec.source.path)
+    except data.DataError as exc:
+        diags.error("train", str(exc), where("data"))
+        return None, diags.sorted()
+    return Ready(loaded), diags.sorted()
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()

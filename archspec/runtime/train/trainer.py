@@ -1,0 +1,330 @@
+"""The training loop: one plan, run on in-memory data, checkpointed every epoch.
+
+A run trains `ensemble` members one after another (member m draws from seed + m). Each epoch
+walks a seeded permutation of the training split (a DistributedSampler, so with several
+processes every rank walks its own shard), augments and standardises every batch, steps the
+optimizer and the schedule, then measures the validation split with the model in eval mode
+(dropout off, BatchNorm on its running statistics). After the last epoch the test split is
+scored by every member (or every SGDR snapshot) and by their averaged probabilities.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from archspec.backends.torch.build import to_torch
+from archspec.ir import TrainingPlan
+from archspec.lang.frontend import Spec
+from archspec.runtime.train import augment, checkpoint, report
+from archspec.runtime.train.data import Data, Split
+from archspec.runtime.train.distributed import World, all_sum, from_main, gather
+from archspec.runtime.train.progress import Progress
+from archspec.runtime.train.schedules import Schedule, snapshot_epochs
+
+EVAL_BATCH = 1024
+# Member m of an ensemble, and rank r of a distributed run, draw from seed + m + RANK_STRIDE*r;
+# member m's data order from seed + ORDER_STRIDE*m plus the epoch (so members never share one).
+RANK_STRIDE = 100_003
+ORDER_STRIDE = 1_000_003
+
+
+class ResumeError(ValueError):
+    """A checkpoint that does not belong to this plan."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    accuracy: float
+    loss: float
+
+
+@dataclass
+class _Member:
+    """One model in training, with everything that is checkpointed alongside it."""
+
+    index: int
+    model: nn.Module
+    stepper: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    sampler: DistributedSampler[int]  # this rank's shard of each epoch's seeded permutation
+    snapshots: list[dict[str, torch.Tensor]]
+
+
+def make_optimizer(plan: TrainingPlan, model: nn.Module) -> torch.optim.Optimizer:
+    spec = plan.optimizer
+    if spec.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
+                               nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+    cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
+    return cls(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+
+
+def score(probabilities: torch.Tensor, labels: torch.Tensor) -> Scores:
+    """Accuracy and log-loss (mean negative log-probability of the true class)."""
+    picked = probabilities[torch.arange(len(labels)), labels].clamp_min(1e-12)
+    accuracy = (probabilities.argmax(dim=1) == labels).double().mean().item()
+    return Scores(accuracy, -picked.log().double().mean().item())
+
+
+class Trainer:
+    def __init__(self, spec: Spec, plan: TrainingPlan, data: Data, out: Path, world: World,
+                 progress: Progress) -> None:
+        assert spec.network is not None
+        self.spec = spec
+        self.network = spec.network
+        self.plan = plan
+        self.data = data
+        self.out = out
+        self.world = world
+        self.progress = progress
+        self.device = torch.device("cpu" if plan.device == "cpu" else f"cuda:{world.local_rank}")
+        image = len(self.network.input.shape) == 3
+        self.channels_last = plan.channels_last and image
+        self.augment = augment.build(plan.augment, self.network.input.shape[0]) \
+            if plan.augment and image else None
+        # Augmentations work on [0, 1] pixels, so batches are standardised after them; without
+        # augmentation the training images are standardised once, here.
+        self.train_x = data.train.x if self.augment else data.normalise(data.train.x)
+        self.snapshot_at = set(snapshot_epochs(plan.schedule, plan.epochs, plan.snapshots))
+        # The global batch is the plan's; each of N processes takes a share of it.
+        self.batch = -(-plan.batch // world.size)
+        shard = -(-len(data.train) // world.size)  # DistributedSampler pads to equal shards
+        steps, last = divmod(shard, self.batch)
+        # A last batch of one sample is dropped: BatchNorm cannot normalise a single sample.
+        self.steps_per_epoch = steps + (last > 1)
+        self.history: list[dict[str, float]] = []
+        self.finished: list[dict[str, Any]] = []  # per finished member: weights, snapshots
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.plan.precision == "bf16")
+
+    def _model(self) -> nn.Module:
+        model = to_torch(self.network, self.spec.shapes).to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def _build(self, index: int) -> _Member:
+        seed = self.plan.seed + index
+        torch.manual_seed(seed)  # the same initial weights on every rank
+        model = self._model()
+        torch.manual_seed(seed + RANK_STRIDE * self.world.rank)  # per-rank augment, dropout
+        stepper: nn.Module = model
+        if self.world.distributed:
+            stepper = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        optimizer = make_optimizer(self.plan, model)
+        schedule = Schedule(optimizer, self.plan.schedule, self.plan.epochs,
+                            self.steps_per_epoch)
+        sampler = DistributedSampler(range(len(self.data.train)), num_replicas=self.world.size,
+                                     rank=self.world.rank, shuffle=True,
+                                     seed=self.plan.seed + ORDER_STRIDE * index)
+        return _Member(index, model, stepper, optimizer, schedule, sampler, [])
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def fit(self, resume: bool) -> dict[str, Any] | None:
+        """Train every member; rank 0 returns the metrics, other ranks None."""
+        # Deterministic kernels + checkpointed generators: a resumed run is bit-exact (CPU).
+        previous = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(self.device.type == "cpu" or previous)
+        try:
+            return self._fit(resume)
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+    def _fit(self, resume: bool) -> dict[str, Any] | None:
+        start, state = self._load(resume)
+        for index in range(start, self.plan.ensemble):
+            if self.plan.ensemble > 1:
+                self.progress.prefix = f"[member {index + 1}/{self.plan.ensemble}] "
+            member = self._build(index)
+            first_epoch = self._restore(member, state) if state and index == start else 0
+            for epoch in range(first_epoch, self.plan.epochs):
+                self._epoch(member, epoch)
+                if epoch + 1 in self.snapshot_at:
+                    member.snapshots.append(checkpoint.cpu_copy(member.model.state_dict()))
+                done = epoch + 1 == self.plan.epochs
+                if done:
+                    self.finished.append({
+                        "weights": checkpoint.cpu_copy(member.model.state_dict()),
+                        "snapshots": member.snapshots})
+                self._save(member, epoch + 1)
+        return self._evaluate() if self.world.main else None
+
+    def _epoch(self, member: _Member, epoch: int) -> None:
+        model = member.stepper
+        model.train()
+        member.sampler.set_epoch(epoch)
+        order = torch.tensor(list(member.sampler), dtype=torch.int64)
+        batches = order.split(self.batch)[: self.steps_per_epoch]
+        lr = member.schedule.lr
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        started = time.perf_counter()
+        for step, index in enumerate(batches, start=1):
+            x, y = self._batch(index)
+            with self._autocast():
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            member.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            member.optimizer.step()
+            member.schedule.after_batch()
+            loss_sum.add_(loss.detach(), alpha=len(y))
+            correct.add_((logits.detach().argmax(dim=1) == y).sum())
+            seen += len(y)
+            if self.progress.due():
+                elapsed = time.perf_counter() - started
+                self.progress.batch(epoch + 1, step, len(batches), loss_sum.item() / seen,
+                                    correct.item() / seen, member.schedule.lr,
+                                    seen * self.world.size / max(elapsed, 1e-9))
+        # Collectives take tensors on the process's device (nccl has no CPU tensors).
+        seen_t = torch.tensor(seen, dtype=torch.float64, device=self.device)
+        totals = all_sum(self.world, torch.stack([loss_sum, correct.double(), seen_t])).cpu()
+        seconds = time.perf_counter() - started
+        val = self.evaluate(member.model, self.data.val)
+        val_loss, val_accuracy = from_main(self.world, torch.tensor(
+            [val.loss, val.accuracy], dtype=torch.float64, device=self.device)).tolist()
+        member.schedule.after_epoch(val_loss)
+        row = {"member": member.index, "epoch": epoch + 1, "lr": lr,
+               "train_loss": totals[0].item() / totals[2].item(),
+               "train_accuracy": totals[1].item() / totals[2].item(),
+               "val_loss": val_loss, "val_accuracy": val_accuracy,
+               "images_per_s": totals[2].item() / seconds, "seconds": seconds}
+        self.history.append(row)
+        self.progress.epoch(row)
+
+    def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.train_x[index].to(self.device, non_blocking=True)
+        y = self.data.train.y[index].to(self.device, non_blocking=True)
+        if self.augment is not None:
+            x = self.data.normalise(self.augment(x))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, split: Split) -> torch.Tensor:
+        """Class probabilities for a split, in eval mode (the model is left in train mode)."""
+        model.eval()
+        out = []
+        for start in range(0, len(split), EVAL_BATCH):
+            x = self.data.normalise(split.x[start:start + EVAL_BATCH].to(self.device))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = model(x)
+            out.append(logits.float().softmax(dim=1).cpu())
+        model.train()
+        return torch.cat(out)
+
+    def evaluate(self, model: nn.Module, split: Split) -> Scores:
+        return score(self.predict(model, split), split.y)
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _evaluate(self) -> dict[str, Any]:
+        model = self._model()
+        test = self.data.test
+        parts: list[dict[str, Any]] = []
+        probabilities = []
+        for index, member in enumerate(self.finished):
+            weights = member["snapshots"] or [member["weights"]]
+            for number, state in enumerate(weights):
+                model.load_state_dict(state)
+                probs = self.predict(model, test)
+                probabilities.append(probs)
+                scores = score(probs, test.y)
+                entry: dict[str, Any] = {"seed": self.plan.seed + index}
+                if member["snapshots"]:
+                    entry["snapshot_epoch"] = sorted(self.snapshot_at)[number]
+                entry |= {"test_accuracy": scores.accuracy, "test_loss": scores.loss}
+                parts.append(entry)
+        final = score(torch.stack(probabilities).mean(dim=0), test.y)
+        vals = [row["val_accuracy"] for row in self.history]
+        metrics: dict[str, Any] = {
+            "network": self.network.name, "data": self.plan.data.name,
+            "epochs": self.plan.epochs, "seed": self.plan.seed, "processes": self.world.size,
+            "device": self.device.type, "test_accuracy": final.accuracy,
+            "test_loss": final.loss, "best_val_accuracy": max(vals),
+            "final_val_accuracy": vals[-1],
+            "train_seconds": sum(row["seconds"] for row in self.history),
+            "images_per_s": sum(row["images_per_s"] for row in self.history) / len(vals),
+            "test_images": len(test),
+        }
+        if len(parts) > 1:
+            metrics["ensemble"] = {
+                "kind": "snapshots" if self.plan.snapshots > 1 else "ensemble",
+                "size": len(parts),
+                "test_accuracy": final.accuracy, "test_loss": final.loss,
+                "mean_member_accuracy": sum(p["test_accuracy"] for p in parts) / len(parts),
+                "mean_member_loss": sum(p["test_loss"] for p in parts) / len(parts),
+            }
+            metrics["members"] = parts
+        report.write_metrics(self.out / "metrics.json", metrics)
+        report.plot_curves(self.out / "curves.png", self.history,
+                           f"{self.network.name} on {self.plan.data.name}")
+        return metrics
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _save(self, member: _Member, epoch: int) -> None:
+        rng = gather(self.world, checkpoint.rng_state())
+        if not self.world.main:
+            return
+        checkpoint.save(self.out / checkpoint.FILENAME, {
+            "plan": self.plan.model_dump(mode="json", exclude={"spans"}),
+            "source": self.spec.source.text,
+            "processes": self.world.size,
+            "member": member.index, "epoch": epoch,
+            "model": member.model.state_dict(),
+            "optimizer": member.optimizer.state_dict(),
+            "schedule": member.schedule.state_dict(),
+            "snapshots": member.snapshots,
+            "finished": self.finished,
+            "history": self.history,
+            "rng": rng,
+        })
+        report.write_history(self.out / "history.csv", self.history)
+
+    def _load(self, resume: bool) -> tuple[int, dict[str, Any] | None]:
+        """The member to start with, and the checkpoint to continue it from (if any)."""
+        path = self.out / checkpoint.FILENAME
+        if not resume or not path.is_file():
+            return 0, None
+        state = checkpoint.load(path)
+        if state["plan"] != self.plan.model_dump(mode="json", exclude={"spans"}) \
+                or state["source"] != self.spec.source.text:
+            raise ResumeError(f"{path} was written by another spec or plan; "
+                              "train into a fresh --out directory")
+        if state["processes"] != self.world.size:
+            raise ResumeError(f"{path} was written by {state['processes']} process(es); "
+                              f"resume with --nproc {state['processes']}")
+        self.history = state["history"]
+        self.finished = state["finished"]
+        if state["epoch"] == self.plan.epochs and state["member"] + 1 < self.plan.ensemble:
+            return state["member"] + 1, None  # that member had finished: the next starts afresh
+        return state["member"], state
+
+    def _restore(self, member: _Member, state: dict[str, Any]) -> int:
+        member.model.load_state_dict(state["model"])
+        member.optimizer.load_state_dict(state["optimizer"])
+        member.schedule.load_state_dict(state["schedule"])
+        member.snapshots = state["snapshots"]
+        checkpoint.set_rng_state(state["rng"][self.world.rank])
+        return state["epoch"]
