@@ -26,7 +26,7 @@ from archspec.core.limits import (
     MAX_SOURCE_BYTES,
 )
 from archspec.core.source import Source, Span
-from archspec.lang import lower
+from archspec.lang import expand
 from archspec.lang.frontend import Spec, load, loads
 
 BAD = sorted((ROOT / "tests" / "bad").glob("*.arch"))
@@ -119,7 +119,7 @@ def test_rendered_findings_stop_after_a_limit_and_count_the_rest() -> None:
 
 def test_an_error_in_a_large_repeat_is_found_once(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(lower, "suggest", lambda *args: calls.append(args))
+    monkeypatch.setattr(expand, "suggest", lambda *args: calls.append(args))
     spec = loads("network t\ninput 4\n[QQQ]*99999\n")
     assert findings(spec) == ["3:2: error: unknown layer kind `QQQ`"]
     assert len(calls) <= 2  # one layer, once: the later copies are not lowered again

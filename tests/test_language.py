@@ -9,6 +9,7 @@ import pytest
 from conftest import all_specs
 
 from archspec.ir import Layer, Network
+from archspec.lang import header, syntax
 from archspec.lang.frontend import Spec, load, loads
 
 CONV_DEFAULTS = {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True}
@@ -501,3 +502,9 @@ def test_every_seed_spec_checks(path: Path) -> None:
     else:
         assert spec.ok, spec.render()
         assert not spec.errors
+
+
+def test_every_header_keyword_has_its_reader() -> None:
+    # The parser guesses misspelt keywords from syntax.HEADER_KEYWORDS; the lowering reads
+    # each with its own reader: the two lists must be the same.
+    assert set(header._READERS) == set(syntax.HEADER_KEYWORDS)

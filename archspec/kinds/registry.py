@@ -144,7 +144,7 @@ class LayerKind:
     torch_expr: Callable[[tuple[str, ...]], str] | None = None
     # Memory and receptive-field facts, read by archspec.analysis.cost:
     # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
-    # implied before it when its input is spatial (read by lower.py):
+    # implied before it when its input is spatial (read by lang/expand.py):
     header_activation: bool = False
     header_bn: bool = False
     flat_input: bool = False

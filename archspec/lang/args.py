@@ -1,0 +1,314 @@
+"""Arguments: shorthands, `$params`, `defaults` and written values checked against each kind."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from archspec.core.diagnostics import Diagnostics, suggest
+from archspec.core.limits import MAX_INT
+from archspec.core.source import Source, Span
+from archspec.ir import ArgValue
+from archspec.kinds import registry as reg
+from archspec.lang import syntax as s
+
+PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+SHORTHAND = re.compile(r"(?P<base>[A-Za-z_]+?)(?P<suffix>\d+)?(?:-(?P<dash>\d+))?"
+                       r"(?:/(?P<slash>\d+))?$")
+INT = re.compile(r"\d+$")
+
+# A block's parameters bound to the values of one call.
+Env = dict[str, s.Value]
+
+
+class Arguments:
+    """Turns written arguments into a kind's validated values, reporting each problem.
+
+    `defaults` is the header's `defaults` lines by kind, `blocks_open` the blocks being
+    expanded, innermost last (for the messages about `$params`); both are shared with the
+    header reader and the expander, which fill them.
+    """
+
+    def __init__(self, source: Source, diags: Diagnostics,
+                 defaults: dict[str, list[s.Arg]], blocks_open: list[str]) -> None:
+        self.source = source
+        self.diags = diags
+        self.defaults = defaults
+        self.blocks_open = blocks_open
+
+    # -- values -----------------------------------------------------------------------------
+
+    def subst(self, value: s.Value, env: Env) -> s.Value | None:
+        if value.kind != "param":
+            return value
+        found = env.get(value.text[1:])
+        if found is None:
+            self.unknown_param(value.text, value.span, env)
+        return found
+
+    def unknown_param(self, text: str, span: Span, env: Env) -> None:
+        if not self.blocks_open:
+            self.diags.error("block", f"`{text}` is a block parameter, used outside a block",
+                             span)
+        else:
+            self.diags.error("block", f"block `{self.blocks_open[-1]}` has no parameter "
+                             f"`{text}`", span, hint=suggest(text[1:], list(env)))
+
+    def convert(self, param: reg.Param, value: s.Value) -> ArgValue | None:
+        """A syntax value as the parameter's type, or None after reporting why not."""
+        text = value.text
+        kind = param.type
+        if kind == "bool":
+            if value.kind == "word" and text.lower() in ("true", "false"):
+                return text.lower() == "true"
+            return self._bad(value, f"{param.name} is true or false")
+        if kind == "pad" and value.kind == "word" and text.lower() == "same":
+            return "same"
+        if kind in ("size", "pad") and value.kind == "size":
+            dims = [int(d) for d in re.split("[x×]", text)]
+            if len(dims) != 2:
+                return self._bad(value, f"{param.name} is one size like 3 or 3x3")
+            for d in dims:
+                if (problem := _range(param, d)) is not None:
+                    return self._bad(value, problem)
+            return (dims[0], dims[1])
+        if value.kind != "number":
+            return self._bad(value, f"{param.name} is a number" if kind == "float"
+                             else f"{param.name} is a whole number")
+        if kind == "float":
+            number = float(text) * (-1 if value.negative else 1)
+            problem = param.check(number)
+            return self._bad(value, problem) if problem else number
+        if not INT.match(text):
+            return self._bad(value, f"{param.name} is a whole number")
+        integer = int(text) * (-1 if value.negative else 1)
+        problem = _range(param, integer)
+        return self._bad(value, problem) if problem else integer
+
+    def _bad(self, value: s.Value, message: str) -> None:
+        self.diags.error("argument", message, value.span)
+
+    def unknown_arg(self, kind: reg.LayerKind, arg: s.Arg) -> None:
+        names = [p.name for p in kind.params]
+        hint = suggest(arg.name or "", names) or (
+            f"{kind.name} takes " + ", ".join(names) if names else f"{kind.name} takes none")
+        self.diags.error("argument", f"{kind.name} has no argument `{arg.name}`",
+                         arg.name_span or arg.span, hint=hint)
+
+    # -- a layer's arguments ----------------------------------------------------------------
+
+    def args(self, kind: reg.LayerKind, call: s.Call, shorthand: dict[str, s.Value],
+             env: Env, use_defaults: bool = True) -> dict[str, ArgValue] | None:
+        """Validated arguments (shorthand, then explicit, then `defaults`, then the kind's)."""
+        given: dict[str, s.Value] = dict(shorthand)
+        ok = True
+        params = [p for p in kind.params if p.name not in shorthand]
+        positional = iter(params)
+        for arg in call.args or ():
+            if arg.name is None:
+                param = next(positional, None)
+                if param is None:
+                    self.diags.error("argument", f"{kind.name} takes at most "
+                                     f"{len(kind.params)} arguments here", arg.span)
+                    ok = False
+                    continue
+                name = param.name
+            else:
+                name = arg.name
+                if kind.param(name) is None:
+                    self.unknown_arg(kind, arg)
+                    ok = False
+                    continue
+            if name in given:
+                where = f": `{call.word}` sets it already" if name in shorthand else ""
+                self.diags.error("argument", f"{kind.name} gets `{name}` twice{where}", arg.span)
+                ok = False
+                continue
+            value = self.subst(arg.value, env)
+            if value is None:
+                ok = False
+                continue
+            given[name] = value
+        written = set(given)  # in the call itself, not from what is implied or a default
+        if shorthand:  # what a shorthand implies (CONV3-64: pad=same) yields to written args
+            for implied, value in kind.shorthand_implies:
+                given.setdefault(implied, s.Value(kind="word", text=str(value),
+                                                  span=call.word_span))
+        if use_defaults:
+            for arg in self.defaults.get(kind.name, ()):
+                assert arg.name is not None
+                given.setdefault(arg.name, arg.value)
+        args: dict[str, ArgValue] = {}
+        missing: list[str] = []
+        for param in kind.params:
+            if param.name in given:
+                converted = self.convert(param, given[param.name])
+                if converted is None:
+                    ok = False
+                else:
+                    args[param.name] = converted
+            elif param.default is reg.REQUIRED:
+                missing.append(param.name)
+            elif param.default is not None:
+                args[param.name] = param.default
+        if missing:
+            self._missing(kind, call, missing, shorthand)
+            return None
+        if not ok:
+            return None
+        return self._resolve(kind, args, written, call)
+
+    def _missing(self, kind: reg.LayerKind, call: s.Call, missing: list[str],
+                 shorthand: dict[str, s.Value]) -> None:
+        word = call.word
+        listed = " and ".join(f"`{m}`" for m in missing)
+        if kind.name == "CONV" and missing == ["filters"] and "kernel" in shorthand:
+            k = shorthand["kernel"].text
+            message = f"{word} needs a filter count: CONV{k}-64 or CONV(64, {k})"
+        elif kind.name == "CONV" and missing == ["kernel"]:
+            message = f"{word} needs a kernel size: CONV3-{shorthand['filters'].text}" \
+                if "filters" in shorthand else f"{word} needs a kernel size"
+        else:
+            example = {"CONV": "CONV3-64 or CONV(64, 3)", "MAXPOOL": "POOL2 or POOL(3, 2)",
+                       "AVGPOOL": "AVGPOOL2", "FC": "FC-4096 or FC(4096)"}.get(kind.name)
+            message = f"{word} needs {listed}" + (f": e.g. {example}" if example else "")
+        self.diags.error("missing-argument", message, call.span)
+
+    def _resolve(self, kind: reg.LayerKind, args: dict[str, ArgValue], written: set[str],
+                 call: s.Call) -> dict[str, ArgValue] | None:
+        if kind.name == "DROPOUT":
+            keep = args.pop("keep", None)
+            if {"p", "keep"} <= written:
+                self.diags.error("argument", "give DROPOUT either p (drop) or keep, "
+                                 "not both", call.span)
+                return None
+            if keep is not None and "p" not in written:  # a written p beats a default keep
+                args["p"] = round(1.0 - float(keep), 12)
+        if args.get("stride") == "kernel":
+            args["stride"] = args["kernel"]
+        if args.get("pad") == "same":
+            kh, kw = reg.pair(args["kernel"])
+            dh, dw = reg.pair(args["dilation"])
+            pads = (dh * (kh - 1), dw * (kw - 1))
+            if pads[0] % 2 or pads[1] % 2:
+                self.diags.error("argument", "pad=same needs an odd kernel: "
+                                 "dilation*(kernel-1)/2 must be whole", call.span)
+                return None
+            args["pad"] = pads[0] // 2 if pads[0] == pads[1] and not isinstance(
+                args["kernel"], tuple) else (pads[0] // 2, pads[1] // 2)
+        return args
+
+    def shorthand(self, kind: reg.LayerKind, match: re.Match[str],
+                  call: s.Call) -> dict[str, s.Value] | None:
+        given: dict[str, s.Value] = {}
+        for slot in ("suffix", "dash", "slash"):
+            text = match.group(slot)
+            if text is None:
+                continue
+            target = getattr(kind, slot)
+            if target is None:
+                what = {"suffix": "size after its name", "dash": "`-N` count",
+                        "slash": "`/stride`"}[slot]
+                hint = f"did you mean `{kind.name}-{text}`?" if slot == "suffix" and \
+                    kind.dash else None
+                self.diags.error("argument", f"{kind.name} takes no {what}",
+                                 call.word_span, hint=hint)
+                return None
+            given[target] = s.Value(kind="number", text=text, span=call.word_span)
+        return given
+
+    def word(self, call: s.Call, env: Env) -> str | None:
+        """The call's word with $params replaced by their (whole-number) values."""
+        if "$" not in call.word:
+            return call.word
+        ok = True
+
+        def replace(m: re.Match[str]) -> str:
+            nonlocal ok
+            value = env.get(m.group(1))
+            if value is None:
+                self.unknown_param(m.group(), call.word_span, env)
+                ok = False
+                return "0"
+            if value.kind != "number" or not INT.match(value.text) or value.negative:
+                self.diags.error("argument", f"`{m.group()}` must be a whole number here, "
+                                 f"not `{value.text}`", value.span)
+                ok = False
+                return "0"
+            return value.text
+
+        word = PARAM_REF.sub(replace, call.word)
+        return word if ok else None
+
+    def written(self, call: s.Call, env: Env) -> str:
+        """The call as written, on one line, with `$params` replaced by their values."""
+        if call.args is None and "$" not in call.word:
+            return call.word
+        text = self.source.text[call.span.start:call.span.end]
+        text = " ".join(text.split())
+        if env:
+            text = PARAM_REF.sub(lambda m: env[m.group(1)].text if m.group(1) in env
+                                 else m.group(), text)
+        return text
+
+    # -- settings' arguments (init, train) --------------------------------------------------
+
+    def model_args(self, call: s.Call, positional: tuple[str, ...]) -> dict[str, Any] | None:
+        """A setting's arguments as plain values for a pydantic model, named by `positional`."""
+        values: dict[str, Any] = {}
+        names = iter(positional)
+        for arg in call.args or ():
+            name = arg.name if arg.name is not None else next(names, None)
+            if name is None:
+                self.diags.error("train", f"`{call.word}` takes no positional argument "
+                                 "here; write name=value", arg.span)
+                return None
+            values[name] = literal(arg.value)
+        return values
+
+    def validation(self, exc: ValidationError, call: s.Call | None,
+                   span: Span | None = None) -> None:
+        """A pydantic model's refusal as diagnostics, each at the argument it is about."""
+        for error in exc.errors():
+            where = span or (call.span if call else self.source.span(0, 0))
+            field_name = str(error["loc"][0]) if error["loc"] else None
+            if call is not None:
+                for arg in call.args or ():
+                    if arg.name == field_name:
+                        where = arg.value.span if error["type"] != "extra_forbidden" \
+                            else arg.span
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = f"`{call.word if call else ''}` has no argument `{field_name}`"
+            elif field_name:
+                message = f"{field_name} {must(message)}"
+            self.diags.error("train", message, where)
+
+
+def _range(param: reg.Param, value: int) -> str | None:
+    if value > MAX_INT:
+        return f"{param.name}={value} is beyond any sane size (at most 2^31-1)"
+    return param.check(value)
+
+
+def literal(value: s.Value) -> Any:
+    """A written value as Python: a string unquoted, a number, true/false, else the word."""
+    if value.kind == "string":
+        return unquote(value.text)
+    if value.kind == "number":
+        number: float = int(value.text) if INT.match(value.text) else float(value.text)
+        return -number if value.negative else number
+    if value.kind == "word" and value.text.lower() in ("true", "false"):
+        return value.text.lower() == "true"
+    return value.text
+
+
+def must(message: str) -> str:
+    """pydantic's "Input should be greater than 0" as "must be greater than 0"."""
+    return re.sub(r"^(input|value) should", "must", message, flags=re.IGNORECASE)
+
+
+def unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text[1:-1])

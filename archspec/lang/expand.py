@@ -1,0 +1,351 @@
+"""Expansion of the body: repeats and blocks multiplied out into nodes, implicit layers added.
+
+Before anything is expanded, `find_recursion` finds the blocks that call themselves and
+`count` the layers the body would expand to, on the syntax tree, so a spec over the limit
+is refused cheaply.
+All three walks (recursion, counting, expansion) go through `elements` and `inner_chains`,
+the one description of how the syntax tree nests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from archspec.core.diagnostics import Diagnostics, suggest
+from archspec.core.limits import MAX_LAYERS, MAX_NESTING
+from archspec.core.source import Span
+from archspec.ir import ArgValue, Scope
+from archspec.kinds import registry as reg
+from archspec.lang import syntax as s
+from archspec.lang.args import INT, PARAM_REF, SHORTHAND, Arguments, Env
+from archspec.lang.header import NAME, Block, Header
+
+
+@dataclass
+class Node:
+    """A layer as expanded, before naming: inputs are 1-based node numbers, 0 the input."""
+
+    kind: str
+    args: dict[str, ArgValue] | None
+    inputs: list[int]
+    span: Span
+    written: str
+    scopes: tuple[Scope, ...]
+    implicit: bool = False
+    origin: int | None = None
+    user_name: str | None = None
+    name_span: Span | None = None
+    removed: bool = False
+
+
+def elements(chain: s.Chain) -> Iterator[tuple[s.Atom, s.Named | None]]:
+    """Each element of a chain as (atom, its `name:` label or None)."""
+    for element in chain.elements:
+        if isinstance(element, s.Named):
+            yield element.atom, element
+        else:
+            yield element, None
+
+
+def inner_chains(atom: s.Group | s.Branch) -> tuple[s.Chain, ...]:
+    """The chains inside brackets: a group's one, or a branch's alternatives."""
+    return (atom.chain,) if isinstance(atom, s.Group) else atom.chains
+
+
+class Expander:
+    """Walks the body's chains into `nodes`, in topological order."""
+
+    def __init__(self, header: Header, args: Arguments, diags: Diagnostics) -> None:
+        self.header = header
+        self.args = args
+        self.diags = diags
+        self.nodes: list[Node] = []
+        self.scope_ids = 0
+        self.blocks_open = args.blocks_open
+        self.recursive: set[str] = set()  # blocks whose expansion would never end
+
+    # -- limits, before expanding -----------------------------------------------------------
+
+    def find_recursion(self) -> None:
+        """Blocks that call themselves, directly or through others, used or not; each cycle
+        is reported at the call that closes it. An iterative walk: blocks may be many."""
+        blocks = self.header.blocks
+        calls = {name: self._block_calls(block.chain) for name, block in blocks.items()}
+        done: set[str] = set()
+        recursive: set[str] = set()
+        for root in blocks:
+            if root in done:
+                continue
+            path, todo, on_path = [root], [iter(calls[root])], {root}
+            while todo:
+                step = next(todo[-1], None)
+                if step is None:
+                    done.add(path[-1])
+                    on_path.discard(path.pop())
+                    todo.pop()
+                    continue
+                callee, span = step
+                if callee in on_path:
+                    cycle = path[path.index(callee):]
+                    recursive.update(cycle)
+                    shown = [*cycle, callee]
+                    if len(shown) > 8:
+                        shown = [*shown[:4], "...", *shown[-3:]]
+                    self.diags.error("recursion", f"block `{callee}` calls itself "
+                                     f"({' → '.join(shown)})", span)
+                elif callee not in done:
+                    path.append(callee)
+                    on_path.add(callee)
+                    todo.append(iter(calls[callee]))
+        self.recursive = recursive
+
+    def _block_calls(self, chain: s.Chain) -> list[tuple[str, Span]]:
+        """The blocks a chain calls, with where."""
+        found: list[tuple[str, Span]] = []
+        for atom, _ in elements(chain):
+            if isinstance(atom, s.Call):
+                if atom.word in self.header.blocks:
+                    found.append((atom.word, atom.word_span))
+            else:
+                for inner in inner_chains(atom):
+                    found.extend(self._block_calls(inner))
+        return found
+
+    def count(self, chain: s.Chain, env: Env, depth: int = 0) -> int:
+        """Layers the chain expands to, capped just above the limit; never expands anything.
+
+        `depth` counts brackets and block calls together: both recurse when expanded.
+        """
+        if depth > MAX_NESTING:
+            self.diags.error("limit", f"brackets and block calls nest deeper than {MAX_NESTING} "
+                             "levels", chain.span)
+            return MAX_LAYERS + 1
+        total = 0
+        for atom, _ in elements(chain):
+            if isinstance(atom, s.Call):
+                block = self.header.blocks.get(atom.word)
+                if block is None:
+                    total += self._layers_per_call(atom.word)
+                    continue
+                if block.name in self.recursive:  # reported already, where the cycle closes
+                    return MAX_LAYERS + 1
+                bound = self._bind(block, atom, env, report=False)
+                total += self.count(block.chain, bound or {}, depth + 1)
+            else:
+                count = self._repeat_count(atom.repeat, env, report=False) or 1
+                joins = int(isinstance(atom, s.Branch))
+                inner = sum(self.count(c, env, depth + 1) for c in inner_chains(atom)) + joins
+                if inner <= MAX_LAYERS and inner * count > MAX_LAYERS and atom.repeat:
+                    self.diags.error("limit", f"this repeat expands to {inner * count:,} "
+                                     f"layers, over the limit of {MAX_LAYERS:,}",
+                                     atom.repeat.span)
+                total += min(inner * count, MAX_LAYERS + 1)
+            if total > MAX_LAYERS:
+                return MAX_LAYERS + 1
+        return total
+
+    def _layers_per_call(self, word: str) -> int:
+        """A written layer and the implicit BN and activation the header adds after it."""
+        match = SHORTHAND.match(PARAM_REF.sub("1", word))
+        kind = reg.lookup(match.group("base")) if match else None
+        if kind is None:
+            return 1
+        return 1 + len(self._implicit_after(kind))
+
+    # -- expansion --------------------------------------------------------------------------
+
+    def chain(self, chain: s.Chain, tail: int, rank: int, env: Env,
+              scopes: tuple[Scope, ...]) -> tuple[int, int]:
+        """Expands a chain after node `tail` (of rank `rank`); returns the new tail and rank."""
+        for index, (atom, named) in enumerate(elements(chain)):
+            if self.diags.full:
+                break
+            name = None
+            if named is not None:
+                if not NAME.match(named.name):
+                    self.diags.error("name", f"`{named.name}` is not a name: use letters, "
+                                     "digits and _", named.name_span)
+                name = (named.name, named.name_span)
+            if isinstance(atom, s.Call):
+                tail, rank = self._layer(atom, tail, rank, env, scopes, name, index == 0)
+                continue
+            if name is not None:
+                self.diags.error("name", "a name labels one layer, not a group", name[1])
+            count = self._repeat_count(atom.repeat, env)
+            if count is None:
+                continue
+            self.scope_ids += 1
+            scope_id = self.scope_ids
+            for copy in range(count):
+                inner = scopes if count == 1 else (
+                    *scopes, Scope(id=scope_id, index=copy, count=count, label=f"x{count}"))
+                errors = self.diags.error_count
+                if isinstance(atom, s.Group):
+                    tail, rank = self.chain(atom.chain, tail, rank, env, inner)
+                else:
+                    tail, rank = self._branch(atom, tail, rank, env, inner)
+                if self.diags.error_count > errors:
+                    break  # every further copy would only find the same errors again
+        return tail, rank
+
+    def _branch(self, branch: s.Branch, tail: int, rank: int, env: Env,
+                scopes: tuple[Scope, ...]) -> tuple[int, int]:
+        tails: list[int] = []
+        ranks: list[int] = []
+        for chain in branch.chains:
+            end, end_rank = self.chain(chain, tail, rank, env, scopes)
+            tails.append(end)
+            ranks.append(end_rank)
+        op = "CONCAT" if branch.op == "concat" else "ADD"
+        written = "concat" if op == "CONCAT" else "+"
+        join = self._add(Node(op, {}, tails, branch.span, written, scopes))
+        return join, max(ranks)
+
+    def _add(self, node: Node) -> int:
+        self.nodes.append(node)
+        return len(self.nodes)
+
+    def _layer(self, call: s.Call, tail: int, rank: int, env: Env,
+               scopes: tuple[Scope, ...], name: tuple[str, Span] | None,
+               leading: bool) -> tuple[int, int]:
+        word = self.args.word(call, env)
+        if word is None:
+            return tail, rank
+        plain = NAME.match(word) is not None
+        if plain and word in self.header.blocks:
+            if name is not None:
+                self.diags.error("name", "a name labels one layer, not a block",
+                                 name[1])
+            return self._block_call(self.header.blocks[word], call, tail, rank, env, scopes)
+        upper = word.upper()
+        if upper == "INPUT" and call.args is None:
+            if not leading:
+                self.diags.error("body", "INPUT may only begin a chain", call.word_span)
+            return tail, rank
+        if upper == reg.IDENTITY and call.args is None:
+            return tail, rank
+        match = SHORTHAND.match(word)
+        kind = reg.lookup(match.group("base")) if match else None
+        if kind is None:
+            choices = [*reg.all_names(), *self.header.blocks]
+            base = match.group("base") if match else word
+            what = "layer kind or block" if self.header.blocks else "layer kind"
+            self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
+                             hint=suggest(base, choices) or suggest(word, choices))
+            return tail, rank
+        assert match is not None
+        shorthand = self.args.shorthand(kind, match, call)
+        args = None if shorthand is None else self.args.args(kind, call, shorthand, env)
+        written = self.args.written(call, env)
+        if kind.flat_input and rank == 3:
+            # Implied flatten before the first FC after spatial layers; its origin is the FC.
+            tail = self._add(Node("FLATTEN", {}, [tail], call.span, "FLATTEN", scopes,
+                                  implicit=True, origin=len(self.nodes) + 2))
+        node = Node(kind.name, args, [tail], call.span, written, scopes,
+                    user_name=name[0] if name else None, name_span=name[1] if name else None)
+        tail = origin = self._add(node)
+        for implicit, implicit_args in self._implicit_after(kind):
+            tail = self._add(Node(implicit, dict(implicit_args), [tail], call.span, implicit,
+                                  scopes, implicit=True, origin=origin))
+        return tail, kind.out_rank or rank
+
+    def _implicit_after(self, kind: reg.LayerKind) -> list[tuple[str, dict[str, ArgValue]]]:
+        """The layers the `batchnorm` and `activation` headers insert after a written one."""
+        after: list[tuple[str, dict[str, ArgValue]]] = []
+        if kind.header_bn and self.header.batchnorm:
+            after.append(("BN", self.header.bn_args))
+        if kind.header_activation and self.header.activation is not None:
+            after.append(self.header.activation)
+        return after
+
+    def _block_call(self, block: Block, call: s.Call, tail: int, rank: int, env: Env,
+                    scopes: tuple[Scope, ...]) -> tuple[int, int]:
+        bound = self._bind(block, call, env, report=True)
+        if bound is None:
+            return tail, rank
+        self.scope_ids += 1
+        label = self.args.written(call, env)
+        scope = Scope(id=self.scope_ids, index=0, count=1, label=label, call=call.span)
+        self.blocks_open.append(block.name)
+        try:
+            return self.chain(block.chain, tail, rank, bound, (*scopes, scope))
+        finally:
+            self.blocks_open.pop()
+
+    def _bind(self, block: Block, call: s.Call, env: Env, report: bool) -> Env | None:
+        bound: Env = {}
+        ok = True
+        names = [p for p, _ in block.params]
+        positional = iter(names)
+
+        def fail(message: str, span: Span, hint: str | None = None) -> None:
+            nonlocal ok
+            ok = False
+            if report:
+                self.diags.error("block", message, span, hint=hint)
+
+        for arg in call.args or ():
+            pname = next(positional, None) if arg.name is None else arg.name
+            if pname is None:
+                fail(f"block `{block.name}` takes {len(names)} argument"
+                     f"{'s' * (len(names) != 1)}", arg.span)
+                continue
+            if pname not in names:
+                fail(f"block `{block.name}` has no parameter `{pname}`", arg.span,
+                     hint=suggest(pname, names))
+                continue
+            if pname in bound:
+                fail(f"block `{block.name}` gets `{pname}` twice", arg.span)
+                continue
+            value = arg.value
+            if value.kind == "param":
+                found = env.get(value.text[1:])
+                if found is None:
+                    if report:
+                        self.args.unknown_param(value.text, value.span, env)
+                    ok = False
+                    continue
+                value = found
+            bound[pname] = value
+        for pname, default in block.params:
+            if pname in bound:
+                continue
+            if default is None:
+                fail(f"block `{block.name}` needs `{pname}`", call.span)
+            elif default.kind == "param":  # `block b(c, d=$c)`: an earlier parameter's value
+                earlier = bound.get(default.text[1:])
+                if earlier is None:
+                    fail(f"the default of `{pname}` names no earlier parameter of block "
+                         f"`{block.name}`", default.span)
+                else:
+                    bound[pname] = earlier
+            else:
+                bound[pname] = default
+        return bound if ok else None
+
+    def _repeat_count(self, repeat: s.Repeat | None, env: Env,
+                      report: bool = True) -> int | None:
+        if repeat is None:
+            return 1
+        text = repeat.count
+        where = repeat.span
+        if text.startswith("$"):
+            value = env.get(text[1:])
+            if value is None:
+                if report:
+                    self.args.unknown_param(text, repeat.span, env)
+                return None
+            if value.kind != "number" or not INT.match(value.text) or value.negative:
+                if report:
+                    self.diags.error("argument", f"a repeat count is a whole number, not "
+                                     f"`{value.text}`", value.span)
+                return None
+            text, where = value.text, value.span  # point at the argument that gave it
+        count = int(text)
+        if count < 1:
+            if report:
+                self.diags.error("argument", "a repeat count must be at least 1", where)
+            return None
+        return count
+

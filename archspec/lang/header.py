@@ -1,0 +1,266 @@
+"""The header lines: network, input, activation, batchnorm, defaults, init, dtype and blocks."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from archspec.core.diagnostics import Diagnostics, suggest
+from archspec.core.limits import MAX_ACTIVATIONS, MAX_INT
+from archspec.core.source import Span
+from archspec.ir import ArgValue, InitScheme, InputSpec
+from archspec.kinds import registry as reg
+from archspec.lang import syntax as s
+from archspec.lang.args import INT, Arguments, unquote
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Block:
+    name: str
+    params: list[tuple[str, s.Value | None]]
+    chain: s.Chain
+    span: Span
+
+
+@dataclass
+class Header:
+    name: str | None = None
+    description: str = ""
+    input: InputSpec | None = None
+    activation: tuple[str, dict[str, ArgValue]] | None = None
+    batchnorm: bool = False
+    bn_args: dict[str, ArgValue] = field(default_factory=dict)  # the implicit BN's, defaults in
+    defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
+    init: InitScheme = field(default_factory=InitScheme)
+    dtype: str = "float32"
+    blocks: dict[str, Block] = field(default_factory=dict)
+
+
+class HeaderReader:
+    """Reads the header lines into `header`, checking each; did-you-mean for what is unknown."""
+
+    def __init__(self, header: Header, args: Arguments, diags: Diagnostics) -> None:
+        self.header = header
+        self.args = args
+        self.diags = diags
+
+    def read(self, syntax: s.SpecSyntax) -> dict[str, Span]:
+        """Every header line, each keyword at most once (but `defaults` and `block`); returns
+        where each keyword stands."""
+        seen: dict[str, Span] = {}
+        written = {d.keyword.lower() for d in syntax.header if d.status != "guessed"}
+        for directive in syntax.header:
+            keyword = directive.keyword.lower()
+            if directive.status == "broken":  # reported by the parser; it still counts
+                seen.setdefault(keyword, directive.keyword_span)
+                continue
+            if directive.status == "guessed" and keyword in written:
+                continue  # `netwrok` beside a real `network`: the misspelling is reported
+            reader = _READERS.get(keyword)
+            if reader is None:
+                self.diags.error("header", f"`{directive.keyword}` is not a header line",
+                                 directive.keyword_span,
+                                 hint=suggest(keyword, s.HEADER_KEYWORDS))
+                continue
+            if keyword not in ("defaults", "block"):
+                if keyword in seen:
+                    self.diags.error("header", f"`{keyword}` is given twice",
+                                     directive.keyword_span,
+                                     hint=f"the first is at line {seen[keyword].line}")
+                    continue
+                seen[keyword] = directive.keyword_span
+            reader(self, directive)
+        return seen
+
+    def implicit_bn(self, where: Span) -> None:
+        """The arguments of the BN that `batchnorm` inserts: the kind's, then `defaults`."""
+        bn = reg.kind_of("BN")
+        call = s.Call(word=bn.name, word_span=where, args=None, span=where)
+        self.header.bn_args = self.args.args(bn, call, {}, {}) or {}
+
+    def _only_call(self, directive: s.Directive, what: str) -> s.Call | None:
+        if len(directive.items) != 1 or not isinstance(directive.items[0], s.Call) \
+                or directive.chain is not None:
+            self.diags.error("header", f"`{directive.keyword.lower()}` takes {what}",
+                             directive.span)
+            return None
+        return directive.items[0]
+
+    def network(self, directive: s.Directive) -> None:
+        items = directive.items
+        if not items or not isinstance(items[0], s.Call) or items[0].args is not None \
+                or not NAME.match(items[0].word) or directive.chain is not None \
+                or len(items) > 2 or (len(items) == 2 and (
+                    not isinstance(items[1], s.Value) or items[1].kind != "string")):
+            self.diags.error("header", 'write `network NAME "description"`; NAME is a letter '
+                             "or _ then letters, digits or _", directive.span)
+            return
+        self.header.name = items[0].word
+        if len(items) == 2:
+            assert isinstance(items[1], s.Value)
+            self.header.description = unquote(items[1].text)
+
+    def input(self, directive: s.Directive) -> None:
+        items = directive.items
+        shape_item = items[0] if items else None
+        order = "chw"
+        bad = directive.chain is not None or not isinstance(shape_item, s.Value) \
+            or shape_item.kind not in ("size", "number") or len(items) > 2
+        if not bad and len(items) == 2:
+            order_item = items[1]
+            if isinstance(order_item, s.Call) and order_item.word.lower() in ("hwc", "chw") \
+                    and order_item.args is None:
+                order = order_item.word.lower()
+            else:
+                bad = True
+        if bad:
+            self.diags.error("header", "write `input CxHxW`, `input HxWxC hwc` or `input N`",
+                             directive.span)
+            return
+        assert isinstance(shape_item, s.Value)
+        dims = [int(d) for d in re.split("[x×]", shape_item.text) if INT.match(d)]
+        if len(dims) != len(re.split("[x×]", shape_item.text)) or len(dims) not in (1, 3):
+            self.diags.error("header", f"input `{shape_item.text}` must be CxHxW or a number "
+                             "of features", shape_item.span)
+            return
+        if any(d < 1 or d > MAX_INT for d in dims):
+            self.diags.error("limit", "input sizes must be between 1 and 2^31-1",
+                             shape_item.span)
+            return
+        if math.prod(dims) > MAX_ACTIVATIONS:
+            self.diags.error("limit", f"an input of {math.prod(dims):,} values could not fit "
+                             "any machine", shape_item.span)
+            return
+        if len(dims) == 1:
+            if order == "hwc":
+                self.diags.error("header", "`hwc` needs three sizes", directive.span)
+                return
+            order = "flat"
+        elif order == "hwc":
+            dims = [dims[2], dims[0], dims[1]]
+        self.header.input = InputSpec(shape=tuple(dims), order=order,  # type: ignore[arg-type]
+                                      span=shape_item.span)
+
+    def activation(self, directive: s.Directive) -> None:
+        call = self._only_call(directive, "one activation, e.g. `activation relu`")
+        if call is None:
+            return
+        kind = reg.lookup(call.word)
+        if kind is None or kind.family != "activation":
+            names = [k.name for k in reg.KINDS if k.family == "activation"]
+            self.diags.error("header", f"`{call.word}` is not an activation",
+                             call.word_span, hint=suggest(call.word, names)
+                             or "one of " + ", ".join(names))
+            return
+        args = self.args.args(kind, call, {}, {}, use_defaults=False)
+        if args is not None:
+            self.header.activation = (kind.name, args)
+
+    def batchnorm(self, directive: s.Directive) -> None:
+        if directive.items or directive.chain is not None:
+            self.diags.error("header", "`batchnorm` stands alone on its line", directive.span)
+            return
+        self.header.batchnorm = True
+
+    def defaults(self, directive: s.Directive) -> None:
+        if not directive.items or directive.chain is not None:
+            self.diags.error("header", "write `defaults KIND(arg=value, ...)`", directive.span)
+        for item in directive.items:
+            if not isinstance(item, s.Call) or item.args is None:
+                self.diags.error("header", "write `defaults KIND(arg=value, ...)`",
+                                 item.span)
+                continue
+            kind = reg.lookup(item.word)
+            if kind is None:
+                self.diags.error("unknown-kind", f"unknown layer kind `{item.word}`",
+                                 item.word_span, hint=suggest(item.word, reg.all_names()))
+                continue
+            for arg in item.args:
+                param = kind.param(arg.name) if arg.name is not None else None
+                if arg.name is None:
+                    self.diags.error("argument", "defaults are written name=value",
+                                     arg.span)
+                elif param is None:
+                    self.args.unknown_arg(kind, arg)
+                elif (first := next((a for a in self.header.defaults.get(kind.name, ())
+                                     if a.name == arg.name), None)) is not None:
+                    self.diags.error("argument", f"a default for {kind.name} `{arg.name}` is "
+                                     "given twice", arg.span,
+                                     hint=f"the first is at line {first.span.line}")
+                elif self.args.convert(param, arg.value) is not None:
+                    self.header.defaults.setdefault(kind.name, []).append(arg)
+
+    def init(self, directive: s.Directive) -> None:
+        call = self._only_call(directive, "one scheme: torch, normal(std=0.01), xavier, "
+                               "kaiming or orthogonal")
+        if call is None:
+            return
+        name = call.word.lower()
+        schemes = ("torch", "normal", "xavier", "kaiming", "orthogonal")
+        if name not in schemes:
+            self.diags.error("header", f"unknown init scheme `{call.word}`", call.word_span,
+                             hint=suggest(call.word, schemes) or "one of " + ", ".join(schemes))
+            return
+        values = self.args.model_args(call, ("std",) if name == "normal" else ())
+        if values is None:
+            return
+        try:
+            self.header.init = InitScheme(name=name, **values)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            self.args.validation(exc, call)
+
+    def dtype(self, directive: s.Directive) -> None:
+        call = self._only_call(directive, "float32, float16 or bfloat16")
+        if call is None:
+            return
+        names = ("float32", "float16", "bfloat16")
+        if call.word.lower() not in names or call.args is not None:
+            self.diags.error("header", f"unknown dtype `{call.word}`", call.word_span,
+                             hint=suggest(call.word, names) or "one of " + ", ".join(names))
+            return
+        self.header.dtype = call.word.lower()
+
+    def block(self, directive: s.Directive) -> None:
+        head = directive.items[0] if len(directive.items) == 1 else None
+        if not isinstance(head, s.Call) or directive.chain is None \
+                or not NAME.match(head.word):
+            self.diags.error("block", "write `block NAME(p1, p2=default): CHAIN`",
+                             directive.span)
+            return
+        name = head.word
+        if name in self.header.blocks:
+            self.diags.error("block", f"block `{name}` is defined twice", head.word_span,
+                             hint=f"the first is at line {self.header.blocks[name].span.line}")
+            return
+        if reg.lookup(name) is not None or name.upper() in (reg.IDENTITY, "INPUT"):
+            self.diags.error("block", f"block `{name}` would hide the layer kind "
+                             f"{name.upper()}", head.word_span)
+            return
+        params: list[tuple[str, s.Value | None]] = []
+        for arg in head.args or ():
+            pname = arg.name if arg.name is not None else (
+                arg.value.text if arg.value.kind == "word" else None)
+            if pname is None or not NAME.match(pname):
+                self.diags.error("block", "block parameters are names, with optional "
+                                 "defaults: `block b(c, s=1)`", arg.span)
+                return
+            if any(p == pname for p, _ in params):
+                self.diags.error("block", f"parameter `{pname}` is listed twice", arg.span)
+                return
+            params.append((pname, arg.value if arg.name is not None else None))
+        self.header.blocks[name] = Block(name, params, directive.chain, head.word_span)
+
+
+# One reader per keyword of syntax.HEADER_KEYWORDS (a test checks they agree).
+_READERS: dict[str, Callable[[HeaderReader, s.Directive], None]] = {
+    "network": HeaderReader.network, "input": HeaderReader.input,
+    "activation": HeaderReader.activation, "batchnorm": HeaderReader.batchnorm,
+    "defaults": HeaderReader.defaults, "init": HeaderReader.init, "dtype": HeaderReader.dtype,
+    "block": HeaderReader.block,
+}

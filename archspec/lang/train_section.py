@@ -1,0 +1,242 @@
+"""The `train:` section: each setting checked and gathered into a validated TrainingPlan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from archspec.core.diagnostics import Diagnostics, suggest
+from archspec.core.limits import MAX_INT
+from archspec.core.source import Source, Span
+from archspec.ir import AugmentSpec, DataSpec, OptimizerSpec, ScheduleSpec, TrainingPlan
+from archspec.lang import syntax as s
+from archspec.lang.args import INT, Arguments, must
+
+
+class TrainSection:
+    """Reads the `train:` settings; `check_plan` then checks the plan against the network."""
+
+    def __init__(self, source: Source, args: Arguments, diags: Diagnostics) -> None:
+        self.source = source
+        self.args = args
+        self.diags = diags
+
+    def read(self, syntax: s.SpecSyntax) -> TrainingPlan | None:
+        fields: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        for directive in syntax.train:
+            key = directive.keyword.lower()
+            handler = _SETTINGS.get(key)
+            if handler is None:
+                self.diags.error("train", f"unknown train setting `{directive.keyword}`",
+                                 directive.keyword_span,
+                                 hint=suggest(key, list(_SETTINGS)))
+                ok = False
+                continue
+            if key in spans:
+                self.diags.error("train", f"`{key}` is given twice", directive.keyword_span)
+                ok = False
+                continue
+            spans[key] = directive.span
+            value = handler(self, directive)
+            if value is None:
+                ok = False
+            else:
+                fields[key] = value
+        try:
+            plan = TrainingPlan(**fields, spans=spans)
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = str(error["loc"][0])
+                self.diags.error("train", f"{key} {must(error['msg'])}",
+                                 spans.get(key, syntax.train_span or self.source.span(0, 0)))
+            return None
+        return plan if ok else None
+
+    def check_plan(self, plan: TrainingPlan, shape: tuple[int, ...], fallback: Span) -> None:
+        """What a plan asks of the network and of itself (augment size, snapshots)."""
+
+        def where(key: str) -> Span:
+            return plan.spans.get(key, fallback)
+
+        if plan.augment and len(shape) != 3:
+            self.diags.error("train", "augment needs an image input (CxHxW), not a flat vector",
+                             where("augment"))
+        elif plan.augment and plan.augmented_size((shape[1], shape[2])) != shape[1:]:
+            size = plan.augmented_size((shape[1], shape[2]))
+            self.diags.error("train", f"augment ends with {size[0]}x{size[1]} images but the "
+                             f"input is {shape[1]}x{shape[2]}; end the chain with "
+                             f"random_crop({shape[1]})", where("augment"))
+        if plan.snapshots == 1:
+            return
+        if plan.ensemble > 1:
+            self.diags.error("train", "use ensemble or snapshots, not both", where("snapshots"))
+        elif plan.schedule.name != "sgdr":
+            self.diags.error("train", "snapshots are taken at the ends of SGDR cycles: add "
+                             "`schedule sgdr(period=..., mult=...)`", where("snapshots"))
+        # Whether the epochs hold enough cycles is checked when training starts: `train
+        # --epochs N` may change them.
+
+    def _setting_call(self, directive: s.Directive, choices: tuple[str, ...]) -> s.Call | None:
+        if len(directive.items) != 1 or not isinstance(directive.items[0], s.Call):
+            self.diags.error("train", f"`{directive.keyword}` takes one of: "
+                             + ", ".join(choices), directive.span)
+            return None
+        call = directive.items[0]
+        if call.word.lower() not in choices:
+            self.diags.error("train", f"unknown {directive.keyword.lower()} `{call.word}`",
+                             call.word_span, hint=suggest(call.word, choices)
+                             or "one of " + ", ".join(choices))
+            return None
+        return call
+
+    def _setting_model(self, directive: s.Directive, model: type[BaseModel],
+                       choices: dict[str, tuple[str, ...]]) -> Any:
+        call = self._setting_call(directive, tuple(choices))
+        if call is None:
+            return None
+        name = call.word.lower()
+        values = self.args.model_args(call, choices[name])
+        if values is None:
+            return None
+        allowed = set(choices[name]) | _KEYWORD_ONLY.get(name, set())
+        for key in values:
+            if key not in allowed:
+                arg = next(a for a in call.args or () if a.name == key)
+                self.diags.error("train", f"`{name}` has no argument `{key}`", arg.span,
+                                 hint=suggest(key, sorted(allowed)))
+                return None
+        try:
+            return model(name=name, **values)
+        except ValidationError as exc:
+            self.args.validation(exc, call)
+            return None
+
+    def _int(self, directive: s.Directive) -> int | None:
+        items = directive.items
+        signed = len(items) == 1 and bool(  # `seed -1`: the grammar reads `-` as a separator
+            self.source.text[directive.keyword_span.end:items[0].span.start].strip())
+        if len(items) != 1 or not isinstance(items[0], s.Value) or items[0].kind != "number" \
+                or not INT.match(items[0].text) or int(items[0].text) > MAX_INT or signed:
+            low = 0 if directive.keyword.lower() == "seed" else 1
+            self.diags.error("train", f"`{directive.keyword}` takes a whole number, at least "
+                             f"{low}", directive.span)
+            return None
+        return int(items[0].text)
+
+    def _word(self, directive: s.Directive, choices: tuple[str, ...]) -> str | None:
+        call = self._setting_call(directive, choices)
+        return call.word.lower() if call is not None else None
+
+    def _bool(self, directive: s.Directive) -> bool | None:
+        word = self._word(directive, ("true", "false"))
+        return None if word is None else word == "true"
+
+    def _data(self, directive: s.Directive) -> DataSpec | None:
+        spec = self._setting_model(directive, DataSpec, {
+            "digits": (), "mnist5k": (), "folder": ("path",), "synthetic": ("classes", "n")})
+        if spec is not None and spec.name == "folder" and not spec.path:
+            self.diags.error("train", 'write `data folder("path")`', directive.span)
+            return None
+        return spec
+
+    def _optimizer(self, directive: s.Directive) -> OptimizerSpec | None:
+        return self._setting_model(directive, OptimizerSpec, {
+            "sgd": ("lr",), "adam": ("lr",), "adamw": ("lr",)})
+
+    def _schedule(self, directive: s.Directive) -> ScheduleSpec | None:
+        return self._setting_model(directive, ScheduleSpec, {
+            "none": (), "step": ("every", "gamma"), "plateau": ("factor", "patience"),
+            "cosine": (), "sgdr": ("period", "mult")})
+
+    def _augment(self, directive: s.Directive) -> tuple[AugmentSpec, ...] | None:
+        out: list[AugmentSpec] = []
+        ok = True
+        for item in directive.items:  # every step is checked, so all its errors show at once
+            if not isinstance(item, s.Call):
+                self.diags.error("train", "augment is a chain like `hflip - rotate(20)`",
+                                 item.span)
+                ok = False
+                continue
+            name = item.word.lower()
+            positional = _AUGMENTS.get(name)
+            if positional is None:
+                self.diags.error("train", f"unknown augmentation `{item.word}`", item.word_span,
+                                 hint=suggest(name, list(_AUGMENTS)))
+                ok = False
+                continue
+            values = self.args.model_args(item, positional[0])
+            problem = None if values is None else _check_augment(name, values, positional)
+            if problem is not None:
+                self.diags.error("train", problem, item.span)
+            if values is None or problem is not None:
+                ok = False
+                continue
+            out.append(AugmentSpec(name=name, args=values))  # type: ignore[arg-type]
+        return tuple(out) if ok else None
+
+    def _device(self, directive: s.Directive) -> str | None:
+        return self._word(directive, ("cpu", "cuda"))
+
+    def _precision(self, directive: s.Directive) -> str | None:
+        return self._word(directive, ("fp32", "bf16"))
+
+
+_KEYWORD_ONLY: dict[str, set[str]] = {
+    "sgd": {"lr", "momentum", "nesterov", "weight_decay"},
+    "adam": {"lr", "weight_decay"}, "adamw": {"lr", "weight_decay"},
+    "step": {"every", "gamma"}, "plateau": {"factor", "patience"}, "sgdr": {"period", "mult"},
+}
+
+# name: (positional names, required names, all allowed names)
+_AUGMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "hflip": ((), (), ()),
+    "rotate": (("deg",), ("deg",), ("deg",)),
+    "color_jitter": ((), (), ("brightness", "contrast", "saturation", "hue")),
+    "resize": (("size",), ("size",), ("size",)),
+    "random_crop": (("size", "pad"), ("size",), ("size", "pad")),
+    "scale": (("min", "max"), ("min", "max"), ("min", "max")),
+}
+
+
+def _check_augment(name: str, values: dict[str, Any],
+                   spec: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]) -> str | None:
+    _positional, required, allowed = spec
+    for key, value in values.items():
+        if key not in allowed:
+            return f"`{name}` has no argument `{key}`" + (
+                f"; it takes {', '.join(allowed)}" if allowed else "")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"`{name}({key}=...)` is a number"
+        if value < 0:
+            return f"`{name}({key}=...)` must not be negative"
+    for key in required:
+        if key not in values:
+            return f"`{name}` needs `{key}`"
+    if name == "color_jitter" and values.get("hue", 0) > 0.5:
+        return "color_jitter hue is at most 0.5"
+    if name == "scale" and not 0 < values["min"] <= values["max"]:
+        return "scale(min, max) needs 0 < min <= max"
+    if name in ("resize", "random_crop") and (values["size"] < 1 or values["size"] != int(
+            values["size"])):
+        return f"`{name}` size is a whole number of pixels"
+    return None
+
+
+_SETTINGS: dict[str, Callable[[TrainSection, s.Directive], Any]] = {
+    "data": TrainSection._data,
+    "batch": TrainSection._int,
+    "epochs": TrainSection._int,
+    "ensemble": TrainSection._int,
+    "snapshots": TrainSection._int,
+    "seed": TrainSection._int,
+    "optimizer": TrainSection._optimizer,
+    "schedule": TrainSection._schedule,
+    "augment": TrainSection._augment,
+    "device": TrainSection._device,
+    "precision": TrainSection._precision,
+    "channels_last": TrainSection._bool,
+}
