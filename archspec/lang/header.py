@@ -144,8 +144,20 @@ class HeaderReader:
             order = "flat"
         elif order == "hwc":
             dims = [dims[2], dims[0], dims[1]]
+        elif len(items) == 1:
+            self._warn_channels_last(dims, shape_item)
         self.header.input = InputSpec(shape=tuple(dims), order=order,  # type: ignore[arg-type]
                                       span=shape_item.span)
+
+    def _warn_channels_last(self, dims: list[int], item: s.Value) -> None:
+        """`input 32x32x3`, the slides' HxWxC order, reads as 32 channels of 32x3 pixels."""
+        c, h, w = dims
+        if w in (1, 3) and c > 4 and h > 4:
+            self.diags.warning(
+                "input", f"`input {item.text}` reads as {c} channels of {h}x{w} pixels; "
+                f"{w} channel{'s' * (w != 1)} last looks like height x width x channels",
+                item.span, hint=f"write `input {w}x{c}x{h}` (channels first) or "
+                f"`input {item.text} hwc`; `input {item.text} chw` keeps it as it is")
 
     def activation(self, directive: s.Directive) -> None:
         call = self._only_call(directive, "one activation, e.g. `activation relu`")

@@ -14,6 +14,8 @@ def finish(nodes: list[Node], header_activation: bool, diags: Diagnostics) -> li
     adds one), every layer named, inputs referring to names."""
     if header_activation:
         _drop_classifier_activation(nodes)
+        _warn_double_activation(nodes, diags)
+    _warn_softmax_output(nodes, diags)
     alias: dict[int, int] = {}
     for index, node in enumerate(nodes, start=1):
         if node.removed:
@@ -44,6 +46,33 @@ def _drop_classifier_activation(nodes: list[Node]) -> None:
         if node.implicit and node.origin == last and \
                 reg.kind_of(node.kind).family == "activation":
             node.removed = True
+
+
+def _warn_double_activation(nodes: list[Node], diags: Diagnostics) -> None:
+    """A written activation right after the one the `activation` header inserted."""
+    for node in nodes:
+        if node.implicit or node.removed or reg.kind_of(node.kind).family != "activation":
+            continue
+        before = nodes[node.inputs[0] - 1] if node.inputs[0] else None
+        if before is not None and before.implicit and not before.removed \
+                and reg.kind_of(before.kind).family == "activation":
+            origin = nodes[(before.origin or 1) - 1]
+            diags.warning(
+                "activation", f"`{node.written}` follows `{origin.written}`, which the "
+                f"`activation` header already follows with {before.kind}: two activations "
+                "in a row", node.span, hint=f"remove `{node.written}`, or the `activation` header")
+
+
+def _warn_softmax_output(nodes: list[Node], diags: Diagnostics) -> None:
+    """A network that ends in SOFTMAX: training's cross-entropy takes logits and applies
+    log-softmax itself, so the softmax would be applied twice."""
+    last = next((n for n in reversed(nodes) if not n.removed), None)
+    if last is not None and last.kind == "SOFTMAX":
+        diags.warning(
+            "softmax", "the network ends in SOFTMAX, but `archspec train`'s cross-entropy "
+            "applies log-softmax to the output itself: the scores go through softmax twice, "
+            "which trains slowly and to a worse loss", last.span,
+            hint="end with the classifier's FC; apply softmax when you read probabilities out")
 
 
 def _names(nodes: list[Node], diags: Diagnostics) -> dict[int, str]:
