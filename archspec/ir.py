@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archspec.core.source import Span
 
@@ -62,12 +62,49 @@ class DataSpec(Frozen):
     n: int = Field(512, ge=1)
 
 
+# Each optimizer's arguments and their defaults: torch's own, except sgd's lr and momentum
+# (torch has no default lr for SGD and momentum 0).
+OPTIMIZER_DEFAULTS: dict[str, dict[str, float | bool]] = {
+    "sgd": {"lr": 0.01, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
+            "weight_decay": 0.0},
+    "adam": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
+}
+
+
 class OptimizerSpec(Frozen):
+    """An optimizer with each of its own arguments resolved; the others are None."""
+
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.01, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    dampening: float | None = Field(None, ge=0, le=1)
+    nesterov: bool | None = None
+    beta1: float | None = Field(None, ge=0, lt=1)
+    beta2: float | None = Field(None, ge=0, lt=1)
+    eps: float | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaults = OPTIMIZER_DEFAULTS.get(data.get("name", "sgd"), {})
+        foreign = sorted(key for key, value in data.items()
+                         if key not in defaults and key != "name" and value is not None)
+        if defaults and foreign:
+            raise ValueError(f"{data.get('name', 'sgd')} has no argument {foreign[0]}")
+        return defaults | data
+
+    def conflicts(self) -> list[tuple[str, str]]:
+        """(argument, why) for each combination torch's optimizer rejects."""
+        found = []
+        if self.nesterov and not self.momentum:
+            found.append(("nesterov", "nesterov=true needs momentum > 0"))
+        if self.nesterov and self.dampening:
+            found.append(("dampening", "nesterov=true needs dampening=0"))
+        return found
 
 
 class ScheduleSpec(Frozen):
@@ -102,12 +139,14 @@ class TrainingPlan(Frozen):
     data: DataSpec = DataSpec()
     batch: int = Field(64, ge=1)
     epochs: int = Field(10, ge=1)
-    optimizer: OptimizerSpec = OptimizerSpec()
+    optimizer: OptimizerSpec = OptimizerSpec.model_validate({})
     schedule: ScheduleSpec = ScheduleSpec()
     augment: tuple[AugmentSpec, ...] = ()
     ensemble: int = Field(1, ge=1)
     snapshots: int = Field(1, ge=1)
     seed: int = Field(0, ge=0)
+    decay_norm_and_bias: bool = False
+    sync_bn: bool = False
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False

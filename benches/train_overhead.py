@@ -7,7 +7,7 @@ Both train the same network (built by `to_torch` from SPEC, default LeNet-5 on m
 the same in-memory training split, with the same batch size and optimizer; the spec's
 augmentation and schedule are left out of both, so what differs is only the loop around the
 steps. The
-runner is archspec's `Trainer` epoch (seeded DistributedSampler order, per-batch
+runner is archspec's `Trainer` epoch (its seeded per-epoch order, per-batch
 standardisation, running loss and accuracy; then validation and an atomic
 checkpoint, which its rate leaves out); the hand loop is `randperm`, slice, forward, loss,
 backward, step on pre-standardised tensors. Deterministic algorithms are on for both, as

@@ -310,7 +310,7 @@ def test_train_writes_history_metrics_curves_and_plan(tmp_path: Path,
     assert history[0].startswith("member,epoch,lr,train_loss,train_accuracy,val_loss")
     assert len(history) == 3
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "epochs"):
+    for key in ("test_accuracy", "test_loss", "val_accuracy", "epochs"):
         assert key in metrics
     assert metrics["epochs"] == 2
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -325,11 +325,11 @@ def test_ensemble_reports_members_beside_the_average(tmp_path: Path,
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
     members, ensemble = metrics["members"], metrics["ensemble"]
-    assert [m["seed"] for m in members] == [7, 8, 9]
+    assert [m["member"] for m in members] == [0, 1, 2] and metrics["seed"] == 7
     assert ensemble["kind"] == "ensemble" and ensemble["size"] == 3
     assert len({m["test_loss"] for m in members}) == 3  # different seeds, different models
     # -log of averaged probabilities is at most the average -log (convexity)
-    assert ensemble["test_loss"] <= ensemble["mean_member_loss"] + 1e-12
+    assert ensemble["test_loss"] <= ensemble["mean_member_test_loss"] + 1e-12
     assert metrics["test_accuracy"] == ensemble["test_accuracy"]
     assert "members (mean)" in stdout and "ensemble of 3" in stdout
     assert {line.split(",")[0] for line in
@@ -344,7 +344,7 @@ def test_snapshots_are_taken_at_sgdr_cycle_ends(tmp_path: Path,
                                   "--epochs", "3")
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [m["snapshot_epoch"] for m in metrics["members"]] == [1, 3]
+    assert [m["epoch"] for m in metrics["members"]] == [1, 3]
     assert metrics["ensemble"]["kind"] == "snapshots"
 
 

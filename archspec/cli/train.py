@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
         print("archspec: error: --device cuda, but torch sees no CUDA device here",
               file=sys.stderr)
         return EXIT_USAGE
-    ready, diagnostics = preflight.check(spec, plan)
+    ready, diagnostics = preflight.check(spec, plan, max(args.nproc, world.size))
     if diagnostics and world.main:
         print(render_all(diagnostics, spec.source), file=sys.stderr)
     if ready is None:
@@ -143,19 +143,18 @@ def _env_threads() -> int:
 
 
 def summary(metrics: dict[str, Any], out: Path) -> str:
-    """The closing lines: test figures, and members beside their ensemble."""
+    """The closing lines: the scored model's figures, and members beside their ensemble."""
     lines = [f"test accuracy {metrics['test_accuracy']:.2%}, log-loss {metrics['test_loss']:.4f}"
-             f" on {metrics['test_images']} images; best val accuracy "
-             f"{metrics['best_val_accuracy']:.2%}; {metrics['train_seconds']:.1f} s training"]
-    if "ensemble" in metrics:
-        ensemble = metrics["ensemble"]
+             f" on {metrics['test_images']} images; val accuracy "
+             f"{metrics['val_accuracy']:.2%}; {metrics['train_seconds']:.1f} s training"]
+    ensemble = metrics["ensemble"]
+    if ensemble is not None:
         lines.append(f"{'model':<24} {'accuracy':>9} {'log-loss':>9}")
         for part in metrics["members"]:
-            name = f"seed {part['seed']}" + (f", epoch {part['snapshot_epoch']}"
-                                             if "snapshot_epoch" in part else "")
+            name = f"member {part['member']}, epoch {part['epoch']}"
             lines.append(f"{name:<24} {part['test_accuracy']:>9.2%} {part['test_loss']:>9.4f}")
-        lines.append(f"{'members (mean)':<24} {ensemble['mean_member_accuracy']:>9.2%} "
-                     f"{ensemble['mean_member_loss']:>9.4f}")
+        lines.append(f"{'members (mean)':<24} {ensemble['mean_member_test_accuracy']:>9.2%} "
+                     f"{ensemble['mean_member_test_loss']:>9.4f}")
         lines.append(f"{ensemble['kind'] + ' of ' + str(ensemble['size']):<24} "
                      f"{ensemble['test_accuracy']:>9.2%} {ensemble['test_loss']:>9.4f}")
     lines.append(f"wrote {out}/metrics.json, history.csv, curves.png, checkpoint.pt")

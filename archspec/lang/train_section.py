@@ -10,7 +10,14 @@ from pydantic import BaseModel, ValidationError
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_INT
 from archspec.core.source import Source, Span
-from archspec.ir import AugmentSpec, DataSpec, OptimizerSpec, ScheduleSpec, TrainingPlan
+from archspec.ir import (
+    OPTIMIZER_DEFAULTS,
+    AugmentSpec,
+    DataSpec,
+    OptimizerSpec,
+    ScheduleSpec,
+    TrainingPlan,
+)
 from archspec.lang import syntax as s
 from archspec.lang.args import INT, Arguments, must
 
@@ -144,8 +151,16 @@ class TrainSection:
         return spec
 
     def _optimizer(self, directive: s.Directive) -> OptimizerSpec | None:
-        return self._setting_model(directive, OptimizerSpec, {
-            "sgd": ("lr",), "adam": ("lr",), "adamw": ("lr",)})
+        spec = self._setting_model(directive, OptimizerSpec,
+                                   {name: ("lr",) for name in OPTIMIZER_DEFAULTS})
+        if spec is None:
+            return None
+        call = directive.items[0]
+        assert isinstance(call, s.Call)
+        for key, message in spec.conflicts():  # at the argument that asks for it
+            arg = next((a for a in call.args or () if a.name == key), None)
+            self.diags.error("train", message, arg.span if arg else call.span)
+        return None if spec.conflicts() else spec
 
     def _schedule(self, directive: s.Directive) -> ScheduleSpec | None:
         return self._setting_model(directive, ScheduleSpec, {
@@ -186,8 +201,7 @@ class TrainSection:
 
 
 _KEYWORD_ONLY: dict[str, set[str]] = {
-    "sgd": {"lr", "momentum", "nesterov", "weight_decay"},
-    "adam": {"lr", "weight_decay"}, "adamw": {"lr", "weight_decay"},
+    **{name: set(defaults) for name, defaults in OPTIMIZER_DEFAULTS.items()},
     "step": {"every", "gamma"}, "plateau": {"factor", "patience"}, "sgdr": {"period", "mult"},
 }
 
@@ -239,4 +253,6 @@ _SETTINGS: dict[str, Callable[[TrainSection, s.Directive], Any]] = {
     "device": TrainSection._device,
     "precision": TrainSection._precision,
     "channels_last": TrainSection._bool,
+    "decay_norm_and_bias": TrainSection._bool,
+    "sync_bn": TrainSection._bool,
 }

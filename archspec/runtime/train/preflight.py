@@ -4,7 +4,7 @@ The front end already rejects malformed settings (a negative lr, an unknown sche
 augment chain that does not end at the input size, snapshots without SGDR). What needs the
 world outside the spec, or the run's own epochs (`--epochs`), is checked here: the data
 folder and its classes, the dataset against the network's output, enough SGDR cycles for the
-snapshots, and the device.
+snapshots, the device, and SyncBatchNorm on several CPU processes.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class Ready:
     data: data.Data
 
 
-def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic]]:
-    """Check a valid spec's plan and load its data; diagnostics are located in the spec."""
+def check(spec: Spec, plan: TrainingPlan,
+          processes: int = 1) -> tuple[Ready | None, list[Diagnostic]]:
+    """Check a valid spec's plan for a run on `processes` processes and load its data;
+    diagnostics are located in the spec."""
     assert spec.network is not None
     network = spec.network
     diags = Diagnostics()
@@ -62,6 +64,9 @@ def check(spec: Spec, plan: TrainingPlan) -> tuple[Ready | None, list[Diagnostic
     if plan.device == "cuda" and not cuda_available():
         diags.error("train", "device cuda, but torch sees no CUDA device here",
                     where("device"))
+    if plan.sync_bn and processes > 1 and plan.device == "cpu":
+        diags.error("train", "sync_bn needs device cuda: torch's SyncBatchNorm runs on GPUs "
+                    "only; on the CPU write `sync_bn false`", where("sync_bn"))
     if plan.channels_last and len(network.input.shape) != 3:
         diags.error("train", "channels_last needs an image input (CxHxW)",
                     where("channels_last"))

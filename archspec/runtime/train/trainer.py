@@ -1,11 +1,14 @@
 """The training loop: one plan, run on in-memory data, checkpointed every epoch.
 
-A run trains `ensemble` members one after another (member m draws from seed + m). Each epoch
-walks a seeded permutation of the training split (a DistributedSampler, so with several
-processes every rank walks its own shard), augments and standardises every batch, steps the
-optimizer and the schedule, then measures the validation split with the model in eval mode
-(dropout off, BatchNorm on its running statistics). After the last epoch the test split is
-scored by every member (or every SGDR snapshot) and by their averaged probabilities.
+A run trains `ensemble` members one after another; every random stream (a member's initial
+weights, its augmentation and dropout draws on each rank, its data order in each epoch) is
+seeded from a hash of (seed, member, stream, rank or epoch), so no two runs, members or epochs
+share one. Each epoch walks a permutation of the training split (with several processes every
+rank walks its own shard), augments and standardises every batch, steps the optimizer and the
+schedule, then measures the validation split with the model in eval mode (dropout off,
+BatchNorm on its running statistics) and the augment chain's evaluation counterpart. After the
+last epoch the val and test splits are scored by every member (or every SGDR snapshot) and by
+their averaged probabilities.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
 from archspec.backends.torch.build import to_torch
 from archspec.ir import TrainingPlan
@@ -31,10 +34,9 @@ from archspec.runtime.train.progress import Progress
 from archspec.runtime.train.schedules import Schedule, snapshot_epochs
 
 EVAL_BATCH = 1024
-# Member m of an ensemble, and rank r of a distributed run, draw from seed + m + RANK_STRIDE*r;
-# member m's data order from seed + ORDER_STRIDE*m plus the epoch (so members never share one).
-RANK_STRIDE = 100_003
-ORDER_STRIDE = 1_000_003
+# The random streams of a member: its initial weights, its augmentation and dropout draws (one
+# stream per rank), its data order (one per epoch).
+WEIGHTS, DRAWS, ORDER = 0, 1, 2
 
 
 class ResumeError(ValueError):
@@ -56,17 +58,47 @@ class _Member:
     stepper: nn.Module  # the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     schedule: Schedule
-    sampler: DistributedSampler[int]  # this rank's shard of each epoch's seeded permutation
     snapshots: list[dict[str, torch.Tensor]]
+
+
+def stream_seed(seed: int, member: int, stream: int, index: int = 0) -> int:
+    """A 63-bit seed for one random stream, hashed by numpy's SeedSequence from its keys:
+    streams of different keys are unrelated (seed s + 1 does not replay seed s shifted)."""
+    state = np.random.SeedSequence([seed, member, stream, index]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def epoch_order(n: int, seed: int, member: int, epoch: int, world: World) -> torch.Tensor:
+    """This rank's shard of the epoch's permutation of n samples, as DistributedSampler shards:
+    the permutation is padded with its own head to a multiple of the world size, and rank r
+    takes every world-size-th sample from r."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, member, ORDER, epoch))
+    order = torch.randperm(n, generator=generator)
+    total = -(-n // world.size) * world.size
+    order = order.repeat(-(-total // n))[:total]
+    return order[world.rank::world.size]
+
+
+def parameter_groups(model: nn.Module, decay: float,
+                     norm_and_bias: bool) -> list[dict[str, Any]]:
+    """Weight decay on the weight matrices and kernels only, unless norm_and_bias: biases and
+    normalisation scales and shifts (every parameter of one dimension) are left undecayed."""
+    params = list(model.parameters())
+    if norm_and_bias or not decay:
+        return [{"params": params, "weight_decay": decay}]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 def make_optimizer(plan: TrainingPlan, model: nn.Module) -> torch.optim.Optimizer:
     spec = plan.optimizer
+    groups = parameter_groups(model, spec.weight_decay, plan.decay_norm_and_bias)
     if spec.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
-                               nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum or 0.0,
+                               dampening=spec.dampening or 0.0, nesterov=bool(spec.nesterov))
+    assert spec.beta1 is not None and spec.beta2 is not None and spec.eps is not None
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return cls(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps)
 
 
 def score(probabilities: torch.Tensor, labels: torch.Tensor) -> Scores:
@@ -92,6 +124,7 @@ class Trainer:
         self.channels_last = plan.channels_last and image
         self.augment = augment.build(plan.augment, self.network.input.shape[0]) \
             if plan.augment and image else None
+        self.evaluation = augment.for_evaluation(plan.augment) if image else None
         # Augmentations work on [0, 1] pixels, so batches are standardised after them; without
         # augmentation the training images are standardised once, here.
         self.train_x = data.train.x if self.augment else data.normalise(data.train.x)
@@ -118,10 +151,13 @@ class Trainer:
         return model
 
     def _build(self, index: int) -> _Member:
-        seed = self.plan.seed + index
-        torch.manual_seed(seed)  # the same initial weights on every rank
+        seed = self.plan.seed
+        torch.manual_seed(stream_seed(seed, index, WEIGHTS))  # the same weights on every rank
         model = self._model()
-        torch.manual_seed(seed + RANK_STRIDE * self.world.rank)  # per-rank augment, dropout
+        if self.world.distributed and self.plan.sync_bn:
+            # BatchNorm statistics over the global batch (all ranks), as one process sees it.
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        torch.manual_seed(stream_seed(seed, index, DRAWS, self.world.rank))
         stepper: nn.Module = model
         if self.world.distributed:
             stepper = DistributedDataParallel(
@@ -129,10 +165,7 @@ class Trainer:
         optimizer = make_optimizer(self.plan, model)
         schedule = Schedule(optimizer, self.plan.schedule, self.plan.epochs,
                             self.steps_per_epoch)
-        sampler = DistributedSampler(range(len(self.data.train)), num_replicas=self.world.size,
-                                     rank=self.world.rank, shuffle=True,
-                                     seed=self.plan.seed + ORDER_STRIDE * index)
-        return _Member(index, model, stepper, optimizer, schedule, sampler, [])
+        return _Member(index, model, stepper, optimizer, schedule, [])
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -168,8 +201,8 @@ class Trainer:
     def _epoch(self, member: _Member, epoch: int) -> None:
         model = member.stepper
         model.train()
-        member.sampler.set_epoch(epoch)
-        order = torch.tensor(list(member.sampler), dtype=torch.int64)
+        order = epoch_order(len(self.data.train), self.plan.seed, member.index, epoch,
+                            self.world)
         batches = order.split(self.batch)[: self.steps_per_epoch]
         lr = member.schedule.lr
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -220,11 +253,15 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, split: Split) -> torch.Tensor:
-        """Class probabilities for a split, in eval mode (the model is left in train mode)."""
+        """Class probabilities for a split, in eval mode (the model is left in train mode),
+        its images through the augment chain's evaluation counterpart."""
         model.eval()
         out = []
         for start in range(0, len(split), EVAL_BATCH):
-            x = self.data.normalise(split.x[start:start + EVAL_BATCH].to(self.device))
+            x = split.x[start:start + EVAL_BATCH].to(self.device)
+            if self.evaluation is not None:
+                x = self.evaluation(x)
+            x = self.data.normalise(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
@@ -239,43 +276,51 @@ class Trainer:
     # -- results ------------------------------------------------------------------------------
 
     def _evaluate(self) -> dict[str, Any]:
+        """Score every kept model (each member's last epoch, or each snapshot) and their
+        average on the val and test splits; metrics.json's schema is in docs/train.md."""
         model = self._model()
-        test = self.data.test
+        splits = {"val": self.data.val, "test": self.data.test}
         parts: list[dict[str, Any]] = []
-        probabilities = []
+        probabilities: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
         for index, member in enumerate(self.finished):
+            rows = [row for row in self.history if row["member"] == index]
+            best = max(rows, key=lambda row: row["val_accuracy"])
             weights = member["snapshots"] or [member["weights"]]
-            for number, state in enumerate(weights):
+            epochs = sorted(self.snapshot_at) if member["snapshots"] else [self.plan.epochs]
+            for epoch, state in zip(epochs, weights, strict=True):
                 model.load_state_dict(state)
-                probs = self.predict(model, test)
-                probabilities.append(probs)
-                scores = score(probs, test.y)
-                entry: dict[str, Any] = {"seed": self.plan.seed + index}
-                if member["snapshots"]:
-                    entry["snapshot_epoch"] = sorted(self.snapshot_at)[number]
-                entry |= {"test_accuracy": scores.accuracy, "test_loss": scores.loss}
+                entry: dict[str, Any] = {"member": index, "epoch": epoch}
+                for name, split in splits.items():
+                    probs = self.predict(model, split)
+                    probabilities[name].append(probs)
+                    scores = score(probs, split.y)
+                    entry |= {f"{name}_accuracy": scores.accuracy, f"{name}_loss": scores.loss}
+                entry |= {"best_val_accuracy": best["val_accuracy"],
+                          "best_val_epoch": best["epoch"]}
                 parts.append(entry)
-        final = score(torch.stack(probabilities).mean(dim=0), test.y)
-        vals = [row["val_accuracy"] for row in self.history]
+        averaged = {name: score(torch.stack(probs).mean(dim=0), splits[name].y)
+                    for name, probs in probabilities.items()}
+        scored = {"val_accuracy": averaged["val"].accuracy, "val_loss": averaged["val"].loss,
+                  "test_accuracy": averaged["test"].accuracy,
+                  "test_loss": averaged["test"].loss}
+        ensemble: dict[str, Any] | None = None
+        if len(parts) > 1:
+            ensemble = {
+                "kind": "snapshots" if self.plan.snapshots > 1 else "ensemble",
+                "size": len(parts), **scored,
+                "mean_member_test_accuracy": sum(p["test_accuracy"] for p in parts) / len(parts),
+                "mean_member_test_loss": sum(p["test_loss"] for p in parts) / len(parts),
+            }
         metrics: dict[str, Any] = {
             "network": self.network.name, "data": self.plan.data.name,
             "epochs": self.plan.epochs, "seed": self.plan.seed, "processes": self.world.size,
-            "device": self.device.type, "test_accuracy": final.accuracy,
-            "test_loss": final.loss, "best_val_accuracy": max(vals),
-            "final_val_accuracy": vals[-1],
+            "device": self.device.type, **scored,
+            "val_images": len(self.data.val), "test_images": len(self.data.test),
             "train_seconds": sum(row["seconds"] for row in self.history),
-            "images_per_s": sum(row["images_per_s"] for row in self.history) / len(vals),
-            "test_images": len(test),
+            "images_per_s": sum(row["images_per_s"] for row in self.history)
+            / len(self.history),
+            "members": parts, "ensemble": ensemble,
         }
-        if len(parts) > 1:
-            metrics["ensemble"] = {
-                "kind": "snapshots" if self.plan.snapshots > 1 else "ensemble",
-                "size": len(parts),
-                "test_accuracy": final.accuracy, "test_loss": final.loss,
-                "mean_member_accuracy": sum(p["test_accuracy"] for p in parts) / len(parts),
-                "mean_member_loss": sum(p["test_loss"] for p in parts) / len(parts),
-            }
-            metrics["members"] = parts
         report.write_metrics(self.out / "metrics.json", metrics)
         report.plot_curves(self.out / "curves.png", self.history,
                            f"{self.network.name} on {self.plan.data.name}")
