@@ -71,3 +71,66 @@ def test_window_rule_matches_torch(size: int, kernel: int, stride: int, pad: int
     except RuntimeError:
         theirs = 0
     assert max(ours, 0) == theirs
+
+
+@settings(max_examples=150, deadline=timedelta(seconds=5))
+@given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 4),
+       pad=st.integers(0, 3), dilation=st.integers(1, 3), ceil=st.booleans(),
+       pool=st.booleans())
+def test_rows_read_are_those_with_a_gradient(size: int, kernel: int, stride: int, pad: int,
+                                             dilation: int, ceil: bool, pool: bool) -> None:
+    """A row is read exactly when the summed output has a gradient there (average pooling
+    and a conv of ones: every tap contributes, nothing cancels)."""
+    import torch
+    import torch.nn.functional as F
+
+    if pool:
+        dilation, pad = 1, min(pad, kernel // 2)
+    else:
+        ceil = False
+    window = Window(kernel=(kernel, 1), stride=(stride, 1), pad=(pad, 0),
+                    dilation=(dilation, 1), ceil=ceil)
+    if window.out(size, 0) < 1:
+        return
+    x = torch.ones(1, 1, size, 1, requires_grad=True)
+    if pool:
+        out = F.avg_pool2d(x, (kernel, 1), (stride, 1), (pad, 0), ceil_mode=ceil)
+    else:
+        out = F.conv2d(x, torch.ones(1, 1, kernel, 1), stride=(stride, 1), padding=(pad, 0),
+                       dilation=(dilation, 1))
+    out.sum().backward()
+    assert x.grad is not None
+    assert list(window.reads(size, 0)) == (x.grad[0, 0, :, 0] != 0).int().tolist()
+
+
+@pytest.mark.parametrize(("body", "found"), [
+    # CONV1-16/2 on 33x33 reads every other row and column: 800 of 1,089 pixels unread.
+    ("input 3x33x33\nCONV1-16/2 - FC-2\n",
+     ["3:1: warning: conv1: a 1x1 window with stride 2x2 leaves 16 of 33 rows and 16 of 33 "
+      "columns of its 33x33 input unread: 800 of 1,089 pixels (73%)"]),
+    ("input 3x32x32\nPOOL3/2 - FC-2\n",
+     ["3:1: warning: pool1: a 3x3 window with stride 2x2 leaves the last row and the last "
+      "column of its 32x32 input unread: 63 of 1,024 pixels (6%)"]),
+    # torchvision's downsampling block: the 3x3/2 (pad 1) branch reads what the 1x1/2 skips.
+    ("input 8x32x32\n(CONV(16, 3, stride=2, pad=1) - RELU - CONV3-16 + CONV1-16/2) - FC-2\n",
+     []),
+    # Two 1x1/2 branches skip the same pixels: both are told, with what no layer reads.
+    ("input 8x32x32\n(CONV1-8/2 + CONV1-8/2) - FC-2\n",
+     [f"3:{col}: warning: conv{n}: a 1x1 window with stride 2x2 leaves 16 of 32 rows and 16 "
+      "of 32 columns of its 32x32 input unread; with the other layers that read it, 768 of "
+      "1,024 pixels (75%) are read by none" for n, col in ((1, 2), (2, 14))]),
+    ("input 8x32x32\n(CONV1-8/2 | POOL2) - FC-2\n", []),  # the pool reads every pixel
+])
+def test_pixels_never_read(body: str, found: list[str]) -> None:
+    spec = loads("network t\n" + body)
+    assert [f"{d.span.line}:{d.span.col}: {d.severity.value}: {d.message}"
+            for d in spec.diagnostics] == found
+
+
+def test_a_warning_from_nested_blocks_names_every_call() -> None:
+    spec = loads("network t\nblock inner(c): CONV($c, 1, stride=2)\nblock outer(c): inner($c)\n"
+                 "input 3x33x33\nouter(4) - FC-2\n")
+    [warning] = spec.diagnostics
+    assert (warning.span.line, warning.hint) == (2, (
+        "from `outer(4)` at line 5 → `inner(4)` at line 3; adjust pad or stride, or set "
+        "ceil=true on a pool"))

@@ -12,6 +12,8 @@ MAX_LAYERS = 100_000
 MAX_INT = 2**31 - 1
 # Counts no machine could hold: 10^12 float32 values are 4 TB.
 MAX_PARAMS = 10**12
+# Rows or columns of a map whose pixels-never-read check is done (one byte each per window).
+MAX_COVERAGE = 2**24
 MAX_ACTIVATIONS = 10**12
 DEFAULT_MAX_BUILD_PARAMS = 2 * 10**9
 # Diagrams: boxes Graphviz's dot is asked to lay out (it crashed on a 60,000-box chain), and

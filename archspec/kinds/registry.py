@@ -72,12 +72,19 @@ class Window:
             out -= 1
         return out
 
-    def dropped(self, size: int, i: int) -> int:
-        """Real input pixels (not padding) the windows never reach; 0 when they tile."""
-        if self.ceil:
-            return 0
-        return max(0, max(0, size + 2 * self.pad[i] - self.extent(i)) % self.stride[i]
-                   - self.pad[i])
+    def reads(self, size: int, i: int) -> bytearray:
+        """Which of `size` input rows (i=0) or columns (i=1) some tap of some window reads:
+        1 where one does. Tap j of window o reads o*stride + j*dilation - pad."""
+        read = bytearray(size)
+        stride, out = self.stride[i], self.out(size, i)
+        for j in range(self.kernel[i]):
+            start = j * self.dilation[i] - self.pad[i]
+            if start < 0:  # the first window whose tap j lands inside the input
+                start += -(start // stride) * stride
+            stop = min(size, j * self.dilation[i] - self.pad[i] + (out - 1) * stride + 1)
+            if start < stop:
+                read[start:stop:stride] = b"\x01" * len(range(start, stop, stride))
+        return read
 
 
 @dataclass(frozen=True, slots=True)

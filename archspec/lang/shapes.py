@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from archspec.core.diagnostics import Diagnostics
-from archspec.core.limits import MAX_ACTIVATIONS, MAX_PARAMS
+from archspec.core.limits import MAX_ACTIVATIONS, MAX_COVERAGE, MAX_PARAMS
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 
@@ -17,6 +18,7 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
     shapes: Shapes = {INPUT_NODE: network.input.shape}
     reported: set[int] = set()
     params = 0
+    readers = _readers(network)
     for layer in network.layers:
         if diags.full:
             shapes[layer.name] = None
@@ -38,7 +40,8 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
                             hint=_call_site(layer))
             continue
         if kind.window is not None:
-            _window_warning(layer, kind.window(layer.args), known[0], diags)
+            _window_warning(layer, kind.window(layer.args), known[0],
+                            readers[layer.inputs[0]], diags)
         if math.prod(out) > MAX_ACTIVATIONS:
             diags.error("limit", f"{layer.name}: an output of {math.prod(out):,} values "
                         "could not fit any machine", layer.span)
@@ -56,23 +59,79 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
     return shapes
 
 
-def _window_warning(layer: Layer, window: reg.Window, shape: Shape,
+def _readers(network: Network) -> dict[str, list[Layer]]:
+    """The layers that read each tensor (layer output or the input)."""
+    found: dict[str, list[Layer]] = {}
+    for layer in network.layers:
+        for name in layer.inputs:
+            found.setdefault(name, []).append(layer)
+    return found
+
+
+def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: list[Layer],
                     diags: Diagnostics) -> None:
-    dropped = [window.dropped(shape[1 + i], i) for i in (0, 1)]
-    if not any(dropped):
+    """Warn when input pixels reach no tap of this window nor of any other layer reading the
+    same tensor (torchvision's 1x1 stride-2 shortcut beside a 3x3 stride-2 conv is fine)."""
+    h, w = shape[1], shape[2]
+    if max(h, w) > MAX_COVERAGE:
         return
+    rows, cols = window.reads(h, 0), window.reads(w, 1)
+    if rows.count(1) == h and cols.count(1) == w:
+        return
+    coverage = [(rows, cols)]
+    for other in readers:
+        kind = reg.kind_of(other.kind)
+        if other is layer:
+            continue
+        if kind.window is None or other.args is None:
+            return  # it reads every pixel (or, in a sketch, may)
+        theirs = kind.window(other.args)
+        coverage.append((theirs.reads(h, 0), theirs.reads(w, 1)))
+    unread = _read_by_none(coverage, w)
+    if not unread:
+        return
+    skipped = " and ".join(part for part in (_skipped(rows, "row"), _skipped(cols, "column"))
+                           if part)
+    share = unread / (h * w)
+    count = f"{unread:,} of {h * w:,} pixels ({'<1' if share < 0.01 else round(100 * share)}%)"
     diags.warning(
         "window",
         f"{layer.name}: a {window.kernel[0]}x{window.kernel[1]} window with stride "
-        f"{window.stride[0]}x{window.stride[1]} does not tile its {shape[1]}x{shape[2]} "
-        f"input: {dropped[0]} row(s) and {dropped[1]} column(s) at the edge are never read",
+        f"{window.stride[0]}x{window.stride[1]} leaves {skipped} of its {h}x{w} input unread"
+        + (f": {count}" if len(coverage) == 1 else
+           f"; with the other layers that read it, {count} are read by none"),
         layer.span, hint="; ".join(h for h in (
             _call_site(layer), "adjust pad or stride, or set ceil=true on a pool") if h))
 
 
+def _read_by_none(coverage: list[tuple[bytearray, bytearray]], width: int) -> int:
+    """Pixels no window reads: pixel (r, c) is read by a window that reads row r and col c."""
+    if len(coverage) == 1:
+        rows, cols = coverage[0]
+        return len(rows) * width - rows.count(1) * cols.count(1)
+    unread = 0
+    for signature, count in Counter(zip(*(rows for rows, _ in coverage), strict=True)).items():
+        read = 0
+        for (_, cols), reads_row in zip(coverage, signature, strict=True):
+            if reads_row:
+                read |= int.from_bytes(cols, "little")
+        unread += count * (width - read.to_bytes(width, "little").count(1))
+    return unread
+
+
+def _skipped(read: bytearray, what: str) -> str | None:
+    """`the last row`, `the last 3 columns`, or `16 of 33 rows` (between the taps)."""
+    missing = read.count(0)
+    if not missing:
+        return None
+    if read.rstrip(b"\x00").count(0) == 0:
+        return f"the last {what}" if missing == 1 else f"the last {missing} {what}s"
+    return f"{missing} of {len(read)} {what}{'s' * (missing != 1)}"
+
+
 def _call_site(layer: Layer) -> str | None:
-    """`from down(128) at line 9` for a layer made by a block call (the innermost one)."""
-    for scope in reversed(layer.scopes):
-        if scope.call is not None:
-            return f"from `{scope.label}` at line {scope.call.line}"
-    return None
+    """`from outer(2) at line 12 → down(128) at line 9`: the block calls that made a layer,
+    outermost first."""
+    calls = [f"`{scope.label}` at line {scope.call.line}" for scope in layer.scopes
+             if scope.call is not None]
+    return "from " + " → ".join(calls) if calls else None
