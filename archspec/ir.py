@@ -42,6 +42,7 @@ class Layer(Frozen):
     implicit: bool = False
     origin: str | None = None
     scopes: tuple[Scope, ...] = ()
+    named: bool = False  # the spec gave this name (`conv1: CONV...`); else it was generated
 
 
 class InputSpec(Frozen):

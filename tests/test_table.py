@@ -654,7 +654,8 @@ def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("command", [["table", "specs/vgg16.arch", "--style", "cs231n"],
                                      ["table", "specs/googlenet.arch", "--format", "json"],
-                                     ["check", "specs/resnet18.arch"]])
+                                     ["check", "specs/resnet18.arch"],
+                                     ["diff", "specs/vgg16.arch", "specs/vgg16.arch"]])
 def test_torch_is_never_imported(command: list[str]) -> None:
     code = ("import sys\nfrom archspec.cli import main\n"
             f"status = main({command!r})\n"

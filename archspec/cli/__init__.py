@@ -12,7 +12,7 @@ from archspec.cli.common import EXIT_USAGE, UsageError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code. Imported on demand,
 # so `archspec table` never pays for the modules of `train` or `draw`.
-COMMANDS: tuple[str, ...] = ("check", "compile", "draw", "probe", "table", "train")
+COMMANDS: tuple[str, ...] = ("check", "compile", "diff", "draw", "probe", "table", "train")
 
 
 def command_module(name: str) -> ModuleType:

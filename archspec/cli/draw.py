@@ -1,4 +1,5 @@
-"""`archspec draw FILE [-o OUT]`: the network as a diagram (DOT, SVG, PNG or PDF)."""
+"""`archspec draw FILE [-o OUT]`: the network as a diagram (DOT, SVG, PNG or PDF);
+`archspec draw --diff B A` draws B with what changed from A."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, load_or_report
+from archspec.analysis.diff import Loaded, compare
+from archspec.cli.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    load_or_report,
+)
 from archspec.core.diagnostics import render
 from archspec.core.files import write_atomic
 from archspec.views import dot
@@ -16,6 +24,11 @@ HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help=".arch file (a bare sketch draws too)")
+    parser.add_argument("base", metavar="BASE", nargs="?",
+                        help="with --diff: the .arch file FILE is compared against")
+    parser.add_argument("--diff", action="store_true",
+                        help="`draw --diff B A`: draw B with what changed from A highlighted "
+                             "(added and changed layers outlined, removed ones as ghosts)")
     parser.add_argument("-o", "--output", metavar="OUT",
                         help="out.svg, out.png, out.pdf or out.dot; "
                              "without it the DOT text goes to stdout")
@@ -36,14 +49,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"archspec: error: cannot render {args.output}: {dot.INSTALL_HINT}",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.diff != (args.base is not None):
+        raise UsageError("--diff takes two files, `draw --diff B A` (B drawn, with what "
+                         "changed from A); without --diff, one")
     spec = load_or_report(args.file, allow_sketch=True)
-    if spec is None or spec.network is None:
+    base = load_or_report(args.base, allow_sketch=True) if args.base is not None else None
+    if spec is None or spec.network is None or (args.diff and (
+            base is None or base.network is None)):
         return EXIT_ERRORS
     if fmt != "dot" and (problem := dot.size_error(spec.network, args.detail)) is not None:
         print(render(problem, spec.source), file=sys.stderr)
         return EXIT_ERRORS
+    marks = None
+    if base is not None and base.network is not None:
+        report = compare(Loaded(args.base, base.network, base.shapes),
+                         Loaded(args.file, spec.network, spec.shapes))
+        marks = dot.highlight(report, base.network)
     source = dot.dot_source(spec.network, spec.shapes, detail=args.detail,
-                            rankdir=args.rankdir)
+                            rankdir=args.rankdir, marks=marks)
     if args.output is None:
         sys.stdout.write(source)
         return EXIT_OK

@@ -33,7 +33,8 @@ def finish(nodes: list[Node], header_activation: bool, diags: Diagnostics) -> li
         layers.append(Layer(
             name=names[index], kind=node.kind, args=node.args, inputs=tuple(inputs),
             span=node.span, written=node.written, implicit=node.implicit,
-            origin=names.get(node.origin) if node.origin else None, scopes=node.scopes))
+            origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
+            named=node.user_name is not None and names[index] == node.user_name))
     return layers
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import graphviz
 
+from archspec.analysis.diff import DiffReport
 from archspec.analysis.report import Report, build_report
 from archspec.core.diagnostics import Diagnostic, Severity, printable
 from archspec.core.files import write_atomic
@@ -31,6 +32,7 @@ from archspec.core.text import shape_text
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
+from archspec.views.diff import changes_text
 
 Detail = Literal["compact", "full"]
 Rankdir = Literal["TB", "LR"]
@@ -51,6 +53,12 @@ FILL: dict[reg.Family, str] = {
     "join": "#f4cccc",
 }
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#888888"}
+# `draw --diff`: the outline of an added or changed box, and a removed layer's ghost.
+MARK_STYLE = {"added": {"color": "#38761d", "penwidth": "3"},
+              "changed": {"color": "#e69138", "penwidth": "3"}}
+GHOST_STYLE = {"style": "rounded,dashed", "color": "#999999", "fontcolor": "#999999",
+               "fillcolor": "white"}
+GHOST = "removed "  # + the layer's name in the old network: a ghost's node id
 ENDS_FILL = "#434343"  # input and output nodes: dark, white text
 
 
@@ -73,6 +81,58 @@ class Box:
     @property
     def id(self) -> str:
         return self.main.name
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """What `draw --diff` marks on the network it draws: each added or changed layer's status
+    and note, the removed layers of the old network as ghosts (node id → label lines) and
+    the ghosts' edges, whose ends are layer names of the drawn network, ghost ids, the
+    input or the output."""
+
+    title: str
+    marks: dict[str, tuple[str, str]]
+    ghosts: dict[str, list[str]]
+    edges: list[tuple[str, str]]
+
+
+def highlight(report: DiffReport, old: Network) -> Highlight:
+    """The marks for drawing the report's new network (B) with what changed from A."""
+    marks: dict[str, tuple[str, str]] = {}
+    partner: dict[str, str] = {INPUT_NODE: INPUT_NODE}
+    removed: dict[str, str] = {}  # A layer → its ghost (an implicit one shares its origin's)
+    ghosts: dict[str, list[str]] = {}
+    for entry in report.entries:
+        a, b = entry.a, entry.b
+        if a is not None and b is not None:
+            partner[a.name] = b.name
+            if entry.status == "changed":
+                marks[b.name] = ("changed", changes_text(entry.changes))
+        elif b is not None:  # an implicit layer added with its origin goes without a note
+            with_origin = b.implicit and marks.get(b.origin or "", ("",))[0] == "added"
+            marks[b.name] = ("added", "" if with_origin else f"{b.name} added")
+        elif a is not None:
+            if a.implicit and a.origin in removed:
+                removed[a.name] = removed[a.origin]
+                ghosts[removed[a.name]][0] += f" +{a.kind}"
+            else:
+                removed[a.name] = GHOST + a.name
+                ghosts[removed[a.name]] = [a.written, f"{a.name} removed"]
+    edges: list[tuple[str, str]] = []
+    for layer in old.layers:
+        for name in layer.inputs:
+            if name in removed and layer.name not in removed:  # a ghost's edge out
+                edges.append((removed[name], partner[layer.name]))
+        if layer.name in removed:
+            edges += [(removed[i] if i in removed else partner[i], removed[layer.name])
+                      for i in layer.inputs]
+    if old.output in removed:
+        edges.append((removed[old.output], OUTPUT_NODE))
+    counts = {s: sum(1 for m in marks.values() if m[0] == s and m[1]) for s in ("added", "changed")}
+    title = (f"changes from {report.a.name} ({report.a.file}): {counts['added']} added, "
+             f"{counts['changed']} changed, {len(ghosts)} removed")
+    return Highlight(title, marks, ghosts,
+                     [e for e in dict.fromkeys(edges) if e[0] != e[1]])
 
 
 def has_dot() -> bool:
@@ -216,7 +276,8 @@ def _label(title: str, details: list[str], *, size: int = 10, color: str = "") -
     return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
 
 
-def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> str:
+def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int,
+               notes: list[str]) -> str:
     main = box.main
     title = f"<b>{_text(main.written)}</b>"
     if mark > 1:
@@ -231,7 +292,7 @@ def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int) -> s
     total = sum(params.get(layer.name, 0) for layer in box.layers)
     if total:
         details.append(f"{total:,} params")
-    return _label(title, details)
+    return _label(title, [*details, *notes])
 
 
 def _end_label(title: str, shape: Shape | None) -> str:
@@ -239,21 +300,43 @@ def _end_label(title: str, shape: Shape | None) -> str:
     return _label(f"<b>{title}</b>", details, color="white")
 
 
-def _header(network: Network, report: Report | None) -> str:
+def _header(network: Network, report: Report | None, marks: Highlight | None) -> str:
     title = f"<b>{html.escape(network.name)}</b>"
     if network.description:
         title += f" — {_text(network.description)}"
     if report is None:
-        line = "a sketch: sizes not given"
+        lines = ["a sketch: sizes not given"]
     else:
         t = report.totals
-        line = f"{t.params:,} params · {t.activations:,} activations · {t.macs:,} MACs"
-    return _label(title, [line], size=14)
+        lines = [f"{t.params:,} params · {t.activations:,} activations · {t.macs:,} MACs"]
+    return _label(title, [*lines, *([marks.title] if marks else [])], size=14)
+
+
+def _box_mark(box: Box, marks: Highlight) -> tuple[str, list[str]] | None:
+    """A box's status (changed wins over added) and its notes; None when nothing changed."""
+    found = [marks.marks[layer.name] for layer in box.layers if layer.name in marks.marks]
+    if not found:
+        return None
+    if len(found) == len(box.layers) and all(s == "added" for s, _ in found):
+        return "added", ["added"]
+    status = "changed" if any(s == "changed" for s, _ in found) else "added"
+    return status, list(dict.fromkeys(note for _, note in found if note))
+
+
+def _legend(graph: graphviz.Digraph) -> None:
+    with graph.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="legend", fontsize="11", **CLUSTER_STYLE)
+        for status in ("added", "changed"):
+            legend.node(f"legend {status}", status, fillcolor="white", **MARK_STYLE[status])
+        legend.node("legend removed", "removed", **GHOST_STYLE)
+        legend.edge("legend added", "legend changed", style="invis")
+        legend.edge("legend changed", "legend removed", style="invis")
 
 
 def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
-            rankdir: Rankdir = "TB") -> graphviz.Digraph:
-    """The network as a graphviz.Digraph: header, input, boxes, clusters, output."""
+            rankdir: Rankdir = "TB", marks: Highlight | None = None) -> graphviz.Digraph:
+    """The network as a graphviz.Digraph: header, input, boxes, clusters, output; with
+    `marks`, what changed from another network (outlines, ghosts and a legend)."""
     boxes, owner = _boxes(network, detail)
     report = analyse(network, shapes)
     params = {row.name: row.params for row in report.rows} if report is not None else {}
@@ -263,7 +346,8 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
             single[scope.id] = scope.id not in single
     graph = graphviz.Digraph(
         network.name,
-        graph_attr={"label": _header(network, report), "labelloc": "t", "rankdir": rankdir,
+        graph_attr={"label": _header(network, report, marks), "labelloc": "t",
+                    "rankdir": rankdir,
                     "fontname": "Helvetica", "fontsize": "14", "nodesep": "0.3",
                     "ranksep": "0.3", "newrank": "true", "ordering": "in"},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
@@ -279,10 +363,18 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
         for scope in box.main.scopes:
             captions[scope.id] = f"×{scope.count}" if scope.count > 1 else _plain(scope.label)
     order = {box.id: i for i, box in enumerate(boxes)}
-    _emit(graph, (), _Layout(tree, captions, order, shapes, params, single))
+    _emit(graph, (), _Layout(tree, captions, order, shapes, params, single, marks))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
     for tail, head in _edges(network, boxes, owner, detail):
         graph.edge(tail, head)
+    if marks is not None:
+        for ghost, lines in marks.ghosts.items():
+            graph.node(ghost, _label(f"<b>{_text(lines[0])}</b>", lines[1:]),
+                       **GHOST_STYLE)
+        for tail, head in marks.edges:
+            graph.edge(owner.get(tail, tail), owner.get(head, head), style="dashed",
+                       color="#999999")
+        _legend(graph)
     return graph
 
 
@@ -294,6 +386,7 @@ class _Layout:
     shapes: Shapes
     params: dict[str, int]  # layer name -> weights and biases (empty for a sketch)
     single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
+    marks: Highlight | None  # draw --diff
 
 
 def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> None:
@@ -301,8 +394,11 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
     for box in layout.tree.get(path, []):
         family = reg.kind_of(box.main.kind).family
         mark = _repeat_mark(box, layout.single)
-        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark),
-                   fillcolor=FILL[family])
+        status = _box_mark(box, layout.marks) if layout.marks else None
+        style = MARK_STYLE[status[0]] if status else {}
+        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark,
+                                      status[1] if status else []),
+                   fillcolor=FILL[family], **style)
     depth = len(path)
     inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)
     for scope in inner:
@@ -336,9 +432,9 @@ def size_error(network: Network, detail: Detail = "compact") -> Diagnostic | Non
 
 
 def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
-               rankdir: Rankdir = "TB") -> str:
+               rankdir: Rankdir = "TB", marks: Highlight | None = None) -> str:
     """The DOT text of the diagram (deterministic: same spec, same text)."""
-    return diagram(network, shapes, detail=detail, rankdir=rankdir).source
+    return diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks).source
 
 
 def render(source: str, fmt: str) -> bytes:

@@ -97,10 +97,14 @@ def _title(report: Report, markdown: bool = False) -> str:
     goes (markup characters backslashed, so it cannot open a link, an image or HTML)."""
     if not report.description:
         return report.network
-    text = printable(report.description)
-    if markdown:
-        text = _MARKDOWN.sub(r"\\\g<0>", text)
+    text = markdown_text(report.description) if markdown else printable(report.description)
     return f"{report.network}: {text}"
+
+
+def markdown_text(text: str) -> str:
+    """Text from a file inside markdown: escaped (`printable`), and the characters that could
+    start markup backslashed, so it cannot open a link, an image, HTML or a table cell."""
+    return _MARKDOWN.sub(r"\\\g<0>", printable(text))
 
 
 # What could start markup inside a heading: emphasis, code, links and images, HTML, a table

@@ -1,0 +1,42 @@
+"""`archspec diff A B`: what changed from network A to network B, and what it costs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import get_args
+
+from archspec.analysis.diff import Loaded, compare
+from archspec.cli.common import EXIT_USAGE, load_or_report
+from archspec.views.diff import Format, render
+
+HELP = ("what changed from A to B: layers added, removed and changed, and what each change "
+        "does to shapes, parameters, MACs, memory and receptive fields")
+# diff(1)'s convention: 0 the same, 1 different, 2 trouble (a missing file, a spec error).
+EXIT_SAME = 0
+EXIT_DIFFERENT = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", metavar="A", help="the .arch file compared against")
+    parser.add_argument("new", metavar="B", help="the .arch file whose changes are shown")
+    parser.add_argument("--format", choices=get_args(Format), default="text",
+                        help="text (default), markdown or json (docs/diff.md)")
+
+
+def load(path: str) -> Loaded | None:
+    """A side of a diff (a sketch is fine); None after printing its errors."""
+    spec = load_or_report(path, allow_sketch=True)
+    if spec is None or spec.network is None:
+        return None
+    return Loaded(path, spec.network, spec.shapes)
+
+
+def run(args: argparse.Namespace) -> int:
+    sides = [load(path) for path in (args.old, args.new)]  # both, so both files' errors show
+    old, new = sides
+    if old is None or new is None:
+        return EXIT_USAGE
+    report = compare(old, new)
+    sys.stdout.write(render(report, args.format))
+    return EXIT_SAME if report.identical else EXIT_DIFFERENT
