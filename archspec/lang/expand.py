@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from archspec.core.diagnostics import Diagnostics, suggest
+from archspec.core.diagnostics import Diagnostics, Severity, suggest
 from archspec.core.limits import MAX_LAYERS, MAX_NESTING
 from archspec.core.source import Span
 from archspec.ir import ArgValue, Scope
@@ -20,6 +20,10 @@ from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
 from archspec.lang.args import INT, PARAM_REF, SHORTHAND, Arguments, Env
 from archspec.lang.header import NAME, Block, Header
+
+# Stands for a block parameter that has no value when an unused block is checked: findings
+# located here come from the stand-in, not from the spec, and are dropped.
+_STAND_IN = Span(start=-1, end=-1, line=0, col=0, end_line=0, end_col=0)
 
 
 @dataclass
@@ -111,6 +115,39 @@ class Expander:
                 for inner in inner_chains(atom):
                     found.extend(self._block_calls(inner))
         return found
+
+    def check_unused(self, body: tuple[s.Chain, ...]) -> None:
+        """Lower each block the body never calls (directly or through other blocks) once,
+        on a scratch graph, so its unknown kinds, undefined `$params` and bad arguments are
+        reported as a called block's would be. A parameter without a default stands in as
+        1; what only that stand-in causes is not reported."""
+        called: set[str] = set()
+        todo = list(body)
+        while todo:
+            for name, _span in self._block_calls(todo.pop()):
+                if name not in called:
+                    called.add(name)
+                    todo.append(self.header.blocks[name].chain)
+        for block in self.header.blocks.values():
+            if block.name in called or self.diags.full:
+                continue
+            env: Env = {}
+            for name, default in block.params:
+                if default is not None and default.kind == "param":
+                    default = env.get(default.text[1:])
+                env[name] = default or s.Value(kind="number", text="1", span=_STAND_IN)
+            scratch = Diagnostics()
+            probe = Expander(self.header, Arguments(self.args.source, scratch,
+                                                    self.header.defaults, [block.name]), scratch)
+            probe.recursive = self.recursive
+            if probe.count(block.chain, env) > MAX_LAYERS:
+                continue  # recursive (reported already) or too large to matter unused
+            probe.chain(block.chain, 0, 3, env, ())
+            for finding in scratch.items:
+                if finding.span != _STAND_IN:
+                    add = self.diags.error if finding.severity is Severity.ERROR \
+                        else self.diags.warning
+                    add(finding.code, finding.message, finding.span, hint=finding.hint)
 
     def count(self, chain: s.Chain, env: Env, depth: int = 0) -> int:
         """Layers the chain expands to, capped just above the limit; never expands anything.
@@ -348,4 +385,5 @@ class Expander:
                 self.diags.error("argument", "a repeat count must be at least 1", where)
             return None
         return count
+
 

@@ -57,6 +57,7 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
     train = TrainSection(source, args, diags)
     seen = reader.read(syntax)
     expander.find_recursion()
+    expander.check_unused(syntax.body)
     if header.batchnorm:
         reader.implicit_bn(seen["batchnorm"])
     top = source.span(0, 0)
