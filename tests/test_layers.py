@@ -70,10 +70,14 @@ def test_every_module_imports_only_layers_above_it() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+# Modules below the line that still import no torch: the emitter writes text only.
+TEXT_ONLY = {"archspec.backends.torch.emit", "archspec.backends.torch.layers"}
+
+
 def test_nothing_above_the_back_ends_imports_torch() -> None:
     light = ORDER[:ORDER.index("backends")]
     wrong = [f"{name} imports {imported}" for name, path in modules()
-             if layer_of(name) in light for imported in imports(path)
+             if layer_of(name) in light or name in TEXT_ONLY for imported in imports(path)
              if imported.split(".")[0] in HEAVY]
     assert not wrong, "\n".join(wrong)
 

@@ -17,14 +17,13 @@ from hypothesis import strategies as st
 from archspec import load, loads
 from archspec.cli import main
 from archspec.ir import InitScheme
+from archspec.lang.frontend import InitError, parse_init
 from archspec.runtime.probe import (
-    InitError,
     Probe,
     _Moments,
     _Recorder,
     _shown,
     make_figure,
-    parse_init,
     probe,
     render_text,
 )

@@ -84,15 +84,14 @@ def new_activations(layer: Layer, shapes: Shapes) -> int:
 
 def torchinfo_macs(layer: Layer, shapes: Shapes) -> int:
     """Mult-adds per sample as torchinfo 1.8 counts them: every parameter (bias included)
-    once per output position for a `Conv*` module, once per sample for any other module."""
+    once per output position for a layer whose weights slide over its input in a window (a
+    convolution: torchinfo's `Conv*` modules), once per sample for any other."""
     kind = reg.kind_of(layer.kind)
     cost = layer_cost(layer, shapes)
     params = cost.weights + cost.biases
-    if not params or kind.torch is None or layer.args is None:
+    if not params or kind.window is None or layer.args is None:
         return params
-    call = kind.torch(layer.args, input_shape(layer, shapes))
-    positions = math.prod(shape_of(shapes, layer.name)[1:]) if "Conv" in call.cls else 1
-    return params * positions
+    return params * math.prod(shape_of(shapes, layer.name)[1:])
 
 
 def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None]:

@@ -219,6 +219,16 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
 
 
+def first_over(report: Report, max_params: int) -> Row | None:
+    """The row at which the running parameter total passes `max_params`, or None."""
+    running = 0
+    for row in report.rows:
+        running += row.params
+        if running > max_params:
+            return row
+    return None
+
+
 def _groups(network: Network) -> list[list[str]]:
     """Layer names by row when folded: each written layer with the implicit ones it caused
     (its activation, batch norm, or the flatten implied before an FC)."""

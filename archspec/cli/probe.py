@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     # torch is imported here, when a module is actually built and run, not at CLI start-up.
     from archspec.backends.torch.emit import BuildError
     from archspec.core.diagnostics import render_all
+    from archspec.lang.frontend import InitError, parse_init
     from archspec.runtime import probe as pr
 
     if args.plot is not None and not args.plot.lower().endswith(".png"):
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     schemes = []
     for text in args.init or ():
         try:
-            schemes.append(pr.parse_init(text))
-        except pr.InitError as exc:
+            schemes.append(parse_init(text))
+        except InitError as exc:
             print(exc, file=sys.stderr)
             return EXIT_USAGE
     probes = []

@@ -1,4 +1,7 @@
-"""The one registry of layer kinds: arguments, shorthand, shape, cost and PyTorch rules."""
+"""The one registry of layer kinds: arguments, shorthand, shape, cost and memory rules.
+
+A kind holds no back end's facts: each back end keeps its own table of the kinds
+(`archspec/backends/torch/layers.py`)."""
 
 from __future__ import annotations
 
@@ -88,15 +91,6 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class TorchCall:
-    """A torch.nn constructor and its arguments, for the emitter and the in-process builder."""
-
-    cls: str
-    args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class Cost:
     """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
     notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
@@ -144,11 +138,8 @@ class LayerKind:
     shape: Callable[[Args, Shape], Shape] = field(default=lambda args, shape: shape)
     window: Callable[[Args], Window] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
-    torch: Callable[[Args, Shape], TorchCall] | None = None
-    # Joins only: the output shape from the branches' shapes (raises ShapeError), and the
-    # forward expression over the branch outputs, given their variable names.
+    # Joins only: the output shape from the branches' shapes (raises ShapeError).
     join: Callable[[list[Shape]], Shape] | None = None
-    torch_expr: Callable[[tuple[str, ...]], str] | None = None
     # Memory and receptive-field facts, read by archspec.analysis.cost:
     # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
     # implied before it when its input is spatial (read by lang/expand.py):
@@ -236,20 +227,6 @@ def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
                 formula=f"({kh}*{kw}*{fan_in})*{out[0]}")
 
 
-def _conv_torch(args: Args, inp: Shape) -> TorchCall:
-    return TorchCall("Conv2d", (inp[0], args["filters"], args["kernel"]), (
-        ("stride", args["stride"]), ("padding", args["pad"]), ("dilation", args["dilation"]),
-        ("groups", args["groups"]), ("bias", args["bias"])))
-
-
-def _pool_torch(cls: str) -> Callable[[Args, Shape], TorchCall]:
-    def rule(args: Args, inp: Shape) -> TorchCall:
-        return TorchCall(cls, (args["kernel"],), (
-            ("stride", args["stride"]), ("padding", args["pad"]), ("ceil_mode", args["ceil"])))
-
-    return rule
-
-
 def _pool_shape(kind: str) -> Callable[[Args, Shape], Shape]:
     rule = _windowed(kind, _pool_window, lambda args, c: c)
 
@@ -316,11 +293,6 @@ def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     return Saved(extra=_features(out))  # the mask, at the dtype (PyTorch's CPU kernel)
 
 
-def _bn_torch(args: Args, inp: Shape) -> TorchCall:
-    cls = "BatchNorm2d" if len(inp) == 3 else "BatchNorm1d"
-    return TorchCall(cls, (inp[0],), (("eps", args["eps"]), ("momentum", args["momentum"])))
-
-
 def _gap_shape(args: Args, shape: Shape) -> Shape:
     c, _h, _w = _spatial("GAP", shape)
     return (c, 1, 1)
@@ -333,13 +305,6 @@ def _lrn_shape(args: Args, shape: Shape) -> Shape:
 
 def _flatten_shape(args: Args, shape: Shape) -> Shape:
     return (_features(shape),)
-
-
-def _simple(cls: str, *names: tuple[str, str]) -> Callable[[Args, Shape], TorchCall]:
-    def rule(args: Args, inp: Shape) -> TorchCall:
-        return TorchCall(cls, (), tuple((torch_name, args[name]) for name, torch_name in names))
-
-    return rule
 
 
 _POOL_PARAMS = (
@@ -358,56 +323,44 @@ KINDS: tuple[LayerKind, ...] = (
                 Param("groups", "count", default=1, low=1), Param("bias", "bool", default=True)),
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
-        cost=_conv_cost, torch=_conv_torch, saves=_saves_input, header_activation=True,
-        header_bn=True),
+        cost=_conv_cost, saves=_saves_input, header_activation=True, header_bn=True),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
-              window=_pool_window, torch=_pool_torch("MaxPool2d"), saves=_maxpool_saves),
+              window=_pool_window, saves=_maxpool_saves),
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
-              out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window,
-              torch=_pool_torch("AvgPool2d"), saves=_saves_input),
-    LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape,
-              torch=lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)), global_view=True),
+              out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, saves=_saves_input),
+    LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True),
     LayerKind("FC", "fc", "fc",
               params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
-              dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost,
-              torch=lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
-                                                (("bias", args["bias"]),)),
-              global_view=True, saves=_saves_input, header_activation=True, flat_input=True),
-    LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape,
-              torch=lambda args, inp: TorchCall("Flatten"), view=True),
-    LayerKind("RELU", "activation", "relu", torch=_simple("ReLU"), in_place=True,
-              saves=_saves_output, dies=True),
-    LayerKind("TANH", "activation", "tanh", torch=_simple("Tanh"), in_place=True,
-              saves=_saves_output, bounds=(-1.0, 1.0)),
-    LayerKind("SIGMOID", "activation", "sigmoid", torch=_simple("Sigmoid"), in_place=True,
-              saves=_saves_output, bounds=(0.0, 1.0)),
-    LayerKind("GELU", "activation", "gelu", torch=_simple("GELU"), saves=_saves_input),
+              dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost, global_view=True,
+              saves=_saves_input, header_activation=True, flat_input=True),
+    LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape, view=True),
+    LayerKind("RELU", "activation", "relu", in_place=True, saves=_saves_output, dies=True),
+    LayerKind("TANH", "activation", "tanh", in_place=True, saves=_saves_output,
+              bounds=(-1.0, 1.0)),
+    LayerKind("SIGMOID", "activation", "sigmoid", in_place=True, saves=_saves_output,
+              bounds=(0.0, 1.0)),
+    LayerKind("GELU", "activation", "gelu", saves=_saves_input),
     LayerKind("LEAKYRELU", "activation", "leakyrelu",
-              params=(Param("slope", "float", default=0.01, low=0),),
-              torch=_simple("LeakyReLU", ("slope", "negative_slope")), in_place=True,
+              params=(Param("slope", "float", default=0.01, low=0),), in_place=True,
               saves=_saves_input),
-    LayerKind("SOFTMAX", "activation", "softmax",
-              torch=lambda args, inp: TorchCall("Softmax", (), (("dim", 1),)),
-              saves=_saves_output),
+    LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output),
     LayerKind("BN", "norm", "bn",
               params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
                       Param("momentum", "float", default=0.1, low=0, high=1)),
-              aliases=("BATCHNORM",), cost=_bn_cost, torch=_bn_torch, saves=_bn_saves),
+              aliases=("BATCHNORM",), cost=_bn_cost, saves=_bn_saves),
     LayerKind("NORM", "norm", "norm",
               params=(Param("size", "count", default=5, low=1),
                       Param("alpha", "float", default=1e-4, low=0),
                       Param("beta", "float", default=0.75, low=0),
                       Param("k", "float", default=2.0, low=0)),
-              aliases=("LRN",), shape=_lrn_shape,
-              torch=_simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"),
-                            ("beta", "beta"), ("k", "k")),
-              saves=_lrn_saves),
+              aliases=("LRN",), shape=_lrn_shape, saves=_lrn_saves),
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              torch=_simple("Dropout", ("p", "p")), in_place=True, saves=_dropout_saves),
+              in_place=True, saves=_dropout_saves),
 )
+
 
 def _add_shape(shapes: list[Shape]) -> Shape:
     """A residual add needs equal shapes."""
@@ -434,10 +387,8 @@ def _concat_shape(shapes: list[Shape]) -> Shape:
 
 # Joins are graph nodes made by branches, never written as layers.
 JOINS: tuple[LayerKind, ...] = (
-    LayerKind("CONCAT", "join", "concat", join=_concat_shape,
-              torch_expr=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
-    LayerKind("ADD", "join", "add", join=_add_shape,
-              torch_expr=lambda xs: " + ".join(xs)),
+    LayerKind("CONCAT", "join", "concat", join=_concat_shape),
+    LayerKind("ADD", "join", "add", join=_add_shape),
 )
 IDENTITY = "ID"
 

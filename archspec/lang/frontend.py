@@ -10,8 +10,8 @@ from pathlib import Path
 
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity, render_all
 from archspec.core.source import Source
-from archspec.ir import Network
-from archspec.lang.lower import lower
+from archspec.ir import InitScheme, Network
+from archspec.lang.lower import lower, lower_init
 from archspec.lang.parser import parse
 from archspec.lang.shapes import Shapes, infer
 
@@ -95,3 +95,27 @@ def load_network(path: str | Path) -> tuple[Network, Shapes]:
     if not spec.ok or spec.network is None:
         raise SpecError(spec)
     return spec.network, spec.shapes
+
+
+class InitError(ValueError):
+    """An init scheme given alone (`probe --init`) that does not parse; the message is the
+    located diagnostic."""
+
+
+def parse_init(text: str, path: str = "--init") -> InitScheme:
+    """`normal(std=0.01)`, `xavier`, ... read by the front end's own `init` line rules."""
+    source = Source(f"init {text}", path)
+    diags = Diagnostics()
+    scheme = None
+    if "\n" in text:
+        diags.error("header", "an init scheme is one line", source.span(5, len(source.text)))
+    else:
+        syntax = parse(source, diags)
+        if len(syntax.header) == 1 and not syntax.body and syntax.train_span is None:
+            scheme = lower_init(syntax.header[0], source, diags)
+        elif not diags.has_errors:
+            diags.error("header", "write one scheme: torch, normal(std=0.01), xavier, kaiming "
+                        "or orthogonal", source.span(5, len(source.text)))
+    if scheme is None:
+        raise InitError(render_all(diags.sorted(), source))
+    return scheme

@@ -22,14 +22,10 @@ from torch import nn
 
 from archspec.backends.torch.build import to_torch
 from archspec.backends.torch.emit import layer_paths
-from archspec.core.diagnostics import Diagnostics, render_all
 from archspec.core.files import write_atomic
-from archspec.core.source import Source
 from archspec.core.text import align
 from archspec.ir import InitScheme, Network
 from archspec.kinds import registry as reg
-from archspec.lang.lower import lower_init
-from archspec.lang.parser import parse
 from archspec.lang.shapes import Shapes
 
 if TYPE_CHECKING:
@@ -46,29 +42,6 @@ MOSTLY = 0.5  # a layer is called saturated or dead when more than this fraction
 HISTOGRAM_VALUES = 20_000  # values kept per layer for the plot's histograms
 MEMORY_BUDGET = 512 * 2**20  # bytes of activations and gradients held at once
 PLOT_LAYERS = 12  # at most this many histograms per row
-
-
-class InitError(ValueError):
-    """A `--init` scheme that does not parse; the message is the located diagnostic."""
-
-
-def parse_init(text: str, path: str = "--init") -> InitScheme:
-    """`normal(std=0.01)`, `xavier`, ... read by the front end's own `init` line rules."""
-    source = Source(f"init {text}", path)
-    diags = Diagnostics()
-    scheme = None
-    if "\n" in text:
-        diags.error("header", "an init scheme is one line", source.span(5, len(source.text)))
-    else:
-        syntax = parse(source, diags)
-        if len(syntax.header) == 1 and not syntax.body and syntax.train_span is None:
-            scheme = lower_init(syntax.header[0], source, diags)
-        elif not diags.has_errors:
-            diags.error("header", "write one scheme: torch, normal(std=0.01), xavier, kaiming "
-                        "or orthogonal", source.span(5, len(source.text)))
-    if scheme is None:
-        raise InitError(render_all(diags.sorted(), source))
-    return scheme
 
 
 def scheme_text(init: InitScheme) -> str:

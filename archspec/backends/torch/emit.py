@@ -10,16 +10,14 @@ line breaks removed.
 
 from __future__ import annotations
 
-import inspect
 import keyword
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from torch import nn
-
-from archspec.analysis.report import Report, build_report
+from archspec.analysis.report import Report, build_report, first_over
+from archspec.backends.torch.layers import DEFAULTS, JOINS, LAYERS, MODULE_ATTRIBUTES
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.core.text import align, shape_text
@@ -32,7 +30,7 @@ _WORD = re.compile(r"[^A-Za-z0-9_]")
 INPUT_VAR = "x"
 # Names the generated module uses itself; a layer called one of these is renamed.
 _RESERVED = frozenset({INPUT_VAR, "self", "super", "torch", "nn", "OrderedDict", "model",
-                       "module", "build", "INPUT_SHAPE"}) | frozenset(dir(nn.Sequential()))
+                       "module", "build", "INPUT_SHAPE"}) | MODULE_ATTRIBUTES
 # Families whose weights the spec's `init` scheme sets.
 _INIT_FAMILIES = ("conv", "fc")
 # Each scheme: the statement that initialises `module.weight`, and what the docstring says.
@@ -77,14 +75,13 @@ def size_error(network: Network, report: Report, max_params: int) -> Diagnostic 
     It is located at the layer where the running total passes the limit (the network has no
     place of its own in the source), and says so: that layer is where, not what, is at fault.
     """
-    running = 0
-    for layer, row in zip(network.layers, report.rows, strict=True):
-        running += row.params
-        if running > max_params:
-            return _error("limit", f"the network has {report.totals.params:,} parameters, "
-                          f"over the build limit of {max_params:,} (--max-params); the running "
-                          f"total passes the limit at {layer.name}", layer)
-    return None
+    row = first_over(report, max_params)
+    if row is None:
+        return None
+    layer = next(layer for layer in network.layers if layer.name == row.name)
+    return _error("limit", f"the network has {report.totals.params:,} parameters, over the "
+                  f"build limit of {max_params:,} (--max-params); the running total passes "
+                  f"the limit at {layer.name}", layer)
 
 
 def layer_paths(network: Network) -> dict[str, str]:
@@ -270,16 +267,12 @@ def _module_lines(unit: _Unit, shapes: dict[str, Shape], names: dict[str, str]) 
 
 def _call(layer: Layer, shapes: dict[str, Shape]) -> tuple[str, list[str]]:
     """`nn.Class` and its arguments as code: repr'd literals, torch's defaults left out."""
-    kind = reg.kind_of(layer.kind)
-    assert kind.torch is not None and layer.args is not None
-    call = kind.torch(layer.args, shapes[layer.inputs[0]])
-    if not call.cls.isidentifier() or not isinstance(getattr(nn, call.cls, None), type):
-        raise ValueError(f"{call.cls!r} is not a torch.nn class")
-    defaults = inspect.signature(getattr(nn, call.cls)).parameters
+    assert layer.args is not None
+    call = LAYERS[layer.kind](layer.args, shapes[layer.inputs[0]])
+    defaults = DEFAULTS[call.cls]
     args = [_literal(value) for value in call.args]
     for key, value in call.kwargs:
-        default = defaults[key].default if key in defaults else inspect.Parameter.empty
-        if type(default) is type(value) and default == value:
+        if key in defaults and type(defaults[key]) is type(value) and defaults[key] == value:
             continue
         args.append(f"{key}={_literal(value)}")
     return f"nn.{call.cls}", args
@@ -333,10 +326,8 @@ def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> lis
         out = var[unit.last.name]
         args = tuple(var[name] for name in unit.layers[0].inputs)
         if unit.attr is None:
-            kind = reg.kind_of(unit.last.kind)
-            assert kind.torch_expr is not None
             lines.append(f"        # {_comment(unit.last, 88)}")
-            lines.extend(_fill(f"        {out} = ", kind.torch_expr(args)))
+            lines.extend(_fill(f"        {out} = ", JOINS[unit.last.kind](args)))
         else:
             lines.append(f"        {out} = self.{unit.attr}({args[0]})")
     lines.append(f"        return {var[network.output]}")
