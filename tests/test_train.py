@@ -234,9 +234,10 @@ def test_a_broken_plan_file_is_reported(tmp_path: Path,
 
 
 def test_resume_refuses_another_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec, out = str(tiny(tmp_path)), str(tmp_path / "run")
-    assert train(capsys, spec, "--out", out, "--epochs", "1")[0] == 0
-    status, _out, err = train(capsys, spec, "--out", out, "--epochs", "2", "--resume")
+    spec, out = tiny(tmp_path), str(tmp_path / "run")
+    assert train(capsys, str(spec), "--out", out, "--epochs", "1")[0] == 0
+    spec.write_text(spec.read_text().replace("batch 32", "batch 16"))
+    status, _out, err = train(capsys, str(spec), "--out", out, "--epochs", "1", "--resume")
     assert status == 2 and "another spec or plan" in err
 
 
@@ -473,8 +474,8 @@ def test_lenet5_mnist_spec_reaches_a_floor(tmp_path: Path,
 
 @pytest.mark.parametrize(("flag", "value", "message"), [
     ("--epochs", "x", "expected a whole number of at least 1, got 'x'"),
-    ("--nproc", "0", "expected a whole number of at least 1, got '0'"),
-    ("--threads", "1.5", "expected a whole number of at least 1, got '1.5'")])
+    ("--nproc", "0", "expected a whole number from 1 to"),
+    ("--threads", "1.5", "expected a whole number from 1 to")])
 def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:

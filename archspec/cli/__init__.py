@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TextIO
 
-from archspec.cli.common import EXIT_USAGE, UsageError
+import archspec
+from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code. Imported on demand,
 # so `archspec table` never pays for the modules of `train` or `draw`.
@@ -25,6 +30,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="archspec",
         description="Compile .arch network specs: check, tables, PyTorch code, diagrams, "
                     "training.")
+    parser.add_argument("--version", action="version", version=f"archspec {archspec.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         if only is not None and name != only:
@@ -38,15 +44,63 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure ends here as one `archspec: error:` line and a non-zero
+    exit code, never a traceback: usage errors, files that cannot be read or written, memory,
+    and standard output cut short (a full disk, a file-size limit, a closed pipe)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = _checked(stdout)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # a write that fails (ENOSPC, EFBIG, EPIPE) fails here, not at exit
+        return code
     except UsageError as exc:
-        print(f"archspec: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        print("archspec: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader left (`archspec check --format json | head -c 10`): stop quietly, as a
+        # process killed by SIGPIPE would (128 + 13).
+        _drop_stdout()
+        return EXIT_PIPE
+    except OSError as exc:
+        # Calls on a named file carry its name; one without is a write to standard output.
+        if exc.filename is None:
+            _drop_stdout()
+            return _fail(f"cannot write standard output: {exc.strerror or exc}", EXIT_USAGE)
+        return _fail(f"{exc.filename}: {exc.strerror or exc}", EXIT_USAGE)
+    except MemoryError:
+        return _fail("out of memory", EXIT_USAGE)
+    finally:
+        checked, sys.stdout = sys.stdout, stdout
+        if checked is not stdout:
+            with contextlib.suppress(OSError, ValueError):
+                checked.detach().detach()  # leave the file open: it is the process's stdout
+
+
+def _checked(stdout: TextIO) -> TextIO:
+    """Standard output whose short writes raise. Unbuffered (PYTHONUNBUFFERED, -u), Python
+    writes text straight to the file and drops what a short write (a file-size limit) left
+    out; a buffered writer over the same file retries it and raises on failure."""
+    raw = getattr(stdout, "buffer", None)
+    if not isinstance(raw, io.FileIO):
+        return stdout
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding=stdout.encoding,
+                            errors=stdout.errors, line_buffering=True)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"archspec: error: {message}", file=sys.stderr)
+    return code
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is still
+    buffered cannot fail again (and print a traceback) after the error was reported."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no file descriptor (capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 

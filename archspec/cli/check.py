@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE
+from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, read_spec
 from archspec.core.text import shape_text
-from archspec.lang.frontend import load
 
 HELP = "validate specs: syntax, arguments, names and shapes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="diagnostics as text (default) or JSON on stdout")
 
@@ -24,21 +22,15 @@ def run(args: argparse.Namespace) -> int:
     status = EXIT_OK
     reports = []
     for path in args.files:
-        if not Path(path).is_file():
-            why = ("a directory" if Path(path).is_dir() else
-                   "not a regular file" if Path(path).exists() else "no such file")
-            print(f"archspec: error: cannot read {path}: {why}", file=sys.stderr)
-            status = max(status, EXIT_USAGE)
-            continue
         try:
-            spec = load(path)
-        except OSError as exc:
-            print(f"archspec: error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            spec = read_spec(path)
+        except UsageError as exc:
+            print(f"archspec: error: {exc}", file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
         if args.format == "json":
             report: dict[str, object] = {
-                "file": path, "ok": spec.ok,
+                "file": spec.source.path, "ok": spec.ok,
                 "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]}
             if spec.ok and spec.network is not None:
                 out = spec.shapes.get(spec.network.output)
@@ -59,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             warnings = len(spec.diagnostics)
             note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
             count = len(network.layers)
-            print(f"{path}: ok: {network.name}, {count} layer{'s' * (count != 1)}, "
+            print(f"{spec.source.path}: ok: {network.name}, {count} layer{'s' * (count != 1)}, "
                   f"{inp} -> {shape}{note}")
     if args.format == "json":
         print(json.dumps(reports, indent=2))

@@ -9,42 +9,80 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archspec.core.diagnostics import render_all
-from archspec.lang.frontend import SKETCH_CODES, Spec, load
+from archspec.core.source import Source
+from archspec.lang.frontend import SKETCH_CODES, Spec, load, load_source
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # a usage mistake, or a file that cannot be read or written
+EXIT_PIPE = 141  # standard output closed by its reader: what SIGPIPE's default would give
+STDIN = "-"
 
 
 class UsageError(Exception):
     """A command-line mistake (a missing file, a bad option value): exit code 2, one line."""
 
 
+def read_spec(path: str) -> Spec:
+    """Load a spec from a file, or from standard input for `-` (named `<stdin>` in messages);
+    UsageError if it cannot be read."""
+    if path == STDIN:
+        return load_source(Source.read_stream(sys.stdin.buffer, "<stdin>"))
+    target = Path(path)
+    if not target.is_file():
+        why = ("it is a directory" if target.is_dir() else
+               "not a regular file" if target.exists() else "no such file")
+        raise UsageError(f"cannot read {path}: {why}")
+    try:
+        return load(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
     """Load a spec and print its findings to stderr; None (after printing) if it is unusable."""
-    if not Path(path).is_file():
-        raise UsageError(f"cannot read {path}: no such file")
-    spec = load(path)
+    spec = read_spec(path)
     if allow_sketch and spec.drawable and not spec.ok:
         # A sketch is fine here: its missing arguments are not errors for this command.
         others = [d for d in spec.diagnostics if d.code not in SKETCH_CODES]
         if others:
             print(render_all(others, spec.source), file=sys.stderr)
         missing = len(spec.diagnostics) - len(others)
-        print(f"{path}: note: a sketch; {missing} layer(s) lack arguments and are shown "
-              "without sizes (`archspec check` lists them)", file=sys.stderr)
+        print(f"{spec.source.path}: note: a sketch; {missing} layer(s) lack arguments and are "
+              "shown without sizes (`archspec check` lists them)", file=sys.stderr)
         return spec
     if spec.diagnostics:
         print(spec.render(), file=sys.stderr)
     return spec if spec.ok else None
 
 
-def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse `type`: a whole number from `minimum` (up to `maximum` if given), written
-    `500000000`, `500_000_000`, `500,000,000` or `5e8`. Anything else is a usage error that
-    says what was expected and what was given."""
-    expected = (f"a whole number from {minimum:,} to {maximum:,}" if maximum is not None
-                else f"a whole number of at least {minimum:,}")
+def output_folder(path: str) -> Path:
+    """An output folder option's value (`Path("")` would silently be the current folder)."""
+    if not path.strip():
+        raise UsageError("the output folder is empty")
+    return Path(path)
+
+
+def check_output(path: str, *, creates_folders: bool = False) -> None:
+    """Refuse an output file that cannot be written before any work: an empty name, a
+    folder, or (unless the command `creates_folders`) one in a folder that does not exist."""
+    if not path.strip():
+        raise UsageError("the output path is empty")
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not creates_folders and not target.parent.is_dir():
+        why = "is not a directory" if target.parent.exists() else "does not exist"
+        raise UsageError(f"cannot write {path}: {target.parent} {why}")
+
+
+def whole_number(minimum: int, maximum: int | None = None,
+                 why: str = "") -> Callable[[str], int]:
+    """An argparse `type`: a whole number from `minimum` (up to `maximum` if given, which `why`
+    explains), written `500000000`, `500_000_000`, `500,000,000` or `5e8`. Anything else is a
+    usage error that says what was expected and what was given."""
+    expected = (f"a whole number from {minimum:,} to {maximum:,}{why and f' ({why})'}"
+                if maximum is not None else f"a whole number of at least {minimum:,}")
 
     def parse(text: str) -> int:
         plain = text.strip().replace(",", "").replace("_", "")

@@ -11,12 +11,13 @@ from archspec.analysis.report import build_report
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
-    EXIT_USAGE,
+    UsageError,
     load_or_report,
+    output_folder,
     whole_number,
 )
 from archspec.core.diagnostics import Severity, render_all
-from archspec.core.files import write_atomic
+from archspec.core.files import OutputSetError, replace_set, write_atomic
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.runtime import plan
 from archspec.views import dot
@@ -27,9 +28,10 @@ HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes cl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help=".arch file")
+    parser.add_argument("file", metavar="FILE", help=".arch file (- reads stdin)")
     parser.add_argument("-o", "--output", metavar="DIR", default="build",
-                        help="directory to write into (default: build/)")
+                        help="build folder to write into (default: build/); its files for "
+                             "this network are replaced as one set")
     parser.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
@@ -46,23 +48,26 @@ def run(args: argparse.Namespace) -> int:
     # The figures are computed once; the docstring table and the .md file are two views.
     report = build_report(network, spec.shapes)
     try:
-        source = emit(network, spec.shapes, origin=Path(args.file).name,
+        source = emit(network, spec.shapes, origin=Path(spec.source.path).name,
                       max_params=args.max_params, report=report)
     except BuildError as exc:
         print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
         return EXIT_ERRORS
-    out = Path(args.output)
+    out = output_folder(args.output)
     module = module_name(network)  # `class` -> class_.py, which `import class_` can load
-    written = [out / f"{module}.py", out / f"{network.name}.md"]
+    # The build's set of files, replaced as one: a kill leaves the old set or the new one.
+    names = [f"{module}.py", *(f"{network.name}{ext}" for ext in (".md", ".dot", ".svg")),
+             plan.plan_path(".", network).name]
     try:
-        write_atomic(written[0], source)
-        write_atomic(written[1], render(report, "markdown"))
-        written += dot.render_files(network, spec.shapes, out / network.name)
-        written.append(plan.write_plan(spec, out))
-    except OSError as exc:
-        print(f"archspec: error: cannot write into {out}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_USAGE
+        with replace_set(out, names) as stage:
+            write_atomic(stage / names[0], source)
+            write_atomic(stage / names[1], render(report, "markdown"))
+            dot.render_files(network, spec.shapes, stage / network.name)
+            plan.write_plan(spec, stage)
+            written = [out / path.name for path in sorted(stage.iterdir(),
+                                                          key=lambda p: names.index(p.name))]
+    except OutputSetError as exc:
+        raise UsageError(str(exc)) from None
     for path in written:
         print(f"wrote {path}")
     if (problem := dot.size_error(network)) is not None:

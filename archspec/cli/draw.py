@@ -13,6 +13,7 @@ from archspec.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    check_output,
     load_or_report,
 )
 from archspec.core.diagnostics import render
@@ -23,7 +24,8 @@ HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help=".arch file (a bare sketch draws too)")
+    parser.add_argument("file", metavar="FILE",
+                        help=".arch file (a bare sketch draws too; - reads stdin)")
     parser.add_argument("base", metavar="BASE", nargs="?",
                         help="with --diff: the .arch file FILE is compared against")
     parser.add_argument("--diff", action="store_true",
@@ -40,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, creates_folders=True)
     fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
     if fmt not in dot.FORMATS:
         print(f"archspec: error: cannot draw {args.output}: the name must end in "

@@ -9,6 +9,7 @@ from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,
+    check_output,
     load_or_report,
     whole_number,
 )
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from archspec.lang.frontend import InitError, parse_init
     from archspec.runtime import probe as pr
 
+    if args.plot is not None:
+        check_output(args.plot, creates_folders=True)
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         print(f"archspec: error: cannot plot to {args.plot}: the name must end in .png",
               file=sys.stderr)

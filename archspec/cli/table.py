@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import get_args
 
 from archspec.analysis.cost import BYTES_PER_VALUE, OPTIMIZERS, parse_size
@@ -13,7 +12,7 @@ from archspec.analysis.report import build_report
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
-    UsageError,
+    check_output,
     load_or_report,
     whole_number,
 )
@@ -33,19 +32,8 @@ def _size(text: str) -> int:
     return size
 
 
-def _check_output(path: str) -> None:
-    """Refuse a path that cannot be written before any work: a folder, or one in a folder
-    that does not exist (`table` writes a file; it creates no folders)."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"cannot write {path}: it is a directory")
-    if not target.parent.is_dir():
-        why = "is not a directory" if target.parent.exists() else "does not exist"
-        raise UsageError(f"cannot write {path}: {target.parent} {why}")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="an .arch file")
+    parser.add_argument("file", metavar="FILE", help="an .arch file (- reads stdin)")
     parser.add_argument("--format", choices=get_args(Format), default="text",
                         help="text (default), markdown, csv or json (csv and json hold every "
                              "figure whatever the style)")
@@ -71,15 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output:
-        _check_output(args.output)
+    if args.output is not None:
+        check_output(args.output)
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS
     report = build_report(spec.network, spec.shapes, batch=args.batch, dtype=args.dtype,
                           optimizer=args.optimizer, fit=args.fit)
     text = render(report, args.format, args.style, fold=args.fold)
-    if args.output:
+    if args.output is not None:
         write_atomic(args.output, text)
     else:
         sys.stdout.write(text)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archspec.analysis.report import build_report
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     load_or_report,
+    output_folder,
     whole_number,
 )
 from archspec.core.diagnostics import render_all
@@ -22,8 +26,13 @@ from archspec.runtime.plan import PlanFileError, is_plan_file, read_plan, resolv
 
 if TYPE_CHECKING:
     from archspec.runtime.train import distributed
+    from archspec.runtime.train.data import Data
 
 HELP = "train a spec (or a compiled .plan.json) as its train: section says"
+# --nproc and --threads are capped at the CPUs this process may run on: more processes or
+# intra-op threads than that only contend (and 10^9 threads abort in the OpenMP runtime).
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+CPU_COUNT = whole_number(1, CPUS, "the CPUs this process may use")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,11 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the plan's epochs")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the plan's device")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from DIR/checkpoint.pt if it is there")
-    parser.add_argument("--nproc", type=whole_number(1), default=1, metavar="N",
-                        help="processes on this machine, under torchrun with DDP (default 1)")
-    parser.add_argument("--threads", type=whole_number(1), metavar="N",
-                        help="CPU threads per process (default $OMP_NUM_THREADS, else 1)")
+                        help="continue from DIR/checkpoint.pt if it is there (with --epochs: "
+                             "extend a finished run)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the run already in DIR (without it, train refuses)")
+    parser.add_argument("--nproc", type=CPU_COUNT, default=1, metavar="N",
+                        help="processes on this machine, under torchrun with DDP (default 1; "
+                             f"at most the {CPUS} CPUs this process may use)")
+    parser.add_argument("--threads", type=CPU_COUNT, metavar="N",
+                        help="CPU threads per process (default $OMP_NUM_THREADS, else 1; at "
+                             f"most the {CPUS} CPUs this process may use)")
 
 
 def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
          world: distributed.World) -> int:
-    from archspec.runtime.train import distributed, preflight
+    from archspec.runtime.train import distributed, preflight, rundir
 
     assert spec.network is not None
     if args.device == "cuda" and not preflight.cuda_available():
@@ -101,28 +115,46 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
         print(render_all(diagnostics, spec.source), file=sys.stderr)
     if ready is None:
         return EXIT_ERRORS
-    out = Path(args.out or Path("runs") / spec.network.name)
-    if args.nproc > 1 and not distributed.launched():
-        argv = ["train", args.input, "--out", str(out)]
-        for flag, value in (("--epochs", args.epochs), ("--device", args.device),
-                            ("--threads", args.threads)):
-            if value is not None:
-                argv += [flag, str(value)]
-        if args.resume:
-            argv.append("--resume")
-        return distributed.launch(argv, args.nproc)
+    out = output_folder(args.out) if args.out is not None else Path("runs") / spec.network.name
+    try:
+        # Every rank 0 holds the folder (other ranks write nothing); the launcher of --nproc
+        # holds it for its workers.
+        with rundir.claim(out, resume=args.resume, force=args.force) if world.main \
+                else nullcontext():
+            if args.nproc > 1 and not distributed.launched():
+                return distributed.launch(_worker_argv(args, out), args.nproc,
+                                          env=rundir.hold_for_workers(out))
+            return _train(args, spec, plan, ready.data, out, world)
+    except rundir.RunFolderError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _worker_argv(args: argparse.Namespace, out: Path) -> list[str]:
+    argv = ["train", args.input, "--out", str(out)]
+    for flag, value in (("--epochs", args.epochs), ("--device", args.device),
+                        ("--threads", args.threads)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + ["--resume"] * args.resume
+
+
+def _train(args: argparse.Namespace, spec: Spec, plan: TrainingPlan, data: Data, out: Path,
+           world: distributed.World) -> int:
     import torch
 
     from archspec.runtime.train.progress import Progress
     from archspec.runtime.train.trainer import ResumeError, Trainer
 
-    if world.main:
-        write_plan(spec, out, plan)
     progress = Progress(plan.epochs, enabled=world.main)
-    trainer = Trainer(spec, plan, ready.data, out, world, progress)
+    trainer = Trainer(spec, plan, data, out, world, progress)
     previous = torch.get_num_threads()
     torch.set_num_threads(args.threads or _env_threads())
     try:
+        if args.resume:
+            trainer.load_checkpoint()  # checked before anything in the folder is written
+        if world.main:
+            write_plan(spec, out, plan)
+            print(describe(spec, plan, data, world.size), flush=True)
         metrics = trainer.fit(args.resume)
     except ResumeError as exc:
         print(f"archspec: error: {exc}", file=sys.stderr)
@@ -132,6 +164,31 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
     if metrics is not None:
         print(summary(metrics, out))
     return EXIT_OK
+
+
+def describe(spec: Spec, plan: TrainingPlan, data: Data, processes: int) -> str:
+    """The opening line: the model's size, the data, the optimizer, and where they came from."""
+    assert spec.network is not None
+    network = spec.network
+    params = build_report(network, spec.shapes).totals.params
+    optimizer = plan.optimizer
+    settings = [f"lr={optimizer.lr:g}"]
+    if optimizer.name == "sgd":
+        settings.append(f"momentum={optimizer.momentum:g}")
+        if optimizer.nesterov:
+            settings.append("nesterov")
+    if optimizer.weight_decay:
+        settings.append(f"weight_decay={optimizer.weight_decay:g}")
+    split = f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test"
+    text = (f"training {network.name} ({params:,} parameters) on {data.name} data "
+            f"({data.classes} classes; {split} images) with {optimizer.name}"
+            f"({', '.join(settings)}), schedule {plan.schedule.name}, {plan.epochs} epoch"
+            f"{'s' * (plan.epochs != 1)} of batch {plan.batch} on {plan.device} ({processes} "
+            f"process{'es' * (processes != 1)})")
+    if network.plan is None:
+        text += ("\nnote: the spec has no train: section, so this run uses every default: "
+                 "synthetic random data (docs/train.md)")
+    return text
 
 
 def _env_threads() -> int:
@@ -157,5 +214,6 @@ def summary(metrics: dict[str, Any], out: Path) -> str:
                      f"{ensemble['mean_member_test_loss']:>9.4f}")
         lines.append(f"{ensemble['kind'] + ' of ' + str(ensemble['size']):<24} "
                      f"{ensemble['test_accuracy']:>9.2%} {ensemble['test_loss']:>9.4f}")
-    lines.append(f"wrote {out}/metrics.json, history.csv, curves.png, checkpoint.pt")
+    weights = "model.pt" if ensemble is None else f"model-1.pt...model-{ensemble['size']}.pt"
+    lines.append(f"wrote {out}/metrics.json, history.csv, curves.png, checkpoint.pt, {weights}")
     return "\n".join(lines)

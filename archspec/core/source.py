@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,8 +43,13 @@ class Source:
         size, and a huge file is never held in memory.
         """
         with Path(path).open("rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
-        return cls(data.decode("utf-8", errors="replace"), str(path))
+            return cls.read_stream(handle, str(path))
+
+    @classmethod
+    def read_stream(cls, handle: BinaryIO, path: str) -> Source:
+        """Read an open binary stream (standard input) as `read` reads a file."""
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+        return cls(data.decode("utf-8", errors="replace"), path)
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of an offset."""

@@ -157,10 +157,10 @@ class _Build(Transformer[Token, Any]):
 def _lark() -> tuple[Lark, _Build]:
     build = _Build()
     grammar = files("archspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
-    # cache=True: lark keeps the analysed grammar in the temp folder (keyed by the grammar's
-    # hash and lark's version), so a CLI start skips the LALR table construction.
+    # No cache: lark's is a pickle (in the shared temp folder by default) that any local user
+    # could plant. Building the LALR tables costs about 25 ms a process (docs/architecture.md).
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
-                  transformer=build, maybe_placeholders=False, cache=True)
+                  transformer=build, maybe_placeholders=False)
     return parser, build
 
 

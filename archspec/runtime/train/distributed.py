@@ -38,11 +38,11 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def launch(argv: Sequence[str], nproc: int) -> int:
+def launch(argv: Sequence[str], nproc: int, env: dict[str, str] | None = None) -> int:
     """Run `archspec ARGV` as `nproc` processes on this machine under torchrun."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "archspec", *argv]
-    return subprocess.call(command)
+    return subprocess.call(command, env=env)
 
 
 def join(device: str) -> World:

@@ -137,6 +137,7 @@ class Trainer:
         self.steps_per_epoch = steps + (last > 1)
         self.history: list[dict[str, float]] = []
         self.finished: list[dict[str, Any]] = []  # per finished member: weights, snapshots
+        self._resume_point: tuple[int, dict[str, Any] | None] | None = None
 
     # -- building -----------------------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class Trainer:
             torch.use_deterministic_algorithms(previous)
 
     def _fit(self, resume: bool) -> dict[str, Any] | None:
-        start, state = self._load(resume)
+        start, state = self._resume_point or self._load(resume)
         for index in range(start, self.plan.ensemble):
             if self.plan.ensemble > 1:
                 self.progress.prefix = f"[member {index + 1}/{self.plan.ensemble}] "
@@ -196,7 +197,11 @@ class Trainer:
                         "weights": checkpoint.cpu_copy(member.model.state_dict()),
                         "snapshots": member.snapshots})
                 self._save(member, epoch + 1)
-        return self._evaluate() if self.world.main else None
+        if not self.world.main:
+            return None
+        metrics = self._evaluate()
+        checkpoint.write_weights(self.out, self.finished)
+        return metrics
 
     def _epoch(self, member: _Member, epoch: int) -> None:
         model = member.stepper
@@ -347,29 +352,73 @@ class Trainer:
         })
         report.write_history(self.out / "history.csv", self.history)
 
+    def load_checkpoint(self) -> None:
+        """Read and check the run folder's checkpoint, if there is one, before anything is
+        written: ResumeError if it is unreadable or cannot continue this plan. `fit` then
+        continues from it."""
+        self._resume_point = self._load(resume=True)
+
     def _load(self, resume: bool) -> tuple[int, dict[str, Any] | None]:
         """The member to start with, and the checkpoint to continue it from (if any)."""
         path = self.out / checkpoint.FILENAME
         if not resume or not path.is_file():
             return 0, None
-        state = checkpoint.load(path)
-        if state["plan"] != self.plan.model_dump(mode="json", exclude={"spans"}) \
+        try:
+            state = checkpoint.load(path)
+        except checkpoint.CheckpointError as exc:
+            raise ResumeError(f"cannot resume: {exc}") from None
+        mine = self.plan.model_dump(mode="json", exclude={"spans"})
+        saved = state["plan"]
+        if {k: v for k, v in saved.items() if k != "epochs"} != \
+                {k: v for k, v in mine.items() if k != "epochs"} \
                 or state["source"] != self.spec.source.text:
             raise ResumeError(f"{path} was written by another spec or plan; "
-                              "train into a fresh --out directory")
+                              "train into a fresh --out directory (or replace it with --force)")
         if state["processes"] != self.world.size:
             raise ResumeError(f"{path} was written by {state['processes']} process(es); "
                               f"resume with --nproc {state['processes']}")
+        self._check_epochs(path, saved.get("epochs"), state)
         self.history = state["history"]
         self.finished = state["finished"]
-        if state["epoch"] == self.plan.epochs and state["member"] + 1 < self.plan.ensemble:
+        if state["epoch"] < self.plan.epochs:
+            # An extended run continues its last member, which is no longer finished.
+            self.finished = self.finished[: state["member"]]
+        elif state["member"] + 1 < self.plan.ensemble:
             return state["member"] + 1, None  # that member had finished: the next starts afresh
         return state["member"], state
 
+    def _check_epochs(self, path: Path, saved: Any, state: dict[str, Any]) -> None:
+        """A run may continue to other epochs (`--resume --epochs 30` after 20) only where the
+        epochs already trained do not depend on the total: not under cosine (it anneals over
+        the whole run), not with snapshots (taken at the run's last cycle ends), not for an
+        ensemble (its earlier members finished at the old total)."""
+        if type(saved) is not int or state["epoch"] > saved:
+            raise ResumeError(f"cannot resume: {path}: its plan's epochs do not fit its state")
+        wanted = self.plan.epochs
+        if wanted == saved:
+            return
+        if state["epoch"] > wanted:
+            raise ResumeError(f"{path} has trained {state['epoch']} epochs, more than "
+                              f"--epochs {wanted}")
+        why = ("its cosine schedule anneals over all of its epochs"
+               if self.plan.schedule.name == "cosine" else
+               "its snapshots are the last cycle ends of its epochs" if self.plan.snapshots > 1
+               else "its earlier ensemble members trained for that many epochs"
+               if self.plan.ensemble > 1 else None)
+        if why is not None:
+            raise ResumeError(f"{path} is a {saved}-epoch run and {why}; it cannot continue to "
+                              f"{wanted} epochs (train afresh with --epochs {wanted} --force)")
+
     def _restore(self, member: _Member, state: dict[str, Any]) -> int:
-        member.model.load_state_dict(state["model"])
-        member.optimizer.load_state_dict(state["optimizer"])
-        member.schedule.load_state_dict(state["schedule"])
+        try:
+            member.model.load_state_dict(state["model"])
+            member.optimizer.load_state_dict(state["optimizer"])
+            member.schedule.load_state_dict(state["schedule"])
+            checkpoint.set_rng_state(state["rng"][self.world.rank])
+        except (checkpoint.CheckpointError, RuntimeError, ValueError, KeyError,
+                TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ResumeError(f"cannot resume from {self.out / checkpoint.FILENAME}: its "
+                              f"states do not fit this network: {first[:160]}") from None
         member.snapshots = state["snapshots"]
-        checkpoint.set_rng_state(state["rng"][self.world.rank])
         return state["epoch"]

@@ -1,0 +1,410 @@
+"""Runs and files that are never lost or trusted: checkpoints read weights-only and checked,
+run folders locked and never replaced without --force, finished runs extended, builds
+replaced as a set, and every failed write or read one error line with a non-zero exit."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from archspec.backends.torch.build import to_torch
+from archspec.cli import main
+from archspec.lang.frontend import loads
+from archspec.runtime import plan as plan_files
+from archspec.runtime.train import checkpoint, rundir
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+TINY = """network tiny "a small net for synthetic data"
+input 1x8x8
+activation relu
+CONV3-8 - BN - POOL2 - FC-16 - DROPOUT(0.5) - FC-4
+
+train:
+  data synthetic(classes=4, n=120)
+  batch 32
+  epochs 2
+  optimizer adam(lr=0.01)
+{extra}"""
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "tiny.arch"
+    path.write_text(TINY.format(extra=extra))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archspec: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-epoch run of TINY (read, never written, by the tests that use it)."""
+    folder = tmp_path_factory.mktemp("finished")
+    assert main(["train", str(tiny(folder)), "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+def copy_run(run_folder: Path, to: Path) -> Path:
+    to.mkdir()
+    for path in run_folder.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+def test_checkpoint_opens_weights_only_and_holds_no_pickled_object(finished: Path) -> None:
+    state = torch.load(finished / checkpoint.FILENAME)  # torch's default: weights_only=True
+    assert state["format"] == checkpoint.FORMAT and state["epoch"] == 2
+    numpy_state = state["rng"][0]["numpy"]
+    assert isinstance(numpy_state["keys"], torch.Tensor) and numpy_state["keys"].shape == (624,)
+
+
+def test_generator_states_round_trip() -> None:
+    import random
+
+    import numpy as np
+
+    saved = checkpoint.rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    checkpoint.set_rng_state(saved)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and (first[1] == again[1]).all()
+    assert first[2] == again[2]
+
+
+def test_trained_weights_load_into_the_built_module(finished: Path, tmp_path: Path) -> None:
+    spec = loads(tiny(tmp_path).read_text())
+    assert spec.network is not None
+    model = to_torch(spec.network, spec.shapes)
+    model.load_state_dict(torch.load(finished / "model.pt"))
+    saved = torch.load(finished / checkpoint.FILENAME)["model"]
+    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
+
+
+def _flip(data: bytes) -> bytes:
+    """One bit flipped in the bytes of the model's largest tensor (not in the zip's records)."""
+    state = torch.load(io.BytesIO(data))
+    largest = max(state["model"].values(), key=lambda tensor: tensor.numel())
+    at = data.index(largest.numpy().tobytes()) + 100
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda data: b"", "not a readable archspec checkpoint"),
+    (lambda data: data[: len(data) // 2], "not a readable archspec checkpoint"),
+    (lambda data: os.urandom(len(data)), "not a readable archspec checkpoint"),
+    (_flip, "damaged"),
+], ids=["empty", "truncated", "random", "one-bit-flipped"])
+def test_a_damaged_checkpoint_is_one_error_line(damage, message: str, finished: Path,
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(finished, tmp_path / "run")
+    path = folder / checkpoint.FILENAME
+    path.write_bytes(damage(path.read_bytes()))
+    plan_file = folder / "tiny.plan.json"
+    before = plan_file.read_bytes()
+    status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder),
+                            "--resume", "--epochs", "3")
+    assert status == 2 and message in one_error_line(err)
+    assert plan_file.read_bytes() == before  # refused before anything was written
+
+
+def test_a_pickled_object_in_a_checkpoint_is_never_run(finished: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(finished, tmp_path / "run")
+    marker = tmp_path / "ran"
+    state = torch.load(folder / checkpoint.FILENAME)
+    state["history"] = _Payload(str(marker))
+    torch.save(state, folder / checkpoint.FILENAME)
+    status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder),
+                            "--resume")
+    assert status == 2 and "not a readable archspec checkpoint" in one_error_line(err)
+    assert not marker.exists()
+
+
+class _Payload:
+    """What an attacker pickles: unpickling it would create a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (Path(self.path), "ran"))
+
+
+def test_nothing_in_the_package_unpickles() -> None:
+    for path in (ROOT / "archspec").rglob("*.py"):
+        text = path.read_text()
+        for word in ("cache=True", "weights_only=False", "pickle.load"):
+            assert word not in text, f"{path.name} has {word}"
+
+
+# -- run folders ---------------------------------------------------------------------------------
+
+
+def test_a_plain_train_into_a_run_refuses_and_force_replaces(
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(finished, tmp_path / "run")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder))
+    assert status == 2 and "holds a run" in one_error_line(err) and "--force" in err
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    status, out, _err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder),
+                            "--epochs", "1", "--force")
+    assert status == 0 and "epoch 1/1" in out
+    assert torch.load(folder / checkpoint.FILENAME)["epoch"] == 1
+
+
+def test_a_refused_resume_leaves_the_plan_file_alone(finished: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(finished, tmp_path / "run")
+    before = (folder / "tiny.plan.json").read_bytes()
+    other = tiny(tmp_path, "  seed 7")
+    status, _out, err = run(capsys, "train", str(other), "--out", str(folder), "--resume")
+    assert status == 2 and "another spec or plan" in one_error_line(err)
+    assert (folder / "tiny.plan.json").read_bytes() == before
+
+
+def test_a_locked_run_folder_refuses_a_second_run(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "run"
+    with rundir.claim(folder, resume=False, force=False):
+        status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder))
+    assert status == 2 and "in use by another run" in one_error_line(err)
+    assert f"pid {os.getpid()}" in err
+    assert not (folder / "tiny.plan.json").exists()
+
+
+def test_a_lock_held_by_another_process_refuses(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from archspec.runtime.train import rundir\n"
+         f"with rundir.claim(Path({str(folder)!r}), resume=False, force=False):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "archspec", "train",
+                                 str(tiny(tmp_path)), "--out", str(folder)],
+                                env=ENV, capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2
+    assert f"in use by another run (pid {holder.pid})" in one_error_line(second.stderr)
+
+
+# -- extending a run -----------------------------------------------------------------------------
+
+
+def test_a_finished_run_extends_bit_exactly(finished: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(tiny(tmp_path))
+    extended = copy_run(finished, tmp_path / "extended")
+    assert run(capsys, "train", spec, "--out", str(extended), "--resume", "--epochs", "4")[0] == 0
+    whole = tmp_path / "whole"
+    assert run(capsys, "train", spec, "--out", str(whole), "--epochs", "4")[0] == 0
+    a, b = torch.load(extended / checkpoint.FILENAME), torch.load(whole / checkpoint.FILENAME)
+    assert a["epoch"] == b["epoch"] == 4
+    assert all(torch.equal(value, b["model"][key]) for key, value in a["model"].items())
+    assert (extended / "history.csv").read_text().splitlines()[-1].split(",")[:7] == \
+        (whole / "history.csv").read_text().splitlines()[-1].split(",")[:7]
+    metrics = json.loads((extended / "metrics.json").read_text())
+    assert metrics["epochs"] == 4
+
+
+@pytest.mark.parametrize(("extra", "why"), [
+    ("  schedule cosine", "cosine schedule anneals over all of its epochs"),
+    ("  ensemble 2", "earlier ensemble members"),
+])
+def test_extending_refuses_what_depends_on_the_total(extra: str, why: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec, folder = str(tiny(tmp_path, extra)), str(tmp_path / "run")
+    assert run(capsys, "train", spec, "--out", folder, "--epochs", "1")[0] == 0
+    status, _out, err = run(capsys, "train", spec, "--out", folder, "--resume", "--epochs", "2")
+    assert status == 2 and why in one_error_line(err) and "--force" in err
+
+
+def test_resume_refuses_fewer_epochs_than_trained(finished: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(finished, tmp_path / "run")
+    status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder),
+                            "--resume", "--epochs", "1")
+    assert status == 2 and "trained 2 epochs, more than --epochs 1" in one_error_line(err)
+
+
+def test_train_says_what_it_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _err = run(capsys, "train", str(tiny(tmp_path)), "--out",
+                            str(tmp_path / "a"), "--epochs", "1")
+    assert status == 0
+    assert out.splitlines()[0] == (
+        "training tiny (2,228 parameters) on synthetic data (4 classes; 84 train / 12 val / "
+        "24 test images) with adam(lr=0.01), schedule none, 1 epoch of batch 32 on cpu "
+        "(1 process)")
+    bare = tmp_path / "bare.arch"
+    bare.write_text(TINY.split("\ntrain:")[0].replace("FC-4", "FC-10") + "\n")
+    status, out, _err = run(capsys, "train", str(bare), "--out", str(tmp_path / "b"),
+                            "--epochs", "1")
+    assert status == 0 and "no train: section" in out and "synthetic random data" in out
+
+
+# -- builds --------------------------------------------------------------------------------------
+
+
+def test_compile_replaces_its_set_and_keeps_other_files(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "build"
+    spec = tiny(tmp_path)
+    assert run(capsys, "compile", str(spec), "-o", str(out))[0] == 0
+    (out / "notes.txt").write_text("mine")
+    old = {path.name: path.read_bytes() for path in out.iterdir()}
+    spec.write_text(TINY.format(extra="").replace("FC-16", "FC-32"))
+
+    def killed(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # as if killed between the module and the plan
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plan_files, "write_plan", killed)
+        assert run(capsys, "compile", str(spec), "-o", str(out))[0] == 130
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == old
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build")]
+    assert run(capsys, "compile", str(spec), "-o", str(out))[0] == 0
+    assert "FC-32" in (out / "tiny.plan.json").read_text()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "tiny.py").read_bytes() != old["tiny.py"]
+
+
+def test_compile_refuses_a_folder_holding_folders(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "build" / "sub").mkdir(parents=True)
+    status, _out, err = run(capsys, "compile", str(tiny(tmp_path)), "-o", str(tmp_path / "build"))
+    assert status == 2 and "not only files" in one_error_line(err)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from archspec import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"archspec {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["check", "table", "draw", "compile"])
+def test_dash_reads_standard_input(command: str, tmp_path: Path) -> None:
+    output = ["-o", str(tmp_path / "out")] if command in ("table", "compile") else []
+    good = subprocess.run([sys.executable, "-m", "archspec", command, "-", *output],
+                          input=TINY.format(extra=""), env=ENV, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run([sys.executable, "-m", "archspec", command, "-"],
+                         input="network x\ninput 1x8x8\nCONV3-8 - FCC-4\n", env=ENV,
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("<stdin>:3:11: error: ")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone, as `| head -c 10` leaves it
+    result = subprocess.run([sys.executable, "-m", "archspec", "table",
+                             str(ROOT / "specs" / "vgg16.arch"), "--format", "json"],
+                            stdout=write, stderr=subprocess.PIPE, env=ENV, text=True, timeout=120)
+    os.close(write)
+    assert result.returncode == 141 and result.stderr == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_full_disk_on_stdout_is_an_error(unbuffered: str) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "archspec", "check", "--format", "json",
+                                 str(ROOT / "specs" / "vgg16.arch")], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=120,
+                                env={**ENV, "PYTHONUNBUFFERED": unbuffered})
+    assert result.returncode == 2
+    assert "cannot write standard output: No space left on device" in \
+        one_error_line(result.stderr)
+
+
+def test_a_file_size_limit_on_stdout_is_an_error(tmp_path: Path) -> None:
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    with open(tmp_path / "out.json", "w") as out:
+        result = subprocess.run([sys.executable, "-m", "archspec", "table", "--format", "json",
+                                 str(ROOT / "specs" / "vgg16.arch")], stdout=out,
+                                stderr=subprocess.PIPE, text=True, timeout=120,
+                                env={**ENV, "PYTHONUNBUFFERED": "1"}, preexec_fn=limit)
+    assert result.returncode == 2 and "File too large" in one_error_line(result.stderr)
+
+
+@pytest.mark.parametrize("argv", [
+    ["table", "{spec}", "-o", "/proc/archspec.txt"],
+    ["table", "{spec}", "-o", "{tmp}"],
+    ["table", "{spec}", "-o", ""],
+    ["draw", "{spec}", "-o", "/proc/archspec.dot"],
+    ["draw", "{spec}", "-o", "{tmp}"],
+    ["draw", "{spec}", "-o", ""],
+    ["probe", "{spec}", "--plot", "/proc/archspec.png", "--samples", "8"],
+    ["probe", "{spec}", "--plot", "", "--samples", "8"],
+    ["compile", "{spec}", "-o", "/proc/archspec"],
+    ["compile", "{spec}", "-o", "{tmp}/tiny.arch"],
+    ["compile", "{spec}", "-o", ""],
+    ["train", "{spec}", "--out", "/proc/archspec"],
+    ["train", "{spec}", "--out", "{tmp}/tiny.arch"],
+    ["train", "{spec}", "--out", ""],
+    ["check", "{tmp}"],
+    ["table", "/proc/archspec.arch"],
+], ids=lambda argv: " ".join(argv))
+def test_an_output_that_cannot_be_written_is_one_error(argv: list[str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tiny(tmp_path)
+    status, _out, err = run(capsys, *(a.format(spec=spec, tmp=tmp_path) for a in argv))
+    assert status == 2
+    one_error_line(err)
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "1e9", "100000"])
+@pytest.mark.parametrize("flag", ["--threads", "--nproc"])
+def test_thread_and_process_counts_are_bounded(flag: str, value: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(tiny(tmp_path)), flag, value])
+    assert exit_.value.code == 2
+    assert "(the CPUs this process may use)" in capsys.readouterr().err
