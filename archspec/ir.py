@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from archspec.core.limits import MAX_INT
 from archspec.core.source import Span
 
 ArgValue = int | float | bool | str | tuple[int, int]
@@ -59,8 +61,19 @@ class InitScheme(Frozen):
 class DataSpec(Frozen):
     name: Literal["digits", "mnist5k", "folder", "synthetic"] = "synthetic"
     path: str | None = None
-    classes: int = Field(10, ge=2)
-    n: int = Field(512, ge=1)
+    classes: int = Field(10, ge=2, le=MAX_INT)
+    n: int = Field(512, ge=1, le=MAX_INT)
+
+
+class Dataset(NamedTuple):
+    """What is known of a built-in dataset before loading it."""
+
+    classes: int
+    shape: tuple[int, int, int]  # CxHxW of its images
+    samples: int
+
+
+DATASETS = {"digits": Dataset(10, (1, 8, 8), 1797), "mnist5k": Dataset(10, (1, 28, 28), 5000)}
 
 
 # Each optimizer's arguments and their defaults: torch's own, except sgd's lr and momentum
@@ -117,10 +130,13 @@ class ScheduleSpec(Frozen):
     period: int = Field(10, ge=1)
     mult: int = Field(1, ge=1)
 
-    def cycle_ends(self, epochs: int) -> list[int]:
-        """Epochs (1-based) at whose end an SGDR cycle finishes, within `epochs`."""
+    def cycle_ends(self, epochs: int) -> Sequence[int]:
+        """Epochs (1-based) at whose end an SGDR cycle finishes, within `epochs`. Cycles of
+        one length are a range, so a long run with short cycles costs no memory."""
         if self.name != "sgdr":
             return []
+        if self.mult == 1:
+            return range(self.period, epochs + 1, self.period)
         ends, length, end = [], self.period, self.period
         while end <= epochs:
             ends.append(end)

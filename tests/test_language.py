@@ -80,7 +80,13 @@ train:
   seed 0
 """
     spec = loads(text, "vgg16.arch")
-    assert spec.ok, spec.render()
+    # The network and plan parse whole; the plan cannot run (digits has 10 classes, VGG16
+    # ends in 1000 units), which `check` reports rather than `train` (specs/vgg16.arch
+    # trains on an ImageNet folder instead).
+    assert [(d.span.line, d.severity.value, d.message) for d in spec.diagnostics] == [
+        (14, "error", "data digits has 10 classes but the network ends in 1,000 units"),
+        (14, "warning", "the images of data digits are 8x8; the input is 224x224, so they "
+         "are scaled up 28 times and the network sees nothing finer than the original pixels")]
     net = spec.network
     assert net is not None
     assert (net.name, net.description) == ("vgg16", "VGG16, configuration D")
@@ -427,7 +433,7 @@ def test_blocks_call_blocks() -> None:
 
 
 def test_train_section_every_setting() -> None:
-    body = ("FC-10\n\ntrain:\n  data synthetic(classes=5, n=64)\n  batch 16\n  epochs 14\n"
+    body = ("FC-5\n\ntrain:\n  data synthetic(classes=5, n=64)\n  batch 16\n  epochs 14\n"
             "  optimizer adamw(lr=1e-3, weight_decay=0.01)\n  schedule sgdr(period=2, mult=2)\n"
             "  augment hflip - rotate(20) - color_jitter(brightness=0.1, contrast=0.1, "
             "saturation=0.1, hue=0.05) - resize(32) - random_crop(32, pad=4) - scale(0.8, 1.2)\n"
@@ -459,7 +465,7 @@ def test_train_section_every_setting() -> None:
     ("schedule cosine", "schedule", "cosine"),
 ])
 def test_train_choices(line: str, field: str, value: str) -> None:
-    plan = network(f"FC-2\ntrain:\n  {line}\n", "network t\ninput 4\n").plan
+    plan = network(f"FC-10\ntrain:\n  {line}\n", "network t\ninput 4\n").plan
     assert plan is not None
     assert getattr(plan, field).name == value
     if value == "folder":
@@ -508,3 +514,12 @@ def test_every_header_keyword_has_its_reader() -> None:
     # The parser guesses misspelt keywords from syntax.HEADER_KEYWORDS; the lowering reads
     # each with its own reader: the two lists must be the same.
     assert set(header._READERS) == set(syntax.HEADER_KEYWORDS)
+
+
+def test_sgdr_cycles_of_one_length_cost_no_memory() -> None:
+    """snapshots with sgdr(period=1) over 2^31-1 epochs: the cycle ends are a range."""
+    from archspec.ir import ScheduleSpec
+
+    ends = ScheduleSpec(name="sgdr", period=1).cycle_ends(2**31 - 1)
+    assert len(ends) == 2**31 - 1 and list(ends[-2:]) == [2**31 - 2, 2**31 - 1]
+    assert list(ScheduleSpec(name="sgdr", period=2, mult=2).cycle_ends(14)) == [2, 6, 14]

@@ -20,3 +20,6 @@ DEFAULT_MAX_BUILD_PARAMS = 2 * 10**9
 # characters of free text in one label (dot refuses an HTML label over 16 KB).
 MAX_DRAWN_BOXES = 10_000
 MAX_LABEL_CHARS = 200
+# Training: the memory a run's dataset, one augmented batch, or the weights it keeps
+# (snapshots, ensemble members) may take, estimated by the front end before anything runs.
+MAX_RUN_BYTES = 16 * 2**30

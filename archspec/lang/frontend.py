@@ -11,6 +11,7 @@ from pathlib import Path
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity, render_all
 from archspec.core.source import Source
 from archspec.ir import InitScheme, Network
+from archspec.lang import plan_checks
 from archspec.lang.lower import lower, lower_init
 from archspec.lang.parser import parse
 from archspec.lang.shapes import Shapes, infer
@@ -71,6 +72,8 @@ def load_source(source: Source) -> Spec:
         parsed = syntax.header or syntax.body or syntax.train_span or not diags.has_errors
         network = lower(syntax, source, diags) if parsed else None
         shapes = infer(network, diags) if network is not None else {}
+        if network is not None and not diags.has_errors:
+            plan_checks.check(network, shapes, diags)
     return Spec(source, network, shapes, diags.sorted())
 
 

@@ -237,7 +237,16 @@ def _check_augment(name: str, values: dict[str, Any],
     if name in ("resize", "random_crop") and (values["size"] < 1 or values["size"] != int(
             values["size"])):
         return f"`{name}` size is a whole number of pixels"
+    if name == "random_crop" and values.get("pad", 0) != int(values.get("pad", 0)):
+        return "`random_crop` pad is a whole number of pixels"
+    if name == "rotate" and values["deg"] > 180:
+        return "rotate(deg) is at most 180: a turn of up to ±180 degrees reaches every angle"
+    if name == "scale" and values["max"] > MAX_ZOOM:
+        return f"scale(min, max) zooms by at most {MAX_ZOOM}"
     return None
+
+
+MAX_ZOOM = 10  # a scale augmentation's largest factor
 
 
 _SETTINGS: dict[str, Callable[[TrainSection, s.Directive], Any]] = {

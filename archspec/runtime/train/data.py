@@ -9,7 +9,6 @@ the training split's per-channel mean and deviation (`Data.normalise`).
 from __future__ import annotations
 
 import gzip
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 from archspec.ir import DataSpec, Shape
+from archspec.lang import plan_checks
 
 # The split is a property of the dataset, not of a run: every seed sees the same test set.
 SPLIT_SEED = 0
@@ -78,16 +78,12 @@ def resolve_folder(spec: DataSpec, spec_path: str) -> Path:
 
 
 def image_shape(input_shape: Shape, native_channels: int) -> tuple[int, int, int]:
-    """The CxHxW images are brought to: the input itself, or for `input N` a square image."""
-    if len(input_shape) == 3:
-        return input_shape[0], input_shape[1], input_shape[2]
-    (features,) = input_shape
-    for channels in dict.fromkeys((native_channels, 1, 3)):
-        side = math.isqrt(features // channels)
-        if channels * side * side == features:
-            return channels, side, side
-    raise DataError(f"images cannot fill `input {features}`: it is not C x S x S pixels "
-                    "for 1 or 3 channels")
+    """The CxHxW images are brought to (`plan_checks.image_shape`, which `check` reports)."""
+    shape = plan_checks.image_shape(input_shape, native_channels)
+    if shape is None:
+        raise DataError(f"images cannot fill `input {input_shape[0]}`: it is not C x S x S "
+                        "pixels for 1 or 3 channels")
+    return shape
 
 
 def adapt(images: torch.Tensor, input_shape: Shape) -> torch.Tensor:

@@ -15,11 +15,9 @@ import torch
 
 from archspec.core.diagnostics import Diagnostic, Diagnostics
 from archspec.core.source import Span
-from archspec.ir import TrainingPlan
+from archspec.ir import DATASETS, TrainingPlan
 from archspec.lang.frontend import Spec
 from archspec.runtime.train import data
-
-KNOWN_CLASSES = {"digits": 10, "mnist5k": 10}
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ def check(spec: Spec, plan: TrainingPlan,
     if output is None or len(output) != 1:
         diags.error("train", f"the network ends in {output}, not one score per class; "
                     "end it with FC-<classes>", out_span)
-    classes = KNOWN_CLASSES.get(plan.data.name, plan.data.classes)
+    builtin = DATASETS.get(plan.data.name)
+    classes = builtin.classes if builtin else plan.data.classes
     if plan.data.name == "folder":
         try:
             classes = len(data.folder_classes(data.resolve_folder(plan.data,
