@@ -257,7 +257,7 @@ def test_random_networks_lose_nothing_when_drawn(text: str) -> None:
         assert boxed == report.totals.params
 
 
-def test_bad_spec_is_a_located_error_and_draws_nothing(
+def test_a_spec_with_shape_errors_is_drawn_as_far_as_it_goes_and_fails(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.arch"
     bad.write_text("network bad\ninput 3x8x8\nCONV3-4 - POOL(16) - FC-2\n")
@@ -265,6 +265,21 @@ def test_bad_spec_is_a_located_error_and_draws_nothing(
     err = capsys.readouterr().err
     assert f"{bad}:3:11: error: pool1: MAXPOOL window 16x16" in err
     assert "Traceback" not in err
+    nodes, edges = _graph((tmp_path / "bad.dot").read_text())
+    assert ("conv1", "pool1") in edges and ("pool1", "fc1") in edges
+    assert "error: pool1: MAXPOOL window 16x16" in nodes["pool1"]
+    # conv1's size is known; pool1 and past it are not (no CxHxW before the error note).
+    assert "4x8x8" in nodes["conv1"]
+    assert not re.search(r"\d+x\d+x\d+", nodes["pool1"].split("error:")[0])
+    source = (tmp_path / "bad.dot").read_text()
+    assert source.count(dot.ERROR_STYLE["color"]) == 1
+
+
+def test_other_errors_draw_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.arch"
+    bad.write_text("network bad\ninput 3x8x8\nCONV3-4 - POOLL2 - FC-2\n")
+    assert main(["draw", str(bad), "-o", str(tmp_path / "bad.dot")]) == 1
+    assert f"{bad}:3:11: error: unknown layer kind `POOLL2`" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["bad.arch"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from archspec.core.diagnostics import render_all
 from archspec.core.source import Source
-from archspec.lang.frontend import SKETCH_CODES, Spec, load, load_source
+from archspec.lang.frontend import SHAPE_CODES, SKETCH_CODES, Spec, load, load_source
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -39,9 +39,16 @@ def read_spec(path: str) -> Spec:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def load_or_report(path: str, *, allow_sketch: bool = False) -> Spec | None:
-    """Load a spec and print its findings to stderr; None (after printing) if it is unusable."""
+def load_or_report(path: str, *, allow_sketch: bool = False,
+                   allow_shape_errors: bool = False) -> Spec | None:
+    """Load a spec and print its findings to stderr; None (after printing) if it is unusable.
+    `allow_shape_errors`: a whole graph whose only errors are shape errors (and missing
+    arguments) is returned too, its findings printed; the caller says it failed."""
     spec = read_spec(path)
+    if allow_shape_errors and spec.network is not None and spec.errors and all(
+            d.code in SKETCH_CODES | SHAPE_CODES for d in spec.errors) and not spec.drawable:
+        print(spec.render(), file=sys.stderr)
+        return spec
     if allow_sketch and spec.drawable and not spec.ok:
         # A sketch is fine here: its missing arguments are not errors for this command.
         others = [d for d in spec.diagnostics if d.code not in SKETCH_CODES]

@@ -18,6 +18,7 @@ from archspec.cli.common import (
 )
 from archspec.core.diagnostics import render
 from archspec.core.files import write_atomic
+from archspec.lang.frontend import SHAPE_CODES
 from archspec.views import dot
 
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.diff != (args.base is not None):
         raise UsageError("--diff takes two files, `draw --diff B A` (B drawn, with what "
                          "changed from A); without --diff, one")
-    spec = load_or_report(args.file, allow_sketch=True)
+    spec = load_or_report(args.file, allow_sketch=True, allow_shape_errors=not args.diff)
     base = load_or_report(args.base, allow_sketch=True) if args.base is not None else None
     if spec is None or spec.network is None or (args.diff and (
             base is None or base.network is None)):
@@ -69,11 +70,15 @@ def run(args: argparse.Namespace) -> int:
         report = compare(Loaded(args.base, base.network, base.shapes),
                          Loaded(args.file, spec.network, spec.shapes))
         marks = dot.highlight(report, base.network)
+    # A spec with shape errors is drawn as far as its sizes are known, the layers with
+    # errors outlined, and the command still fails (the errors are printed already).
+    errors = dot.layer_errors(spec.network, [d for d in spec.errors if d.code in SHAPE_CODES])
+    status = EXIT_ERRORS if errors else EXIT_OK
     source = dot.dot_source(spec.network, spec.shapes, detail=args.detail,
-                            rankdir=args.rankdir, marks=marks)
+                            rankdir=args.rankdir, marks=marks, errors=errors)
     if args.output is None:
         sys.stdout.write(source)
-        return EXIT_OK
+        return status
     write_atomic(args.output, source if fmt == "dot" else dot.render(source, fmt))
     print(f"wrote {args.output}")
-    return EXIT_OK
+    return status

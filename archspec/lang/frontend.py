@@ -18,6 +18,8 @@ from archspec.lang.shapes import Shapes, infer
 
 # Codes a sketch may carry and still be drawn (the graph is whole, only sizes are missing).
 SKETCH_CODES = frozenset({"missing-argument"})
+# Codes that leave the graph whole with sizes unknown past them: `draw` still draws it.
+SHAPE_CODES = frozenset({"shape"})
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ MARK_STYLE = {"added": {"color": "#38761d", "penwidth": "3"},
               "changed": {"color": "#e69138", "penwidth": "3"}}
 GHOST_STYLE = {"style": "rounded,dashed", "color": "#999999", "fontcolor": "#999999",
                "fillcolor": "white"}
+ERROR_STYLE = {"color": "#cc0000", "penwidth": "3"}  # a layer with a shape error
 GHOST = "removed "  # + the layer's name in the old network: a ghost's node id
 ENDS_FILL = "#434343"  # input and output nodes: dark, white text
 
@@ -140,10 +141,22 @@ def has_dot() -> bool:
     return shutil.which("dot") is not None
 
 
+def layer_errors(network: Network, diagnostics: list[Diagnostic]) -> dict[str, str]:
+    """Each error's message by the layer it is on (the first layer at the error's span: the
+    written one, not the implicit layers that share its span)."""
+    found: dict[str, str] = {}
+    for diagnostic in diagnostics:
+        layer = next((layer for layer in network.layers if layer.span == diagnostic.span), None)
+        if diagnostic.severity is Severity.ERROR and layer is not None:
+            found.setdefault(layer.name, diagnostic.message)
+    return found
+
+
 def analyse(network: Network, shapes: Shapes) -> Report | None:
     """The analysis `archspec table` shows (header totals, parameters per layer); None for a
     sketch, whose sizes are not given."""
-    return build_report(network, shapes) if network.complete else None
+    known = all(shapes.get(layer.name) is not None for layer in network.layers)
+    return build_report(network, shapes) if network.complete and known else None
 
 
 def _consumers(network: Network) -> dict[str, list[str]]:
@@ -300,11 +313,15 @@ def _end_label(title: str, shape: Shape | None) -> str:
     return _label(f"<b>{title}</b>", details, color="white")
 
 
-def _header(network: Network, report: Report | None, marks: Highlight | None) -> str:
+def _header(network: Network, report: Report | None, marks: Highlight | None,
+            errors: dict[str, str]) -> str:
     title = f"<b>{html.escape(network.name)}</b>"
     if network.description:
         title += f" — {_text(network.description)}"
-    if report is None:
+    if errors:
+        lines = [f"{len(errors)} layer(s) with shape errors, outlined in red; sizes after "
+                 "them may be unknown"]
+    elif report is None:
         lines = ["a sketch: sizes not given"]
     else:
         t = report.totals
@@ -334,9 +351,12 @@ def _legend(graph: graphviz.Digraph) -> None:
 
 
 def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
-            rankdir: Rankdir = "TB", marks: Highlight | None = None) -> graphviz.Digraph:
+            rankdir: Rankdir = "TB", marks: Highlight | None = None,
+            errors: dict[str, str] | None = None) -> graphviz.Digraph:
     """The network as a graphviz.Digraph: header, input, boxes, clusters, output; with
-    `marks`, what changed from another network (outlines, ghosts and a legend)."""
+    `marks`, what changed from another network (outlines, ghosts and a legend); with
+    `errors` (layer name → message), those layers outlined in red with their message."""
+    errors = errors or {}
     boxes, owner = _boxes(network, detail)
     report = analyse(network, shapes)
     params = {row.name: row.params for row in report.rows} if report is not None else {}
@@ -346,7 +366,7 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
             single[scope.id] = scope.id not in single
     graph = graphviz.Digraph(
         network.name,
-        graph_attr={"label": _header(network, report, marks), "labelloc": "t",
+        graph_attr={"label": _header(network, report, marks, errors), "labelloc": "t",
                     "rankdir": rankdir,
                     "fontname": "Helvetica", "fontsize": "14", "nodesep": "0.3",
                     "ranksep": "0.3", "newrank": "true", "ordering": "in"},
@@ -363,7 +383,7 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
         for scope in box.main.scopes:
             captions[scope.id] = f"×{scope.count}" if scope.count > 1 else _plain(scope.label)
     order = {box.id: i for i, box in enumerate(boxes)}
-    _emit(graph, (), _Layout(tree, captions, order, shapes, params, single, marks))
+    _emit(graph, (), _Layout(tree, captions, order, shapes, params, single, marks, errors))
     graph.node(OUTPUT_NODE, _end_label("output", shapes.get(network.output)), **ends)
     for tail, head in _edges(network, boxes, owner, detail):
         graph.edge(tail, head)
@@ -387,6 +407,7 @@ class _Layout:
     params: dict[str, int]  # layer name -> weights and biases (empty for a sketch)
     single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
     marks: Highlight | None  # draw --diff
+    errors: dict[str, str]  # layer name -> its shape error
 
 
 def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> None:
@@ -396,8 +417,12 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
         mark = _repeat_mark(box, layout.single)
         status = _box_mark(box, layout.marks) if layout.marks else None
         style = MARK_STYLE[status[0]] if status else {}
-        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark,
-                                      status[1] if status else []),
+        notes = status[1] if status else []
+        errors = [layout.errors[layer.name] for layer in box.layers
+                  if layer.name in layout.errors]
+        if errors:
+            style, notes = ERROR_STYLE, [*notes, *(f"error: {e}" for e in errors)]
+        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark, notes),
                    fillcolor=FILL[family], **style)
     depth = len(path)
     inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)
@@ -432,9 +457,11 @@ def size_error(network: Network, detail: Detail = "compact") -> Diagnostic | Non
 
 
 def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
-               rankdir: Rankdir = "TB", marks: Highlight | None = None) -> str:
+               rankdir: Rankdir = "TB", marks: Highlight | None = None,
+               errors: dict[str, str] | None = None) -> str:
     """The DOT text of the diagram (deterministic: same spec, same text)."""
-    return diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks).source
+    return diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks,
+                   errors=errors).source
 
 
 def render(source: str, fmt: str) -> bytes:
