@@ -366,3 +366,11 @@ def test_check_never_imports_torch() -> None:
     assert result.returncode == 1, result.stderr  # the sketch and the bad files fail
     assert "torch was imported" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_name_with_control_characters_is_printed_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "a\x1b[2Jb.arch"
+    path.write_text("network t\ninput 4\nFC-2\n")
+    result = run_check(str(path))
+    assert result.returncode == 0 and "\x1b" not in result.stdout
+    assert result.stdout.endswith("a\\x1b[2Jb.arch: ok: t, 1 layer, 4 -> 2\n")

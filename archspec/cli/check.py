@@ -7,6 +7,7 @@ import json
 import sys
 
 from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, read_spec
+from archspec.core.diagnostics import printable
 from archspec.core.text import shape_text
 
 HELP = "validate specs: syntax, arguments, names and shapes"
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
             warnings = len(spec.diagnostics)
             note = f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
             count = len(network.layers)
-            print(f"{spec.source.path}: ok: {network.name}, {count} layer{'s' * (count != 1)}, "
-                  f"{inp} -> {shape}{note}")
+            print(f"{printable(spec.source.path)}: ok: {network.name}, {count} "
+                  f"layer{'s' * (count != 1)}, {inp} -> {shape}{note}")
     if args.format == "json":
         print(json.dumps(reports, indent=2))
     return status

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from archspec.core.diagnostics import render_all
+from archspec.core.diagnostics import printable, render_all
 from archspec.core.source import Source
 from archspec.lang.frontend import SHAPE_CODES, SKETCH_CODES, Spec, load, load_source
 
@@ -55,8 +55,9 @@ def load_or_report(path: str, *, allow_sketch: bool = False,
         if others:
             print(render_all(others, spec.source), file=sys.stderr)
         missing = len(spec.diagnostics) - len(others)
-        print(f"{spec.source.path}: note: a sketch; {missing} layer(s) lack arguments and are "
-              "shown without sizes (`archspec check` lists them)", file=sys.stderr)
+        print(f"{printable(spec.source.path)}: note: a sketch; {missing} layer(s) lack "
+              "arguments and are shown without sizes (`archspec check` lists them)",
+              file=sys.stderr)
         return spec
     if spec.diagnostics:
         print(spec.render(), file=sys.stderr)
