@@ -18,6 +18,7 @@ from archspec.ir import AugmentSpec, TrainingPlan
 from archspec.lang.frontend import loads
 from archspec.runtime.plan import read_plan, write_plan
 from archspec.runtime.train import augment
+from archspec.runtime.train import trainer as trainer_module
 from archspec.runtime.train.distributed import World
 from archspec.runtime.train.preflight import check
 from archspec.runtime.train.progress import Progress
@@ -226,6 +227,27 @@ def test_weight_decay_skips_biases_and_norm_parameters_by_default() -> None:
     assert [g["weight_decay"] for g in optimizer.param_groups] == [1e-3, 0.0]
     plan = plan_of("  optimizer sgd(weight_decay=1e-3)\n  decay_norm_and_bias true\n")
     assert [g["weight_decay"] for g in make_optimizer(plan, model).param_groups] == [1e-3]
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_sync_bn_converts_batchnorm_under_several_processes(
+        tmp_path: Path, sync: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = loads(TINY.format(extra=f"  sync_bn {str(sync).lower()}\n"), "tiny.arch")
+    assert spec.network is not None and spec.network.plan is not None
+    ready, _ = check(spec, spec.network.plan)
+    assert ready is not None
+    # No GPU and no process group here: DDP (which takes SyncBatchNorm on GPUs only) is
+    # replaced by a record of what it was given.
+    wrapped: list[torch.nn.Module] = []
+    monkeypatch.setattr(trainer_module, "DistributedDataParallel",
+                        lambda model, device_ids: wrapped.append(model) or model)
+    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(0, 2, 0),
+                      Progress(1, io.StringIO(), enabled=False))
+    member = trainer._build(0)
+    assert wrapped == [member.model]
+    kinds = {type(m) for m in member.model.modules()}
+    assert (torch.nn.SyncBatchNorm in kinds) == sync
+    assert (torch.nn.BatchNorm2d in kinds) == (not sync)
 
 
 def test_sync_bn_on_several_cpu_processes_is_a_located_error() -> None:
