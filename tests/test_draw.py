@@ -320,3 +320,19 @@ def load_network_text(text: str, tmp_path: Path):
     path = tmp_path / "spec.arch"
     path.write_text(text)
     return load_network(path)
+
+
+def test_a_dot_failure_is_one_line_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], require_dot: None) -> None:
+    """Should `dot` ever refuse a diagram, draw and compile say so in one line, exit 1 and
+    leave no file (compile's old build stays whole)."""
+    monkeypatch.setattr(dot, "dot_source", lambda *args, **kwargs: "digraph { a -> }")
+    assert main(["draw", str(SPECS / "lenet5.arch"), "-o", str(tmp_path / "l.svg")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"archspec: error: cannot draw {tmp_path / 'l.svg'}: Graphviz's dot "
+                          "failed: ") and err.count("\n") == 1
+    assert main(["compile", str(SPECS / "lenet5.arch"), "-o", str(tmp_path / "build")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archspec: error: cannot draw lenet5.svg: Graphviz's dot failed: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

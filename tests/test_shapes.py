@@ -134,3 +134,9 @@ def test_a_warning_from_nested_blocks_names_every_call() -> None:
     assert (warning.span.line, warning.hint) == (2, (
         "from `outer(4)` at line 5 → `inner(4)` at line 3; adjust pad or stride, or set "
         "ceil=true on a pool"))
+
+
+def test_a_window_warning_comes_once_per_written_layer() -> None:
+    """Each copy of the repeat skips pixels (32, 16 and 8 rows in); one warning, the first."""
+    spec = loads("network t\ninput 3x32x32\n[CONV(8, 1, stride=2)]*3 - FC-2\n")
+    assert [d.message.split(":")[0] for d in spec.diagnostics] == ["conv1"]

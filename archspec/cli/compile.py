@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
                                                           key=lambda p: names.index(p.name))]
     except OutputSetError as exc:
         raise UsageError(str(exc)) from None
+    except dot.RenderError as exc:  # the old build, if any, is left as it was
+        print(f"archspec: error: cannot draw {network.name}.svg: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
     for path in written:
         print(f"wrote {path}")
     if (problem := dot.size_error(network)) is not None:

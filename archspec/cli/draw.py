@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(source)
         return status
-    write_atomic(args.output, source if fmt == "dot" else dot.render(source, fmt))
+    try:
+        write_atomic(args.output, source if fmt == "dot" else dot.render(source, fmt))
+    except dot.RenderError as exc:
+        print(f"archspec: error: cannot draw {args.output}: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
     print(f"wrote {args.output}")
     return status

@@ -17,6 +17,7 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
     """Output shape per layer name (and `input`); None where unknown (a sketch, or an error)."""
     shapes: Shapes = {INPUT_NODE: network.input.shape}
     reported: set[int] = set()
+    warned: set[int] = set()
     params = 0
     readers = _readers(network)
     for layer in network.layers:
@@ -39,9 +40,10 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
                 diags.error("shape", f"{layer.name}: {exc}", layer.span,
                             hint=_call_site(layer))
             continue
-        if kind.window is not None:
-            _window_warning(layer, kind.window(layer.args), known[0],
-                            readers[layer.inputs[0]], diags)
+        # Once per written layer: the copies of a repeat would only say it again.
+        if kind.window is not None and layer.span.start not in warned and _window_warning(
+                layer, kind.window(layer.args), known[0], readers[layer.inputs[0]], diags):
+            warned.add(layer.span.start)
         if math.prod(out) > MAX_ACTIVATIONS:
             diags.error("limit", f"{layer.name}: an output of {math.prod(out):,} values "
                         "could not fit any machine", layer.span)
@@ -69,27 +71,28 @@ def _readers(network: Network) -> dict[str, list[Layer]]:
 
 
 def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: list[Layer],
-                    diags: Diagnostics) -> None:
+                    diags: Diagnostics) -> bool:
     """Warn when input pixels reach no tap of this window nor of any other layer reading the
-    same tensor (torchvision's 1x1 stride-2 shortcut beside a 3x3 stride-2 conv is fine)."""
+    same tensor (torchvision's 1x1 stride-2 shortcut beside a 3x3 stride-2 conv is fine).
+    True when it warned."""
     h, w = shape[1], shape[2]
     if max(h, w) > MAX_COVERAGE:
-        return
+        return False
     rows, cols = window.reads(h, 0), window.reads(w, 1)
     if rows.count(1) == h and cols.count(1) == w:
-        return
+        return False
     coverage = [(rows, cols)]
     for other in readers:
         kind = reg.kind_of(other.kind)
         if other is layer:
             continue
         if kind.window is None or other.args is None:
-            return  # it reads every pixel (or, in a sketch, may)
+            return False  # it reads every pixel (or, in a sketch, may)
         theirs = kind.window(other.args)
         coverage.append((theirs.reads(h, 0), theirs.reads(w, 1)))
     unread = _read_by_none(coverage, w)
     if not unread:
-        return
+        return False
     skipped = " and ".join(part for part in (_skipped(rows, "row"), _skipped(cols, "column"))
                            if part)
     share = unread / (h * w)
@@ -102,6 +105,7 @@ def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: lis
            f"; with the other layers that read it, {count} are read by none"),
         layer.span, hint="; ".join(h for h in (
             _call_site(layer), "adjust pad or stride, or set ceil=true on a pool") if h))
+    return True
 
 
 def _read_by_none(coverage: list[tuple[bytearray, bytearray]], width: int) -> int:

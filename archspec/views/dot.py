@@ -70,6 +70,10 @@ class GraphvizMissing(RuntimeError):
         super().__init__(INSTALL_HINT)
 
 
+class RenderError(RuntimeError):
+    """Graphviz's `dot` refused or crashed on a diagram; the message is its first line."""
+
+
 @dataclass
 class Box:
     """One drawn node: a main layer and the layers folded into it."""
@@ -465,10 +469,17 @@ def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
 
 
 def render(source: str, fmt: str) -> bytes:
-    """Render DOT text to svg, png or pdf bytes with `dot`; GraphvizMissing without it."""
+    """Render DOT text to svg, png or pdf bytes with `dot`; GraphvizMissing without it, and
+    RenderError, with dot's first line, where it fails (labels are escaped and the size is
+    capped so that it should not)."""
     if not has_dot():
         raise GraphvizMissing
-    return graphviz.Source(source).pipe(format=fmt)
+    try:
+        return graphviz.Source(source).pipe(format=fmt, quiet=True)
+    except graphviz.CalledProcessError as exc:
+        said = (exc.stderr or b"").decode("utf-8", errors="replace").strip().splitlines()
+        raise RenderError("Graphviz's dot failed: " + printable(
+            said[0] if said else f"exit status {exc.returncode}")) from None
 
 
 def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
