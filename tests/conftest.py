@@ -30,7 +30,8 @@ def reference() -> dict:
 
 
 def all_specs() -> list[Path]:
-    return sorted(SPECS.glob("*.arch"))
+    """Every spec the project ships: specs/ and the torchvision zoo under specs/zoo/."""
+    return sorted(SPECS.rglob("*.arch"))
 
 
 @pytest.fixture

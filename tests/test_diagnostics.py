@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, all_specs
 
 from archspec.core.diagnostics import Diagnostic, Severity, render
 from archspec.core.limits import (
@@ -360,7 +360,7 @@ def test_check_never_imports_torch() -> None:
             "status = main(['check', *sys.argv[1:]])\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "sys.exit(status)\n")
-    specs = [str(p) for p in sorted((ROOT / "specs").glob("*.arch"))]
+    specs = [str(p) for p in all_specs()]
     result = subprocess.run([sys.executable, "-c", code, *specs, *map(str, BAD[:5])],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 1, result.stderr  # the sketch and the bad files fail

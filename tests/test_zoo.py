@@ -1,0 +1,102 @@
+"""specs/zoo/ against torchvision: every spec's figures equal those measured on torchvision's
+own module (tests/reference/torchvision_zoo.json), at its native input size and another."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, SPECS
+from test_pytorch import assert_matches_analysis
+
+from archspec.analysis.report import Report, build_report
+from archspec.backends.torch.build import to_torch
+from archspec.lang.frontend import Spec, load, loads
+
+ZOO = sorted((SPECS / "zoo").glob("*.arch"))
+REFERENCE = json.loads((ROOT / "tests" / "reference" / "torchvision_zoo.json").read_text())
+# Adaptive pools make torchvision's nets size-agnostic: non-square, odd, and not 224.
+OTHER_INPUT = (3, 193, 241)
+
+
+def spec_at(path: Path, shape: tuple[int, ...] | None = None) -> Spec:
+    text = path.read_text()
+    if shape is not None:
+        size = "x".join(map(str, shape))
+        text, n = re.subn(r"^input \S+$", f"input {size}", text, count=1, flags=re.M)
+        assert n == 1, f"{path.name}: no input line to resize"
+    spec = loads(text, str(path))
+    assert spec.ok and spec.network is not None, spec.render()
+    return spec
+
+
+def report_of(spec: Spec) -> Report:
+    assert spec.network is not None
+    return build_report(spec.network, spec.shapes, batch=1)
+
+
+def test_each_zoo_spec_is_a_torchvision_model() -> None:
+    assert ZOO, "specs/zoo/ is empty"
+    for path in ZOO:
+        assert path.stem in REFERENCE, path.name
+        network = load(path).network
+        assert network is not None and network.name == path.stem
+        # The comment naming the source: torchvision's constructor.
+        assert REFERENCE[path.stem]["constructor"].split("(")[0] in path.read_text()
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_params_buffers_and_input_are_torchvisions(path: Path) -> None:
+    ref, spec = REFERENCE[path.stem], spec_at(path)
+    assert spec.network is not None
+    assert list(spec.network.input.shape) == ref["input"]
+    totals = report_of(spec).totals
+    assert (totals.params, totals.buffers) == (ref["params"], ref["buffers"])
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_torchinfo_figures_are_torchinfos(path: Path) -> None:
+    ref, ti = REFERENCE[path.stem]["torchinfo_1_8"], report_of(spec_at(path)).torchinfo
+    assert (ti.total_mult_adds, ti.input_bytes, ti.forward_backward_bytes, ti.params_bytes) == (
+        ref["total_mult_adds"], ref["input_bytes"], ref["forward_backward_bytes"],
+        ref["params_bytes"])
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_same_params_at_another_input_size(path: Path) -> None:
+    spec = spec_at(path, OTHER_INPUT)
+    assert spec.network is not None and spec.shapes[spec.network.output] == (1000,)
+    assert report_of(spec).totals.params == REFERENCE[path.stem]["params"]
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_module_has_torchvisions_tensors_and_gives_1x1000(path: Path) -> None:
+    """Built on the meta device (no memory, no arithmetic): every tensor of torchvision's
+    state_dict has its twin of the same shape, and each layer's shape is the analysis's."""
+    spec = spec_at(path)
+    assert spec.network is not None
+    with torch.device("meta"):
+        model = to_torch(spec.network, spec.shapes)
+        batch = torch.empty(1, *spec.network.input.shape)
+    ours = Counter(tuple(t.shape) for t in model.state_dict().values())
+    theirs = Counter(tuple(shape) for _key, shape in REFERENCE[path.stem]["state_dict"])
+    assert ours == theirs
+    assert_matches_analysis(spec.network, model, batch)  # output (1, 1000) included
+    assert spec.shapes[spec.network.output] == (1000,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_real_forward(path: Path) -> None:
+    """A real forward on the CPU at the native size (the other size is checked on meta)."""
+    torch.manual_seed(0)
+    spec = spec_at(path)
+    assert spec.network is not None
+    model = to_torch(spec.network, spec.shapes).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, *spec.network.input.shape))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
