@@ -337,3 +337,15 @@ def test_docs_show_the_current_output() -> None:
     doc = (ROOT / "docs" / "diff.md").read_text()
     golden = (ROOT / "tests" / "golden" / "diff_alexnet_zfnet.txt").read_text()
     assert golden.split("\nChanges,")[0] in doc, "docs/diff.md: update the AlexNet → ZFNet diff"
+
+
+@pytest.mark.parametrize("other", ["CONV3-8 - RELU", "CONV3-8 - CONV3-8 - BN"])
+def test_long_chains_take_the_linear_path_and_keep_every_layer(other: str) -> None:
+    """Past the table's size the alignment is greedy: still each layer once, in order."""
+    a = text_side(HEAD + f"[CONV3-8]*600 - [{other}]*300 - FC-10\n")
+    b = text_side(HEAD + f"[{other}]*300 - [CONV3-8]*600 - FC-10\n", "<b>")
+    report = compare(a, b)
+    for k, loaded_side in ((0, a), (1, b)):
+        names = [s.name for e in report.entries if (s := (e.a, e.b)[k]) is not None]
+        assert names == [layer.name for layer in loaded_side.network.layers]
+    assert not report.identical

@@ -18,7 +18,7 @@ first, so the diff of B against A is the diff of A against B turned around.
 
 from __future__ import annotations
 
-import difflib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,7 +36,8 @@ Figure = Literal["output_shape", "params", "macs", "activations", "receptive_fie
 _SKIP = 2  # an added or removed layer
 _CHANGED = 2  # a pair whose arguments differ
 _KIND = 3  # a pair of two kinds of one family
-_DP_CELLS = 4_000_000  # beyond this an alignment falls back to difflib (linear, not optimal)
+_DP_CELLS = 250_000  # beyond this an alignment is greedy (linear time, not always optimal)
+_WINDOW = 64  # how far the greedy alignment looks ahead for a layer to pair
 
 
 class Figures(Frozen):
@@ -193,6 +194,7 @@ class _Item:
     layer: Layer
     branches: tuple[tuple[_Item, ...], ...] = ()
     size: int = 1  # layers in it, branches included
+    args: str = ""  # the arguments as compared (`_canonical`), as text
     content: str = ""  # kind, arguments and branches: equal content, equal layers
     key: tuple[str, ...] = ()  # the content, then the name: for ties
 
@@ -238,10 +240,10 @@ def _tree(network: Network) -> tuple[_Item, ...]:
 
 
 def _item(layer: Layer, branches: tuple[tuple[_Item, ...], ...]) -> _Item:
-    args = _canonical(layer)
-    content = repr((layer.kind, sorted(args.items()) if args is not None else None,
-                    [[i.content for i in b] for b in branches]))
-    return _Item(layer, branches, 1 + sum(i.size for b in branches for i in b), content,
+    canonical = _canonical(layer)
+    args = repr(sorted(canonical.items()) if canonical is not None else None)
+    content = repr((layer.kind, args, [[i.content for i in b] for b in branches]))
+    return _Item(layer, branches, 1 + sum(i.size for b in branches for i in b), args, content,
                  (content, layer.name, str(layer.named)))
 
 
@@ -249,13 +251,15 @@ def _canonical(layer: Layer) -> dict[str, Any] | None:
     """The arguments as compared: sizes as pairs (`3` and `3x3` are one size)."""
     if layer.args is None:
         return None
-    kind = reg.kind_of(layer.kind)
-    out: dict[str, Any] = {}
-    for name, value in layer.args.items():
-        param = kind.param(name)
-        is_size = param is not None and param.type in ("size", "pad")
-        out[name] = reg.pair(value) if is_size and isinstance(value, int | tuple) else value
-    return out
+    sizes = _sizes(layer.kind)
+    return {name: reg.pair(value) if name in sizes and isinstance(value, int | tuple) else value
+            for name, value in layer.args.items()}
+
+
+@functools.cache
+def _sizes(kind: str) -> frozenset[str]:
+    """The parameters of a kind that are sizes (`kernel`, `stride`, `pad`...)."""
+    return frozenset(p.name for p in reg.kind_of(kind).params if p.type in ("size", "pad"))
 
 
 # --- alignment -------------------------------------------------------------------------------
@@ -283,7 +287,7 @@ class _Aligner:
 
     def pair_cost(self, x: _Item, y: _Item) -> int:
         cost = 0 if x.layer.kind == y.layer.kind else _KIND
-        if cost == 0 and _canonical(x.layer) != _canonical(y.layer):
+        if cost == 0 and x.args != y.args:
             cost = _CHANGED
         for i in range(max(len(x.branches), len(y.branches))):
             cost += self.align(x.branches[i] if i < len(x.branches) else (),
@@ -298,16 +302,50 @@ class _Aligner:
         head = 0
         while head < min(len(a), len(b)) and self.equal(a[head], b[head]):
             head += 1
-        # Equal heads pair at once (the table would pair them too: it pairs the earliest
-        # layers first, so a layer added to a run of equal ones comes last in it).
-        mid_a, mid_b = a[head:], b[head:]
+        tail = 0
+        while tail < min(len(a), len(b)) - head and self.equal(a[-1 - tail], b[-1 - tail]):
+            tail += 1
+        # Equal heads and tails pair at once; the table aligns what lies between.
+        mid_a, mid_b = a[head:len(a) - tail], b[head:len(b) - tail]
         if len(mid_a) * len(mid_b) > _DP_CELLS:
             cost, ops = self._linear(mid_a, mid_b)
         else:
             cost, ops = self._table(mid_a, mid_b)
-        result = (cost, [*zip(a[:head], b[:head], strict=True), *ops])
+        result = (cost, self._slide([*zip(a[:head], b[:head], strict=True), *ops,
+                                     *zip(a[len(a) - tail:], b[len(b) - tail:], strict=True)]))
         self.cache[memo] = result
         return result
+
+    def _slide(self, ops: list[Op]) -> list[Op]:
+        """Move each run of added (or removed) layers past the equal pairs after it while
+        the run's first layer is like them, so that layers added to a run of equal ones are
+        the last of it (VGG19's fourth convolution of a stage, not its first). The cost
+        stays the same."""
+        i = 0
+        while i < len(ops):
+            x, y = ops[i]
+            if (x is None) == (y is None):
+                i += 1
+                continue
+            side = 0 if x is None else 1  # the empty side of the run
+            end = i
+            while end < len(ops) and ops[end][side] is None:
+                end += 1
+            while end < len(ops) and None not in ops[end]:
+                a, b = ops[end]
+                first = ops[i][1 - side]
+                assert a is not None and b is not None and first is not None
+                if not self.equal(a, b):
+                    break
+                if side == 0 and self.equal(a, first):
+                    ops[i:end + 1] = [(a, first), *ops[i + 1:end], (None, b)]
+                elif side == 1 and self.equal(first, b):
+                    ops[i:end + 1] = [(first, b), *ops[i + 1:end], (a, None)]
+                else:
+                    break
+                i, end = i + 1, end + 1
+            i = max(i + 1, end)
+        return ops
 
     def _table(self, a: Sequence[_Item], b: Sequence[_Item]) -> tuple[int, list[Op]]:
         n, m = len(a), len(b)
@@ -344,24 +382,33 @@ class _Aligner:
         return cost[0][0], ops
 
     def _linear(self, a: Sequence[_Item], b: Sequence[_Item]) -> tuple[int, list[Op]]:
-        """For very long chains: difflib's matching blocks over the kinds, paired in order."""
-        matcher = difflib.SequenceMatcher(None, [x.layer.kind for x in a],
-                                          [y.layer.kind for y in b], autojunk=False)
+        """For very long chains, in linear time: pair the heads where they pair; else skip,
+        on the side where it is shorter, to the nearest layer (within _WINDOW) that pairs
+        with the other side's head; else drop both heads."""
         ops: list[Op] = []
         cost = i = j = 0
-        for block in matcher.get_matching_blocks():
-            ops += [(x, None) for x in a[i:block.a]] + [(None, y) for y in b[j:block.b]]
-            cost += _SKIP * sum(x.size for x in a[i:block.a]) + \
-                _SKIP * sum(y.size for y in b[j:block.b])
-            for x, y in zip(a[block.a:block.a + block.size], b[block.b:block.b + block.size],
-                            strict=True):
-                if self.pairable(x, y):
-                    ops.append((x, y))
-                    cost += self.pair_cost(x, y)
-                else:
-                    ops += [(x, None), (None, y)]
-                    cost += _SKIP * (x.size + y.size)
-            i, j = block.a + block.size, block.b + block.size
+        while i < len(a) and j < len(b):
+            if self.pairable(a[i], b[j]):
+                ops.append((a[i], b[j]))
+                cost += self.pair_cost(a[i], b[j])
+                i, j = i + 1, j + 1
+                continue
+            skip_a = next((k for k in range(1, _WINDOW) if i + k < len(a)
+                           and self.pairable(a[i + k], b[j])), None)
+            skip_b = next((k for k in range(1, _WINDOW) if j + k < len(b)
+                           and self.pairable(a[i], b[j + k])), None)
+            if skip_a is not None and (skip_b is None or skip_a <= skip_b):
+                take_a, take_b = skip_a, 0
+            elif skip_b is not None:
+                take_a, take_b = 0, skip_b
+            else:
+                take_a, take_b = 1, 1
+            ops += [(x, None) for x in a[i:i + take_a]] + [(None, y) for y in b[j:j + take_b]]
+            cost += _SKIP * (sum(x.size for x in a[i:i + take_a])
+                             + sum(y.size for y in b[j:j + take_b]))
+            i, j = i + take_a, j + take_b
+        ops += [(x, None) for x in a[i:]] + [(None, y) for y in b[j:]]
+        cost += _SKIP * (sum(x.size for x in a[i:]) + sum(y.size for y in b[j:]))
         return cost, ops
 
     def flatten(self, ops: list[Op]) -> Iterator[tuple[Layer | None, Layer | None]]:

@@ -108,14 +108,17 @@ def changes_text(changes: Sequence[ArgChange]) -> str:
 
 # --- summary and short form ------------------------------------------------------------------
 
-def _principal(report: DiffReport, index: int) -> bool:
-    """False for an implicit layer added or removed with its origin (shown with it)."""
-    return not any(index in c.causes[1:] for c in report.consequences)
+def _principal(report: DiffReport) -> list[bool]:
+    """Per entry: False for an implicit layer added or removed with its origin (shown with
+    it, not counted on its own)."""
+    companions = {i for c in report.consequences for i in c.causes[1:]}
+    return [i not in companions for i in range(len(report.entries))]
 
 
 def _summary(report: DiffReport) -> str:
+    principal = _principal(report)
     counts = {status: sum(1 for i, e in enumerate(report.entries)
-                          if e.status == status and _principal(report, i))
+                          if e.status == status and principal[i])
               for status in ("changed", "added", "removed")}
     parts = [f"{counts['changed']} layer(s) changed, {counts['added']} added, "
              f"{counts['removed']} removed"]
@@ -148,10 +151,11 @@ def _short(report: DiffReport, markdown: bool) -> str:
             items.append(f"{change.name} {', '.join(olds)} → {', '.join(news)}")
         joined = "; " if len(run) > 1 else ", "
         lines.append(f"{_names([_name(e) for e in run])}: {joined.join(items)}")
+    principal = _principal(report)
     for status in ("added", "removed"):
         written: dict[str, list[str]] = {}
         for i, e in enumerate(report.entries):
-            if e.status == status and _principal(report, i):
+            if e.status == status and principal[i]:
                 written.setdefault(e.side.written, []).append(e.side.name)
         if written:
             lines.append(f"{status}: " + ", ".join(f"{w} ({_names(names)})"
