@@ -374,3 +374,16 @@ def test_a_file_name_with_control_characters_is_printed_escaped(tmp_path: Path) 
     result = run_check(str(path))
     assert result.returncode == 0 and "\x1b" not in result.stdout
     assert result.stdout.endswith("a\\x1b[2Jb.arch: ok: t, 1 layer, 4 -> 2\n")
+
+
+def test_unused_blocks_cost_what_their_text_is_long(monkeypatch) -> None:
+    added = []
+    real = expand.Expander._add
+    monkeypatch.setattr(expand.Expander, "_add",
+                        lambda self, node: added.append(1) or real(self, node))
+    blocks = "".join(f"block b{i}: [FC-2]*60000 - QQ{i}\n" for i in range(20))
+    spec = loads(f"network t\ninput 4\n{blocks}FC-2\n")
+    # each block once, its repeat one copy (FC-2 and the flatten before it), and the body's
+    assert len(added) == 2 * 20 + 1
+    assert [d.message for d in spec.errors] == [
+        f"unknown layer kind or block `QQ{i}`" for i in range(20)]

@@ -120,7 +120,9 @@ class Expander:
         """Lower each block the body never calls (directly or through other blocks) once,
         on a scratch graph, so its unknown kinds, undefined `$params` and bad arguments are
         reported as a called block's would be. A parameter without a default stands in as
-        1; what only that stand-in causes is not reported."""
+        1; what only that stand-in causes is not reported. Each repeat is expanded once, and
+        all of them together at most MAX_LAYERS layers, so unused blocks cost about what
+        their text is long, never more than a body could."""
         called: set[str] = set()
         todo = list(body)
         while todo:
@@ -128,6 +130,7 @@ class Expander:
                 if name not in called:
                     called.add(name)
                     todo.append(self.header.blocks[name].chain)
+        budget = MAX_LAYERS
         for block in self.header.blocks.values():
             if block.name in called or self.diags.full:
                 continue
@@ -137,11 +140,13 @@ class Expander:
                     default = env.get(default.text[1:])
                 env[name] = default or s.Value(kind="number", text="1", span=_STAND_IN)
             scratch = Diagnostics()
-            probe = Expander(self.header, Arguments(self.args.source, scratch,
-                                                    self.header.defaults, [block.name]), scratch)
+            probe = _Probe(self.header, Arguments(self.args.source, scratch,
+                                                  self.header.defaults, [block.name]), scratch)
             probe.recursive = self.recursive
-            if probe.count(block.chain, env) > MAX_LAYERS:
-                continue  # recursive (reported already) or too large to matter unused
+            size = probe.count(block.chain, env)
+            if size > budget:
+                continue  # recursive (reported already), or past what is left to expand
+            budget -= size
             probe.chain(block.chain, 0, 3, env, ())
             for finding in scratch.items:
                 if finding.span != _STAND_IN:
@@ -387,3 +392,11 @@ class Expander:
         return count
 
 
+class _Probe(Expander):
+    """The expander `check_unused` lowers an unused block with: a repeat's count is still
+    checked, but one copy is made (the others would only find the same mistakes)."""
+
+    def _repeat_count(self, repeat: s.Repeat | None, env: Env,
+                      report: bool = True) -> int | None:
+        count = super()._repeat_count(repeat, env, report)
+        return None if count is None else 1
