@@ -2,7 +2,8 @@
 
 `specs()` draws the text of a spec that archspec accepts: convolutions with random kernel,
 stride, padding, dilation and groups, max and average pools (some with `ceil`), FCs, batch
-norm, LRN, activations, dropout, residual `( A + B )` and concat `( A | B )` branches and
+norm, LRN, activations, dropout, residual `( A + B )`, concat `( A | B )` and multiply
+`( A * B )` branches (channel gates among them) and
 `[...]*N` repeats, under random `activation`/`batchnorm`/`defaults` headers; some layers
 carry names that code generators must handle with care (`AWKWARD_NAMES`: `forward`,
 `class`, `self`...). `networks()`
@@ -133,6 +134,18 @@ def _residual(d: _Draw, shape: Shape) -> tuple[str, Shape]:
     return f"({left} + {_keeping(d, shape) if right == 'keep' else 'ID'})", shape
 
 
+def _multiply(d: _Draw, shape: Shape) -> tuple[str, Shape]:
+    """A product of branches: a squeeze-and-excitation channel gate (Cx1x1 beside the map)
+    or, on either rank, two branches of the same shape."""
+    if len(shape) == 3 and d.draw(st.booleans()):
+        squeeze = d.draw(st.integers(1, d.max_channels))
+        gate = f"GAP - CONV1-{squeeze} - RELU - CONV1-{shape[0]} - SIGMOID"
+        branches = [d.draw(st.sampled_from(("ID", _keeping(d, shape)))), gate]
+        return f"({' * '.join(d.draw(st.permutations(branches)))})", shape
+    return f"({_keeping(d, shape)} * {d.draw(st.sampled_from(('ID', _keeping(d, shape))))})", \
+        shape
+
+
 def _concat(d: _Draw, shape: Shape) -> tuple[str, Shape]:
     branches, channels = [], 0
     for _ in range(d.draw(st.integers(2, 3))):
@@ -166,11 +179,12 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
     """A layer, a branch or a repeat, valid for `shape`."""
     if len(shape) == 1:
         choice = d.draw(st.sampled_from(("fc", "fc", "bn", "act", "dropout", "repeat",
-                                         "residual")))
+                                         "residual", "multiply")))
     else:
         choice = d.draw(st.sampled_from(("conv", "conv", "conv", "pool", "pool", "bn", "act",
                                          "lrn", "dropout", "residual", "residual", "concat",
-                                         "concat", "repeat", "gap", "fc", "flatten")))
+                                         "concat", "multiply", "repeat", "gap", "fc",
+                                         "flatten")))
     if choice == "conv":
         return _conv(d, shape)
     if choice == "pool":
@@ -186,6 +200,8 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
         return _residual(d, shape)
     if choice == "concat":
         return _concat(d, shape)
+    if choice == "multiply":
+        return _multiply(d, shape)
     if choice == "repeat":
         return f"[{_keeping(d, shape)}]*{d.draw(st.integers(1, 3))}", shape
     return _keeping(d, shape), shape

@@ -336,3 +336,11 @@ def test_a_dot_failure_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert err.startswith("archspec: error: cannot draw lenet5.svg: Graphviz's dot failed: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_multiply_join_is_a_times_node() -> None:
+    spec = loads("network se\ninput 3x8x8\nCONV3-8 - (ID * GAP - CONV1-2 - CONV1-8 - SIGMOID)\n")
+    assert spec.ok and spec.network is not None
+    source = dot.dot_source(spec.network, spec.shapes, detail="full")
+    assert "<b>×</b>" in source
+    assert source.count("->") == 8  # input, 6 edges inside (two into ×), output

@@ -379,6 +379,23 @@ def test_residual_with_identity() -> None:
     assert layers["relu1"].inputs == ("add1",)
 
 
+def test_multiply_join_gates_channels() -> None:
+    """`( A * B )` multiplies its branches: a squeeze-and-excitation gate (Cx1x1) broadcasts
+    over the map's height and width."""
+    net = network("CONV3-8 - (ID * GAP - CONV1-2 - RELU - CONV1-8 - SIGMOID)")
+    layers = by_name(net)
+    assert kinds(net) == ["CONV", "GAP", "CONV", "RELU", "CONV", "SIGMOID", "MUL"]
+    assert layers["mul1"].inputs == ("conv1", "sigmoid1")
+    assert layers["mul1"].written == "×"
+
+
+def test_a_repeat_inside_a_multiply_stays_a_repeat() -> None:
+    """`]*N` (and `]* N`) is a repeat; `*` between chains inside parentheses multiplies."""
+    net = network("([CONV3-8]*2 * [CONV3-8] * 2)")
+    assert kinds(net) == ["CONV", "CONV", "CONV", "CONV", "MUL"]
+    assert by_name(net)["mul1"].inputs == ("conv2", "conv4")
+
+
 def test_branches_nest_and_repeat() -> None:
     net = network("CONV3-8 - [((CONV3-4 | CONV1-4) + ID)]*2")
     assert kinds(net) == ["CONV"] + ["CONV", "CONV", "CONCAT", "ADD"] * 2

@@ -21,6 +21,7 @@ from archspec.backends.torch.build import to_torch
 from archspec.backends.torch.emit import BuildError, layer_paths
 from archspec.core.diagnostics import Diagnostics
 from archspec.ir import Network
+from archspec.kinds import registry as reg
 from archspec.lang.frontend import load_network, loads
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks, specs
@@ -32,7 +33,7 @@ def analysed_params(network: Network, shapes: Shapes) -> int:
     """The parameter total by the registry's cost rules (analysis.cost), torch never asked."""
     total = 0
     for layer in network.layers:
-        if layer.kind not in ("CONCAT", "ADD"):
+        if reg.kind_of(layer.kind).join is None:
             c = cost.layer_cost(layer, shapes)
             total += c.weights + c.biases
     return total
@@ -58,7 +59,7 @@ def run_hooked(network: Network, model: nn.Module, batch: torch.Tensor
 def assert_matches_analysis(network: Network, model: nn.Module, batch: torch.Tensor) -> None:
     shapes = infer(network, Diagnostics())
     inputs, outputs, out = run_hooked(network, model, batch)
-    modules = [layer for layer in network.layers if layer.kind not in ("CONCAT", "ADD")]
+    modules = [layer for layer in network.layers if reg.kind_of(layer.kind).join is None]
     assert set(outputs) == {layer.name for layer in modules}, "a layer's module never ran"
     for layer in modules:
         assert outputs[layer.name] == shapes[layer.name], layer.name

@@ -203,6 +203,17 @@ def test_dropout_that_drops_nothing_saves_no_mask() -> None:
     assert_saved_agrees(spec.network, spec.shapes)
 
 
+@pytest.mark.parametrize("body", [
+    "(ID * GAP - CONV1-3 - SIGMOID)",  # on the input: autograd keeps only the map
+    "CONV3-4 - (ID * GAP - CONV1-2 - RELU - CONV1-4 - SIGMOID)",  # both factors
+    "CONV3-4 - (CONV1-4 * ID) - (ID * ID)",  # equal shapes; x*x keeps x once
+])
+def test_a_product_keeps_each_factor_whose_partner_needs_a_gradient(body: str) -> None:
+    spec = archspec.loads(f"network t\ninput 3x6x6\n{body}\n")
+    assert spec.ok and spec.network is not None
+    assert_saved_agrees(spec.network, spec.shapes)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_buffer_bytes_are_the_state_dict_buffers(dtype: str) -> None:
     """BN's running statistics at the dtype, its num_batches_tracked an int64."""
@@ -382,6 +393,19 @@ def test_join_takes_the_largest_branch() -> None:
     join = r.rows[-1]
     assert join.kind == "CONCAT"
     assert join.receptive_field == (7, 7)
+
+
+def test_a_broadcast_gate_keeps_the_field_of_the_map_it_gates() -> None:
+    """Each value of `map * gate` is one map value times one channel's gate: the product sees
+    what the map sees (RF 3, jump 1 here), not the gate's whole-image GAP field."""
+    r = report_text("network n\ninput 3x8x8\nCONV3-16 - "
+                    "(ID * GAP - CONV1-4 - RELU - CONV1-16 - SIGMOID)\n")
+    gap, mul = r.rows[1], r.rows[-1]
+    assert (gap.receptive_field, gap.jump) == ((10, 10), (8, 8))
+    assert mul.kind == "MUL"
+    assert (mul.receptive_field, mul.jump) == ((3, 3), (1, 1))
+    both = report_text("network n\ninput 3x8x8\n(CONV3-4 * CONV5-4)\n").rows[-1]
+    assert both.receptive_field == (5, 5)  # two full-size maps: the larger field
 
 
 def test_flat_input_has_no_receptive_field() -> None:

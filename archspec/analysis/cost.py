@@ -95,8 +95,9 @@ def torchinfo_macs(layer: Layer, shapes: Shapes) -> int:
 
 
 def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None]:
-    """Receptive field and jump of every tensor, branch-aware (a join takes the largest of its
-    inputs); None throughout for a flat input, which has no pixels."""
+    """Receptive field and jump of every tensor, branch-aware (a join takes the largest of the
+    inputs its `field_from` names: all, or for a multiply the map and not its broadcast
+    gate); None throughout for a flat input, which has no pixels."""
     fields: dict[str, Field | None] = {INPUT_NODE: None}
     if len(network.input.shape) == 3:
         _c, h, w = network.input.shape
@@ -108,7 +109,10 @@ def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None
             continue
         known = [f for f in ins if f is not None]
         kind = reg.kind_of(layer.kind)
-        if kind.family == "join":
+        if kind.join is not None:  # the largest field of the branches that set it
+            sets = kind.field_from([shape_of(shapes, name) for name in layer.inputs],
+                                   shape_of(shapes, layer.name))
+            known = [f for f, used in zip(known, sets, strict=True) if used] or known
             fields[layer.name] = Field(
                 (max(f.size[0] for f in known), max(f.size[1] for f in known)),
                 (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
@@ -160,6 +164,11 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
         if layer.args is None or not recorded[layer.name]:
             continue
         kind = reg.kind_of(layer.kind)
+        if kind.join is not None:
+            kept = kind.saves_inputs([recorded[name] for name in layer.inputs])
+            saved.update(storage[name] for name, keep in zip(layer.inputs, kept, strict=True)
+                         if keep)
+            continue
         rule = kind.saves(layer.args, input_shape(layer, shapes), shape_of(shapes, layer.name))
         if rule.input:
             saved.update(storage[name] for name in layer.inputs)

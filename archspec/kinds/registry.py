@@ -138,8 +138,19 @@ class LayerKind:
     shape: Callable[[Args, Shape], Shape] = field(default=lambda args, shape: shape)
     window: Callable[[Args], Window] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
-    # Joins only: the output shape from the branches' shapes (raises ShapeError).
+    # Joins only (a join is a kind written as an operator between branches, `( A + B )`):
+    # `op` the operator, `verb` what it does (for hints), `symbol` how tables and diagrams
+    # show it, `join` the output shape from the
+    # branches' shapes (raises ShapeError), `field_from` which branches set the receptive
+    # field, `saves_inputs` which branches autograd keeps, given which ones it records.
+    op: str | None = None
+    verb: str = ""
+    symbol: str = ""
     join: Callable[[list[Shape]], Shape] | None = None
+    field_from: Callable[[list[Shape], Shape], list[bool]] = field(
+        default=lambda shapes, out: [True] * len(shapes))
+    saves_inputs: Callable[[list[bool]], list[bool]] = field(
+        default=lambda recorded: [False] * len(recorded))
     # Memory and receptive-field facts, read by archspec.analysis.cost:
     # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
     # implied before it when its input is spatial (read by lang/expand.py):
@@ -385,10 +396,44 @@ def _concat_shape(shapes: list[Shape]) -> Shape:
     return joined
 
 
-# Joins are graph nodes made by branches, never written as layers.
+def _mul_shape(shapes: list[Shape]) -> Shape:
+    """A multiply needs equal shapes, or a channel gate: C×1×1 beside a C×H×W map, broadcast
+    over its height and width (squeeze-and-excitation)."""
+    full = max(shapes, key=math.prod)  # the map the gates multiply
+    for other in shapes:
+        if other == full:
+            continue
+        if len(other) == 3 == len(full) and other[1:] == (1, 1):
+            if other[0] == full[0]:
+                continue
+            raise ShapeError(f"multiply: the gate {format_shape(other)} has {other[0]} "
+                             f"channels, but the map it gates ({format_shape(full)}) has "
+                             f"{full[0]}", fallback=full)
+        raise ShapeError(f"multiply needs equal shapes, or a Cx1x1 gate beside a CxHxW map, "
+                         f"but gets {format_shape(full)} and {format_shape(other)}",
+                         fallback=full)
+    return full
+
+
+def _full_size(shapes: list[Shape], out: Shape) -> list[bool]:
+    """The branches of the output's own size: a broadcast gate does not widen the receptive
+    field of the map it gates (each output value is one map value times one gate value)."""
+    return [shape == out for shape in shapes]
+
+
+def _partners(recorded: list[bool]) -> list[bool]:
+    """A product keeps each factor whose partner needs a gradient (d(a*b)/db = a)."""
+    return [any(r for j, r in enumerate(recorded) if j != i) for i in range(len(recorded))]
+
+
+# Joins are graph nodes made by branches, never written as layers: `( A op B op ... )`.
 JOINS: tuple[LayerKind, ...] = (
-    LayerKind("CONCAT", "join", "concat", join=_concat_shape),
-    LayerKind("ADD", "join", "add", join=_add_shape),
+    LayerKind("CONCAT", "join", "concat", op="|", verb="concatenates", symbol="concat",
+              join=_concat_shape),
+    LayerKind("ADD", "join", "add", op="+", verb="adds", symbol="+", join=_add_shape),
+    LayerKind("MUL", "join", "mul", op="*", verb="multiplies", symbol="×",
+              join=_mul_shape,
+              field_from=_full_size, saves_inputs=_partners),
 )
 IDENTITY = "ID"
 
@@ -397,6 +442,11 @@ for _kind in KINDS:
     for _name in (_kind.name, *_kind.aliases):
         _BY_NAME[_name] = _kind
 _ALL: dict[str, LayerKind] = {k.name: k for k in (*KINDS, *JOINS)}
+
+
+def join_of(op: str) -> LayerKind:
+    """The join written with an operator (`+` → ADD)."""
+    return next(join for join in JOINS if join.op == op)
 
 
 def lookup(word: str) -> LayerKind | None:

@@ -239,9 +239,8 @@ class Expander:
             end, end_rank = self.chain(chain, tail, rank, env, scopes)
             tails.append(end)
             ranks.append(end_rank)
-        op = "CONCAT" if branch.op == "concat" else "ADD"
-        written = "concat" if op == "CONCAT" else "+"
-        join = self._add(Node(op, {}, tails, branch.span, written, scopes))
+        kind = reg.kind_of(branch.join)
+        join = self._add(Node(kind.name, {}, tails, branch.span, kind.symbol, scopes))
         return join, max(ranks)
 
     def _add(self, node: Node) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from functools import cache
@@ -14,6 +15,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.core.source import Source, Span
+from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
 
 # What line splitting looks at: strings, comments, brackets, and newlines (a run of blank lines
@@ -30,10 +32,13 @@ _BAD_CHAR = re.compile(r"[^\x09\x0a\x0c\x0d\x20-\x7e×→]")
 _BAD_ANYWHERE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
+# Each join's operator is its own terminal, named after the join (`+` is JOIN_ADD).
+_JOIN_TOKENS = {f"JOIN_{join.name}": join for join in reg.JOINS}
 _TOKEN_NAMES = {
     "WORD": "a layer or name", "NUMBER": "a number", "SIZE": "a size", "STRING": "a string",
     "PARAM": "a $parameter", "REPEAT": "a repeat count", "MINUS": "`-`", "ARROW": "`->`",
-    "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`", "VBAR": "`|`", "PLUS": "`+`",
+    "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`",
+    **{token: f"`{join.op}`" for token, join in _JOIN_TOKENS.items()},
     "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "$END": "the end of the line",
 }
 
@@ -89,16 +94,12 @@ class _Build(Transformer[Token, Any]):
         return s.Group(chain=children[1], repeat=self._repeat(children),
                        span=self._span(children[0], children[-1]))
 
-    def _branch(self, op: Any, children: list[Any]) -> s.Branch:
+    def branch(self, children: list[Any]) -> s.Branch:
         chains = tuple(c for c in children if isinstance(c, s.Chain))
-        return s.Branch(op=op, chains=chains, repeat=self._repeat(children),
+        op = next(c for c in children if isinstance(c, Token) and c.type in _JOIN_TOKENS)
+        return s.Branch(join=_JOIN_TOKENS[op.type].name, chains=chains,
+                        repeat=self._repeat(children),
                         span=self._span(children[0], children[-1]))
-
-    def concat(self, children: list[Any]) -> s.Branch:
-        return self._branch("concat", children)
-
-    def add(self, children: list[Any]) -> s.Branch:
-        return self._branch("add", children)
 
     def call(self, children: list[Any]) -> s.Call:
         word = children[0]
@@ -157,6 +158,12 @@ class _Build(Transformer[Token, Any]):
 def _lark() -> tuple[Lark, _Build]:
     build = _Build()
     grammar = files("archspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    alternatives = "".join(f'     | "(" chain ({token} chain)+ ")" REPEAT? -> branch\n'
+                           for token in _JOIN_TOKENS)
+    terminals = "".join(f"{token}: {json.dumps(join.op)}\n"
+                        for token, join in _JOIN_TOKENS.items())
+    grammar = grammar.replace("\n%JOINS%\n", "\n" + alternatives).replace(
+        "\n%JOIN_TERMINALS%\n", "\n" + terminals)
     # No cache: lark's is a pickle (in the shared temp folder by default) that any local user
     # could plant. Building the LALR tables costs about 25 ms a process (docs/architecture.md).
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
@@ -354,8 +361,9 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
-    elif token.type in ("PLUS", "VBAR") and exc.expected and {"PLUS", "VBAR"} & set(exc.expected):
-        hint = ("one group either concatenates (`|`) or adds (`+`); nest groups to mix them: "
-                "(A | (B + ID))")
+    elif token.type in _JOIN_TOKENS and set(_JOIN_TOKENS) & set(exc.expected or ()):
+        ways = ", ".join(f"{join.verb} (`{join.op}`)" for join in reg.JOINS)
+        hint = f"one group joins its branches one way: {ways}; nest groups to mix them: " \
+            "(A | (B + ID))"
     diags.error("syntax", f"unexpected `{token}`" + _expecting(set(exc.expected or ())), span,
                 hint=hint)

@@ -54,7 +54,9 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    op: Literal["concat", "add"]
+    """`( A op B ... )`: the branches and the join (a registry join's name) that meets them."""
+
+    join: str
     chains: tuple[Chain, ...]
     repeat: Repeat | None
     span: Span

@@ -75,6 +75,7 @@ LAYERS: dict[str, Callable[[Args, Shape], TorchCall]] = {
 JOINS: dict[str, Callable[[tuple[str, ...]], str]] = {
     "CONCAT": lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)",
     "ADD": lambda xs: " + ".join(xs),
+    "MUL": lambda xs: " * ".join(xs),  # a Cx1x1 gate broadcasts over the map's height, width
 }
 
 # torch.nn's defaults (numbers and booleans) of the classes above: a keyword argument equal
