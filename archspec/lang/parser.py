@@ -361,6 +361,12 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
+    elif token.type == "REPEAT" or (token.type in _JOIN_TOKENS
+                                    and not set(_JOIN_TOKENS) & set(exc.expected or ())):
+        hint = "between chains inside parentheses, " + ", ".join(
+            f"`{join.op}` {join.verb}" for join in reg.JOINS) + " the branches"
+        if str(token).startswith("*"):
+            hint = "a repeat is written `[...]*N`; " + hint
     elif token.type in _JOIN_TOKENS and set(_JOIN_TOKENS) & set(exc.expected or ()):
         ways = ", ".join(f"{join.verb} (`{join.op}`)" for join in reg.JOINS)
         hint = f"one group joins its branches one way: {ways}; nest groups to mix them: " \
