@@ -295,7 +295,8 @@ def test_draw_diff_outlines_the_added_and_changed_boxes() -> None:
     assert 'color="#e69138"' not in source.split("cluster_legend")[0]
     assert "changes from vgg16 (specs/vgg16.arch): 3 added, 0 changed, 0 removed" in source
     zf = drawn("zfnet", "alexnet")
-    assert zf.count('color="#e69138" fillcolor="#') == 8  # 8 boxes changed, none added
+    assert zf.count('color="#e69138" fillcolor="#') == 9  # 8 boxes changed and the input
+    assert "3x227x227 → 3x224x224" in node_line(zf, "input")
     assert "filters 384 → 1024" in node_line(zf, "conv4")
 
 
@@ -349,3 +350,9 @@ def test_long_chains_take_the_linear_path_and_keep_every_layer(other: str) -> No
         names = [s.name for e in report.entries if (s := (e.a, e.b)[k]) is not None]
         assert names == [layer.name for layer in loaded_side.network.layers]
     assert not report.identical
+
+
+def test_long_lists_of_values_count_their_runs() -> None:
+    a = text_side(HEAD + "CONV3-8 - CONV3-8 - CONV3-8 - CONV3-16 - CONV3-16 - FC-10\n")
+    b = text_side(HEAD + "CONV3-16 - CONV3-16 - CONV3-16 - CONV3-32 - CONV3-32 - FC-10\n", "<b>")
+    assert "  conv1 … conv5 (5): filters 8 ×3, 16 ×2 → 16 ×3, 32 ×2\n" in render(compare(a, b))

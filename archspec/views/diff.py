@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from archspec.analysis.diff import (
     ArgChange,
@@ -82,6 +82,22 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(unique)
 
 
+def _values(values: Sequence[str]) -> str:
+    """One value when all are equal (`ceil false → true`); a few as they are (`384, 384,
+    256`); a longer list with its runs counted (`64 ×3, 128 ×4, 256 ×6, 512 ×3`)."""
+    if len(set(values)) == 1:
+        return values[0]
+    if len(values) <= _SHORT_NAMES:
+        return ", ".join(values)
+    runs: list[list[Any]] = []
+    for v in values:
+        if runs and runs[-1][0] == v:
+            runs[-1][1] += 1
+        else:
+            runs.append([v, 1])
+    return ", ".join(f"{v} ×{n}" if n > 1 else v for v, n in runs)
+
+
 def _name(entry: Entry) -> str:
     if entry.a is not None and entry.b is not None:
         return _arrow(entry.a.name, entry.b.name)
@@ -146,9 +162,7 @@ def _short(report: DiffReport, markdown: bool) -> str:
         for position, change in enumerate(run[0].changes):
             olds = [value(e.changes[position].old) for e in run]
             news = [value(e.changes[position].new) for e in run]
-            olds = olds[:1] if len(set(olds)) == 1 else olds
-            news = news[:1] if len(set(news)) == 1 else news
-            items.append(f"{change.name} {', '.join(olds)} → {', '.join(news)}")
+            items.append(f"{change.name} {_values(olds)} → {_values(news)}")
         joined = "; " if len(run) > 1 else ", "
         lines.append(f"{_names([_name(e) for e in run])}: {joined.join(items)}")
     principal = _principal(report)

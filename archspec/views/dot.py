@@ -96,6 +96,7 @@ class Highlight:
     input or the output."""
 
     title: str
+    inputs: str | None  # `3x32x32 → 1x32x32` when the input changed
     marks: dict[str, tuple[str, str]]
     ghosts: dict[str, list[str]]
     edges: list[tuple[str, str]]
@@ -136,7 +137,8 @@ def highlight(report: DiffReport, old: Network) -> Highlight:
     counts = {s: sum(1 for m in marks.values() if m[0] == s and m[1]) for s in ("added", "changed")}
     title = (f"changes from {report.a.name} ({report.a.file}): {counts['added']} added, "
              f"{counts['changed']} changed, {len(ghosts)} removed")
-    return Highlight(title, marks, ghosts,
+    inputs = next((f"{c.old} → {c.new}" for c in report.network if c.field == "input"), None)
+    return Highlight(title, inputs, marks, ghosts,
                      [e for e in dict.fromkeys(edges) if e[0] != e[1]])
 
 
@@ -312,9 +314,9 @@ def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int,
     return _label(title, [*details, *notes])
 
 
-def _end_label(title: str, shape: Shape | None) -> str:
+def _end_label(title: str, shape: Shape | None, note: str | None = None) -> str:
     details = [shape_text(shape)] if shape is not None else []
-    return _label(f"<b>{title}</b>", details, color="white")
+    return _label(f"<b>{title}</b>", [*details, *([note] if note else [])], color="white")
 
 
 def _header(network: Network, report: Report | None, marks: Highlight | None,
@@ -379,7 +381,11 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
         edge_attr={"arrowsize": "0.6", "color": "#555555"},
     )
     ends = {"shape": "box", "style": "filled", "fillcolor": ENDS_FILL, "color": ENDS_FILL}
-    graph.node(INPUT_NODE, _end_label("input", network.input.shape), **ends)
+    if marks is not None and marks.inputs is not None:
+        graph.node(INPUT_NODE, _end_label("input", network.input.shape, marks.inputs),
+                   **ends | MARK_STYLE["changed"])
+    else:
+        graph.node(INPUT_NODE, _end_label("input", network.input.shape), **ends)
     tree: dict[tuple[int, ...], list[Box]] = {}
     captions: dict[int, str] = {}
     for box in boxes:
