@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from archspec.catalog import (
+    OPTIMIZERS,
+    AugmentName,
+    DatasetName,
+    Device,
+    DType,
+    InitName,
+    OptimizerName,
+    Precision,
+    ScheduleName,
+)
 from archspec.core.limits import MAX_INT
 from archspec.core.source import Span
 
 ArgValue = int | float | bool | str | tuple[int, int]
 INPUT_NODE = "input"  # the name layers use for the network's input
-DType = Literal["float32", "float16", "bfloat16"]
 Shape = tuple[int, ...]
 
 
@@ -54,42 +64,21 @@ class InputSpec(Frozen):
 
 
 class InitScheme(Frozen):
-    name: Literal["torch", "normal", "xavier", "kaiming", "orthogonal"] = "torch"
+    name: InitName = "torch"
     std: float = Field(0.01, gt=0)
 
 
 class DataSpec(Frozen):
-    name: Literal["digits", "mnist5k", "folder", "synthetic"] = "synthetic"
+    name: DatasetName = "synthetic"
     path: str | None = None
     classes: int = Field(10, ge=2, le=MAX_INT)
     n: int = Field(512, ge=1, le=MAX_INT)
 
 
-class Dataset(NamedTuple):
-    """What is known of a built-in dataset before loading it."""
-
-    classes: int
-    shape: tuple[int, int, int]  # CxHxW of its images
-    samples: int
-
-
-DATASETS = {"digits": Dataset(10, (1, 8, 8), 1797), "mnist5k": Dataset(10, (1, 28, 28), 5000)}
-
-
-# Each optimizer's arguments and their defaults: torch's own, except sgd's lr and momentum
-# (torch has no default lr for SGD and momentum 0).
-OPTIMIZER_DEFAULTS: dict[str, dict[str, float | bool]] = {
-    "sgd": {"lr": 0.01, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
-            "weight_decay": 0.0},
-    "adam": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-    "adamw": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
-}
-
-
 class OptimizerSpec(Frozen):
     """An optimizer with each of its own arguments resolved; the others are None."""
 
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: OptimizerName = "sgd"
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     momentum: float | None = Field(None, ge=0, lt=1)
@@ -104,7 +93,8 @@ class OptimizerSpec(Frozen):
     def _defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        defaults = OPTIMIZER_DEFAULTS.get(data.get("name", "sgd"), {})
+        optimizer = OPTIMIZERS.get(data.get("name", "sgd"))
+        defaults = optimizer.defaults if optimizer is not None else {}
         foreign = sorted(key for key, value in data.items()
                          if key not in defaults and key != "name" and value is not None)
         if defaults and foreign:
@@ -122,7 +112,7 @@ class OptimizerSpec(Frozen):
 
 
 class ScheduleSpec(Frozen):
-    name: Literal["none", "step", "plateau", "cosine", "sgdr"] = "none"
+    name: ScheduleName = "none"
     every: int = Field(30, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
     factor: float = Field(0.1, gt=0, lt=1)
@@ -146,7 +136,7 @@ class ScheduleSpec(Frozen):
 
 
 class AugmentSpec(Frozen):
-    name: Literal["hflip", "rotate", "color_jitter", "resize", "random_crop", "scale"]
+    name: AugmentName
     args: dict[str, float] = Field(default_factory=dict)
 
 
@@ -164,8 +154,8 @@ class TrainingPlan(Frozen):
     seed: int = Field(0, ge=0)
     decay_norm_and_bias: bool = False
     sync_bn: bool = False
-    device: Literal["cpu", "cuda"] = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Device = "cpu"
+    precision: Precision = "fp32"
     channels_last: bool = False
     spans: dict[str, Span] = Field(default_factory=dict)
 

@@ -14,28 +14,6 @@ from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 
-BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}
-
-
-@dataclass(frozen=True)
-class OptimizerState:
-    """What an optimizer keeps per parameter, for the memory planner and its views."""
-
-    title: str
-    buffers: int
-    note: str
-
-
-OPTIMIZERS: dict[str, OptimizerState] = {
-    "sgd": OptimizerState("SGD", 0, "plain SGD keeps no state"),
-    "momentum": OptimizerState("SGD with momentum", 1, "SGD with momentum keeps 1 buffer per "
-                               "parameter (its velocity)"),
-    "adam": OptimizerState("Adam", 2, "Adam keeps 2 buffers per parameter (exp_avg, "
-                           "exp_avg_sq)"),
-    "adamw": OptimizerState("AdamW", 2, "AdamW keeps 2 buffers per parameter (exp_avg, "
-                            "exp_avg_sq)"),
-}
-
 # A number of bytes, then B, or a prefix (k or K, M, G, T) with an optional i (1024s) and B.
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i)?)?(B)?\s*")
 _BITS = re.compile(r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*")

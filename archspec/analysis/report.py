@@ -8,14 +8,13 @@ anything itself.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from archspec.analysis import cost
-from archspec.ir import INPUT_NODE, DType, Frozen, Layer, Network, Shape, TrainingPlan
+from archspec.catalog import BYTES_PER_VALUE, OPTIMIZER_STATE, DType, PlannerOptimizer
+from archspec.ir import INPUT_NODE, Frozen, Layer, Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 
-Optimizer = Literal["sgd", "momentum", "adam", "adamw"]
 # torchinfo sizes its input with sys.getsizeof(tensor.untyped_storage()): the bytes plus the
 # 64-byte Python object around them.
 TORCHINFO_STORAGE_OVERHEAD = 64
@@ -93,7 +92,7 @@ class Memory(Frozen):
     batch_source: str
     dtype: DType
     bytes_per_value: int
-    optimizer: Optimizer
+    optimizer: PlannerOptimizer
     optimizer_source: str
     optimizer_buffers: int
     params_bytes: int
@@ -139,20 +138,20 @@ class Report(Frozen):
     torchinfo: TorchinfoTotals
 
 
-def resolve_optimizer(plan: TrainingPlan | None, override: Optimizer | None
-                      ) -> tuple[Optimizer, str]:
+def resolve_optimizer(plan: TrainingPlan | None, override: PlannerOptimizer | None
+                      ) -> tuple[PlannerOptimizer, str]:
     """The optimizer the memory plan assumes, and where it came from."""
     if override is not None:
         return override, "--optimizer"
     spec = (plan or TrainingPlan()).optimizer
-    name: Optimizer = spec.name
+    name: PlannerOptimizer = spec.name
     if name == "sgd" and spec.momentum > 0:
         name = "momentum"
     return name, "the train: section" if plan is not None else "the default plan"
 
 
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
-                 dtype: DType | None = None, optimizer: Optimizer | None = None,
+                 dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
                  fit: int | None = None) -> Report:
     """Every figure `archspec table` shows, for a valid (complete) network."""
     if batch is None:
@@ -161,9 +160,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     else:
         batch_source = "--batch"
     dtype = dtype or network.dtype
-    bpv = cost.BYTES_PER_VALUE[dtype]
+    bpv = BYTES_PER_VALUE[dtype]
     opt, opt_source = resolve_optimizer(network.plan, optimizer)
-    per_param = (2 + cost.OPTIMIZERS[opt].buffers) * bpv  # value, gradient, optimizer state
+    per_param = (2 + OPTIMIZER_STATE[opt].buffers) * bpv  # value, gradient, optimizer state
 
     fields = cost.receptive_fields(network, shapes)
     kept = cost.saved_for_backward(network, shapes, bpv)
@@ -198,9 +197,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     memory = Memory(
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
         optimizer=opt, optimizer_source=opt_source,
-        optimizer_buffers=cost.OPTIMIZERS[opt].buffers, params_bytes=params * bpv,
+        optimizer_buffers=OPTIMIZER_STATE[opt].buffers, params_bytes=params * bpv,
         buffers_bytes=buffers_bytes, gradients_bytes=params * bpv,
-        optimizer_bytes=params * cost.OPTIMIZERS[opt].buffers * bpv,
+        optimizer_bytes=params * OPTIMIZER_STATE[opt].buffers * bpv,
         activations_bytes=saved_sample * batch + saved_batch,
         training_bytes=fixed_training + saved_sample * batch,
         inference_activations_bytes=peak * batch,
@@ -296,8 +295,8 @@ def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: i
         forward_backward_bytes=2 * batch * outputs * bpv, params_bytes=params * bpv)
 
 
-def _assumptions(dtype: str, bpv: int, optimizer: Optimizer) -> tuple[str, ...]:
-    state = cost.OPTIMIZERS[optimizer].note
+def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer) -> tuple[str, ...]:
+    state = OPTIMIZER_STATE[optimizer].note
     return (
         f"values are {dtype}, {bpv} bytes each; B/KB/MB/GB are powers of 1000, "
         "KiB/MiB/GiB of 1024",

@@ -7,8 +7,9 @@ import argparse
 import sys
 from typing import get_args
 
-from archspec.analysis.cost import BYTES_PER_VALUE, OPTIMIZERS, parse_size
+from archspec.analysis.cost import parse_size
 from archspec.analysis.report import build_report
+from archspec.catalog import DTYPES, OPTIMIZER_STATE
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -42,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "torchinfo: totals under torchinfo 1.8's conventions")
     parser.add_argument("--batch", type=whole_number(1), metavar="N",
                         help="batch size for memory (default: the train: section's, else 1)")
-    parser.add_argument("--dtype", choices=tuple(BYTES_PER_VALUE),
+    parser.add_argument("--dtype", choices=DTYPES,
                         help="element type for bytes (default: the spec's dtype)")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
     parser.add_argument("--fit", type=_size, metavar="SIZE",

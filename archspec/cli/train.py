@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archspec.analysis.report import build_report
+from archspec.catalog import DEVICES
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default runs/NETWORK)")
     parser.add_argument("--epochs", type=whole_number(1), metavar="N",
                         help="override the plan's epochs")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="override the plan's device")
+    parser.add_argument("--device", choices=DEVICES, help="override the plan's device")
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoint.pt if it is there (with --epochs: "
                              "extend a finished run)")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from archspec.catalog import DTYPES, INIT_NAMES, INIT_SCHEMES
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_INT
 from archspec.core.source import Span
@@ -214,12 +215,12 @@ class HeaderReader:
         if call is None:
             return
         name = call.word.lower()
-        schemes = ("torch", "normal", "xavier", "kaiming", "orthogonal")
+        schemes = INIT_NAMES
         if name not in schemes:
             self.diags.error("header", f"unknown init scheme `{call.word}`", call.word_span,
                              hint=suggest(call.word, schemes) or "one of " + ", ".join(schemes))
             return
-        values = self.args.model_args(call, ("std",) if name == "normal" else ())
+        values = self.args.model_args(call, INIT_SCHEMES[name].positional)  # type: ignore[index]
         if values is None:
             return
         try:
@@ -231,7 +232,7 @@ class HeaderReader:
         call = self._only_call(directive, "float32, float16 or bfloat16")
         if call is None:
             return
-        names = ("float32", "float16", "bfloat16")
+        names = DTYPES
         if call.word.lower() not in names or call.args is not None:
             self.diags.error("header", f"unknown dtype `{call.word}`", call.word_span,
                              hint=suggest(call.word, names) or "one of " + ", ".join(names))

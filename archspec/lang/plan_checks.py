@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from archspec.catalog import DATASETS
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.limits import MAX_RUN_BYTES
 from archspec.core.source import Span
 from archspec.core.text import binary
-from archspec.ir import DATASETS, Network, Shape, TrainingPlan
+from archspec.ir import Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 
@@ -50,7 +51,7 @@ def check(network: Network, shapes: Shapes, diags: Diagnostics) -> None:
 def _data(network: Network, output: Shape | None, plan: TrainingPlan, span: Span,
           diags: Diagnostics) -> None:
     spec = plan.data
-    builtin = DATASETS.get(spec.name)
+    builtin = DATASETS[spec.name].builtin
     classes = builtin.classes if builtin else spec.classes
     # Without a `data` line the default synthetic data is checked when training starts
     # (a network that only drafts a plan need not end in 10 units).

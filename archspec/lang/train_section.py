@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from archspec.catalog import (
+    AUGMENTS,
+    DATASETS,
+    DEVICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    Augment,
+    Choice,
+)
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_INT
 from archspec.core.source import Source, Span
 from archspec.ir import (
-    OPTIMIZER_DEFAULTS,
     AugmentSpec,
     DataSpec,
     OptimizerSpec,
@@ -101,15 +110,15 @@ class TrainSection:
         return call
 
     def _setting_model(self, directive: s.Directive, model: type[BaseModel],
-                       choices: dict[str, tuple[str, ...]]) -> Any:
+                       choices: Mapping[str, Choice]) -> Any:
         call = self._setting_call(directive, tuple(choices))
         if call is None:
             return None
         name = call.word.lower()
-        values = self.args.model_args(call, choices[name])
+        values = self.args.model_args(call, choices[name].positional)
         if values is None:
             return None
-        allowed = set(choices[name]) | _KEYWORD_ONLY.get(name, set())
+        allowed = set(choices[name].allowed)
         for key in values:
             if key not in allowed:
                 arg = next(a for a in call.args or () if a.name == key)
@@ -143,8 +152,8 @@ class TrainSection:
         return None if word is None else word == "true"
 
     def _data(self, directive: s.Directive) -> DataSpec | None:
-        spec = self._setting_model(directive, DataSpec, {
-            "digits": (), "mnist5k": (), "folder": ("path",), "synthetic": ("classes", "n")})
+        spec = self._setting_model(directive, DataSpec,
+                                   {name: d.choice for name, d in DATASETS.items()})
         if spec is not None and spec.name == "folder" and not spec.path:
             self.diags.error("train", 'write `data folder("path")`', directive.span)
             return None
@@ -152,7 +161,7 @@ class TrainSection:
 
     def _optimizer(self, directive: s.Directive) -> OptimizerSpec | None:
         spec = self._setting_model(directive, OptimizerSpec,
-                                   {name: ("lr",) for name in OPTIMIZER_DEFAULTS})
+                                   {name: o.choice for name, o in OPTIMIZERS.items()})
         if spec is None:
             return None
         call = directive.items[0]
@@ -163,9 +172,7 @@ class TrainSection:
         return None if spec.conflicts() else spec
 
     def _schedule(self, directive: s.Directive) -> ScheduleSpec | None:
-        return self._setting_model(directive, ScheduleSpec, {
-            "none": (), "step": ("every", "gamma"), "plateau": ("factor", "patience"),
-            "cosine": (), "sgdr": ("period", "mult")})
+        return self._setting_model(directive, ScheduleSpec, SCHEDULES)
 
     def _augment(self, directive: s.Directive) -> tuple[AugmentSpec, ...] | None:
         out: list[AugmentSpec] = []
@@ -177,14 +184,14 @@ class TrainSection:
                 ok = False
                 continue
             name = item.word.lower()
-            positional = _AUGMENTS.get(name)
-            if positional is None:
+            augment = AUGMENTS.get(name)  # type: ignore[call-overload]
+            if augment is None:
                 self.diags.error("train", f"unknown augmentation `{item.word}`", item.word_span,
-                                 hint=suggest(name, list(_AUGMENTS)))
+                                 hint=suggest(name, list(AUGMENTS)))
                 ok = False
                 continue
-            values = self.args.model_args(item, positional[0])
-            problem = None if values is None else _check_augment(name, values, positional)
+            values = self.args.model_args(item, augment.positional)
+            problem = None if values is None else _check_augment(name, values, augment)
             if problem is not None:
                 self.diags.error("train", problem, item.span)
             if values is None or problem is not None:
@@ -194,31 +201,14 @@ class TrainSection:
         return tuple(out) if ok else None
 
     def _device(self, directive: s.Directive) -> str | None:
-        return self._word(directive, ("cpu", "cuda"))
+        return self._word(directive, DEVICES)
 
     def _precision(self, directive: s.Directive) -> str | None:
-        return self._word(directive, ("fp32", "bf16"))
+        return self._word(directive, PRECISIONS)
 
 
-_KEYWORD_ONLY: dict[str, set[str]] = {
-    **{name: set(defaults) for name, defaults in OPTIMIZER_DEFAULTS.items()},
-    "step": {"every", "gamma"}, "plateau": {"factor", "patience"}, "sgdr": {"period", "mult"},
-}
-
-# name: (positional names, required names, all allowed names)
-_AUGMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "hflip": ((), (), ()),
-    "rotate": (("deg",), ("deg",), ("deg",)),
-    "color_jitter": ((), (), ("brightness", "contrast", "saturation", "hue")),
-    "resize": (("size",), ("size",), ("size",)),
-    "random_crop": (("size", "pad"), ("size",), ("size", "pad")),
-    "scale": (("min", "max"), ("min", "max"), ("min", "max")),
-}
-
-
-def _check_augment(name: str, values: dict[str, Any],
-                   spec: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]) -> str | None:
-    _positional, required, allowed = spec
+def _check_augment(name: str, values: dict[str, Any], augment: Augment) -> str | None:
+    required, allowed = augment.required, augment.allowed
     for key, value in values.items():
         if key not in allowed:
             return f"`{name}` has no argument `{key}`" + (

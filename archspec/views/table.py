@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from archspec.analysis.cost import OPTIMIZERS
 from archspec.analysis.report import Report, Row
+from archspec.catalog import OPTIMIZER_STATE
 from archspec.core.diagnostics import printable
 from archspec.core.text import align, binary, count, metric, shape_text
 
@@ -123,7 +123,7 @@ def _summary(report: Report) -> list[str]:
         f"MACs: {count(t.macs)} per sample ({metric(t.macs)}), weights only, biases not "
         f"counted; FLOPs = 2 x MACs = {metric(t.flops)}",
         f"memory at batch {m.batch} (from {m.batch_source}), {m.dtype}, "
-        f"{OPTIMIZERS[m.optimizer].title} (from {m.optimizer_source}):",
+        f"{OPTIMIZER_STATE[m.optimizer].title} (from {m.optimizer_source}):",
         f"  training  {binary(m.training_bytes)} = params {binary(m.params_bytes)} + gradients "
         f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
         f"{binary(m.buffers_bytes)} + activations saved for backward "

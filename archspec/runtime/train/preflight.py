@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from archspec.catalog import DATASETS
 from archspec.core.diagnostics import Diagnostic, Diagnostics
 from archspec.core.source import Span
-from archspec.ir import DATASETS, TrainingPlan
+from archspec.ir import TrainingPlan
 from archspec.lang.frontend import Spec
 from archspec.runtime.train import data
 
@@ -43,7 +44,7 @@ def check(spec: Spec, plan: TrainingPlan,
     if output is None or len(output) != 1:
         diags.error("train", f"the network ends in {output}, not one score per class; "
                     "end it with FC-<classes>", out_span)
-    builtin = DATASETS.get(plan.data.name)
+    builtin = DATASETS[plan.data.name].builtin
     classes = builtin.classes if builtin else plan.data.classes
     if plan.data.name == "folder":
         try:
