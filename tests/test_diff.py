@@ -164,6 +164,20 @@ def test_equal_graphs_written_differently_are_identical(other: str) -> None:
     assert render(report).endswith(": identical networks\n")
 
 
+def test_the_branches_of_an_add_may_come_in_any_order() -> None:
+    add = HEAD + "CONV3-8 - (CONV3-8 - BN + ID) - ({} | POOL3/1(pad=1)) - FC-10\n"
+    a = text_side(add.format("CONV1-4").replace("(CONV3-8 - BN + ID)", "(ID + CONV3-8 - BN)"))
+    assert compare(a, text_side(add.format("CONV1-4"), "<b>")).identical
+    # a concat's order is its channels' order: swapped branches are a change
+    swapped = add.format("CONV1-4").replace("(CONV1-4 | POOL3/1(pad=1))",
+                                            "(POOL3/1(pad=1) | CONV1-4)")
+    assert not compare(a, text_side(swapped, "<b>")).identical
+    # crossed, the residual branch still pairs with its counterpart: one argument changed
+    b = text_side(add.format("CONV1-4").replace("CONV3-8 - BN +", "CONV3-8 - BN(eps=0.1) +"),
+                  "<b>")
+    assert changed(compare(a, b)) == [("changed", "bn1", "bn1")]
+
+
 def test_names_both_specs_give_pair_those_layers() -> None:
     a = text_side(HEAD + "CONV3-8 - keep: CONV3-16 - FC-10\n")
     b = text_side(HEAD + "keep: CONV3-32 - FC-10\n", "<b>")

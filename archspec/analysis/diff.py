@@ -242,9 +242,16 @@ def _tree(network: Network) -> tuple[_Item, ...]:
 def _item(layer: Layer, branches: tuple[tuple[_Item, ...], ...]) -> _Item:
     canonical = _canonical(layer)
     args = repr(sorted(canonical.items()) if canonical is not None else None)
-    content = repr((layer.kind, args, [[i.content for i in b] for b in branches]))
+    inner = [[i.content for i in b] for b in branches]
+    if reg.kind_of(layer.kind).commutative:
+        inner.sort()
+    content = repr((layer.kind, args, inner))
     return _Item(layer, branches, 1 + sum(i.size for b in branches for i in b), args, content,
                  (content, layer.name, str(layer.named)))
+
+
+def _keys(chain: tuple[_Item, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(item.key for item in chain)
 
 
 def _canonical(layer: Layer) -> dict[str, Any] | None:
@@ -285,13 +292,28 @@ class _Aligner:
         """One layer (or join with its branches) in both, by content; names aside."""
         return x.content == y.content and self.pairable(x, y)
 
+    def branches(self, x: _Item, y: _Item) -> list[tuple[tuple[_Item, ...], tuple[_Item, ...]]]:
+        """The branches of two paired joins, paired: first with first (a branch only one
+        has, with nothing); for a commutative join of two branches (`+`), crossed when that
+        is cheaper (`( A + ID )` is `( ID + A )`), the pairs then ordered by content."""
+        n = max(len(x.branches), len(y.branches))
+        pairs = [(x.branches[i] if i < len(x.branches) else (),
+                  y.branches[i] if i < len(y.branches) else ()) for i in range(n)]
+        if len(x.branches) == len(y.branches) == 2 and x.layer.kind == y.layer.kind \
+                and reg.kind_of(x.layer.kind).commutative:
+            (a0, b0), (a1, b1) = pairs
+            if self.align(a0, b1)[0] + self.align(a1, b0)[0] < \
+                    self.align(a0, b0)[0] + self.align(a1, b1)[0]:
+                return sorted([(a0, b1), (a1, b0)],
+                              key=lambda p: min(_keys(p[0]), _keys(p[1])))
+        return pairs
+
     def pair_cost(self, x: _Item, y: _Item) -> int:
         cost = 0 if x.layer.kind == y.layer.kind else _KIND
         if cost == 0 and x.args != y.args:
             cost = _CHANGED
-        for i in range(max(len(x.branches), len(y.branches))):
-            cost += self.align(x.branches[i] if i < len(x.branches) else (),
-                               y.branches[i] if i < len(y.branches) else ())[0]
+        for bx, by in self.branches(x, y):
+            cost += self.align(bx, by)[0]
         return cost
 
     def align(self, a: Sequence[_Item], b: Sequence[_Item]) -> tuple[int, list[Op]]:
@@ -415,10 +437,8 @@ class _Aligner:
         """Layer pairs in topological order: a join's branches before the join."""
         for x, y in ops:
             if x is not None and y is not None:
-                for i in range(max(len(x.branches), len(y.branches))):
-                    yield from self.flatten(self.align(
-                        x.branches[i] if i < len(x.branches) else (),
-                        y.branches[i] if i < len(y.branches) else ())[1])
+                for bx, by in self.branches(x, y):
+                    yield from self.flatten(self.align(bx, by)[1])
                 yield x.layer, y.layer
             elif x is not None:
                 yield from ((layer, None) for layer in x.layers())

@@ -151,6 +151,7 @@ class LayerKind:
         default=lambda shapes, out: [True] * len(shapes))
     saves_inputs: Callable[[list[bool]], list[bool]] = field(
         default=lambda recorded: [False] * len(recorded))
+    commutative: bool = False  # the branches' order does not matter (`archspec diff` reads it)
     # Memory and receptive-field facts, read by archspec.analysis.cost:
     # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
     # implied before it when its input is spatial (read by lang/expand.py):
@@ -430,9 +431,10 @@ def _partners(recorded: list[bool]) -> list[bool]:
 JOINS: tuple[LayerKind, ...] = (
     LayerKind("CONCAT", "join", "concat", op="|", verb="concatenates", symbol="concat",
               join=_concat_shape),
-    LayerKind("ADD", "join", "add", op="+", verb="adds", symbol="+", join=_add_shape),
+    LayerKind("ADD", "join", "add", op="+", verb="adds", symbol="+", join=_add_shape,
+              commutative=True),
     LayerKind("MUL", "join", "mul", op="*", verb="multiplies", symbol="×",
-              join=_mul_shape,
+              join=_mul_shape, commutative=True,
               field_from=_full_size, saves_inputs=_partners),
 )
 IDENTITY = "ID"
