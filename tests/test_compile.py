@@ -250,3 +250,11 @@ def test_torch_compile_traces_the_whole_graph(branchy: ModuleType) -> None:
     x = torch.randn(2, *branchy.INPUT_SHAPE)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     assert torch.allclose(compiled(x), model(x), atol=1e-6)
+
+
+def test_the_description_is_escaped_in_the_markdown_compile_writes(tmp_path: Path) -> None:
+    spec = tmp_path / "t.arch"
+    spec.write_text('network t "<script>x</script> [a](javascript:x) ![i](y)"\ninput 4\nFC-2\n')
+    assert compile_spec(spec, tmp_path / "out") == 0
+    title = (tmp_path / "out" / "t.md").read_text().splitlines()[0]
+    assert title == "## t: \\<script\\>x\\</script\\> \\[a\\](javascript:x) \\!\\[i\\](y)"
