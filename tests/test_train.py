@@ -19,7 +19,7 @@ from PIL import Image
 from archspec.cli import main
 from archspec.ir import AugmentSpec, DataSpec, ScheduleSpec, TrainingPlan
 from archspec.lang.frontend import loads
-from archspec.runtime.plan import read_plan, write_plan
+from archspec.runtime.plan import read_plan, resolve, write_plan
 from archspec.runtime.train import augment, data
 from archspec.runtime.train.distributed import World
 from archspec.runtime.train.preflight import check
@@ -296,6 +296,18 @@ def test_plan_against_network_is_checked(tmp_path: Path) -> None:
     ready, diagnostics = check(spec, spec.network.plan)
     assert ready is None
     assert {(d.span.line, d.message.split(" ")[0]) for d in diagnostics} == {(7, "data")}
+
+
+def test_the_default_plan_is_sized_before_anything_is_allocated() -> None:
+    """No `train:` section: `check` has no plan to judge, the run's default synthetic data
+    (512 images of the input) is refused before it is generated."""
+    spec = loads("network huge\ninput 3x100000x100000\nGAP - FC-10\n", "h.arch")
+    assert spec.ok and spec.network is not None
+    ready, diagnostics = check(spec, resolve(spec.network))
+    assert ready is None
+    assert [(d.span.line, d.message) for d in diagnostics] == [
+        (3, "data synthetic would hold 512 images of 3x100000x100000 in memory: about "
+            "393.34 TiB, over the limit of 16.00 GiB")]
 
 
 # -- running ------------------------------------------------------------------------------------

@@ -34,32 +34,45 @@ def image_shape(input_shape: Shape, native_channels: int) -> tuple[int, int, int
 
 
 def check(network: Network, shapes: Shapes, diags: Diagnostics) -> None:
-    """Check a valid network's plan; findings go on the plan's lines."""
+    """Check a valid network's own plan; findings go on the plan's lines."""
     plan = network.plan
     if plan is None:
         return
+    output = shapes.get(network.output)
+    builtin = DATASETS[plan.data.name].builtin
+    classes = builtin.classes if builtin else plan.data.classes
+    # Without a `data` line the default synthetic data is checked when training starts
+    # (a network that only drafts a plan need not end in 10 units).
+    if "data" in plan.spans and plan.data.name != "folder" and output is not None \
+            and len(output) == 1 and output[0] != classes:
+        diags.error("train", f"data {plan.data.name} has {classes:,} classes but the network "
+                    f"ends in {output[0]:,} units", plan.spans["data"],
+                    hint=f"end the network with FC-{classes}, or train it on other data")
+    errors = diags.error_count
+    resources(network, shapes, plan, diags)
+    if diags.error_count == errors:  # a plan too large to run needs no advice on image size
+        _upscaled(network, plan, diags)
+
+
+def resources(network: Network, shapes: Shapes, plan: TrainingPlan,
+              diags: Diagnostics) -> None:
+    """What a plan (the spec's, or a run's with its options) would take: synthetic's images
+    per class, data that fits the input, and the memory of its dataset, one augmented batch
+    and its kept weights. `check` runs it on the spec's plan, the trainer's preflight on the
+    plan a run uses (the default one included, for a spec without `train:`)."""
     out_span = network.layer(network.output).span
 
     def where(key: str) -> Span:
         return plan.spans.get(key, out_span)
 
-    _data(network, shapes.get(network.output), plan, where("data"), diags)
+    _data(network, plan, where("data"), diags)
     _augment(network.input.shape, plan, where("augment"), diags)
     _kept_weights(network, shapes, plan, where, diags)
 
 
-def _data(network: Network, output: Shape | None, plan: TrainingPlan, span: Span,
-          diags: Diagnostics) -> None:
+def _data(network: Network, plan: TrainingPlan, span: Span, diags: Diagnostics) -> None:
     spec = plan.data
     builtin = DATASETS[spec.name].builtin
-    classes = builtin.classes if builtin else spec.classes
-    # Without a `data` line the default synthetic data is checked when training starts
-    # (a network that only drafts a plan need not end in 10 units).
-    if "data" in plan.spans and spec.name != "folder" and output is not None \
-            and len(output) == 1 and output[0] != classes:
-        diags.error("train", f"data {spec.name} has {classes:,} classes but the network ends "
-                    f"in {output[0]:,} units", span,
-                    hint=f"end the network with FC-{classes}, or train it on other data")
     if spec.name == "synthetic" and spec.n < 3 * spec.classes:
         diags.error("train", f"synthetic(classes={spec.classes:,}, n={spec.n:,}) gives fewer "
                     "than 3 images a class (one each for train, val and test)", span,
@@ -67,8 +80,7 @@ def _data(network: Network, output: Shape | None, plan: TrainingPlan, span: Span
         return
     if spec.name == "folder":
         return  # its images are counted when training starts
-    native = builtin.shape if builtin else None
-    shape = image_shape(network.input.shape, native[0] if native else 1)
+    shape = image_shape(network.input.shape, builtin.shape[0] if builtin else 1)
     if shape is None:
         diags.error("train", f"the images of data {spec.name} cannot fill `input "
                     f"{network.input.shape[0]}`: it is not C x S x S pixels for 1 or 3 "
@@ -84,11 +96,21 @@ def _data(network: Network, output: Shape | None, plan: TrainingPlan, span: Span
         diags.error("train", f"data {spec.name} would hold {samples:,} images of "
                     f"{'x'.join(map(str, shape))} in memory: {_amount(need)}, over the "
                     f"limit of {binary(MAX_RUN_BYTES)}", span)
-    elif native is not None and max(shape[1] / native[1], shape[2] / native[2]) > MAX_UPSCALE:
-        diags.warning("train", f"the images of data {spec.name} are {native[1]}x{native[2]}; the "
-                      f"input is {shape[1]}x{shape[2]}, so they are scaled up "
-                      f"{max(shape[1] // native[1], shape[2] // native[2])} times and the "
-                      "network sees nothing finer than the original pixels", span)
+
+
+def _upscaled(network: Network, plan: TrainingPlan, diags: Diagnostics) -> None:
+    """A built-in dataset's images scaled up more than MAX_UPSCALE times to the input."""
+    builtin = DATASETS[plan.data.name].builtin
+    shape = image_shape(network.input.shape, builtin.shape[0]) if builtin else None
+    if builtin is None or shape is None or "data" not in plan.spans:
+        return
+    native = builtin.shape
+    scale = max(shape[1] // native[1], shape[2] // native[2])
+    if scale > MAX_UPSCALE:
+        diags.warning("train", f"the images of data {plan.data.name} are {native[1]}x"
+                      f"{native[2]}; the input is {shape[1]}x{shape[2]}, so they are scaled "
+                      f"up {scale} times and the network sees nothing finer than the original "
+                      "pixels", plan.spans["data"])
 
 
 def _augment(input_shape: Shape, plan: TrainingPlan, span: Span, diags: Diagnostics) -> None:

@@ -4,7 +4,9 @@ The front end already rejects malformed settings (a negative lr, an unknown sche
 augment chain that does not end at the input size, snapshots without SGDR). What needs the
 world outside the spec, or the run's own epochs (`--epochs`), is checked here: the data
 folder and its classes, the dataset against the network's output, enough SGDR cycles for the
-snapshots, the device, and SyncBatchNorm on several CPU processes.
+snapshots, the device, and SyncBatchNorm on several CPU processes; and, for the plan the run
+really uses (a spec without `train:` gets the default one), the memory its data, augmented
+batches and kept weights would take (`plan_checks.resources`), before anything is allocated.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from archspec.catalog import DATASETS
 from archspec.core.diagnostics import Diagnostic, Diagnostics
 from archspec.core.source import Span
 from archspec.ir import TrainingPlan
+from archspec.lang import plan_checks
 from archspec.lang.frontend import Spec
 from archspec.runtime.train import data
 
@@ -70,6 +73,8 @@ def check(spec: Spec, plan: TrainingPlan,
     if plan.channels_last and len(network.input.shape) != 3:
         diags.error("train", "channels_last needs an image input (CxHxW)",
                     where("channels_last"))
+    if not diags.has_errors:  # the memory the run's data and weights would take
+        plan_checks.resources(network, spec.shapes, plan, diags)
     if diags.has_errors:
         return None, diags.sorted()
     try:
