@@ -27,6 +27,7 @@ from archspec.core.text import metric
 from archspec.ir import Network
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
+from archspec.views import dot
 from archspec.views.table import render
 
 # Seed networks of the reference and the specs that write them.
@@ -460,6 +461,21 @@ def test_folding_keeps_totals_and_moves_implicit_layers() -> None:
     assert conv.formula == "(3*3*3)*8 + 8 + 8 + 8"
     assert conv.output_shape == (8, 32, 32)
     assert r.folded[-1].weights_formula == "16*16*8*10"  # the fan-in before the flatten
+
+
+def test_table_fold_and_draw_fold_the_same_layers() -> None:
+    # Written batch norm and activations fold like the implied ones, in the table as in the
+    # diagram (before, `table --fold` kept them as rows of their own while `draw` folded them).
+    text = ("network n\ninput 3x16x16\n"
+            "CONV3-8 - BN - RELU - POOL2 - CONV3-8 - RELU - FC-10 - SOFTMAX\n")
+    r = report_text(text)
+    assert [(row.kind, row.folds) for row in r.folded] == [
+        ("CONV", ("BN", "RELU")), ("MAXPOOL", ()), ("CONV", ("RELU",)), ("FC", ("SOFTMAX",))]
+    spec = archspec.loads(text)
+    assert spec.network is not None
+    boxes, _ = dot._boxes(spec.network, "compact")
+    assert {row.name: list(row.members) for row in r.folded} == {
+        box.main.name: [layer.name for layer in box.layers] for box in boxes}
 
 
 def test_grouped_conv_formula() -> None:

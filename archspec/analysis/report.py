@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from archspec.analysis import cost
+from archspec.analysis import cost, fold
 from archspec.catalog import BYTES_PER_VALUE, OPTIMIZER_STATE, DType, PlannerOptimizer
 from archspec.ir import INPUT_NODE, Frozen, Layer, Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
@@ -170,9 +170,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     folded = []
-    for names in _groups(network):
+    for owner, names in fold.groups(network):
         members = tuple(by_name[name] for name in names)
-        principal = next((m for m in members if not m.implicit), members[0])
+        principal = by_name[owner]
         folded.append(_row(principal, members, shapes, fields, kept, batch, bpv, per_param))
 
     inp = network.input.shape
@@ -226,18 +226,6 @@ def first_over(report: Report, max_params: int) -> Row | None:
         if running > max_params:
             return row
     return None
-
-
-def _groups(network: Network) -> list[list[str]]:
-    """Layer names by row when folded: each written layer with the implicit ones it caused
-    (its activation, batch norm, or the flatten implied before an FC)."""
-    owned: dict[str, list[str]] = {}
-    for layer in network.layers:
-        if layer.implicit and layer.origin is not None:
-            owned.setdefault(layer.origin, []).append(layer.name)
-    order = {layer.name: i for i, layer in enumerate(network.layers)}
-    return [sorted([layer.name, *owned.get(layer.name, [])], key=order.__getitem__)
-            for layer in network.layers if not (layer.implicit and layer.origin is not None)]
 
 
 def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,

@@ -23,6 +23,7 @@ from typing import Literal
 
 import graphviz
 
+from archspec.analysis import fold
 from archspec.analysis.diff import DiffReport
 from archspec.analysis.report import Report, build_report
 from archspec.core.diagnostics import Diagnostic, Severity, printable
@@ -165,40 +166,13 @@ def analyse(network: Network, shapes: Shapes) -> Report | None:
     return build_report(network, shapes) if network.complete and known else None
 
 
-def _consumers(network: Network) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {INPUT_NODE: []}
-    for layer in network.layers:
-        found[layer.name] = []
-        for name in layer.inputs:
-            found[name].append(layer.name)
-    return found
-
-
-def _foldable(layer: Layer, by_name: dict[str, Layer], consumers: dict[str, list[str]]) -> bool:
-    """Batch norm or an activation that is the only consumer of a layer in its own scope."""
-    if layer.kind != "BN" and reg.kind_of(layer.kind).family != "activation":
-        return False
-    if len(layer.inputs) != 1 or layer.inputs[0] == INPUT_NODE:
-        return False
-    source = by_name[layer.inputs[0]]
-    return consumers[source.name] == [layer.name] and source.scopes == layer.scopes
-
-
 def _boxes(network: Network, detail: Detail) -> tuple[list[Box], dict[str, str]]:
     """The boxes to draw, in topological order, and the box id of every layer."""
     by_name = {layer.name: layer for layer in network.layers}
-    consumers = _consumers(network)
-    owner: dict[str, str] = {}
+    owner = {layer.name: layer.name for layer in network.layers} if detail == "full" \
+        else fold.owners(network)
     boxes: dict[str, Box] = {}
     for layer in network.layers:
-        if detail == "full":
-            owner[layer.name] = layer.name
-        elif reg.kind_of(layer.kind).view and layer.implicit and layer.origin is not None:
-            owner[layer.name] = layer.origin
-        elif _foldable(layer, by_name, consumers):
-            owner[layer.name] = owner[layer.inputs[0]]
-        else:
-            owner[layer.name] = layer.name
         box = boxes.setdefault(owner[layer.name], Box(by_name[owner[layer.name]]))
         box.layers.append(layer)
     for box in boxes.values():
