@@ -1,8 +1,10 @@
 """Hypothesis strategies for property tests: random valid `.arch` specs and their networks.
 
 `specs()` draws the text of a spec that archspec accepts: convolutions with random kernel,
-stride, padding, dilation and groups, max and average pools (some with `ceil`), FCs, batch
-norm, LRN, activations, dropout, residual `( A + B )`, concat `( A | B )` and multiply
+stride, padding, dilation and groups, max and average pools (some with `ceil`, some adaptive),
+GMP, upsampling, transposed convolutions, FCs, batch norm, LRN, layer and group norm, layer
+scale, every activation, dropout and stochastic depth, channel slices and shuffles, residual
+`( A + B )`, concat `( A | B )` and multiply
 `( A * B )` branches (channel gates among them) and
 `[...]*N` repeats, under random `activation`/`batchnorm`/`defaults` headers; some layers
 carry names that code generators must handle with care (`AWKWARD_NAMES`: `forward`,
@@ -20,6 +22,7 @@ on archspec::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,9 @@ from archspec.ir import ArgValue, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.frontend import loads
 
-_ACTIVATIONS = ("RELU", "TANH", "SIGMOID", "GELU", "LEAKYRELU(0.1)")
+_ACTIVATIONS = ("RELU", "TANH", "SIGMOID", "GELU", "LEAKYRELU(0.1)", "RELU6", "HARDSWISH",
+                "HARDSIGMOID", "SILU", "SWISH", "MISH", "SELU", "ELU(alpha=0.5)", "PRELU",
+                "PRELU(per_channel=true)")
 # Names a user may give layers that a code generator must not take at face value: Python
 # keywords and soft keywords, nn.Module attributes, names a generated module uses itself,
 # names an unnamed layer would get, a private name.
@@ -56,7 +61,7 @@ def _out(kind: str, args: dict[str, ArgValue], shape: Shape) -> Shape | None:
     """The registry's output shape, or None where the layer would not fit."""
     rule = reg.lookup(kind)
     assert rule is not None
-    full = {p.name: p.default for p in rule.params} | args
+    full = {p.name: p.default for p in rule.params if p.default is not None} | args
     try:
         return rule.shape(full, shape)
     except reg.ShapeError:
@@ -97,6 +102,40 @@ def _pool(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
     return (f"{kind}({_args(args)})", out) if out else None
 
 
+def _resample(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    """A layer that changes a map's size: an adaptive pool (GMP among them), an upsampling,
+    a transposed convolution."""
+    choice = d.draw(st.sampled_from(("adaptive", "gmp", "upsample", "deconv")))
+    if choice == "adaptive":
+        out = (d.draw(st.integers(1, 6)), d.draw(st.integers(1, 6)))
+        kind = d.draw(st.sampled_from(("MAXPOOL", "AVGPOOL")))
+        size = f"{out[0]}x{out[1]}" if out[0] != out[1] else str(out[0])
+        return f"{kind}(out={size})", (shape[0], *out)
+    if choice == "gmp":
+        return "GMP", (shape[0], 1, 1)
+    if max(shape[1:]) > 8:  # keep the maps small
+        return None
+    if choice == "upsample":
+        scale = d.draw(st.integers(1, 2))
+        mode = d.draw(st.sampled_from(("nearest", "bilinear")))
+        return f"UPSAMPLE({scale}, mode={mode})", (shape[0], shape[1] * scale, shape[2] * scale)
+    groups = d.draw(st.sampled_from([g for g in (1, 2) if shape[0] % g == 0]))
+    filters = groups * d.draw(st.integers(1, max(1, d.max_channels // groups)))
+    stride = d.draw(st.integers(1, 2))
+    args: dict[str, ArgValue] = {
+        "kernel": d.draw(st.integers(1, 3)), "stride": stride, "pad": d.draw(st.integers(0, 1)),
+        "dilation": d.draw(st.integers(1, 2)), "groups": groups, "bias": d.draw(st.booleans()),
+        "output_pad": d.draw(st.integers(0, stride - 1))}
+    out = _out("DECONV", {"filters": filters, **args}, shape)
+    return (f"DECONV({filters}, {_args(args)})", out) if out else None
+
+
+def _slice(d: _Draw, shape: Shape) -> tuple[str, Shape]:
+    start = d.draw(st.integers(0, shape[0] - 1))
+    stop = d.draw(st.integers(start + 1, shape[0]))
+    return f"SLICE({start}, {stop})", (stop - start, *shape[1:])
+
+
 def _same_conv(d: _Draw, filters: int) -> str:
     """A stride-1 convolution that keeps the spatial size: the `CONVk-f` shorthand."""
     return f"CONV{d.draw(st.sampled_from((1, 3)))}-{filters}"
@@ -109,9 +148,10 @@ def _keeping(d: _Draw, shape: Shape) -> str:
         if not d.spend():
             break
         if len(shape) == 3:
-            options = ("conv", "bn", "act", "dropout", "lrn")
+            options = ("conv", "bn", "act", "dropout", "lrn", "norm", "shuffle")
         else:  # a square FC keeps a flat shape; a wide one would dominate the run time
-            options = ("fc", "bn", "act", "dropout") if shape[0] <= 64 else ("bn", "act")
+            options = ("fc", "bn", "act", "dropout", "norm") if shape[0] <= 64 \
+                else ("bn", "act", "norm")
         choice = d.draw(st.sampled_from(options))
         if choice == "conv":
             parts.append(_same_conv(d, shape[0]))
@@ -122,7 +162,17 @@ def _keeping(d: _Draw, shape: Shape) -> str:
         elif choice == "lrn":
             parts.append(f"LRN(size={d.draw(st.integers(1, 5))})")
         elif choice == "dropout":
-            parts.append(f"DROPOUT({d.draw(st.sampled_from((0.1, 0.5)))})")
+            kind = d.draw(st.sampled_from(("DROPOUT", "DROPPATH", "STOCHASTICDEPTH")))
+            parts.append(f"{kind}({d.draw(st.sampled_from((0, 0.1, 0.5)))})")
+        elif choice == "norm":
+            groups = d.draw(st.sampled_from([g for g in (1, 2, 3, 4) if shape[0] % g == 0]))
+            norms = ["LAYERNORM", "LAYERNORM(eps=0.001)", "SCALE(init=0.5)"]
+            if math.prod(shape) > groups:  # a group of one value is refused
+                norms.append(f"GROUPNORM({groups})")
+            parts.append(d.draw(st.sampled_from(norms)))
+        elif choice == "shuffle":
+            groups = d.draw(st.sampled_from([g for g in (1, 2, 3, 4) if shape[0] % g == 0]))
+            parts.append(f"SHUFFLE({groups})")
         else:
             parts.append(d.draw(st.sampled_from(_ACTIVATIONS)))
     return " - ".join(parts) or "BN"
@@ -179,12 +229,12 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
     """A layer, a branch or a repeat, valid for `shape`."""
     if len(shape) == 1:
         choice = d.draw(st.sampled_from(("fc", "fc", "bn", "act", "dropout", "repeat",
-                                         "residual", "multiply")))
+                                         "residual", "multiply", "slice")))
     else:
         choice = d.draw(st.sampled_from(("conv", "conv", "conv", "pool", "pool", "bn", "act",
                                          "lrn", "dropout", "residual", "residual", "concat",
                                          "concat", "multiply", "repeat", "gap", "fc",
-                                         "flatten")))
+                                         "flatten", "slice", "resample", "resample")))
     if choice == "conv":
         return _conv(d, shape)
     if choice == "pool":
@@ -202,6 +252,10 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
         return _concat(d, shape)
     if choice == "multiply":
         return _multiply(d, shape)
+    if choice == "slice":
+        return _slice(d, shape)
+    if choice == "resample":
+        return _resample(d, shape)
     if choice == "repeat":
         return f"[{_keeping(d, shape)}]*{d.draw(st.integers(1, 3))}", shape
     return _keeping(d, shape), shape

@@ -540,3 +540,43 @@ def test_sgdr_cycles_of_one_length_cost_no_memory() -> None:
     ends = ScheduleSpec(name="sgdr", period=1).cycle_ends(2**31 - 1)
     assert len(ends) == 2**31 - 1 and list(ends[-2:]) == [2**31 - 2, 2**31 - 1]
     assert list(ScheduleSpec(name="sgdr", period=2, mult=2).cycle_ends(14)) == [2, 6, 14]
+
+
+# -- contract v2's kinds --------------------------------------------------------------------
+
+
+def test_modern_kinds_and_their_aliases() -> None:
+    net = network("CONV3-8 - RELU6 - relu6 - HARDSWISH - HARDSIGMOID - SILU - SWISH - MISH - SELU"
+                  " - ELU - PRELU - LAYERNORM - GROUPNORM(2) - SCALE - DROPPATH(0.1)"
+                  " - STOCHASTICDEPTH(0.2) - SLICE(0, 4) - SHUFFLE(2) - GMP")
+    assert kinds(net) == ["CONV", "RELU6", "RELU6", "HARDSWISH", "HARDSIGMOID", "SILU", "SILU",
+                          "MISH", "SELU", "ELU", "PRELU", "LAYERNORM", "GROUPNORM", "SCALE",
+                          "STOCHASTICDEPTH", "STOCHASTICDEPTH", "SLICE", "SHUFFLE", "GMP"]
+    layers = by_name(net)
+    assert layers["relu6_1"].args == {} and "relu6_2" in layers  # a digit, then `_n`
+    assert layers["elu1"].args == {"alpha": 1.0}
+    assert layers["prelu1"].args == {"per_channel": False}
+    assert layers["scale1"].args == {"init": 1e-6}
+    assert layers["groupnorm1"].args == {"groups": 2, "eps": 1e-5}
+
+
+def test_adaptive_pools_take_an_output_size() -> None:
+    net = network("POOL2 - AVGPOOL(out=7) - MAXPOOL(out=3x2) - AVGPOOL(out=1)")
+    layers = by_name(net)
+    assert layers["avgpool1"].args == {"out": 7}
+    assert layers["pool2"].args == {"out": (3, 2)}
+    assert layers["pool1"].args == {"kernel": 2, "stride": 2, "pad": 0, "ceil": False}
+    spec = spec_of("AVGPOOL(out=7) - MAXPOOL(out=3x2)")
+    assert [spec.shapes[n] for n in ("avgpool1", "pool1")] == [(3, 7, 7), (3, 3, 2)]
+
+
+def test_deconv_shorthand_upsamples_by_its_stride() -> None:
+    spec = spec_of("DECONV2-16/2 - DECONV(4, 3, stride=2, pad=1, output_pad=1) - "
+                   "UPSAMPLE(2) - UPSAMPLE(3, mode=bilinear)")
+    assert spec.ok, spec.render()
+    layers = by_name(spec.network)
+    assert layers["deconv1"].args == {"filters": 16, "kernel": 2, "stride": 2, "pad": 0,
+                                      "dilation": 1, "groups": 1, "bias": True,
+                                      "output_pad": 0}
+    assert [spec.shapes[n] for n in ("deconv1", "deconv2", "upsample1", "upsample2")] == [
+        (16, 64, 64), (4, 128, 128), (4, 256, 256), (4, 768, 768)]

@@ -15,10 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archspec import load, loads
+from archspec.backends.torch.layers import LAYERS
 from archspec.cli import main
 from archspec.ir import InitScheme
+from archspec.kinds import registry as reg
 from archspec.lang.frontend import InitError, parse_init
 from archspec.runtime.probe import (
+    SATURATION,
     Probe,
     _Moments,
     _Recorder,
@@ -274,3 +277,26 @@ def test_the_command_module_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("kind", [k.name for k in reg.KINDS
+                                  if k.family == "activation" and k.name != "SOFTMAX"])
+def test_activation_facts_are_what_torch_computes(kind: str) -> None:
+    """The registry's `bounds` (where a unit saturates) and `dies` (a unit is zero, with no
+    gradient, for every negative input) hold for the module the back end builds."""
+    rule = reg.kind_of(kind)
+    call = LAYERS[kind]({p.name: p.default for p in rule.params}, (1,))
+    module = getattr(torch.nn, call.cls)(*call.args, **dict(call.kwargs))
+    x = torch.linspace(-40, 40, 8001).unsqueeze(1).requires_grad_()
+    module(x).sum().backward()
+    y = module(x).detach()
+    assert x.grad is not None
+    negative = x.detach() < 0
+    if rule.bounds is not None:
+        low, high = rule.bounds
+        assert low <= float(y.min()) < low + 1 - SATURATION, kind
+        assert high - (1 - SATURATION) < float(y.max()) <= high, kind
+    if rule.dies:
+        assert bool((y[negative] == 0).all()) and bool((x.grad[negative] == 0).all()), kind
+    else:  # some negative input still passes a gradient, so "never positive" is not "dead"
+        assert bool((x.grad[negative] != 0).any()), kind

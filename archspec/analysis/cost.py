@@ -67,7 +67,7 @@ def torchinfo_macs(layer: Layer, shapes: Shapes) -> int:
     kind = reg.kind_of(layer.kind)
     cost = layer_cost(layer, shapes)
     params = cost.weights + cost.biases
-    if not params or kind.window is None or layer.args is None:
+    if not params or kind.family != "conv" or layer.args is None:
         return params
     return params * math.prod(shape_of(shapes, layer.name)[1:])
 
@@ -96,11 +96,15 @@ def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None
                 (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
             continue
         field = known[0]
-        if kind.window is not None and layer.args is not None:
-            window = kind.window(layer.args)
+        window = kind.window(layer.args) if kind.window and layer.args is not None else None
+        if window is not None:
             out = shape_of(shapes, layer.name)
             field = _slide(field, (window.extent(0), window.extent(1)), window.stride,
                            (out[1], out[2]))
+        elif kind.step is not None and layer.args is not None:
+            step = kind.step(layer.args, input_shape(layer, shapes))
+            out = shape_of(shapes, layer.name)
+            field = _slide(field, step.extent, step.stride, (out[1], out[2]), step.up)
         elif kind.global_view:  # one window over the whole grid
             field = _slide(field, field.grid, field.grid, (1, 1))
         fields[layer.name] = field
@@ -108,12 +112,14 @@ def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None
 
 
 def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
-           grid: tuple[int, int]) -> Field:
+           grid: tuple[int, int], up: tuple[int, int] = (1, 1)) -> Field:
     """A window of `extent` taken every `stride` positions: the field grows by the extent in
-    the input's jumps, and the jump multiplies by the stride."""
+    the input's jumps, and the jump multiplies by the stride; upsampling by `up` divides it
+    (whole input pixels, at least 1)."""
     return Field((field.size[0] + (extent[0] - 1) * field.jump[0],
                   field.size[1] + (extent[1] - 1) * field.jump[1]),
-                 (field.jump[0] * stride[0], field.jump[1] * stride[1]), grid)
+                 (max(1, field.jump[0] * stride[0] // up[0]),
+                  max(1, field.jump[1] * stride[1] // up[1])), grid)
 
 
 @dataclass(frozen=True, slots=True)

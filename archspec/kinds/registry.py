@@ -14,8 +14,9 @@ from archspec.core.text import shape_text
 from archspec.ir import ArgValue, Shape
 
 Args = Mapping[str, ArgValue]
-ParamType = Literal["int", "count", "size", "pad", "float", "bool"]
-Family = Literal["conv", "pool", "norm", "activation", "fc", "dropout", "reshape", "join"]
+ParamType = Literal["int", "count", "size", "pad", "float", "bool", "mode"]
+Family = Literal["conv", "pool", "norm", "activation", "fc", "dropout", "reshape", "resample",
+                 "join"]
 REQUIRED: Any = object()
 
 
@@ -39,6 +40,8 @@ class Param:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    choices: tuple[str, ...] = ()  # a "mode": the words it may be
+    instead: str | None = None  # required unless this other parameter is given
 
     def check(self, value: float) -> str | None:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
@@ -91,6 +94,17 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """How a layer without a fixed sliding window moves the receptive field, per dimension:
+    each output value sees `extent` input positions, neighbours `stride` positions apart, and
+    `up` output positions share an input position (upsampling divides the jump)."""
+
+    extent: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    up: tuple[int, int] = (1, 1)
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
     """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
     notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
@@ -136,7 +150,9 @@ class LayerKind:
     shorthand_implies: tuple[tuple[str, ArgValue], ...] = ()
     out_rank: int | None = None  # None: same rank as the input
     shape: Callable[[Args, Shape], Shape] = field(default=lambda args, shape: shape)
-    window: Callable[[Args], Window] | None = None
+    # A sliding window (None for some arguments: an adaptive pool), or else a field `step`.
+    window: Callable[[Args], Window | None] | None = None
+    step: Callable[[Args, Shape], Step] | None = None
     cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
     # Joins only (a join is a kind written as an operator between branches, `( A + B )`):
     # `op` the operator, `verb` what it does (for hints), `symbol` how tables and diagrams
@@ -191,6 +207,12 @@ def format_shape(shape: Shape) -> str:
     return shape_text(shape)
 
 
+def _fixed_window(args: Args) -> Window:
+    window = _pool_window(args)
+    assert window is not None
+    return window
+
+
 def _windowed(
     kind: str, window: Callable[[Args], Window], channels: Callable[[Args, int], int]
 ) -> Callable[[Args, Shape], Shape]:
@@ -214,9 +236,27 @@ def _conv_window(args: Args) -> Window:
                   pad=pair(args["pad"]), dilation=pair(args["dilation"]))
 
 
-def _pool_window(args: Args) -> Window:
+def _pool_window(args: Args) -> Window | None:
+    if "out" in args:  # adaptive: PyTorch's windows cover every pixel
+        return None
     return Window(kernel=pair(args["kernel"]), stride=pair(args["stride"]),
                   pad=pair(args["pad"]), ceil=bool(args["ceil"]))
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows along one dimension: [floor(i*in/out),
+    ceil((i+1)*in/out)) for each output position i."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _adaptive_step(args: Args, shape: Shape) -> Step:
+    """The widest adaptive window, and the average distance between windows."""
+    out = pair(args["out"])
+    extent = tuple(max(stop - start for start, stop in adaptive_windows(shape[1 + i], out[i]))
+                   for i in (0, 1))
+    return Step(extent=(extent[0], extent[1]),
+                stride=(max(1, shape[1] // out[0]), max(1, shape[2] // out[1])),
+                up=(max(1, out[0] // shape[1]), max(1, out[1] // shape[2])))
 
 
 def _conv_channels(args: Args, c: int) -> int:
@@ -240,9 +280,12 @@ def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
 
 
 def _pool_shape(kind: str) -> Callable[[Args, Shape], Shape]:
-    rule = _windowed(kind, _pool_window, lambda args, c: c)
+    rule = _windowed(kind, _fixed_window, lambda args, c: c)
 
     def checked(args: Args, shape: Shape) -> Shape:
+        if "out" in args:
+            c, _h, _w = _spatial(kind, shape)
+            return (c, *pair(args["out"]))
         kh, kw = pair(args["kernel"])
         ph, pw = pair(args["pad"])
         if 2 * ph > kh or 2 * pw > kw:
@@ -319,12 +362,135 @@ def _flatten_shape(args: Args, shape: Shape) -> Shape:
     return (_features(shape),)
 
 
+def _affine_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    """A weight and a bias per channel (or feature): LAYERNORM, GROUPNORM."""
+    c = inp[0]
+    return Cost(weights=c, biases=c, formula=f"{c}")
+
+
+def _prelu_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    slopes = inp[0] if args["per_channel"] else 1
+    return Cost(weights=slopes, formula=f"{slopes}")
+
+
+def _scale_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    return Cost(weights=inp[0], formula=f"{inp[0]}")
+
+
+def _layernorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    # the input, and a mean and an inverse deviation per normalised vector: one vector per
+    # position of a map (over its channels), one for a flat input
+    return Saved(input=True, extra=2 * math.prod(inp[1:]))
+
+
+def _groupnorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    return Saved(input=True, extra=2 * int(args["groups"]))  # a mean and rstd per group
+
+
+def _droppath_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    if args["p"] == 0:  # returns its input
+        return Saved()
+    return Saved(extra=1)  # the per-sample keep mask, N x 1 x 1 x 1 at the dtype
+
+
+def _avgpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:
+    # torch's adaptive average pool to 1x1 is a mean, which keeps only sizes
+    if "out" in args and pair(args["out"]) == (1, 1):
+        return Saved()
+    return Saved(input=True)
+
+
+def _divides(kind: str, what: str) -> Callable[[Args, Shape], Shape]:
+    """Keeps the shape; `groups` must divide the channels (GROUPNORM, SHUFFLE)."""
+    def rule(args: Args, shape: Shape) -> Shape:
+        groups = int(args["groups"])
+        if shape[0] % groups:
+            raise ShapeError(f"{kind} groups={groups} must divide its {shape[0]} {what}")
+        if kind == "SHUFFLE":
+            _spatial(kind, shape)
+        elif math.prod(shape) == groups:  # torch refuses it; the output would be all zeros
+            raise ShapeError(f"{kind} groups={groups} leaves one value in each group of its "
+                             f"{format_shape(shape)} input: normalised, it is always 0")
+        return shape
+
+    return rule
+
+
+def _slice_shape(args: Args, shape: Shape) -> Shape:
+    start, stop = int(args["start"]), int(args["stop"])
+    if not start < stop <= shape[0]:
+        raise ShapeError(f"SLICE({start}, {stop}) takes channels {start} to {stop - 1}, "
+                         f"outside the {shape[0]} channels of its input "
+                         f"({format_shape(shape)})" if stop > shape[0] else
+                         f"SLICE({start}, {stop}) is empty: start must be below stop")
+    return (stop - start, *shape[1:])
+
+
+def _global(kind: str) -> Callable[[Args, Shape], Shape]:
+    def rule(args: Args, shape: Shape) -> Shape:
+        c, _h, _w = _spatial(kind, shape)
+        return (c, 1, 1)
+
+    return rule
+
+
+def _upsample_shape(args: Args, shape: Shape) -> Shape:
+    c, h, w = _spatial("UPSAMPLE", shape)
+    scale = int(args["scale"])
+    return (c, h * scale, w * scale)
+
+
+def _upsample_step(args: Args, shape: Shape) -> Step:
+    scale = int(args["scale"])
+    extent = 2 if args["mode"] == "bilinear" else 1  # bilinear mixes two neighbours
+    return Step(extent=(extent, extent), up=(scale, scale))
+
+
+def _deconv_shape(args: Args, shape: Shape) -> Shape:
+    c, h, w = _spatial("DECONV", shape)
+    groups, filters = int(args["groups"]), int(args["filters"])
+    if c % groups or filters % groups:
+        raise ShapeError(f"DECONV groups={groups} must divide both its {c} input channels "
+                         f"and its {filters} filters")
+    kernel, stride = pair(args["kernel"]), pair(args["stride"])
+    pad, dilation, extra = pair(args["pad"]), pair(args["dilation"]), pair(args["output_pad"])
+    for i in (0, 1):
+        if extra[i] >= max(stride[i], dilation[i]):
+            raise ShapeError("DECONV output_pad must be below its stride or its dilation "
+                             "(PyTorch's rule)")
+    out = tuple((size - 1) * stride[i] - 2 * pad[i] + dilation[i] * (kernel[i] - 1)
+                + extra[i] + 1 for i, size in enumerate((h, w)))
+    if min(out) < 1:
+        raise ShapeError(f"DECONV pad {pad[0]} leaves no output from its {h}x{w} input: "
+                         f"the output would be {out[0]}x{out[1]}")
+    return (filters, *out)
+
+
+def _deconv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    kh, kw = pair(args["kernel"])
+    per_group = out[0] // int(args["groups"])
+    weights = inp[0] * per_group * kh * kw
+    biases = out[0] if args["bias"] else 0
+    # each input value multiplies its own kxk kernel once per output channel of its group
+    return Cost(weights=weights, biases=biases, macs=weights * inp[1] * inp[2],
+                formula=f"({kh}*{kw}*{per_group})*{inp[0]}")
+
+
+def _deconv_step(args: Args, shape: Shape) -> Step:
+    stride, dilation, kernel = pair(args["stride"]), pair(args["dilation"]), pair(args["kernel"])
+    extent = tuple(-(-(dilation[i] * (kernel[i] - 1) + 1) // stride[i]) for i in (0, 1))
+    return Step(extent=(extent[0], extent[1]), up=stride)
+
+
 _POOL_PARAMS = (
-    Param("kernel", "size", low=1),
+    Param("kernel", "size", low=1, instead="out"),
     Param("stride", "size", default="kernel", low=1),
     Param("pad", "size", default=0, low=0),
     Param("ceil", "bool", default=False),
+    Param("out", "size", default=None, low=1),
 )
+_EPS = Param("eps", "float", default=1e-5, low=0, low_open=True)
+_DROP = Param("p", "float", low=0, high=1, high_open=True)
 
 KINDS: tuple[LayerKind, ...] = (
     LayerKind(
@@ -336,12 +502,30 @@ KINDS: tuple[LayerKind, ...] = (
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
         cost=_conv_cost, saves=_saves_input, header_activation=True, header_bn=True),
+    LayerKind("DECONV", "conv", "deconv",
+              params=(Param("filters", "count", low=1), Param("kernel", "size", low=1),
+                      Param("stride", "size", default=1, low=1),
+                      Param("pad", "size", default=0, low=0),
+                      Param("dilation", "size", default=1, low=1),
+                      Param("groups", "count", default=1, low=1),
+                      Param("bias", "bool", default=True),
+                      Param("output_pad", "size", default=0, low=0)),
+              suffix="kernel", dash="filters", slash="stride", out_rank=3, shape=_deconv_shape,
+              step=_deconv_step, cost=_deconv_cost, saves=_saves_input, header_activation=True,
+              header_bn=True),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
-              window=_pool_window, saves=_maxpool_saves),
+              window=_pool_window, step=_adaptive_step, saves=_maxpool_saves),
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
-              out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, saves=_saves_input),
+              out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, step=_adaptive_step,
+              saves=_avgpool_saves),
     LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True),
+    LayerKind("GMP", "pool", "gmp", out_rank=3, shape=_global("GMP"), global_view=True,
+              saves=_maxpool_saves),
+    LayerKind("UPSAMPLE", "resample", "upsample",
+              params=(Param("scale", "count", low=1),
+                      Param("mode", "mode", default="nearest", choices=("nearest", "bilinear"))),
+              out_rank=3, shape=_upsample_shape, step=_upsample_step),
     LayerKind("FC", "fc", "fc",
               params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost, global_view=True,
@@ -357,6 +541,19 @@ KINDS: tuple[LayerKind, ...] = (
               params=(Param("slope", "float", default=0.01, low=0),), in_place=True,
               saves=_saves_input),
     LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output),
+    LayerKind("RELU6", "activation", "relu6", in_place=True, saves=_saves_input, dies=True),
+    LayerKind("HARDSWISH", "activation", "hardswish", in_place=True, saves=_saves_input),
+    LayerKind("HARDSIGMOID", "activation", "hardsigmoid", in_place=True, saves=_saves_input,
+              bounds=(0.0, 1.0)),
+    LayerKind("SILU", "activation", "silu", aliases=("SWISH",), in_place=True,
+              saves=_saves_input),
+    LayerKind("MISH", "activation", "mish", in_place=True, saves=_saves_input),
+    LayerKind("SELU", "activation", "selu", in_place=True, saves=_saves_input),
+    LayerKind("ELU", "activation", "elu", params=(Param("alpha", "float", default=1.0, low=0),),
+              in_place=True, saves=_saves_input),
+    LayerKind("PRELU", "activation", "prelu",
+              params=(Param("per_channel", "bool", default=False),), cost=_prelu_cost,
+              saves=_saves_input),
     LayerKind("BN", "norm", "bn",
               params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
                       Param("momentum", "float", default=0.1, low=0, high=1)),
@@ -367,10 +564,24 @@ KINDS: tuple[LayerKind, ...] = (
                       Param("beta", "float", default=0.75, low=0),
                       Param("k", "float", default=2.0, low=0)),
               aliases=("LRN",), shape=_lrn_shape, saves=_lrn_saves),
+    LayerKind("LAYERNORM", "norm", "layernorm", params=(_EPS,), cost=_affine_cost,
+              saves=_layernorm_saves),
+    LayerKind("GROUPNORM", "norm", "groupnorm", params=(Param("groups", "count", low=1), _EPS),
+              shape=_divides("GROUPNORM", "channels"), cost=_affine_cost,
+              saves=_groupnorm_saves),
+    LayerKind("SCALE", "norm", "scale", params=(Param("init", "float", default=1e-6),),
+              cost=_scale_cost, saves=_saves_input),
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
               in_place=True, saves=_dropout_saves),
+    LayerKind("STOCHASTICDEPTH", "dropout", "droppath", params=(_DROP,), aliases=("DROPPATH",),
+              saves=_droppath_saves),
+    LayerKind("SLICE", "reshape", "slice",
+              params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
+              shape=_slice_shape, view=True),
+    LayerKind("SHUFFLE", "reshape", "shuffle", params=(Param("groups", "count", low=1),),
+              shape=_divides("SHUFFLE", "channels")),
 )
 
 

@@ -15,8 +15,11 @@ from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
 
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-SHORTHAND = re.compile(r"(?P<base>[A-Za-z_]+?)(?P<suffix>\d+)?(?:-(?P<dash>\d+))?"
-                       r"(?:/(?P<slash>\d+))?$")
+# A kind whose name ends in digits (RELU6) is matched whole before a shorthand's size.
+SHORTHAND = re.compile(
+    "(?P<base>" + "".join(f"(?i:{re.escape(name)})|" for name in sorted(
+        (n for n in reg.all_names() if any(ch.isdigit() for ch in n)), key=len, reverse=True))
+    + r"[A-Za-z_]+?)(?P<suffix>\d+)?(?:-(?P<dash>\d+))?(?:/(?P<slash>\d+))?$")
 INT = re.compile(r"\d+$")
 
 # A block's parameters bound to the values of one call.
@@ -66,6 +69,10 @@ class Arguments:
             return self._bad(value, f"{param.name} is true or false")
         if kind == "pad" and value.kind == "word" and text.lower() == "same":
             return "same"
+        if kind == "mode":
+            if value.kind == "word" and text.lower() in param.choices:
+                return text.lower()
+            return self._bad(value, f"{param.name} is " + " or ".join(param.choices))
         if kind in ("size", "pad") and value.kind == "size":
             dims = [int(d) for d in re.split("[x×]", text)]
             if len(dims) != 2:
@@ -150,7 +157,8 @@ class Arguments:
                 else:
                     args[param.name] = converted
             elif param.default is reg.REQUIRED:
-                missing.append(param.name)
+                if param.instead is None or param.instead not in given:
+                    missing.append(param.name)
             elif param.default is not None:
                 args[param.name] = param.default
         if missing:
@@ -186,6 +194,13 @@ class Arguments:
                 return None
             if keep is not None and "p" not in written:  # a written p beats a default keep
                 args["p"] = round(1.0 - float(keep), 12)
+        if "out" in args:  # an adaptive pool: its windows follow from the output size
+            fixed = sorted(written & {"kernel", "stride", "pad", "ceil"})
+            if fixed:
+                self.diags.error("argument", f"{kind.name}(out=...) pools adaptively; it takes "
+                                 f"no {' or '.join(fixed)}", call.span)
+                return None
+            return {"out": args["out"]}
         if args.get("stride") == "kernel":
             args["stride"] = args["kernel"]
         if args.get("pad") == "same":

@@ -103,7 +103,8 @@ def _names(nodes: list[Node], diags: Diagnostics) -> dict[int, str]:
         short = reg.kind_of(node.kind).short
         counters[short] = counters.get(short, 0) + 1  # named layers keep their place
         if index not in names:
-            names[index] = _fresh(f"{short}{counters[short]}", used)
+            joint = "_" if short[-1].isdigit() else ""  # relu6_1, not relu61
+            names[index] = _fresh(f"{short}{joint}{counters[short]}", used)
     for index, node in enumerate(nodes, start=1):
         if node.removed or index in names:
             continue

@@ -41,8 +41,9 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
                             hint=_call_site(layer))
             continue
         # Once per written layer: the copies of a repeat would only say it again.
-        if kind.window is not None and layer.span.start not in warned and _window_warning(
-                layer, kind.window(layer.args), known[0], readers[layer.inputs[0]], diags):
+        window = kind.window(layer.args) if kind.window is not None else None
+        if window is not None and layer.span.start not in warned and _window_warning(
+                layer, window, known[0], readers[layer.inputs[0]], diags):
             warned.add(layer.span.start)
         if math.prod(out) > MAX_ACTIVATIONS:
             diags.error("limit", f"{layer.name}: an output of {math.prod(out):,} values "
@@ -86,9 +87,9 @@ def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: lis
         kind = reg.kind_of(other.kind)
         if other is layer:
             continue
-        if kind.window is None or other.args is None:
+        theirs = kind.window(other.args) if kind.window and other.args is not None else None
+        if theirs is None:
             return False  # it reads every pixel (or, in a sketch, may)
-        theirs = kind.window(other.args)
         coverage.append((theirs.reads(h, 0), theirs.reads(w, 1)))
     unread = _read_by_none(coverage, w)
     if not unread:

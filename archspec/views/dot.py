@@ -51,6 +51,7 @@ FILL: dict[reg.Family, str] = {
     "fc": "#fff2cc",
     "dropout": "#e6e6e6",
     "reshape": "#ffffff",
+    "resample": "#fde9d9",
     "join": "#f4cccc",
 }
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#888888"}

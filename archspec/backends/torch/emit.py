@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from archspec.analysis.report import Report, build_report, first_over
-from archspec.backends.torch.layers import DEFAULTS, JOINS, LAYERS, MODULE_ATTRIBUTES
+from archspec.backends.torch.layers import DEFAULTS, HELPERS, JOINS, LAYERS, MODULE_ATTRIBUTES
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.core.text import align, shape_text
@@ -115,7 +115,7 @@ def class_name(network: Network) -> str:
                    for part in _WORD.sub("_", network.name).split("_"))
     if not text or not text[0].isalpha():
         text = "Net" + text
-    if keyword.iskeyword(text) or text in _RESERVED:
+    if keyword.iskeyword(text) or text in _RESERVED or text in HELPERS:
         text += "Net"
     return text
 
@@ -167,6 +167,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
         f"INPUT_SHAPE = {_literal(network.input.shape)}",
         "",
         "",
+        *_helpers(network, known),
         f"class {cls}(nn.Module):",
         *_docstring(network, report, names, units),
         "",
@@ -275,7 +276,16 @@ def _call(layer: Layer, shapes: dict[str, Shape]) -> tuple[str, list[str]]:
         if key in defaults and type(defaults[key]) is type(value) and defaults[key] == value:
             continue
         args.append(f"{key}={_literal(value)}")
-    return f"nn.{call.cls}", args
+    return (call.cls if call.cls in HELPERS else f"nn.{call.cls}"), args
+
+
+def _helpers(network: Network, shapes: dict[str, Shape]) -> list[str]:
+    """The source of each module torch.nn lacks that the network uses, once, in order."""
+    used = dict.fromkeys(LAYERS[layer.kind](layer.args, shapes[layer.inputs[0]]).cls
+                         for layer in network.layers if layer.args is not None
+                         and reg.kind_of(layer.kind).join is None)
+    return [line for cls in used if cls in HELPERS
+            for line in (*HELPERS[cls].splitlines(), "", "")]
 
 
 def _wrap(prefix: str, call: tuple[str, list[str]], suffix: str) -> list[str]:
@@ -305,6 +315,8 @@ def _fill(prefix: str, expr: str) -> list[str]:
 def _literal(value: ArgValue | Shape) -> str:
     """A Python literal for a validated argument; anything else is refused."""
     if isinstance(value, bool | int):
+        return repr(value)
+    if isinstance(value, str):  # a registry "mode" (`nearest`), one of a fixed set of words
         return repr(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"

@@ -1,5 +1,6 @@
 """The PyTorch back end's table: per layer kind its torch.nn class and arguments, per join its
-expression, and torch's own defaults and Module attributes written as data (no torch import).
+expression, the plain-torch source of the few modules torch.nn lacks, and torch's own defaults
+and Module attributes written as data (no torch import).
 
 `tests/test_backends.py` checks every registered kind and join has its entry here, and (with
 torch) that the classes exist and the defaults and attribute names are torch's own.
@@ -50,12 +51,38 @@ def _simple(cls: str, *names: tuple[str, str]) -> Callable[[Args, Shape], TorchC
     return rule
 
 
+def _deconv(args: Args, inp: Shape) -> TorchCall:
+    return TorchCall("ConvTranspose2d", (inp[0], args["filters"], args["kernel"]), (
+        ("stride", args["stride"]), ("padding", args["pad"]),
+        ("output_padding", args["output_pad"]), ("groups", args["groups"]),
+        ("bias", args["bias"]), ("dilation", args["dilation"])))
+
+
+def _pooling(fixed: str, adaptive: str) -> Callable[[Args, Shape], TorchCall]:
+    """A pool with a kernel, or with an output size (`out=`): PyTorch's adaptive pool."""
+    rule = _pool(fixed)
+
+    def choose(args: Args, inp: Shape) -> TorchCall:
+        return TorchCall(adaptive, (args["out"],)) if "out" in args else rule(args, inp)
+
+    return choose
+
+
+def _layernorm(args: Args, inp: Shape) -> TorchCall:
+    cls = "LayerNorm2d" if len(inp) == 3 else "LayerNorm"
+    return TorchCall(cls, (inp[0],), (("eps", args["eps"]),))
+
+
 # Every layer kind of the registry: its module, from its arguments and its input shape.
 LAYERS: dict[str, Callable[[Args, Shape], TorchCall]] = {
     "CONV": _conv,
-    "MAXPOOL": _pool("MaxPool2d"),
-    "AVGPOOL": _pool("AvgPool2d"),
+    "DECONV": _deconv,
+    "MAXPOOL": _pooling("MaxPool2d", "AdaptiveMaxPool2d"),
+    "AVGPOOL": _pooling("AvgPool2d", "AdaptiveAvgPool2d"),
     "GAP": lambda args, inp: TorchCall("AdaptiveAvgPool2d", (1,)),
+    "GMP": lambda args, inp: TorchCall("AdaptiveMaxPool2d", (1,)),
+    "UPSAMPLE": lambda args, inp: TorchCall("Upsample", (), (
+        ("scale_factor", args["scale"]), ("mode", args["mode"]))),
     "FC": lambda args, inp: TorchCall("Linear", (inp[0], args["units"]),
                                       (("bias", args["bias"]),)),
     "FLATTEN": _simple("Flatten"),
@@ -65,10 +92,77 @@ LAYERS: dict[str, Callable[[Args, Shape], TorchCall]] = {
     "GELU": _simple("GELU"),
     "LEAKYRELU": _simple("LeakyReLU", ("slope", "negative_slope")),
     "SOFTMAX": lambda args, inp: TorchCall("Softmax", (), (("dim", 1),)),
+    "RELU6": _simple("ReLU6"),
+    "HARDSWISH": _simple("Hardswish"),
+    "HARDSIGMOID": _simple("Hardsigmoid"),
+    "SILU": _simple("SiLU"),
+    "MISH": _simple("Mish"),
+    "SELU": _simple("SELU"),
+    "ELU": _simple("ELU", ("alpha", "alpha")),
+    "PRELU": lambda args, inp: TorchCall("PReLU", (), (
+        ("num_parameters", inp[0] if args["per_channel"] else 1),)),
     "BN": _bn,
     "NORM": _simple("LocalResponseNorm", ("size", "size"), ("alpha", "alpha"), ("beta", "beta"),
                     ("k", "k")),
     "DROPOUT": _simple("Dropout", ("p", "p")),
+    "LAYERNORM": _layernorm,
+    "GROUPNORM": lambda args, inp: TorchCall("GroupNorm", (args["groups"], inp[0]),
+                                             (("eps", args["eps"]),)),
+    "SCALE": lambda args, inp: TorchCall("Scale", (inp[0], args["init"], len(inp) == 3)),
+    "STOCHASTICDEPTH": lambda args, inp: TorchCall("StochasticDepth", (args["p"],)),
+    "SLICE": lambda args, inp: TorchCall("Slice", (args["start"], args["stop"])),
+    "SHUFFLE": lambda args, inp: TorchCall("ChannelShuffle", (args["groups"],)),
+}
+
+# Modules torch.nn lacks, written in plain torch into the generated module that uses them
+# (it imports only torch). Each is a class of that name.
+HELPERS: dict[str, str] = {
+    "LayerNorm2d": '''class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at each position of a map (ConvNeXt's, as torchvision)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)''',
+    "Scale": '''class Scale(nn.Module):
+    """A learnable per-channel multiplier (layer scale), every channel starting at `init`."""
+
+    def __init__(self, channels: int, init: float, spatial: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels, 1, 1) if spatial else (channels,),
+                                              init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x''',
+    "StochasticDepth": '''class StochasticDepth(nn.Module):
+    """In training, drops the whole input of a sample with probability p and scales the kept
+    ones by 1/(1-p) (torchvision's StochasticDepth, mode "row"); the identity in evaluation."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        return x * noise.bernoulli_(survival).div_(survival)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"''',
+    "Slice": '''class Slice(nn.Module):
+    """Channels start ... stop-1 of the input, a view of it."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"''',
 }
 
 # Every join: the forward expression over the branches' variables.
@@ -99,6 +193,26 @@ DEFAULTS: dict[str, dict[str, ArgValue]] = {
                     "track_running_stats": True, "bias": True},
     "LocalResponseNorm": {"alpha": 0.0001, "beta": 0.75, "k": 1.0},
     "Dropout": {"p": 0.5, "inplace": False},
+    "ConvTranspose2d": {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1,
+                        "bias": True, "dilation": 1},
+    "AdaptiveMaxPool2d": {"return_indices": False},
+    "Upsample": {},
+    "ReLU6": {"inplace": False},
+    "Hardswish": {"inplace": False},
+    "Hardsigmoid": {"inplace": False},
+    "SiLU": {"inplace": False},
+    "Mish": {"inplace": False},
+    "SELU": {"inplace": False},
+    "ELU": {"alpha": 1.0, "inplace": False},
+    "PReLU": {"num_parameters": 1, "init": 0.25},
+    "LayerNorm": {"eps": 1e-05, "elementwise_affine": True, "bias": True},
+    "GroupNorm": {"eps": 1e-05, "affine": True, "bias": True},
+    "ChannelShuffle": {},
+    # the helpers' (HELPERS): LayerNorm2d is an nn.LayerNorm
+    "LayerNorm2d": {"eps": 1e-05, "elementwise_affine": True, "bias": True},
+    "Scale": {},
+    "StochasticDepth": {},
+    "Slice": {},
 }
 
 # The public attributes of an nn.Sequential (an nn.Module): a layer may not take their names.
