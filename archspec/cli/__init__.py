@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import TextIO
 
 import archspec
-from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError
+from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code. Imported on demand,
 # so `archspec table` never pays for the modules of `train` or `draw`.
@@ -46,7 +46,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Every failure ends here as one `archspec: error:` line and a non-zero
     exit code, never a traceback: usage errors, files that cannot be read or written, memory,
-    and standard output cut short (a full disk, a file-size limit, a closed pipe)."""
+    an optional library not installed (naming the extra that brings it), and standard output
+    cut short (a full disk, a file-size limit, a closed pipe)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        return _fail(f"`archspec {args.command}` needs {exc.name}, which the {extra} extra "
+                     f"installs: pip install 'archspec[{extra}]'", EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

@@ -19,6 +19,18 @@ EXIT_PIPE = 141  # standard output closed by its reader: what SIGPIPE's default 
 STDIN = "-"
 
 
+# The package each optional library comes with: `pip install 'archspec[EXTRA]'`. The plain
+# install (lark, pydantic, graphviz) runs check, table, draw, diff and compile.
+EXTRAS = {"torch": "torch", "numpy": "torch", "matplotlib": "torch", "kornia": "train",
+          "sklearn": "train", "mlxtend": "train", "PIL": "train"}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The extra that would have installed the module an import missed, or None when the
+    module is none of the optional libraries (then the failure is a bug, not the install)."""
+    return EXTRAS.get((exc.name or "").split(".")[0])
+
+
 class UsageError(Exception):
     """A command-line mistake (a missing file, a bad option value): exit code 2, one line."""
 
