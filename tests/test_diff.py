@@ -372,3 +372,11 @@ def test_long_lists_of_values_count_their_runs() -> None:
     a = text_side(HEAD + "CONV3-8 - CONV3-8 - CONV3-8 - CONV3-16 - CONV3-16 - FC-10\n")
     b = text_side(HEAD + "CONV3-16 - CONV3-16 - CONV3-16 - CONV3-32 - CONV3-32 - FC-10\n", "<b>")
     assert "  conv1 … conv5 (5): filters 8 ×3, 16 ×2 → 16 ×3, 32 ×2\n" in render(compare(a, b))
+
+
+def test_a_layer_lost_in_one_place_and_gained_in_another_moves() -> None:
+    a = text_side(HEAD + "CONV3-8 - POOL2 - CONV3-16 - CONV3-24 - CONV3-32 - FC-10\n")
+    b = text_side(HEAD + "CONV3-8 - CONV3-16 - CONV3-24 - POOL2 - CONV3-32 - FC-10\n", "<b>")
+    text = render(compare(a, b))
+    assert "  moved: POOL2 pool1 (after conv1 → after conv3)\n" in text
+    assert "added:" not in text and "removed:" not in text

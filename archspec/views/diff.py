@@ -165,19 +165,44 @@ def _short(report: DiffReport, markdown: bool) -> str:
             items.append(f"{change.name} {_values(olds)} → {_values(news)}")
         joined = "; " if len(run) > 1 else ", "
         lines.append(f"{_names([_name(e) for e in run])}: {joined.join(items)}")
-    principal = _principal(report)
-    for status in ("added", "removed"):
-        written: dict[str, list[str]] = {}
-        for i, e in enumerate(report.entries):
-            if e.status == status and principal[i]:
-                written.setdefault(e.side.written, []).append(e.side.name)
-        if written:
-            lines.append(f"{status}: " + ", ".join(f"{w} ({_names(names)})"
-                                                  for w, names in written.items()))
+    lines += _moves(report)
     lines += [f"{c.field}: {c.old} → {c.new}" for c in report.plan]
     if markdown:
         return "### In short\n\n" + "\n".join(f"- {_md(line)}" for line in lines)
     return "In short:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _moves(report: DiffReport) -> list[str]:
+    """Added and removed layers by how they are written; a layer written alike that one
+    network lost and the other gained is said to move (SqueezeNet 1.1's pools: `moved:
+    POOL3/2 pool2 (after fire3 → after fire2)`), each at the layer written before it."""
+    principal = _principal(report)
+    after: list[str] = []  # per entry: the written layer before it in its own network
+    last = ["input", "input"]
+    for entry in report.entries:
+        after.append(last[1 if entry.b is not None else 0])
+        for k, side in enumerate((entry.a, entry.b)):
+            if side is not None and not side.implicit:
+                last[k] = side.name
+    found: dict[str, dict[str, list[int]]] = {"added": {}, "removed": {}}
+    for i, entry in enumerate(report.entries):
+        if entry.status in found and principal[i]:
+            found[entry.status].setdefault(entry.side.written, []).append(i)
+    moved = []
+    for written, gone in found["removed"].items():
+        come = found["added"].get(written, [])
+        for i, j in zip(gone, come, strict=False):
+            names = _arrow(report.entries[i].side.name, report.entries[j].side.name)
+            moved.append(f"{written} {names} (after {after[i]} → after {after[j]})")
+        found["added"][written] = come[len(gone):]
+        found["removed"][written] = gone[len(come):]
+    lines = [f"moved: {', '.join(moved)}"] if moved else []
+    for status in ("added", "removed"):
+        shown = [f"{w} ({_names([report.entries[i].side.name for i in where])})"
+                 for w, where in found[status].items() if where]
+        if shown:
+            lines.append(f"{status}: {', '.join(shown)}")
+    return lines
 
 
 # --- each change and what follows from it ----------------------------------------------------
