@@ -143,6 +143,20 @@ def test_json_is_versioned_sorted_and_stable(capsys: pytest.CaptureFixture[str])
     assert out == to_json(seed("alexnet", "zfnet"))
     entry = next(e for e in data["entries"] if e["status"] == "changed")
     assert entry["changes"][0] == {"name": "kernel", "old": 11, "new": 7}
+    # the fields docs/diff.md documents, no more, no fewer
+    assert set(data) == {"version", "identical", "a", "b", "network", "plan", "entries",
+                         "consequences", "stages", "blocks"}
+    assert set(data["a"]) == {"file", "name", "description", "layers", "totals"}
+    assert set(data["a"]["totals"]) == {"params", "macs", "activations", "activation_bytes",
+                                        "output_shape", "receptive_field"}
+    assert set(entry) == {"status", "a", "b", "changes", "effects"}
+    assert set(entry["a"]) == {"name", "kind", "written", "line", "col", "implicit", "origin",
+                               "args", "stage", "block", "output_shape", "receptive_field",
+                               "figures"}
+    assert set(entry["a"]["figures"]) == {"params", "macs", "activations", "activation_bytes"}
+    assert set(data["consequences"][0]) == {"causes", "affected", "delta"}
+    assert set(data["stages"][0]) == {"a", "b", "figures_a", "figures_b"}
+    assert set(data["network"][0]) == {"field", "old", "new", "line_a", "line_b"}
 
 
 # --- equal graphs, written differently -------------------------------------------------------
