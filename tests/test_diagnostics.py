@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, all_specs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from archspec.core.diagnostics import Diagnostic, Severity, render
+from archspec.core.diagnostics import Diagnostic, Severity, printable, render
 from archspec.core.limits import (
     ECHO_COLUMNS,
     MAX_FINDINGS,
@@ -387,3 +389,25 @@ def test_unused_blocks_cost_what_their_text_is_long(monkeypatch) -> None:
     assert len(added) == 2 * 20 + 1
     assert [d.message for d in spec.errors] == [
         f"unknown layer kind or block `QQ{i}`" for i in range(20)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(line=st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=600),
+       col=st.integers(0, 700), width=st.integers(0, 300))
+def test_any_line_renders_printable_bounded_and_aligned(line: str, col: int, width: int) -> None:
+    """Whatever the line holds and wherever the span is: every rendered character is
+    printable, each line is bounded, and the caret stands under the span's first character."""
+    source = Source(f"{line}\nx\n", "f.arch")
+    start = min(col, len(line))
+    end = min(start + width, len(line))
+    finding = Diagnostic(severity=Severity.ERROR, code="x", message=line[:20],
+                         span=source.span(start, end))
+    _head, echoed, caret = render(finding, source).splitlines()
+    assert all(ch.isprintable() for ch in echoed + caret)
+    # 10 characters at most an escape (\U0010ffff), the span cut at ECHO_COLUMNS too
+    assert len(echoed) <= len("   1 | ") + 2 + 3 * ECHO_COLUMNS * 10
+    expected = line.expandtabs(1)[max(0, start - ECHO_COLUMNS):start]
+    shown = echoed[len("   1 | "):]
+    assert shown[caret.index("^") - len("     | "):].startswith(
+        printable(line.expandtabs(1)[start:start + 1]))
+    assert printable(expected) in shown
