@@ -79,8 +79,10 @@ class OptimizerSpec(Frozen):
     """An optimizer with each of its own arguments resolved; the others are None."""
 
     name: OptimizerName = "sgd"
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
+    # Sane upper bounds: past float32's range (3.4e38) torch's step overflows with a
+    # traceback, and no run trains with a learning rate or decay anywhere near 1000.
+    lr: float = Field(gt=0, le=1000)
+    weight_decay: float = Field(ge=0, le=1000)
     momentum: float | None = Field(None, ge=0, lt=1)
     dampening: float | None = Field(None, ge=0, le=1)
     nesterov: bool | None = None

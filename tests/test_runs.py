@@ -408,3 +408,96 @@ def test_thread_and_process_counts_are_bounded(flag: str, value: str, tmp_path: 
         main(["train", str(tiny(tmp_path)), flag, value])
     assert exit_.value.code == 2
     assert "(the CPUs this process may use)" in capsys.readouterr().err
+
+
+def test_a_diverged_run_writes_strict_json(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY.format(extra="").replace("adam(lr=0.01)", "sgd(lr=1000)"))
+    status, out, _err = run(capsys, "train", str(spec), "--out", str(tmp_path / "run"),
+                            "--epochs", "1")
+    assert status == 0 and "log-loss nan" in out
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"metrics.json holds a bare {constant}")
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(),
+                         parse_constant=refuse)
+    assert metrics["test_loss"] is None and metrics["members"][0]["val_loss"] is None
+    assert 0 <= metrics["test_accuracy"] <= 1
+
+
+# -- tampered plan files -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert run(capsys, "compile", str(tiny(tmp_path)), "-o", str(tmp_path / "build"))[0] == 0
+    return tmp_path / "build" / "tiny.plan.json"
+
+
+def tamper(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100_000 + "]" * 100_000, "not a readable plan file: nested too deeply"),
+    ('{"format": 1, "seed": ' + "7" * 5000 + "}", "not a readable plan file: Exceeds the limit"),
+    ("", "not a readable plan file: Expecting value"),
+    ("\xff\xfe", "not a readable plan file"),
+], ids=["deep-nesting", "5000-digits", "empty", "not-utf8"])
+def test_an_unreadable_plan_file_is_one_error(text: str, message: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.plan.json"
+    path.write_bytes(text.encode("latin-1"))
+    status, _out, err = run(capsys, "train", str(path), "--out", str(tmp_path / "run"))
+    assert status == 1 and message in one_error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["plan"].update(seed=10**30), "plan.seed is not what its spec text says "
+     "(a huge number, the text gives 0)"),
+    (lambda d: d["plan"]["spans"]["batch"].update(col=10**10, line=10**10), None),
+    (lambda d: d["plan"].update(augment=[{"name": "random_crop", "args": {}}]),
+     "plan.augment is not what its spec text says"),
+    (lambda d: d["plan"].update(epochs=0), "plan.epochs is 0, not a whole number from 1"),
+    (lambda d: d["plan"].update(epochs=True), "plan.epochs is true"),
+    (lambda d: d["plan"].update(device="tpu"), 'plan.device is "tpu", not cpu or cuda'),
+    (lambda d: d.update(plan=[]), "the plan has no `plan` mapping"),
+    (lambda d: d["source"].update(text=7), "no spec text under source.text"),
+], ids=["seed-1e30", "span-column-1e10", "augment-without-arguments", "epochs-0",
+        "epochs-bool", "device", "plan-not-a-mapping", "text-not-text"])
+def test_a_tampered_plan_is_one_error(change, message: str | None, plan_file: Path,
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tamper(plan_file, change)
+    status, out, err = run(capsys, "train", str(plan_file), "--out", str(tmp_path / "run"),
+                           "--epochs", "1")
+    if message is None:  # spans are the front end's, never the file's: the run goes ahead
+        assert status == 0 and "epoch 1/1" in out
+    else:
+        assert status == 1 and message in one_error_line(err)
+
+
+def test_a_plan_files_spec_text_gets_every_check_at_its_line(
+        plan_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tamper(plan_file, lambda d: d["source"].update(
+        text=d["source"]["text"] + "  ensemble 2\n  snapshots 2\n  schedule sgdr(period=1)\n"))
+    status, _out, err = run(capsys, "train", str(plan_file), "--out", str(tmp_path / "run"))
+    assert status == 1
+    assert f"{tmp_path / 'tiny.arch'}:12:" in err and "snapshots" in err and "ensemble" in err
+
+
+def test_an_output_that_is_a_device_or_a_link_stays_one(tmp_path: Path) -> None:
+    spec = tiny(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "archspec", "table", str(spec), "-o",
+                             "/dev/stdout"], env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "conv1" in result.stdout
+    assert Path("/dev/stdout").is_symlink()  # written through, not replaced by a file
+    (tmp_path / "real.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    assert main(["table", str(spec), "-o", str(tmp_path / "link.txt")]) == 0
+    assert (tmp_path / "link.txt").is_symlink() and "conv1" in (tmp_path / "real.txt").read_text()

@@ -226,11 +226,13 @@ def test_plan_file_round_trips_and_states_every_default(tmp_path: Path) -> None:
 
 def test_a_broken_plan_file_is_reported(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "x.plan.json"
-    path.write_text('{"format": 1, "source": {"text": "network x"}, "plan": {"batch": -1}}')
+    path = write_plan(loads(TINY.format(extra=""), str(tmp_path / "tiny.arch")), tmp_path)
+    document = json.loads(path.read_text())
+    document["plan"]["batch"] = -1
+    path.write_text(json.dumps(document))
     status, _out, err = train(capsys, str(path))
     assert status == 1
-    assert "plan.batch" in err and "greater than or equal to 1" in err
+    assert "plan.batch is not what its spec text says (-1, the text gives 32)" in err
 
 
 def test_resume_refuses_another_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -485,7 +487,7 @@ def test_lenet5_mnist_spec_reaches_a_floor(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--epochs", "x", "expected a whole number of at least 1, got 'x'"),
+    ("--epochs", "x", "expected a whole number from 1 to 2,147,483,647, got 'x'"),
     ("--nproc", "0", "expected a whole number from 1 to"),
     ("--threads", "1.5", "expected a whole number from 1 to")])
 def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message: str,

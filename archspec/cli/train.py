@@ -21,6 +21,7 @@ from archspec.cli.common import (
     whole_number,
 )
 from archspec.core.diagnostics import render_all
+from archspec.core.limits import MAX_INT
 from archspec.ir import TrainingPlan
 from archspec.lang.frontend import Spec
 from archspec.runtime.plan import PlanFileError, is_plan_file, read_plan, resolve, write_plan
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="where checkpoints, history, metrics and curves go "
                              "(default runs/NETWORK)")
-    parser.add_argument("--epochs", type=whole_number(1), metavar="N",
+    parser.add_argument("--epochs", type=whole_number(1, MAX_INT), metavar="N",
                         help="override the plan's epochs")
     parser.add_argument("--device", choices=DEVICES, help="override the plan's device")
     parser.add_argument("--resume", action="store_true",
@@ -69,7 +70,7 @@ def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
             return None
         if loaded.spec.diagnostics:
             print(loaded.spec.render(), file=sys.stderr)
-        return (loaded.spec, loaded.plan) if loaded.spec.ok else None
+        return (loaded.spec, loaded.plan) if loaded.plan is not None else None
     spec = load_or_report(path)
     if spec is None or spec.network is None:
         return None

@@ -26,11 +26,19 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 def _write(target: Path, data: str | bytes) -> None:
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "it is a directory", str(target))
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    if target.exists() and not target.is_file():
+        # A device or a pipe (`-o /dev/stdout`): written in place; a rename would replace it.
+        with target.open("wb") as handle:
+            handle.write(payload)
+        return
+    if target.is_symlink():
+        target = target.resolve()  # replace the file the link names, not the link
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.write(payload)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:

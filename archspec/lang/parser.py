@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from functools import cache
@@ -31,6 +32,8 @@ _BATCHNORM_HEADER = re.compile(r"\s*batchnorm\s*(#[^\n]*)?\s*$", re.IGNORECASE)
 _BAD_CHAR = re.compile(r"[^\x09\x0a\x0c\x0d\x20-\x7e×→]")
 _BAD_ANYWHERE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+# A number as the grammar's NUMBER token reads it (also inside words: CONV3-64).
+_NUMBER_TEXT = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 # Each join's operator is its own terminal, named after the join (`+` is JOIN_ADD).
 _JOIN_TOKENS = {f"JOIN_{join.name}": join for join in reg.JOINS}
@@ -232,6 +235,14 @@ def _bad_character(text: str) -> re.Match[str] | None:
     return min(found, key=lambda m: m.start(), default=None)
 
 
+def _huge_number(text: str) -> re.Match[str] | None:
+    """The first number (outside comments and strings) too large for a float: `1e999`, or a
+    thousand digits, which would be infinity, or too long for int() to read."""
+    masked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)
+    return next((m for m in _NUMBER_TEXT.finditer(masked)
+                 if not math.isfinite(float(m.group()))), None)
+
+
 def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
     """Parse a whole spec; syntax errors are collected (one per logical line at most)."""
     if len(source.text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
@@ -243,6 +254,13 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
         char = bad.group()
         what = "bytes that are not UTF-8" if char == "\ufffd" else f"character {char!r}"
         diags.error("syntax", f"unexpected {what}", source.span(bad.start(), bad.end()))
+        return s.SpecSyntax(header=(), body=(), train=(), train_span=None)
+
+    huge = _huge_number(source.text)
+    if huge is not None:
+        shown = huge.group() if len(huge.group()) <= 24 else huge.group()[:20] + "..."
+        diags.error("number", f"the number {shown} is too large: beyond floating point, it "
+                    "would be infinity", source.span(huge.start(), huge.end()))
         return s.SpecSyntax(header=(), body=(), train=(), train_span=None)
 
     header: list[s.Directive] = []

@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from archspec.core.files import write_atomic
+from archspec.core.limits import MAX_INT, MAX_SOURCE_BYTES
 from archspec.ir import Network, TrainingPlan
 from archspec.lang.frontend import Spec, loads
 
 SUFFIX = ".plan.json"
 FORMAT = 1
+# A plan holds a spec (at most MAX_SOURCE_BYTES) JSON-escaped, and a few hundred bytes more.
+MAX_PLAN_BYTES = 8 * MAX_SOURCE_BYTES
+# What `train --epochs/--device` may change in a plan file (`train` writes them into the run's).
+OVERRIDES = frozenset({"epochs", "device"})
 
 
 class PlanFileError(ValueError):
@@ -31,7 +34,7 @@ class LoadedPlan:
     """A plan file read back: the spec rebuilt from its text, and the plan to run."""
 
     spec: Spec
-    plan: TrainingPlan
+    plan: TrainingPlan | None  # None when the spec text has errors (spec.diagnostics says)
 
 
 def resolve(network: Network) -> TrainingPlan:
@@ -67,21 +70,62 @@ def is_plan_file(path: str | Path) -> bool:
 
 
 def read_plan(path: str | Path) -> LoadedPlan:
-    """Read a plan file; the spec is re-checked from its text, so its findings stay located."""
+    """Read a plan file. Its spec text goes through the whole front end again (the same checks
+    as `archspec check`, errors located in that text), and its plan must be the one that text
+    gives, but for what `train` overrides (`epochs`, `device`): the file is not trusted to hold
+    anything the front end has not checked. PlanFileError (one line) for anything else."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlanFileError(f"{path}: not a readable plan file: {exc}") from exc
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
+        if len(raw) > MAX_PLAN_BYTES:
+            raise PlanFileError(f"{path}: larger than a plan file can be "
+                                f"({MAX_PLAN_BYTES // 2**20} MiB)")
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, PlanFileError):
+            raise
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)
+        raise PlanFileError(f"{path}: not a readable plan file: {reason}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PlanFileError(f"{path}: not an archspec plan (format {FORMAT})")
     source = data.get("source")
     if not isinstance(source, dict) or not isinstance(source.get("text"), str):
         raise PlanFileError(f"{path}: the plan has no spec text under source.text")
-    try:
-        plan = TrainingPlan.model_validate(data.get("plan"))
-    except ValidationError as exc:
-        problems = "; ".join(f"plan.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors())
-        raise PlanFileError(f"{path}: {problems}") from exc
-    spec = loads(source["text"], str(source.get("path") or path))
-    return LoadedPlan(spec, plan)
+    origin = source.get("path")
+    spec = loads(source["text"], origin if isinstance(origin, str) and origin else str(path))
+    if not spec.ok or spec.network is None:
+        return LoadedPlan(spec, None)
+    return LoadedPlan(spec, _checked_plan(path, data.get("plan"), resolve(spec.network)))
+
+
+def _checked_plan(path: str | Path, written: Any, expected: TrainingPlan) -> TrainingPlan:
+    """The spec's plan with the file's overrides, if the file's plan is that plan otherwise."""
+    if not isinstance(written, dict):
+        raise PlanFileError(f"{path}: the plan has no `plan` mapping")
+    mine = expected.model_dump(mode="json", exclude={"spans"})
+    for key in sorted(set(mine) | set(written) - {"spans"}):
+        if key in OVERRIDES or written.get(key) == mine.get(key):
+            continue
+        raise PlanFileError(f"{path}: plan.{key} is not what its spec text says "
+                            f"({_short(written.get(key))}, the text gives {_short(mine.get(key))})"
+                            "; a plan file's plan is its spec's, with only epochs and device "
+                            "overridden: edit the spec and compile again")
+    epochs, device = written.get("epochs"), written.get("device")
+    if type(epochs) is not int or not 1 <= epochs <= MAX_INT:
+        raise PlanFileError(f"{path}: plan.epochs is {_short(epochs)}, not a whole number "
+                            f"from 1 to {MAX_INT:,}")
+    if device not in ("cpu", "cuda"):
+        raise PlanFileError(f"{path}: plan.device is {_short(device)}, not cpu or cuda")
+    return expected.model_copy(update={"epochs": epochs, "device": device})
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, int) or abs(value) < 10**30 \
+        else "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."

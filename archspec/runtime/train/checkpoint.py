@@ -114,6 +114,42 @@ def write_weights(out: Path, finished: list[dict[str, Any]]) -> list[Path]:
     return paths
 
 
+def same_form(saved: Any, template: Any) -> bool:
+    """Whether a saved state has the form of a fresh one: the same keys, lengths and types
+    (tensors of the same dtype). A torch `load_state_dict` trusts its input's form, and one a
+    file edited on purpose can break with any exception."""
+    if isinstance(template, torch.Tensor):
+        return isinstance(saved, torch.Tensor) and saved.dtype == template.dtype
+    if isinstance(template, dict):
+        return isinstance(saved, dict) and saved.keys() == template.keys() and all(
+            same_form(saved[key], value) for key, value in template.items())
+    if isinstance(template, list | tuple):
+        return type(saved) is type(template) and len(saved) == len(template) and all(
+            same_form(a, b) for a, b in zip(saved, template, strict=True))
+    return type(saved) is type(template)
+
+
+def optimizer_fits(saved: Any, optimizer: torch.optim.Optimizer) -> bool:
+    """A saved optimizer state fits this optimizer: its groups have the fresh ones' form, and
+    each parameter's buffers are a step count or tensors of the parameter's shape."""
+    fresh = optimizer.state_dict()
+    if not isinstance(saved, dict) or saved.keys() != fresh.keys() or not same_form(
+            saved["param_groups"], fresh["param_groups"]) or not isinstance(saved["state"], dict):
+        return False
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    for index, buffers in saved["state"].items():
+        if type(index) is not int or not 0 <= index < len(params) or not isinstance(
+                buffers, dict):
+            return False
+        for value in buffers.values():
+            if isinstance(value, torch.Tensor):
+                if value.dim() and value.shape != params[index].shape:
+                    return False
+            elif type(value) not in (int, float):
+                return False
+    return True
+
+
 def cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a state dict (kept for snapshots and finished members)."""
     return {key: value.detach().to("cpu", copy=True) for key, value in state_dict.items()}
@@ -137,6 +173,15 @@ def _weights(value: Any) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
+def _plain(value: Any) -> bool:
+    """JSON-like data only (no tensors), as a plan's dump is."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(map(_plain, value))
+    return value is None or isinstance(value, str | int | float)
+
+
 def _rng(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("torch"), torch.Tensor):
         return False
@@ -151,7 +196,7 @@ def _rng(value: Any) -> bool:
 
 _FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "digest": ("a hex string", lambda v: isinstance(v, str)),
-    "plan": ("a mapping", lambda v: isinstance(v, dict)),
+    "plan": ("a plain mapping", lambda v: isinstance(v, dict) and _plain(v)),
     "source": ("text", lambda v: isinstance(v, str)),
     "processes": ("a whole number from 1", _whole(1)),
     "member": ("a whole number from 0", _whole(0)),

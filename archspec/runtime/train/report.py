@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,19 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    """Strict JSON: a figure that is not a finite number (the NaN loss of a diverged run) is
+    written as null, never as the bare NaN or Infinity that JSON parsers reject."""
+    write_atomic(path, json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:

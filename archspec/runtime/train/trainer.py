@@ -378,6 +378,7 @@ class Trainer:
             raise ResumeError(f"{path} was written by {state['processes']} process(es); "
                               f"resume with --nproc {state['processes']}")
         self._check_epochs(path, saved.get("epochs"), state)
+        self._check_progress(path, saved["epochs"], state)
         self.history = state["history"]
         self.finished = state["finished"]
         if state["epoch"] < self.plan.epochs:
@@ -386,6 +387,20 @@ class Trainer:
         elif state["member"] + 1 < self.plan.ensemble:
             return state["member"] + 1, None  # that member had finished: the next starts afresh
         return state["member"], state
+
+    def _check_progress(self, path: Path, saved_epochs: int, state: dict[str, Any]) -> None:
+        """The checkpoint's counts agree with each other and with the plan (a file whose
+        digest was recomputed after editing is still not trusted to)."""
+        member, epoch, ensemble = state["member"], state["epoch"], self.plan.ensemble
+        finished = member + (epoch == saved_epochs)
+        rows = state["history"]
+        fields = set(report.HISTORY_FIELDS)
+        if not (member < ensemble and epoch >= 1 and len(state["finished"]) == finished
+                and len(state["snapshots"]) <= self.plan.snapshots
+                and len(rows) == member * saved_epochs + epoch
+                and all(set(row) == fields for row in rows)):
+            raise ResumeError(f"cannot resume: {path}: its member, epoch, history and "
+                              "finished members do not agree with each other or the plan")
 
     def _check_epochs(self, path: Path, saved: Any, state: dict[str, Any]) -> None:
         """A run may continue to other epochs (`--resume --epochs 30` after 20) only where the
@@ -412,6 +427,9 @@ class Trainer:
     def _restore(self, member: _Member, state: dict[str, Any]) -> int:
         try:
             member.model.load_state_dict(state["model"])
+            if not checkpoint.optimizer_fits(state["optimizer"], member.optimizer) or \
+                    not checkpoint.same_form(state["schedule"], member.schedule.state_dict()):
+                raise ValueError("its optimizer or schedule state has another form")
             member.optimizer.load_state_dict(state["optimizer"])
             member.schedule.load_state_dict(state["schedule"])
             checkpoint.set_rng_state(state["rng"][self.world.rank])
