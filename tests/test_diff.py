@@ -394,3 +394,33 @@ def test_a_layer_lost_in_one_place_and_gained_in_another_moves() -> None:
     text = render(compare(a, b))
     assert "  moved: POOL2 pool1 (after conv1 → after conv3)\n" in text
     assert "added:" not in text and "removed:" not in text
+
+
+@settings(FAST, max_examples=40)
+@given(networks(max_layers=8), networks(max_layers=8))
+def test_draw_diff_draws_every_removed_layer_once(a: Network, b: Network) -> None:
+    old, new = loaded(a, "a"), loaded(b, "b")
+    report = compare(old, new)
+    marks = dot.highlight(report, a)
+    removed = {e.a.name for e in report.entries if e.status == "removed" and e.a}
+    ghosts = {name for name in removed
+              if not (a.layer(name).implicit and a.layer(name).origin in removed)}
+    assert set(marks.ghosts) == {dot.GHOST + name for name in ghosts}
+    source = dot.dot_source(b, new.shapes, marks=marks, detail="full")
+    for ghost in marks.ghosts:  # each ghost is drawn, and joined to the graph
+        assert f'"{ghost}" [' in source and f'"{ghost}" ->' in source
+
+
+def test_an_fc_removed_takes_its_implied_flatten_with_it() -> None:
+    """The flatten implied before an FC comes before it in the graph, yet is part of it."""
+    report = compare(text_side(HEAD + "CONV3-8 - FC-10\n"),
+                     text_side(HEAD + "CONV3-8 - GAP\n", "<b>"))
+    names = [[report.entries[i].side.name for i in c.causes] for c in report.consequences]
+    assert names == [["fc1", "fc1_flatten"], ["gap1"]]
+    assert "removed: FC-10 (fc1)\n" in render(report)
+    assert set(dot.highlight(report, report_network(HEAD + "CONV3-8 - FC-10\n")).ghosts) == {
+        f"{dot.GHOST}fc1"}
+
+
+def report_network(text: str) -> Network:
+    return text_side(text).network

@@ -584,7 +584,8 @@ def _delta(entry: Entry) -> Figures | None:
 def _consequences(entries: Sequence[Entry], network: bool, inputs: Figures | None
                   ) -> tuple[Consequence, ...]:
     """Each change with the unchanged entries after it (up to the next change) that it
-    affects. An implicit layer added or removed with its origin is part of that change. The
+    affects. An implicit layer added or removed with its origin is part of that change (the
+    origin first, though an implied flatten comes before its FC). The
     network's own changes (its input; `inputs` is what the input itself adds, None when
     unknown) come first, with the entries before any layer's change."""
     found: list[Consequence] = []
@@ -604,11 +605,14 @@ def _consequences(entries: Sequence[Entry], network: bool, inputs: Figures | Non
             members.append(index)
             continue
         side = entry.side
-        if causes and not members and side.implicit and entry.status != "changed" \
-                and entries[causes[0]].status == entry.status \
-                and side.origin == entries[causes[0]].side.name:
-            causes.append(index)
-            continue
+        first = entries[causes[0]] if causes and not members else None
+        if first is not None and entry.status != "changed" and first.status == entry.status:
+            if side.implicit and side.origin == first.side.name:  # its activation, its BN
+                causes.append(index)
+                continue
+            if first.side.implicit and first.side.origin == side.name:  # its implied flatten
+                causes.insert(0, index)
+                continue
         close()
         causes, members = [index], []
     close()

@@ -108,24 +108,31 @@ def highlight(report: DiffReport, old: Network) -> Highlight:
     """The marks for drawing the report's new network (B) with what changed from A."""
     marks: dict[str, tuple[str, str]] = {}
     partner: dict[str, str] = {INPUT_NODE: INPUT_NODE}
-    removed: dict[str, str] = {}  # A layer → its ghost (an implicit one shares its origin's)
+    # An implicit layer added or removed with its origin (its activation, the flatten implied
+    # before an FC) goes with it: no note of its own, no ghost of its own.
+    added = {e.b.name for e in report.entries if e.status == "added" and e.b}
+    gone = {e.a.name for e in report.entries if e.status == "removed" and e.a}
+    removed: dict[str, str] = {}  # A layer → its ghost
     ghosts: dict[str, list[str]] = {}
+    companions = []
     for entry in report.entries:
         a, b = entry.a, entry.b
         if a is not None and b is not None:
             partner[a.name] = b.name
             if entry.status == "changed":
                 marks[b.name] = ("changed", changes_text(entry.changes))
-        elif b is not None:  # an implicit layer added with its origin goes without a note
-            with_origin = b.implicit and marks.get(b.origin or "", ("",))[0] == "added"
+        elif b is not None:
+            with_origin = b.implicit and b.origin in added
             marks[b.name] = ("added", "" if with_origin else f"{b.name} added")
+        elif a is not None and a.implicit and a.origin in gone:
+            companions.append(a)
         elif a is not None:
-            if a.implicit and a.origin in removed:
-                removed[a.name] = removed[a.origin]
-                ghosts[removed[a.name]][0] += f" +{a.kind}"
-            else:
-                removed[a.name] = GHOST + a.name
-                ghosts[removed[a.name]] = [a.written, f"{a.name} removed"]
+            removed[a.name] = GHOST + a.name
+            ghosts[removed[a.name]] = [a.written, f"{a.name} removed"]
+    for a in companions:
+        assert a.origin is not None
+        removed[a.name] = removed[a.origin]
+        ghosts[removed[a.name]][0] += f" +{a.kind}"
     edges: list[tuple[str, str]] = []
     for layer in old.layers:
         for name in layer.inputs:
