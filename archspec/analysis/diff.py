@@ -560,7 +560,9 @@ def _entry(x: Layer | None, y: Layer | None, side_a: _Side, side_b: _Side) -> En
             if x.args != y.args else []
     else:
         # One kind: its arguments in the registry's order; two kinds: by name (symmetric).
-        names = list(x.args) if x.kind == y.kind else sorted({*x.args, *y.args})
+        given = {*x.args, *y.args}
+        names = [p.name for p in reg.kind_of(x.kind).params if p.name in given] \
+            if x.kind == y.kind else sorted(given)
         changes += [ArgChange(name=n, old=x.args.get(n), new=y.args.get(n))
                     for n in names if old.get(n) != new.get(n)]
     effects: list[Figure] = []
