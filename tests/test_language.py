@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from conftest import all_specs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archspec.ir import Layer, Network
-from archspec.lang import header, syntax
+from archspec.lang import expr, header, syntax
 from archspec.lang.frontend import Spec, load, loads
 
 CONV_DEFAULTS = {"stride": 1, "pad": 0, "dilation": 1, "groups": 1, "bias": True}
@@ -580,3 +582,67 @@ def test_deconv_shorthand_upsamples_by_its_stride() -> None:
                                       "output_pad": 0}
     assert [spec.shapes[n] for n in ("deconv1", "deconv2", "upsample1", "upsample2")] == [
         (16, 64, 64), (4, 128, 128), (4, 256, 256), (4, 768, 768)]
+
+
+# -- {expressions} --------------------------------------------------------------------------
+
+
+def test_expressions_stand_wherever_a_number_may() -> None:
+    """In a shorthand, an argument, a repeat count, a block argument and a parameter default:
+    + - * / // %, parentheses, min and max; a whole float is a whole number."""
+    header = ("network t\ninput 8x8x8\n"
+              "block mb(i, e, k=3, wide={$i*$e}): CONV1-{$i*$e} - "
+              "CONV({$wide}, $k, pad=same, groups={$i*$e}) - "
+              "(ID * GAP - CONV1-{max(1, $i//4)} - CONV1-{$wide} - SIGMOID)\n"
+              "block st(c, n): [CONV{$n+2}-{$c/2}]*{$n % 3 + 1}\n")
+    net = network("mb(8, 6) - st(c={2*(3+5)}, n=1) - FC({min(10, 3*4) - -2})", header)
+    layers = by_name(net)
+    assert layers["conv1"].args is not None and layers["conv1"].args["filters"] == 48
+    assert layers["conv2"].args is not None and layers["conv2"].args["groups"] == 48
+    assert layers["conv3"].args is not None and layers["conv3"].args["filters"] == 2
+    assert [layer.written for layer in net.layers if layer.kind == "CONV"][-2:] == [
+        "CONV3-8", "CONV3-8"]  # two repeats of a 3x3 with 16/2 filters, written with values
+    assert layers["fc1"].args == {"units": 12, "bias": True}
+    scopes = {scope.label for layer in net.layers for scope in layer.scopes}
+    assert "st(c=16, n=1)" in scopes
+
+
+def test_an_unused_block_reports_only_what_its_text_causes() -> None:
+    """Its parameters stand in as 1: `{$c/($s-1)}` divides by zero only for the stand-in,
+    so it is not reported; a parameter it lacks is."""
+    spec = spec_of("CONV3-8", "network t\ninput 3x8x8\n"
+                   "block u(c, s): CONV1-{$c/($s-1)} - CONV1-{$x}\n")
+    assert [(d.span.line, d.span.col, d.message) for d in spec.diagnostics] == [
+        (3, 43, "block `u` has no parameter `$x`")]
+
+
+def test_expressions_outside_a_block_are_numbers() -> None:
+    net = network("[CONV1-{2*8}]*{3 % 2 + 1} - DROPOUT({1/4})")
+    assert kinds(net) == ["CONV", "CONV", "DROPOUT"]
+    assert by_name(net)["dropout1"].args == {"p": 0.25}
+    assert by_name(net)["conv1"].written == "CONV1-16"
+
+
+_EXPRESSIONS = st.recursive(
+    st.integers(0, 99).map(str) | st.sampled_from(["$a", "$b", "0.5"]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "//", "%"]), inner).map(
+            lambda t: f"{t[0]} {t[1]} {t[2]}"),
+        inner.map(lambda e: f"({e})"), inner.map(lambda e: f"-{e}"),
+        st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(
+            lambda t: f"{t[0]}({t[1]}, {t[2]})")),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EXPRESSIONS, st.integers(-9, 9), st.integers(-9, 9))
+def test_expressions_compute_what_python_does(text: str, a: int, b: int) -> None:
+    """Precedence, associativity, floor division and modulo of negatives: Python's."""
+    try:
+        want = eval(text.replace("$a", f"({a})").replace("$b", f"({b})"))
+    except ZeroDivisionError:
+        with pytest.raises(expr.ExprError, match="division by zero"):
+            expr.evaluate(expr.parse(text), lambda name, i, j: {"a": a, "b": b}[name])
+        return
+    got = expr.evaluate(expr.parse(text), lambda name, i, j: {"a": a, "b": b}[name])
+    assert got == pytest.approx(want) and (isinstance(got, int) or not float(got).is_integer())

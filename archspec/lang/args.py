@@ -13,8 +13,12 @@ from archspec.core.source import Source, Span
 from archspec.ir import ArgValue
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
+from archspec.lang.expr import ExprError, Number, evaluate, parse
 
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+EXPR_REF = re.compile(r"\{[^{}\n]*\}")
+# What a word may carry in place of a number: a `$param` or an `{expression}`.
+_PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)|\{[^{}\n]*\}")
 # A kind whose name ends in digits (RELU6) is matched whole before a shorthand's size.
 SHORTHAND = re.compile(
     "(?P<base>" + "".join(f"(?i:{re.escape(name)})|" for name in sorted(
@@ -44,12 +48,50 @@ class Arguments:
     # -- values -----------------------------------------------------------------------------
 
     def subst(self, value: s.Value, env: Env) -> s.Value | None:
+        if value.kind == "expr":
+            return self.evaluate(value.text, value.span.start, env)
         if value.kind != "param":
             return value
         found = env.get(value.text[1:])
         if found is None:
             self.unknown_param(value.text, value.span, env)
         return found
+
+    def evaluate(self, text: str, start: int, env: Env, report: bool = True) -> s.Value | None:
+        """`{expression}` (with its braces, at offset `start` of the file) as a number, or
+        None after reporting why not (at the place in the expression). A value a stand-in
+        parameter gave (an unused block's, span before the file) takes the stand-in's span,
+        so what only the stand-in causes is dropped."""
+        base = start + 1
+        stand_ins: list[Span] = []
+
+        def value_of(name: str, a: int, b: int) -> Number:
+            found = env.get(name)
+            if found is None:
+                raise _Missing(name, a, b)
+            if found.span.start < 0:
+                stand_ins.append(found.span)
+            if found.kind != "number":
+                raise ExprError(f"`${name}` is `{found.text}` here, not a number", a, b)
+            number: Number = literal(found)
+            return number
+
+        try:
+            result = evaluate(parse(text[1:-1]), value_of)
+        except _Missing as missing:
+            if report:
+                self.unknown_param(f"${missing.name}", self.source.span(
+                    base + missing.start, base + missing.end), env)
+            return None
+        except ExprError as exc:
+            if report:
+                span = stand_ins[0] if stand_ins else self.source.span(
+                    base + exc.start, base + max(exc.end, exc.start + 1))
+                self.diags.error("expression", f"in `{text}`: {exc}", span)
+            return None
+        span = stand_ins[0] if stand_ins else self.source.span(start, start + len(text))
+        shown = repr(abs(result)) if isinstance(result, float) else str(abs(result))
+        return s.Value(kind="number", text=shown, span=span, negative=result < 0, expr=text)
 
     def unknown_param(self, text: str, span: Span, env: Env) -> None:
         if not self.blocks_open:
@@ -95,6 +137,8 @@ class Arguments:
         return self._bad(value, problem) if problem else integer
 
     def _bad(self, value: s.Value, message: str) -> None:
+        if value.expr:
+            message += f", but `{value.expr}` is {shown(value)}"
         self.diags.error("argument", message, value.span)
 
     def unknown_arg(self, kind: reg.LayerKind, arg: s.Arg) -> None:
@@ -110,6 +154,7 @@ class Arguments:
              env: Env, use_defaults: bool = True) -> dict[str, ArgValue] | None:
         """Validated arguments (shorthand, then explicit, then `defaults`, then the kind's)."""
         given: dict[str, s.Value] = dict(shorthand)
+        failed: set[str] = set()  # reported already: not missing too
         ok = True
         params = [p for p in kind.params if p.name not in shorthand]
         positional = iter(params)
@@ -136,6 +181,7 @@ class Arguments:
             value = self.subst(arg.value, env)
             if value is None:
                 ok = False
+                failed.add(name)
                 continue
             given[name] = value
         written = set(given)  # in the call itself, not from what is implied or a default
@@ -151,12 +197,15 @@ class Arguments:
         missing: list[str] = []
         for param in kind.params:
             if param.name in given:
-                converted = self.convert(param, given[param.name])
+                value: s.Value | None = given[param.name]
+                if value is not None and value.kind == "expr":  # from a `defaults` line
+                    value = self.evaluate(value.text, value.span.start, {})
+                converted = None if value is None else self.convert(param, value)
                 if converted is None:
                     ok = False
                 else:
                     args[param.name] = converted
-            elif param.default is reg.REQUIRED:
+            elif param.default is reg.REQUIRED and param.name not in failed:
                 if param.instead is None or param.instead not in given:
                     missing.append(param.name)
             elif param.default is not None:
@@ -235,38 +284,53 @@ class Arguments:
         return given
 
     def word(self, call: s.Call, env: Env) -> str | None:
-        """The call's word with $params replaced by their (whole-number) values."""
-        if "$" not in call.word:
+        """The call's word with $params and {expressions} replaced by their (whole-number)
+        values."""
+        if "$" not in call.word and "{" not in call.word:
             return call.word
         ok = True
 
         def replace(m: re.Match[str]) -> str:
             nonlocal ok
-            value = env.get(m.group(1))
+            if m.group(1) is None:  # an {expression}
+                value = self.evaluate(m.group(), call.word_span.start + m.start(), env)
+            else:
+                value = env.get(m.group(1))
+                if value is None:
+                    self.unknown_param(m.group(), call.word_span, env)
             if value is None:
-                self.unknown_param(m.group(), call.word_span, env)
                 ok = False
                 return "0"
             if value.kind != "number" or not INT.match(value.text) or value.negative:
-                self.diags.error("argument", f"`{m.group()}` must be a whole number here, "
-                                 f"not `{value.text}`", value.span)
+                self.diags.error("argument", f"`{value.expr}` is {shown(value)}, not a whole "
+                                 "number" if value.expr else f"`{m.group()}` must be a whole "
+                                 f"number here, not `{value.text}`", value.span)
                 ok = False
                 return "0"
             return value.text
 
-        word = PARAM_REF.sub(replace, call.word)
+        word = _PLACEHOLDER.sub(replace, call.word)
         return word if ok else None
 
     def written(self, call: s.Call, env: Env) -> str:
         """The call as written, on one line, with `$params` replaced by their values."""
-        if call.args is None and "$" not in call.word:
+        if call.args is None and "$" not in call.word and "{" not in call.word:
             return call.word
         text = self.source.text[call.span.start:call.span.end]
         text = " ".join(text.split())
-        if env:
-            text = PARAM_REF.sub(lambda m: env[m.group(1)].text if m.group(1) in env
-                                 else m.group(), text)
+        if env or "{" in text:
+            text = _PLACEHOLDER.sub(lambda m: self._shown(m, env), text)
         return text
+
+    def _shown(self, m: re.Match[str], env: Env) -> str:
+        """A $param's or {expression}'s value as written text (itself if it has none)."""
+        if m.group(1) is not None:
+            found = env.get(m.group(1))
+        else:
+            found = self.evaluate(m.group(), 0, env, report=False)
+        if found is None:
+            return m.group()
+        return ("-" if found.negative else "") + found.text
 
     # -- settings' arguments (init, train) --------------------------------------------------
 
@@ -300,6 +364,20 @@ class Arguments:
             elif field_name:
                 message = f"{field_name} {must(message)}"
             self.diags.error("train", message, where)
+
+
+class _Missing(Exception):
+    """An expression names a parameter the block does not have."""
+
+    def __init__(self, name: str, start: int, end: int) -> None:
+        super().__init__(name)
+        self.name, self.start, self.end = name, start, end
+
+
+def shown(value: s.Value) -> str:
+    """A computed number for a message: `2.66667`, `-12`."""
+    number = literal(value)
+    return f"{number:.6g}" if isinstance(number, float) else str(number)
 
 
 def _range(param: reg.Param, value: int) -> str | None:

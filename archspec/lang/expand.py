@@ -18,7 +18,7 @@ from archspec.core.source import Span
 from archspec.ir import ArgValue, Scope
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
-from archspec.lang.args import INT, PARAM_REF, SHORTHAND, Arguments, Env
+from archspec.lang.args import EXPR_REF, INT, PARAM_REF, SHORTHAND, Arguments, Env, shown
 from archspec.lang.header import NAME, Block, Header
 
 # Stands for a block parameter that has no value when an unused block is checked: findings
@@ -189,7 +189,7 @@ class Expander:
 
     def _layers_per_call(self, word: str) -> int:
         """A written layer and the implicit BN and activation the header adds after it."""
-        match = SHORTHAND.match(PARAM_REF.sub("1", word))
+        match = SHORTHAND.match(EXPR_REF.sub("1", PARAM_REF.sub("1", word)))
         kind = reg.lookup(match.group("base")) if match else None
         if kind is None:
             return 1
@@ -348,6 +348,12 @@ class Expander:
                     ok = False
                     continue
                 value = found
+            elif value.kind == "expr":  # worked out in the caller's parameters
+                computed = self.args.evaluate(value.text, value.span.start, env, report)
+                if computed is None:
+                    ok = False
+                    continue
+                value = computed
             bound[pname] = value
         for pname, default in block.params:
             if pname in bound:
@@ -361,6 +367,12 @@ class Expander:
                          f"`{block.name}`", default.span)
                 else:
                     bound[pname] = earlier
+            elif default.kind == "expr":  # `block b(c, d={$c*4})`: from earlier parameters
+                computed = self.args.evaluate(default.text, default.span.start, bound, report)
+                if computed is None:
+                    ok = False
+                else:
+                    bound[pname] = computed
             else:
                 bound[pname] = default
         return bound if ok else None
@@ -371,7 +383,18 @@ class Expander:
             return 1
         text = repeat.count
         where = repeat.span
-        if text.startswith("$"):
+        if text.startswith("{"):
+            start = self.args.source.text.find("{", repeat.span.start, repeat.span.end)
+            value = self.args.evaluate(text, start, env, report)
+            if value is None:
+                return None
+            if not INT.match(value.text) or value.negative:
+                if report:
+                    self.diags.error("argument", f"a repeat count is a whole number, but "
+                                     f"`{text}` is {shown(value)}", value.span)
+                return None
+            text, where = value.text, value.span
+        elif text.startswith("$"):
             value = env.get(text[1:])
             if value is None:
                 if report:

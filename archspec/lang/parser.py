@@ -39,7 +39,8 @@ _NUMBER_TEXT = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _JOIN_TOKENS = {f"JOIN_{join.name}": join for join in reg.JOINS}
 _TOKEN_NAMES = {
     "WORD": "a layer or name", "NUMBER": "a number", "SIZE": "a size", "STRING": "a string",
-    "PARAM": "a $parameter", "REPEAT": "a repeat count", "MINUS": "`-`", "ARROW": "`->`",
+    "PARAM": "a $parameter", "EXPR": "an {expression}", "REPEAT": "a repeat count",
+    "MINUS": "`-`", "ARROW": "`->`",
     "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`",
     **{token: f"`{join.op}`" for token, join in _JOIN_TOKENS.items()},
     "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "$END": "the end of the line",
@@ -145,6 +146,9 @@ class _Build(Transformer[Token, Any]):
 
     def param(self, children: list[Any]) -> s.Value:
         return self._value("param", children[0])
+
+    def expr(self, children: list[Any]) -> s.Value:
+        return self._value("expr", children[0])
 
     def value(self, children: list[Any]) -> Any:
         return children[0]

@@ -10,15 +10,16 @@ from archspec.core.source import Span
 HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "init", "dtype",
                    "block")
 
-ValueKind = Literal["word", "number", "size", "string", "param"]
+ValueKind = Literal["word", "number", "size", "string", "param", "expr"]
 
 
 @dataclass(frozen=True, slots=True)
 class Value:
     kind: ValueKind
-    text: str
+    text: str  # for "expr", with its braces: `{$c*4}`
     span: Span
     negative: bool = False
+    expr: str | None = None  # a number computed from this `{expression}`, for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Repeat:
-    count: str  # digits or $param
+    count: str  # digits, $param or {expression}
     span: Span
 
 
