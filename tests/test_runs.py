@@ -501,3 +501,16 @@ def test_an_output_that_is_a_device_or_a_link_stays_one(tmp_path: Path) -> None:
     (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
     assert main(["table", str(spec), "-o", str(tmp_path / "link.txt")]) == 0
     assert (tmp_path / "link.txt").is_symlink() and "conv1" in (tmp_path / "real.txt").read_text()
+
+
+def test_an_ensemble_writes_one_weights_file_per_member(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(tiny(tmp_path, "  ensemble 2"))
+    status, out, _err = run(capsys, "train", spec, "--out", str(tmp_path / "run"), "--epochs",
+                            "1")
+    assert status == 0 and "model-1.pt...model-2.pt" in out
+    finished = torch.load(tmp_path / "run" / checkpoint.FILENAME)["finished"]
+    for number, member in enumerate(finished, start=1):
+        weights = torch.load(tmp_path / "run" / f"model-{number}.pt")
+        assert all(torch.equal(value, member["weights"][key]) for key, value in weights.items())
+    assert not (tmp_path / "run" / "model.pt").exists()

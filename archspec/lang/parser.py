@@ -172,7 +172,7 @@ def _lark() -> tuple[Lark, _Build]:
     grammar = grammar.replace("\n%JOINS%\n", "\n" + alternatives).replace(
         "\n%JOIN_TERMINALS%\n", "\n" + terminals)
     # No cache: lark's is a pickle (in the shared temp folder by default) that any local user
-    # could plant. Building the LALR tables costs about 25 ms a process (docs/architecture.md).
+    # could plant. Building the tables costs 25-45 ms a process (benches/grammar_build.py).
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
                   transformer=build, maybe_placeholders=False)
     return parser, build
