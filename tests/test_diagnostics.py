@@ -385,8 +385,9 @@ def test_unused_blocks_cost_what_their_text_is_long(monkeypatch) -> None:
                         lambda self, node: added.append(1) or real(self, node))
     blocks = "".join(f"block b{i}: [FC-2]*60000 - QQ{i}\n" for i in range(20))
     spec = loads(f"network t\ninput 4\n{blocks}FC-2\n")
-    # each block once, its repeat one copy (FC-2 and the flatten before it), and the body's
-    assert len(added) == 2 * 20 + 1
+    # each block once, its repeat one copy (FC-2 and the flatten before it) and the unknown
+    # QQ's placeholder (no shape: nothing after it is checked against a guess), and the body's
+    assert len(added) == 3 * 20 + 1
     assert [d.message for d in spec.errors] == [
         f"unknown layer kind or block `QQ{i}`" for i in range(20)]
 
@@ -411,3 +412,30 @@ def test_any_line_renders_printable_bounded_and_aligned(line: str, col: int, wid
     assert shown[caret.index("^") - len("     | "):].startswith(
         printable(line.expandtabs(1)[start:start + 1]))
     assert printable(expected) in shown
+
+
+@pytest.mark.parametrize(("word", "hint"), [
+    ("LAYERNROM", "did you mean `LAYERNORM`?"), ("BATCHNORM2D", "did you mean `BATCHNORM`?"),
+    ("CNV", "did you mean `CONV`?"), ("SWISSH", "did you mean `SWISH`?"),
+    ("INSTANCENORM", "the normalisation layers are BN (BATCHNORM), NORM (LRN), LAYERNORM, "
+     "GROUPNORM, SCALE"),
+    ("ADAPTIVEAVGPOOL", "the pooling layers are MAXPOOL (POOL), AVGPOOL, GAP, GMP"),
+    ("HARDTANH", "the activations are RELU, TANH, SIGMOID, GELU, LEAKYRELU, SOFTMAX, RELU6, "
+     "HARDSWISH, HARDSIGMOID, SILU (SWISH), MISH, SELU, ELU, PRELU"),
+    ("QQQ", None)])
+def test_did_you_mean_is_a_slip_or_the_family_never_a_part_of_the_name(word: str,
+                                                                       hint: str | None) -> None:
+    from archspec.kinds import registry as reg
+
+    assert reg.kind_hint([word]) == hint
+
+
+def test_no_kind_is_suggested_for_a_longer_name_that_contains_it() -> None:
+    """A name with a word before or after a kind's (LAYER+NORM, NORM+ALIZE) is another layer,
+    not a slip of that kind: no did-you-mean names the shorter kind."""
+    from archspec.kinds import registry as reg
+
+    for kind in reg.KINDS:
+        for word in (f"LAYER{kind.name}", f"{kind.name}IZATION"):
+            hint = reg.kind_hint([word]) or ""
+            assert f"`{kind.name}`" not in hint, (word, hint)

@@ -6,10 +6,11 @@ A kind holds no back end's facts: each back end keeps its own table of the kinds
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from archspec.core.diagnostics import closest
 from archspec.core.text import shape_text
 from archspec.ir import ArgValue, Shape
 
@@ -181,6 +182,7 @@ class LayerKind:
     view: bool = False  # output is a view of its input: no new storage (flatten)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
+    instead: str = ""  # a hint when arguments are given that it does not take (GAP(7))
     saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
 
     def param(self, name: str) -> Param | None:
@@ -519,9 +521,11 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
               out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, step=_adaptive_step,
               saves=_avgpool_saves),
-    LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True),
+    LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True,
+              instead="GAP pools to 1x1; AVGPOOL(out=7) pools to 7x7 at any input size"),
     LayerKind("GMP", "pool", "gmp", out_rank=3, shape=_global("GMP"), global_view=True,
-              saves=_maxpool_saves),
+              saves=_maxpool_saves,
+              instead="GMP pools to 1x1; MAXPOOL(out=7) pools to 7x7 at any input size"),
     LayerKind("UPSAMPLE", "resample", "upsample",
               params=(Param("scale", "count", low=1),
                       Param("mode", "mode", default="nearest", choices=("nearest", "bilinear"))),
@@ -649,12 +653,50 @@ JOINS: tuple[LayerKind, ...] = (
               field_from=_full_size, saves_inputs=_partners),
 )
 IDENTITY = "ID"
+# Stands for a layer whose kind the spec misnames (reported): its shape is unknown, so no
+# later layer is checked against a guess. Never written, looked up or built.
+UNKNOWN = LayerKind("UNKNOWN", "reshape", "unknown")
 
 _BY_NAME: dict[str, LayerKind] = {}
 for _kind in KINDS:
     for _name in (_kind.name, *_kind.aliases):
         _BY_NAME[_name] = _kind
-_ALL: dict[str, LayerKind] = {k.name: k for k in (*KINDS, *JOINS)}
+_ALL: dict[str, LayerKind] = {k.name: k for k in (*KINDS, *JOINS, UNKNOWN)}
+
+
+# How a layer's name says its family (INSTANCENORM is a normalisation, HARDTANH an
+# activation), and what hints call the family: the facts the did-you-mean reads.
+FAMILY_WORDS: dict[Family, tuple[tuple[str, ...], str]] = {
+    "norm": (("NORM",), "normalisation layers"),
+    "pool": (("POOL",), "pooling layers"),
+    "conv": (("CONV",), "convolutions"),
+    "activation": (("LU", "SIGMOID", "TANH", "SWISH", "SOFTMAX", "MISH"), "activations"),
+    "dropout": (("DROP",), "dropout layers"),
+    "resample": (("UPSAMPL", "INTERP", "RESIZE"), "resampling layers"),
+    "fc": (("LINEAR", "DENSE"), "fully connected layers"),
+}
+
+
+def kind_hint(words: Iterable[str], extra: Iterable[str] = (), family: Family | None = None
+              ) -> str | None:
+    """A did-you-mean for an unknown layer word (tried as each of `words`): the kind or
+    `extra` name it misspells, a close match of about its length, so never a kind that only
+    shares part of its name (LAYERNORM is not NORM, the LRN); else the kinds of the family
+    its name says. `family` limits both to one family (`activation relu7`)."""
+    kinds = [k for k in KINDS if family is None or k.family == family]
+    choices = [*(n for k in kinds for n in (k.name, *k.aliases)), *extra]
+    tried = list(words)
+    for word in tried:
+        match = closest(word, choices)
+        if match is not None and abs(len(match) - len(word)) <= max(1, len(word) // 5):
+            return f"did you mean `{match}`?"
+    upper = " ".join(tried).upper()
+    for name, (parts, title) in FAMILY_WORDS.items():
+        if (family is None or name == family) and any(part in upper for part in parts):
+            listed = ", ".join(k.name + (f" ({k.aliases[0]})" if k.aliases else "")
+                               for k in KINDS if k.family == name)
+            return f"the {title} are {listed}"
+    return None
 
 
 def join_of(op: str) -> LayerKind:

@@ -163,7 +163,8 @@ class Arguments:
                 param = next(positional, None)
                 if param is None:
                     self.diags.error("argument", f"{kind.name} takes at most "
-                                     f"{len(kind.params)} arguments here", arg.span)
+                                     f"{len(kind.params)} arguments here", arg.span,
+                                     hint=kind.instead or None)
                     ok = False
                     continue
                 name = param.name

@@ -269,11 +269,13 @@ class Expander:
         match = SHORTHAND.match(word)
         kind = reg.lookup(match.group("base")) if match else None
         if kind is None:
-            choices = [*reg.all_names(), *self.header.blocks]
             base = match.group("base") if match else word
             what = "layer kind or block" if self.header.blocks else "layer kind"
             self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
-                             hint=suggest(base, choices) or suggest(word, choices))
+                             hint=reg.kind_hint(dict.fromkeys((base, word)),
+                                                [reg.IDENTITY, *self.header.blocks]))
+            # Its shape is unknown: later layers are not checked against a guess.
+            tail = self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, word, scopes))
             return tail, rank
         assert match is not None
         shorthand = self.args.shorthand(kind, match, call)

@@ -168,7 +168,7 @@ class HeaderReader:
         if kind is None or kind.family != "activation":
             names = [k.name for k in reg.KINDS if k.family == "activation"]
             self.diags.error("header", f"`{call.word}` is not an activation",
-                             call.word_span, hint=suggest(call.word, names)
+                             call.word_span, hint=reg.kind_hint([call.word], family="activation")
                              or "one of " + ", ".join(names))
             return
         args = self.args.args(kind, call, {}, {}, use_defaults=False)
@@ -192,7 +192,7 @@ class HeaderReader:
             kind = reg.lookup(item.word)
             if kind is None:
                 self.diags.error("unknown-kind", f"unknown layer kind `{item.word}`",
-                                 item.word_span, hint=suggest(item.word, reg.all_names()))
+                                 item.word_span, hint=reg.kind_hint([item.word]))
                 continue
             for arg in item.args:
                 param = kind.param(arg.name) if arg.name is not None else None
