@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 from conftest import ROOT, SPECS
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import archspec
@@ -414,8 +414,8 @@ def test_flat_input_has_no_receptive_field() -> None:
 
 
 _LAYERS = st.one_of(
-    st.builds(lambda k, s, d: f"CONV(2, {k}, stride={s}, dilation={d}, pad=same)",
-              st.sampled_from([1, 3, 5]), st.integers(1, 2), st.integers(1, 2)),
+    st.builds(lambda k, s, d: f"CONV(2, {k}, stride={s}, dilation={d})",
+              st.sampled_from([1, 2, 3, 5]), st.integers(1, 2), st.integers(1, 2)),
     st.builds(lambda k, s: f"AVGPOOL({k}, stride={s})", st.integers(1, 3), st.integers(1, 2)),
 )
 
@@ -424,10 +424,13 @@ _LAYERS = st.one_of(
 @given(st.lists(_LAYERS, min_size=1, max_size=5))
 def test_receptive_field_is_what_a_gradient_reaches(layers: list[str]) -> None:
     """Back-propagate from one output value of an all-ones network: the input pixels that get
-    a gradient span exactly the receptive field (odd kernels, so `same` pads are exact)."""
+    a gradient span exactly the receptive field. No padding anywhere, so no field is cut short
+    by zeros in an intermediate map (with `same` padding a field can run into an inner map's
+    border while its input pixels stay clear of the input's border)."""
     torch = pytest.importorskip("torch")
     spec = archspec.loads("network n\ninput 1x96x96\n" + " - ".join(layers) + "\n")
-    assert spec.ok and spec.network is not None
+    assume(spec.ok)  # pad 0 can shrink a map below one pixel
+    assert spec.network is not None
     network, shapes = spec.network, spec.shapes
     last = build_report(network, shapes).rows[-1]
     module = archspec.to_torch(network, shapes)
@@ -435,15 +438,10 @@ def test_receptive_field_is_what_a_gradient_reaches(layers: list[str]) -> None:
         torch.nn.init.ones_(p)
     x = torch.ones(1, *network.input.shape, requires_grad=True)
     y = module(x)
-    h, w = y.shape[-2] // 2, y.shape[-1] // 2
-    y[0, 0, h, w].backward()
+    y[0, 0, y.shape[-2] // 2, y.shape[-1] // 2].backward()
     rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
     reached = (int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1)
-    assert last.receptive_field is not None
-    if all(int(v.min()) > 0 and int(v.max()) < 95 for v in (rows, cols)):
-        assert reached == last.receptive_field
-    else:  # the field runs into the zero padding at the border
-        assert all(a <= b for a, b in zip(reached, last.receptive_field, strict=True))
+    assert reached == last.receptive_field
 
 
 # --- folding and formulas ------------------------------------------------------------------
