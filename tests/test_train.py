@@ -300,6 +300,18 @@ def test_plan_against_network_is_checked(tmp_path: Path) -> None:
     assert {(d.span.line, d.message.split(" ")[0]) for d in diagnostics} == {(7, "data")}
 
 
+def test_more_units_than_classes_trains_with_a_warning() -> None:
+    """The contract's VGG16 trains on digits: 10 classes into 1000 units. Extra units are
+    never a target but the network still trains, so `check` warns once and `train` runs."""
+    spec = loads(TINY.format(extra="").replace("classes=4", "classes=3"), "t.arch")
+    assert spec.ok and spec.network is not None and spec.network.plan is not None
+    assert [(d.span.line, d.severity.value, d.message) for d in spec.diagnostics] == [
+        (7, "warning", "data synthetic has 3 classes; the network ends in 4 units, so 1 of "
+         "them are never a target")]
+    ready, diagnostics = check(spec, spec.network.plan)
+    assert ready is not None and diagnostics == []
+
+
 def test_the_default_plan_is_sized_before_anything_is_allocated() -> None:
     """No `train:` section: `check` has no plan to judge, the run's default synthetic data
     (512 images of the input) is refused before it is generated."""

@@ -44,14 +44,27 @@ def check(network: Network, shapes: Shapes, diags: Diagnostics) -> None:
     # Without a `data` line the default synthetic data is checked when training starts
     # (a network that only drafts a plan need not end in 10 units).
     if "data" in plan.spans and plan.data.name != "folder" and output is not None \
-            and len(output) == 1 and output[0] != classes:
-        diags.error("train", f"data {plan.data.name} has {classes:,} classes but the network "
-                    f"ends in {output[0]:,} units", plan.spans["data"],
-                    hint=f"end the network with FC-{classes}, or train it on other data")
+            and len(output) == 1:
+        classes_fit(plan.data.name, classes, output[0], plan.spans["data"], diags)
     errors = diags.error_count
     resources(network, shapes, plan, diags)
     if diags.error_count == errors:  # a plan too large to run needs no advice on image size
         _upscaled(network, plan, diags)
+
+
+def classes_fit(data: str, classes: int, units: int, span: Span, diags: Diagnostics,
+                warn: bool = True) -> None:
+    """A class without an output unit cannot be learnt (an error); units without a class are
+    only never a target (a warning, unless `warn` is off: the network still trains, as the
+    contract's VGG16 on digits does)."""
+    if units < classes:
+        diags.error("train", f"data {data} has {classes:,} classes but the network ends in "
+                    f"{units:,} units", span,
+                    hint=f"end the network with FC-{classes}, or train it on other data")
+    elif units > classes and warn:
+        diags.warning("train", f"data {data} has {classes:,} classes; the network ends in "
+                      f"{units:,} units, so {units - classes:,} of them are never a target",
+                      span, hint=f"end the network with FC-{classes} to train it for this data")
 
 
 def resources(network: Network, shapes: Shapes, plan: TrainingPlan,

@@ -56,9 +56,9 @@ def check(spec: Spec, plan: TrainingPlan,
         except data.DataError as exc:
             diags.error("train", str(exc), where("data"))
             classes = 0
-    if classes and output is not None and len(output) == 1 and output[0] != classes:
-        diags.error("train", f"data {plan.data.name} has {classes} classes but the network "
-                    f"ends in {output[0]} units", where("data"))
+    if classes and output is not None and len(output) == 1:  # `check` gave the warning
+        plan_checks.classes_fit(plan.data.name, classes, output[0], where("data"), diags,
+                                warn=False)
     cycles = len(plan.schedule.cycle_ends(plan.epochs))
     if plan.snapshots > 1 and plan.schedule.name == "sgdr" and cycles < plan.snapshots:
         diags.error("train", f"{plan.epochs} epochs of sgdr(period={plan.schedule.period}, "
