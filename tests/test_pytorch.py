@@ -226,3 +226,44 @@ def test_lrn_on_a_flat_vector_is_a_located_error() -> None:
     spec = loads("network n\ninput 3x8x8\nFC-3 - LRN\n", "n.arch")
     assert [(d.span.line, d.span.col) for d in spec.errors] == [(3, 8)]
     assert "NORM needs a CxHxW input" in spec.errors[0].message
+
+
+V2_KINDS = """network v2
+input 3x16x16
+CONV3-16 - BN - RELU6 - HARDSWISH - HARDSIGMOID - SILU - SWISH - MISH - SELU - ELU(alpha=0.5)
+PRELU - PRELU(per_channel=true) - LAYERNORM - GROUPNORM(4) - SCALE - DROPPATH(0.2)
+STOCHASTICDEPTH(p=0) - SHUFFLE(4) - SLICE(2, 10) - (ID * GMP - CONV1-8 - SIGMOID)
+AVGPOOL(out=5) - MAXPOOL(out=3x4) - AVGPOOL(out=1) - UPSAMPLE(2) - UPSAMPLE(2, mode=bilinear)
+DECONV2-6/2 - DECONV(4, 3, stride=2, pad=1, output_pad=1, groups=2, dilation=2)
+GAP - FC-10 - LAYERNORM - GROUPNORM(2) - SCALE - PRELU(per_channel=true) - FC-5
+"""
+
+
+def test_every_v2_kind_builds_with_the_analysed_shapes_and_parameters() -> None:
+    spec = loads(V2_KINDS)
+    assert spec.ok and spec.network is not None, spec.render()
+    torch.manual_seed(0)
+    model = to_torch(spec.network, spec.shapes)
+    assert_matches_analysis(spec.network, model, torch.randn(2, 3, 16, 16))
+
+
+def test_the_v2_modules_compute_what_torchvision_does() -> None:
+    """SHUFFLE is ShuffleNet's channel_shuffle, LAYERNORM on a map normalises each position
+    over its channels (ConvNeXt's LayerNorm2d), DROPPATH is StochasticDepth's row mode."""
+    spec = loads("network t\ninput 8x5x5\nSHUFFLE(2) - LAYERNORM - DROPPATH(0.5)\n")
+    assert spec.network is not None
+    model = to_torch(spec.network, spec.shapes)
+    x = torch.randn(64, 8, 5, 5)
+    b, c, h, w = x.shape
+    shuffled = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+    normed = nn.functional.layer_norm(shuffled.permute(0, 2, 3, 1), (c,)).permute(0, 3, 1, 2)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), normed, atol=1e-6)  # stochastic depth: identity
+    model.train()
+    with torch.no_grad():
+        y = model(x)
+    kept = [bool(row.abs().sum()) for row in y]
+    assert 0 < sum(kept) < len(kept)  # whole samples dropped, the others scaled by 1/(1-p)
+    assert all(torch.allclose(row, 2 * normed[i], atol=1e-5) for i, row in enumerate(y)
+               if kept[i])

@@ -723,3 +723,14 @@ def test_the_description_is_escaped_in_markdown_and_text(tmp_path) -> None:
                      "\\*b\\* \\\\ \\\\x0c\\\\ufffe\\\\u202e")
     text = render(report_text(MARKUP)).splitlines()[0]
     assert text == "t: <img src=x onerror=alert(1)> [a](javascript:x) *b* \\ \\x0c\\ufffe\\u202e"
+
+
+def test_saved_for_backward_of_every_v2_kind() -> None:
+    """Each contract-v2 kind in one network: activations keep their input, LAYERNORM and
+    GROUPNORM their means and inverse deviations too, stochastic depth its per-sample mask,
+    adaptive max pools their indices, a 1x1 adaptive average pool (a mean) nothing."""
+    from test_pytorch import V2_KINDS
+
+    spec = archspec.loads(V2_KINDS)
+    assert spec.ok and spec.network is not None
+    assert_saved_agrees(spec.network, spec.shapes)
