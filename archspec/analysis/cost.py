@@ -149,8 +149,8 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
             continue
         kind = reg.kind_of(layer.kind)
         if kind.join is not None:
-            kept = kind.saves_inputs([recorded[name] for name in layer.inputs])
-            saved.update(storage[name] for name, keep in zip(layer.inputs, kept, strict=True)
+            keeps = kind.saves_inputs([recorded[name] for name in layer.inputs])
+            saved.update(storage[name] for name, keep in zip(layer.inputs, keeps, strict=True)
                          if keep)
             continue
         rule = kind.saves(layer.args, input_shape(layer, shapes), shape_of(shapes, layer.name))
@@ -160,7 +160,7 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
             saved.add(storage[layer.name])
         extra[layer.name] = Kept(rule.extra * bytes_per_value + rule.extra_bytes,
                                  rule.stats * bytes_per_value)
-    kept = {}
+    kept: dict[str, Kept] = {}
     for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
         own = extra.get(name, Kept(0, 0))
         tensor = math.prod(shape_of(shapes, name)) * bytes_per_value if name in saved else 0

@@ -649,16 +649,17 @@ def _linked(entries: Sequence[Entry], label: Callable[[LayerSide], str | None]
         if len(here) == 2 and root(here[0][0]) != root(here[1][0]):
             parent[root(here[1][0])] = root(here[0][0])
         keyed += here
-    groups: dict[tuple[int, str], tuple[list[str], list[str], list[Figures | None],
-                                        list[Figures | None]]] = {}
+    # Per group: the names on each side (A, B), and the figures on each side.
+    groups: dict[tuple[int, str], tuple[tuple[list[str], list[str]],
+                                        tuple[list[Figures | None], list[Figures | None]]]] = {}
     for (k, name), figures in keyed:
-        group = groups.setdefault(root((k, name)), ([], [], [], []))
-        if name not in group[k]:
-            group[k].append(name)
-        group[2 + k].append(figures)
+        names, sums = groups.setdefault(root((k, name)), (([], []), ([], [])))
+        if name not in names[k]:
+            names[k].append(name)
+        sums[k].append(figures)
     return tuple(Group(a=", ".join(la) or None, b=", ".join(lb) or None,
                        figures_a=_sum(fa) if la else None, figures_b=_sum(fb) if lb else None)
-                 for la, lb, fa, fb in groups.values())
+                 for (la, lb), (fa, fb) in groups.values())
 
 
 def _network_changes(a: Network, b: Network) -> tuple[FieldChange, ...]:

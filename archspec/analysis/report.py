@@ -145,7 +145,7 @@ def resolve_optimizer(plan: TrainingPlan | None, override: PlannerOptimizer | No
         return override, "--optimizer"
     spec = (plan or TrainingPlan()).optimizer
     name: PlannerOptimizer = spec.name
-    if name == "sgd" and spec.momentum > 0:
+    if name == "sgd" and (spec.momentum or 0) > 0:
         name = "momentum"
     return name, "the train: section" if plan is not None else "the default plan"
 

@@ -189,6 +189,13 @@ class LayerKind:
         return next((p for p in self.params if p.name == name), None)
 
 
+def whole(args: Args, name: str) -> int:
+    """A whole-number argument (validated by the lowering against the kind's Param)."""
+    value = args[name]
+    assert isinstance(value, int), (name, value)
+    return value
+
+
 def pair(value: ArgValue) -> tuple[int, int]:
     if isinstance(value, tuple):
         return value
@@ -262,8 +269,8 @@ def _adaptive_step(args: Args, shape: Shape) -> Step:
 
 
 def _conv_channels(args: Args, c: int) -> int:
-    groups = int(args["groups"])
-    filters = int(args["filters"])
+    groups = whole(args, "groups")
+    filters = whole(args, "filters")
     if c % groups or filters % groups:
         raise ShapeError(
             f"CONV groups={groups} must divide both its {c} input channels and its "
@@ -274,7 +281,7 @@ def _conv_channels(args: Args, c: int) -> int:
 
 def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     kh, kw = pair(args["kernel"])
-    fan_in = inp[0] // int(args["groups"])
+    fan_in = inp[0] // whole(args, "groups")
     weights = out[0] * fan_in * kh * kw
     biases = out[0] if args["bias"] else 0
     return Cost(weights=weights, biases=biases, macs=weights * out[1] * out[2],
@@ -302,17 +309,17 @@ def _features(shape: Shape) -> int:
 
 
 def _fc_cost(args: Args, inp: Shape, out: Shape) -> Cost:
-    weights = _features(inp) * int(args["units"])
+    weights = _features(inp) * whole(args, "units")
     # The fan-in as the CS231n slides write it: HxWxC of a map (7*7*512), else its size.
     fan_in = (*inp[1:], inp[0]) if len(inp) == 3 and inp[1:] != (1, 1) else (_features(inp),)
-    return Cost(weights=weights, biases=int(args["units"]) if args["bias"] else 0, macs=weights,
+    return Cost(weights=weights, biases=whole(args, "units") if args["bias"] else 0, macs=weights,
                 formula="*".join(str(d) for d in (*fan_in, args["units"])))
 
 
 def _fc_shape(args: Args, shape: Shape) -> Shape:
     if len(shape) != 1:
         raise ShapeError(f"FC needs a flat input, but gets {format_shape(shape)}")
-    return (int(args["units"]),)
+    return (whole(args, "units"),)
 
 
 def _bn_cost(args: Args, inp: Shape, out: Shape) -> Cost:
@@ -341,7 +348,7 @@ def _lrn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     # torch's local_response_norm keeps its input, the zero-padded squares (C + size - 1
     # channels) and the divisor before and after the power.
     c, h, w = _spatial("NORM", inp)
-    return Saved(input=True, extra=(c + int(args["size"]) - 1 + 2 * c) * h * w)
+    return Saved(input=True, extra=(c + whole(args, "size") - 1 + 2 * c) * h * w)
 
 
 def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
@@ -386,7 +393,7 @@ def _layernorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
 
 
 def _groupnorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
-    return Saved(input=True, extra=2 * int(args["groups"]))  # a mean and rstd per group
+    return Saved(input=True, extra=2 * whole(args, "groups"))  # a mean and rstd per group
 
 
 def _droppath_saves(args: Args, inp: Shape, out: Shape) -> Saved:
@@ -405,7 +412,7 @@ def _avgpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:
 def _divides(kind: str, what: str) -> Callable[[Args, Shape], Shape]:
     """Keeps the shape; `groups` must divide the channels (GROUPNORM, SHUFFLE)."""
     def rule(args: Args, shape: Shape) -> Shape:
-        groups = int(args["groups"])
+        groups = whole(args, "groups")
         if shape[0] % groups:
             raise ShapeError(f"{kind} groups={groups} must divide its {shape[0]} {what}")
         if kind == "SHUFFLE":
@@ -419,7 +426,7 @@ def _divides(kind: str, what: str) -> Callable[[Args, Shape], Shape]:
 
 
 def _slice_shape(args: Args, shape: Shape) -> Shape:
-    start, stop = int(args["start"]), int(args["stop"])
+    start, stop = whole(args, "start"), whole(args, "stop")
     if not start < stop <= shape[0]:
         raise ShapeError(f"SLICE({start}, {stop}) takes channels {start} to {stop - 1}, "
                          f"outside the {shape[0]} channels of its input "
@@ -438,19 +445,19 @@ def _global(kind: str) -> Callable[[Args, Shape], Shape]:
 
 def _upsample_shape(args: Args, shape: Shape) -> Shape:
     c, h, w = _spatial("UPSAMPLE", shape)
-    scale = int(args["scale"])
+    scale = whole(args, "scale")
     return (c, h * scale, w * scale)
 
 
 def _upsample_step(args: Args, shape: Shape) -> Step:
-    scale = int(args["scale"])
+    scale = whole(args, "scale")
     extent = 2 if args["mode"] == "bilinear" else 1  # bilinear mixes two neighbours
     return Step(extent=(extent, extent), up=(scale, scale))
 
 
 def _deconv_shape(args: Args, shape: Shape) -> Shape:
     c, h, w = _spatial("DECONV", shape)
-    groups, filters = int(args["groups"]), int(args["filters"])
+    groups, filters = whole(args, "groups"), whole(args, "filters")
     if c % groups or filters % groups:
         raise ShapeError(f"DECONV groups={groups} must divide both its {c} input channels "
                          f"and its {filters} filters")
@@ -470,7 +477,7 @@ def _deconv_shape(args: Args, shape: Shape) -> Shape:
 
 def _deconv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     kh, kw = pair(args["kernel"])
-    per_group = out[0] // int(args["groups"])
+    per_group = out[0] // whole(args, "groups")
     weights = inp[0] * per_group * kh * kw
     biases = out[0] if args["bias"] else 0
     # each input value multiplies its own kxk kernel once per output channel of its group

@@ -136,10 +136,12 @@ class Arguments:
         problem = _range(param, integer)
         return self._bad(value, problem) if problem else integer
 
-    def _bad(self, value: s.Value, message: str) -> None:
+    def _bad(self, value: s.Value, message: str) -> ArgValue | None:
+        """Reports `message` at the value; always None, so `return self._bad(...)` gives up."""
         if value.expr:
             message += f", but `{value.expr}` is {shown(value)}"
         self.diags.error("argument", message, value.span)
+        return None
 
     def unknown_arg(self, kind: reg.LayerKind, arg: s.Arg) -> None:
         names = [p.name for p in kind.params]
@@ -187,8 +189,8 @@ class Arguments:
             given[name] = value
         written = set(given)  # in the call itself, not from what is implied or a default
         if shorthand:  # what a shorthand implies (CONV3-64: pad=same) yields to written args
-            for implied, value in kind.shorthand_implies:
-                given.setdefault(implied, s.Value(kind="word", text=str(value),
+            for implied, implied_value in kind.shorthand_implies:
+                given.setdefault(implied, s.Value(kind="word", text=str(implied_value),
                                                   span=call.word_span))
         if use_defaults:
             for arg in self.defaults.get(kind.name, ()):
@@ -198,7 +200,7 @@ class Arguments:
         missing: list[str] = []
         for param in kind.params:
             if param.name in given:
-                value: s.Value | None = given[param.name]
+                value = given[param.name]
                 if value is not None and value.kind == "expr":  # from a `defaults` line
                     value = self.evaluate(value.text, value.span.start, {})
                 converted = None if value is None else self.convert(param, value)
@@ -243,6 +245,7 @@ class Arguments:
                                  "not both", call.span)
                 return None
             if keep is not None and "p" not in written:  # a written p beats a default keep
+                assert isinstance(keep, float | int)
                 args["p"] = round(1.0 - float(keep), 12)
         if "out" in args:  # an adaptive pool: its windows follow from the output size
             fixed = sorted(written & {"kernel", "stride", "pad", "ceil"})

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 Number = int | float
 
@@ -45,7 +46,7 @@ class _Token:
 
 # The tree: ("num", value), ("param", name, start, end), ("neg", node),
 # ("bin", op, left, right, start, end) and ("call", function, args).
-Node = tuple
+Node = tuple[Any, ...]
 
 
 def parse(text: str) -> Node:
@@ -168,7 +169,8 @@ def evaluate(node: Node, value_of: Callable[[str, int, int], Number]) -> Number:
 def _eval(node: Node, value_of: Callable[[str, int, int], Number]) -> Number:
     tag = node[0]
     if tag == "num":
-        return node[1]
+        number: Number = node[1]
+        return number
     if tag == "param":
         return value_of(node[1], node[2], node[3])
     if tag == "neg":

@@ -147,7 +147,7 @@ class HeaderReader:
             dims = [dims[2], dims[0], dims[1]]
         elif len(items) == 1:
             self._warn_channels_last(dims, shape_item)
-        self.header.input = InputSpec(shape=tuple(dims), order=order,  # type: ignore[arg-type]
+        self.header.input = InputSpec(shape=tuple(dims), order=order,
                                       span=shape_item.span)
 
     def _warn_channels_last(self, dims: list[int], item: s.Value) -> None:
@@ -220,11 +220,11 @@ class HeaderReader:
             self.diags.error("header", f"unknown init scheme `{call.word}`", call.word_span,
                              hint=suggest(call.word, schemes) or "one of " + ", ".join(schemes))
             return
-        values = self.args.model_args(call, INIT_SCHEMES[name].positional)  # type: ignore[index]
+        values = self.args.model_args(call, INIT_SCHEMES[name].positional)
         if values is None:
             return
         try:
-            self.header.init = InitScheme(name=name, **values)  # type: ignore[arg-type]
+            self.header.init = InitScheme(name=name, **values)
         except ValidationError as exc:
             self.args.validation(exc, call)
 

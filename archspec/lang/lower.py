@@ -99,5 +99,5 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
     if plan is not None:
         train.check_plan(plan, header.input.shape, syntax.train_span or input_spec.span)
     return Network(name=header.name or "network", description=header.description,
-                   input=input_spec, dtype=header.dtype,  # type: ignore[arg-type]
+                   input=input_spec, dtype=header.dtype,
                    init=header.init, layers=tuple(layers), plan=plan)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -63,14 +63,23 @@ class _Build(Transformer[Token, Any]):
 
     def _span(self, first: Any, last: Any) -> Span:
         if first is last and not isinstance(first, Token):
-            return first.span  # a chain of one element spans just that element
+            span: Span = first.span  # a chain of one element spans just that element
+            return span
         return self.source.span(self._start(first), self._end(last))
 
     def _start(self, item: Any) -> int:
-        return self.base + item.start_pos if isinstance(item, Token) else item.span.start
+        if isinstance(item, Token):
+            assert item.start_pos is not None  # lark sets it on every token it lexes
+            return self.base + item.start_pos
+        start: int = item.span.start
+        return start
 
     def _end(self, item: Any) -> int:
-        return self.base + item.end_pos if isinstance(item, Token) else item.span.end
+        if isinstance(item, Token):
+            assert item.end_pos is not None
+            return self.base + item.end_pos
+        end: int = item.span.end
+        return end
 
     def _tok(self, token: Token) -> Span:
         return self._span(token, token)
@@ -302,6 +311,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                                               status="broken"))
                 continue
             # `netwrok t`, `trian:`: report the misspelling, then read the line as meant.
+            assert first is not None  # a guess is made only from a first word
             offset = line.start + first.start(1)
             span = source.span(offset, offset + len(first.group(1)))
             diags.error("header", f"unknown keyword `{first.group(1)}`", span,
@@ -336,7 +346,9 @@ def _try_line(source: Source, line: _Line,
     build.source = source
     build.base = line.start
     try:
-        return parser.parse(source.text[line.start:line.end], start=start)
+        # The transformer runs inline: what lark returns is the syntax node it built.
+        return cast(s.Chain | s.Directive,
+                    parser.parse(source.text[line.start:line.end], start=start))
     except UnexpectedInput as exc:
         return exc
 
@@ -353,6 +365,7 @@ def _misspelt_keyword(word: str) -> str | None:
 
 def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostics) -> None:
     if isinstance(exc, UnexpectedCharacters):
+        assert exc.pos_in_stream is not None  # always set where characters are unexpected
         offset = line.start + exc.pos_in_stream
         char = source.text[offset] if offset < len(source.text) else ""
         hint = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,6 +29,8 @@ from archspec.ir import (
 )
 from archspec.lang import syntax as s
 from archspec.lang.args import INT, Arguments, must
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class TrainSection:
@@ -109,8 +111,8 @@ class TrainSection:
             return None
         return call
 
-    def _setting_model(self, directive: s.Directive, model: type[BaseModel],
-                       choices: Mapping[str, Choice]) -> Any:
+    def _setting_model(self, directive: s.Directive, model: type[M],
+                       choices: Mapping[str, Choice]) -> M | None:
         call = self._setting_call(directive, tuple(choices))
         if call is None:
             return None
@@ -172,7 +174,8 @@ class TrainSection:
         return None if spec.conflicts() else spec
 
     def _schedule(self, directive: s.Directive) -> ScheduleSpec | None:
-        return self._setting_model(directive, ScheduleSpec, SCHEDULES)
+        return self._setting_model(directive, ScheduleSpec,
+                                   {name: choice for name, choice in SCHEDULES.items()})
 
     def _augment(self, directive: s.Directive) -> tuple[AugmentSpec, ...] | None:
         out: list[AugmentSpec] = []
@@ -197,7 +200,7 @@ class TrainSection:
             if values is None or problem is not None:
                 ok = False
                 continue
-            out.append(AugmentSpec(name=name, args=values))  # type: ignore[arg-type]
+            out.append(AugmentSpec(name=name, args=values))
         return tuple(out) if ok else None
 
     def _device(self, directive: s.Directive) -> str | None:

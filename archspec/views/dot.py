@@ -452,8 +452,9 @@ def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
                rankdir: Rankdir = "TB", marks: Highlight | None = None,
                errors: dict[str, str] | None = None) -> str:
     """The DOT text of the diagram (deterministic: same spec, same text)."""
-    return diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks,
-                   errors=errors).source
+    source: str = diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks,
+                          errors=errors).source
+    return source
 
 
 def render(source: str, fmt: str) -> bytes:
@@ -463,7 +464,8 @@ def render(source: str, fmt: str) -> bytes:
     if not has_dot():
         raise GraphvizMissing
     try:
-        return graphviz.Source(source).pipe(format=fmt, quiet=True)
+        rendered: bytes = graphviz.Source(source).pipe(format=fmt, quiet=True)
+        return rendered
     except graphviz.CalledProcessError as exc:
         said = (exc.stderr or b"").decode("utf-8", errors="replace").strip().splitlines()
         raise RenderError("Graphviz's dot failed: " + printable(

@@ -26,4 +26,5 @@ def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | No
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": f"archspec_generated_{network.name}"}
     exec(compile(source, filename, "exec"), namespace)
-    return namespace["build"]()
+    model: nn.Module = namespace["build"]()
+    return model
