@@ -185,6 +185,14 @@ def test_a_plain_train_into_a_run_refuses_and_force_replaces(
     assert torch.load(folder / checkpoint.FILENAME)["epoch"] == 1
 
 
+def test_force_and_resume_together_are_refused(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out",
+                            str(tmp_path / "run"), "--resume", "--force")
+    assert status == 2 and "give one of them" in one_error_line(err)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_refused_resume_leaves_the_plan_file_alone(finished: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     folder = copy_run(finished, tmp_path / "run")

@@ -78,6 +78,9 @@ def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.force and args.resume:
+        raise UsageError("--resume continues the run in --out and --force replaces it: "
+                         "give one of them")
     loaded = _load(args.input)
     if loaded is None:
         return EXIT_ERRORS if Path(args.input).is_file() else EXIT_USAGE

@@ -373,7 +373,8 @@ class Trainer:
                 {k: v for k, v in mine.items() if k != "epochs"} \
                 or state["source"] != self.spec.source.text:
             raise ResumeError(f"{path} was written by another spec or plan; "
-                              "train into a fresh --out directory (or replace it with --force)")
+                              "train into a fresh --out directory, or replace it (--force, without "
+                              "--resume)")
         if state["processes"] != self.world.size:
             raise ResumeError(f"{path} was written by {state['processes']} process(es); "
                               f"resume with --nproc {state['processes']}")
