@@ -3,7 +3,7 @@
     python benches/grammar_build.py
 
 archspec builds its LALR tables afresh in every process (`lang/parser.py`): lark's cache
-(`Lark(cache=True)`) is a pickle at a predictable path in the shared temp folder, which
+(`Lark(cache=...)`) is a pickle at a predictable path in the shared temp folder, which
 another local user could plant to run code as whoever runs archspec next. This prints the
 best of 7 builds without the cache and with it, the cache file in a private temporary folder
 of this run's own (the first build writes it, the others read it).

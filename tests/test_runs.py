@@ -165,7 +165,8 @@ class _Payload:
 def test_nothing_in_the_package_unpickles() -> None:
     for path in (ROOT / "archspec").rglob("*.py"):
         text = path.read_text()
-        for word in ("cache=True", "weights_only=False", "pickle.load"):
+        # Spelt in two parts, so that this file does not hold the words it looks for.
+        for word in ("cache=" + "True", "weights_only=" + "False", "pickle." + "load"):
             assert word not in text, f"{path.name} has {word}"
 
 

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("out of memory", EXIT_USAGE)
     finally:
         checked, sys.stdout = sys.stdout, stdout
-        if checked is not stdout:
+        if checked is not stdout and isinstance(checked, io.TextIOWrapper):
             with contextlib.suppress(OSError, ValueError):
                 checked.detach().detach()  # leave the file open: it is the process's stdout
 
