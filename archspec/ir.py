@@ -55,6 +55,21 @@ class Layer(Frozen):
     origin: str | None = None
     scopes: tuple[Scope, ...] = ()
     named: bool = False  # the spec gave this name (`conv1: CONV...`); else it was generated
+    # Where the layer sits in the module hierarchy: the keys of the named groups and block
+    # calls around it, then its own (`("layer1", "0", "conv1")`); `(name,)` at the top level.
+    path: tuple[str, ...] = ()
+
+
+class Module(Frozen):
+    """A named group or a block call: one submodule of the generated module's hierarchy."""
+
+    path: tuple[str, ...]  # its key in each enclosing module, outermost first
+    kind: Literal["group", "block"]
+    block: str | None = None  # the block a call calls
+    label: str  # as written: `basic(64)`, `layer1`
+    span: Span
+    params: dict[str, ArgValue] = Field(default_factory=dict)  # a call's bound parameters
+    sequential: bool  # its items form one plain chain (no join, no implied flatten inside)
 
 
 class InputSpec(Frozen):
@@ -179,6 +194,7 @@ class Network(Frozen):
     dtype: DType = "float32"
     init: InitScheme = InitScheme()
     layers: tuple[Layer, ...]
+    modules: tuple[Module, ...] = ()  # the named groups and block calls, outermost first
     plan: TrainingPlan | None = None
 
     @property

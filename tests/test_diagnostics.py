@@ -382,7 +382,7 @@ def test_unused_blocks_cost_what_their_text_is_long(monkeypatch) -> None:
     added = []
     real = expand.Expander._add
     monkeypatch.setattr(expand.Expander, "_add",
-                        lambda self, node: added.append(1) or real(self, node))
+                        lambda self, node, box=None: added.append(1) or real(self, node, box))
     blocks = "".join(f"block b{i}: [FC-2]*60000 - QQ{i}\n" for i in range(20))
     spec = loads(f"network t\ninput 4\n{blocks}FC-2\n")
     # each block once, its repeat one copy (FC-2 and the flatten before it) and the unknown

@@ -430,8 +430,8 @@ def test_blocks_with_params_defaults_and_repeat_counts() -> None:
     assert [c.args["filters"] for c in convs] == [16, 16, 16, 16, 8, 8, 8]
     fcs = [layer.args for layer in net.layers if layer.kind == "FC"]
     assert fcs == [{"units": 10, "bias": True}, {"units": 5, "bias": True}]
-    first = by_name(net)["add1"]
-    assert first.inputs == ("bn2", "input")
+    first = by_name(net)["basic1.add1"]  # a block call is a module: its layers sit inside
+    assert first.inputs == ("basic1.bn2", "input")
     assert net.layers[0].scopes[0].label == "basic(16)"
 
 

@@ -136,7 +136,7 @@ def test_the_gradient_norm_is_relative_to_the_output(tanh_small: Probe) -> None:
 
 def test_the_plot_ticks_name_the_layers_shown(cifar_resnet: Probe, tanh_small: Probe) -> None:
     shown = _shown(cifar_resnet)
-    assert len(shown) == 12 and shown[-1].name == "relu19" and shown[1].name != "relu2"
+    assert len(shown) == 12 and shown[-1].name == "basic7.relu2" and shown[1].name != "basic1.relu1"
     figure = make_figure([cifar_resnet, tanh_small])
     curves, grads = figure.axes[0], figure.axes[1]
     for axes in (curves, grads):

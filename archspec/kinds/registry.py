@@ -721,6 +721,12 @@ def kind_of(name: str) -> LayerKind:
     return _ALL[name]
 
 
+def forward_step(kind: str, implicit: bool) -> bool:
+    """Whether a layer is a step of a module's `forward` rather than one of its submodules:
+    a join, or the flatten an FC implies."""
+    return kind_of(kind).family == "join" or (kind == "FLATTEN" and implicit)
+
+
 def all_names() -> list[str]:
     """Every spelling a user may write, for did-you-mean hints."""
     return [*_BY_NAME, IDENTITY]

@@ -41,6 +41,23 @@ class Node:
     user_name: str | None = None
     name_span: Span | None = None
     removed: bool = False
+    box: int = 0  # the Box (named group or block call) it belongs to; 0 the top level
+
+
+@dataclass
+class Box:
+    """A named group or block call as expanded: one module of the hierarchy, its items (node
+    numbers, and `-box` for a box inside) in the order written."""
+
+    parent: int  # the enclosing box; 0 the top level (the box list's first entry)
+    kind: str  # "group", "block" or "top"
+    label: str
+    span: Span
+    user_name: str | None = None
+    name_span: Span | None = None
+    block: str | None = None
+    params: dict[str, ArgValue] | None = None
+    items: list[int] | None = None
 
 
 def elements(chain: s.Chain) -> Iterator[tuple[s.Atom, s.Named | None]]:
@@ -65,6 +82,8 @@ class Expander:
         self.args = args
         self.diags = diags
         self.nodes: list[Node] = []
+        self.boxes: list[Box] = [Box(parent=0, kind="top", label="", span=_STAND_IN, items=[])]
+        self.box = 0  # the box being filled
         self.scope_ids = 0
         self.blocks_open = args.blocks_open
         self.recursive: set[str] = set()  # blocks whose expansion would never end
@@ -212,11 +231,12 @@ class Expander:
             if isinstance(atom, s.Call):
                 tail, rank = self._layer(atom, tail, rank, env, scopes, name, index == 0)
                 continue
-            if name is not None:
-                self.diags.error("name", "a name labels one layer, not a group", name[1])
             count = self._repeat_count(atom.repeat, env)
             if count is None:
                 continue
+            outer = self.box
+            if name is not None:
+                self.box = self._open("group", name[0], atom.span, name)
             self.scope_ids += 1
             scope_id = self.scope_ids
             for copy in range(count):
@@ -229,7 +249,24 @@ class Expander:
                     tail, rank = self._branch(atom, tail, rank, env, inner)
                 if self.diags.error_count > errors:
                     break  # every further copy would only find the same errors again
+            self.box = outer
         return tail, rank
+
+    def _open(self, kind: str, label: str, span: Span, name: tuple[str, Span] | None,
+              block: str | None = None, params: dict[str, ArgValue] | None = None) -> int:
+        """A new box inside the current one, as its next item; returns its number."""
+        self.boxes.append(Box(parent=self.box, kind=kind, label=label, span=span,
+                              user_name=name[0] if name else None,
+                              name_span=name[1] if name else None, block=block,
+                              params=params, items=[]))
+        number = len(self.boxes) - 1
+        self._item(-number)
+        return number
+
+    def _item(self, item: int) -> None:
+        items = self.boxes[self.box].items
+        assert items is not None
+        items.append(item)
 
     def _branch(self, branch: s.Branch, tail: int, rank: int, env: Env,
                 scopes: tuple[Scope, ...]) -> tuple[int, int]:
@@ -243,8 +280,12 @@ class Expander:
         join = self._add(Node(kind.name, {}, tails, branch.span, kind.symbol, scopes))
         return join, max(ranks)
 
-    def _add(self, node: Node) -> int:
+    def _add(self, node: Node, box: int | None = None) -> int:
+        """Appends a node to the current box (or `box`); a layer, not a step, is an item."""
+        node.box = self.box if box is None else box
         self.nodes.append(node)
+        if not reg.forward_step(node.kind, node.implicit):
+            self._item(len(self.nodes))
         return len(self.nodes)
 
     def _layer(self, call: s.Call, tail: int, rank: int, env: Env,
@@ -255,10 +296,8 @@ class Expander:
             return tail, rank
         plain = NAME.match(word) is not None
         if plain and word in self.header.blocks:
-            if name is not None:
-                self.diags.error("name", "a name labels one layer, not a block",
-                                 name[1])
-            return self._block_call(self.header.blocks[word], call, tail, rank, env, scopes)
+            return self._block_call(self.header.blocks[word], call, tail, rank, env, scopes,
+                                    name)
         upper = word.upper()
         if upper == "INPUT" and call.args is None:
             if not leading:
@@ -283,8 +322,12 @@ class Expander:
         written = self.args.written(call, env)
         if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.
+            # It is a step of the outermost box the FC begins, so that box stays a chain.
+            box = self.box
+            while box and self.boxes[box].items == []:
+                box = self.boxes[box].parent
             tail = self._add(Node("FLATTEN", {}, [tail], call.span, "FLATTEN", scopes,
-                                  implicit=True, origin=len(self.nodes) + 2))
+                                  implicit=True, origin=len(self.nodes) + 2), box)
         node = Node(kind.name, args, [tail], call.span, written, scopes,
                     user_name=name[0] if name else None, name_span=name[1] if name else None)
         tail = origin = self._add(node)
@@ -303,7 +346,8 @@ class Expander:
         return after
 
     def _block_call(self, block: Block, call: s.Call, tail: int, rank: int, env: Env,
-                    scopes: tuple[Scope, ...]) -> tuple[int, int]:
+                    scopes: tuple[Scope, ...], name: tuple[str, Span] | None
+                    ) -> tuple[int, int]:
         bound = self._bind(block, call, env, report=True)
         if bound is None:
             return tail, rank
@@ -311,10 +355,14 @@ class Expander:
         label = self.args.written(call, env)
         scope = Scope(id=self.scope_ids, index=0, count=1, label=label, call=call.span)
         self.blocks_open.append(block.name)
+        outer = self.box
+        params = {key: _number(value) for key, value in bound.items()}
+        self.box = self._open("block", label, call.span, name, block.name, params)
         try:
             return self.chain(block.chain, tail, rank, bound, (*scopes, scope))
         finally:
             self.blocks_open.pop()
+            self.box = outer
 
     def _bind(self, block: Block, call: s.Call, env: Env, report: bool) -> Env | None:
         bound: Env = {}
@@ -414,6 +462,15 @@ class Expander:
                 self.diags.error("argument", "a repeat count must be at least 1", where)
             return None
         return count
+
+
+def _number(value: s.Value) -> ArgValue:
+    """A block parameter's bound value as the generated constructor takes it."""
+    try:
+        number = float(value.text) if any(c in value.text for c in ".eE") else int(value.text)
+    except ValueError:
+        return value.text
+    return -number if value.negative else number
 
 
 class _Probe(Expander):

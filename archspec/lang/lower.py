@@ -85,7 +85,8 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
     tail, rank = 0, len(input_spec.shape)
     for chain in syntax.body:
         tail, rank = expander.chain(chain, tail, rank, {}, ())
-    layers = finish(expander.nodes, header.activation is not None, diags)
+    layers, modules = finish(expander.nodes, expander.boxes, header.activation is not None,
+                             diags)
     if not layers:
         if not diags.has_errors:  # else the layers were lost to those errors
             diags.error("body", "the network has no layers", syntax.body[0].span)
@@ -100,4 +101,5 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
         train.check_plan(plan, header.input.shape, syntax.train_span or input_spec.span)
     return Network(name=header.name or "network", description=header.description,
                    input=input_spec, dtype=header.dtype,
-                   init=header.init, layers=tuple(layers), plan=plan)
+                   init=header.init, layers=tuple(layers), modules=tuple(modules),
+                   plan=plan)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.source import Span
-from archspec.ir import INPUT_NODE, Layer
+from archspec.ir import INPUT_NODE, Layer, Module
 from archspec.kinds import registry as reg
-from archspec.lang.expand import Node
+from archspec.lang.expand import Box, Node
 
 
-def finish(nodes: list[Node], header_activation: bool, diags: Diagnostics) -> list[Layer]:
-    """The nodes as layers: the classifier's implicit activation dropped (when the header
-    adds one), every layer named, inputs referring to names."""
+def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
+           diags: Diagnostics) -> tuple[list[Layer], list[Module]]:
+    """The nodes as layers and the boxes as modules: the classifier's implicit activation
+    dropped (when the header adds one), every layer named by its path in the hierarchy,
+    inputs referring to names."""
     if header_activation:
         _drop_classifier_activation(nodes)
         _warn_double_activation(nodes, diags)
@@ -20,7 +22,8 @@ def finish(nodes: list[Node], header_activation: bool, diags: Diagnostics) -> li
     for index, node in enumerate(nodes, start=1):
         if node.removed:
             alias[index] = node.inputs[0]
-    names = _names(nodes, diags)
+    paths, box_paths, sequential = _paths(nodes, boxes, diags)
+    names = {index: ".".join(path) for index, path in paths.items()}
     layers: list[Layer] = []
     for index, node in enumerate(nodes, start=1):
         if node.removed:
@@ -34,8 +37,103 @@ def finish(nodes: list[Node], header_activation: bool, diags: Diagnostics) -> li
             name=names[index], kind=node.kind, args=node.args, inputs=tuple(inputs),
             span=node.span, written=node.written, implicit=node.implicit,
             origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
-            named=node.user_name is not None and names[index] == node.user_name))
-    return layers
+            named=node.user_name is not None and paths[index][-1] == node.user_name,
+            path=paths[index]))
+    modules = [Module(path=box_paths[number], kind="block" if box.kind == "block" else "group",
+                      block=box.block, label=box.label, span=box.span,
+                      params=box.params or {}, sequential=sequential[number])
+               for number, box in enumerate(boxes) if number in box_paths and number]
+    return layers, modules
+
+
+def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
+           ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]], dict[int, bool]]:
+    """Each live node's and box's path, and whether each box is a plain chain (its items
+    keyed by position) rather than a module with a `forward` of its own."""
+    live: set[int] = set()  # boxes holding a layer
+    for node in nodes:
+        if not node.removed:
+            box = node.box
+            while box not in live:
+                live.add(box)
+                box = boxes[box].parent
+    steps = {node.box for node in nodes
+             if not node.removed and reg.forward_step(node.kind, node.implicit)}
+    sequential = {number: number != 0 and number not in steps for number in live}
+    paths: dict[int, tuple[str, ...]] = {}
+    box_paths: dict[int, tuple[str, ...]] = {0: ()}
+    for number, box in enumerate(boxes):
+        if number not in live:
+            continue
+        prefix = box_paths[number]
+        items = [i for i in box.items or () if (i < 0 and -i in live)
+                 or (i > 0 and not nodes[i - 1].removed)]
+        member = [i for i, node in enumerate(nodes, start=1)
+                  if node.box == number and not node.removed and i not in items]
+        keys = _keys(nodes, boxes, items, member, sequential[number], box.kind, diags)
+        for item, key in keys.items():
+            if item < 0:
+                box_paths[-item] = (*prefix, key)
+            else:
+                paths[item] = (*prefix, key)
+    return paths, box_paths, sequential
+
+
+def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int],
+          positional: bool, where: str, diags: Diagnostics) -> dict[int, str]:
+    """The key of each item and step of one box: the spec's name, else the item's position
+    (a plain chain) or a name after its kind or block (`conv3`, `relu5`, `basic2`)."""
+    def user(item: int) -> tuple[str | None, Span | None, Span]:
+        if item < 0:
+            box = boxes[-item]
+            return box.user_name, box.name_span, box.span
+        node = nodes[item - 1]
+        return node.user_name, node.name_span, node.span
+
+    keys: dict[int, str] = {}
+    used: dict[str, Span | None] = {}  # a user's name → where; generated → None
+    for item in items:
+        name, name_span, span = user(item)
+        if name is None:
+            continue
+        if where == "top" and name == INPUT_NODE:
+            diags.error("name", f"`{INPUT_NODE}` names the network's input; choose "
+                        "another name", name_span or span)
+            continue
+        if name in used:
+            first = used.get(name)
+            hint = f"the first is at line {first.line}" if first else None
+            if first is not None and first == name_span:
+                hint = "a named layer inside a repeat is copied; remove the name, or name " \
+                    "the repeat"
+            within = "" if where == "top" else f" in this {where}"
+            diags.error("name", f"the name `{name}` is used twice{within}", name_span or span,
+                        hint=hint)
+            continue
+        used[name] = name_span or span
+        keys[item] = name
+    if positional:
+        for position, item in enumerate(items):
+            keys.setdefault(item, str(position))
+        return keys
+    counters: dict[str, int] = {}
+    for item in [*items, *steps]:
+        if item > 0 and nodes[item - 1].implicit:
+            continue
+        short = boxes[-item].block or "group" if item < 0 else reg.kind_of(
+            nodes[item - 1].kind).short
+        counters[short] = counters.get(short, 0) + 1  # named layers keep their place
+        if item not in keys:
+            joint = "_" if short[-1].isdigit() else ""  # relu6_1, not relu61
+            keys[item] = _fresh(f"{short}{joint}{counters[short]}", used)
+    for item in [*items, *steps]:
+        if item in keys:
+            continue
+        node = nodes[item - 1]
+        short = reg.kind_of(node.kind).short
+        base = keys.get(node.origin or 0)
+        keys[item] = _fresh(f"{base}_{short}" if base else short, used)
+    return keys
 
 
 def _drop_classifier_activation(nodes: list[Node]) -> None:
@@ -74,43 +172,6 @@ def _warn_softmax_output(nodes: list[Node], diags: Diagnostics) -> None:
             "applies log-softmax to the output itself: the scores go through softmax twice, "
             "which trains slowly and to a worse loss", last.span,
             hint="end with the classifier's FC; apply softmax when you read probabilities out")
-
-
-def _names(nodes: list[Node], diags: Diagnostics) -> dict[int, str]:
-    names: dict[int, str] = {}
-    used: dict[str, Span | None] = {}  # a user's name → where; generated → None
-    for index, node in enumerate(nodes, start=1):
-        if node.user_name is None or node.removed:
-            continue
-        if node.user_name == INPUT_NODE:
-            diags.error("name", f"`{INPUT_NODE}` names the network's input; choose "
-                        "another name", node.name_span or node.span)
-            continue
-        if node.user_name in used:
-            first = used.get(node.user_name)
-            hint = f"the first is at line {first.line}" if first else None
-            if first is not None and first == node.name_span:
-                hint = "a named layer inside a repeat or block is copied; remove the name"
-            diags.error("name", f"the name `{node.user_name}` is used twice",
-                        node.name_span or node.span, hint=hint)
-            continue
-        used[node.user_name] = node.name_span or node.span
-        names[index] = node.user_name
-    counters: dict[str, int] = {}
-    for index, node in enumerate(nodes, start=1):
-        if node.removed or node.implicit:
-            continue
-        short = reg.kind_of(node.kind).short
-        counters[short] = counters.get(short, 0) + 1  # named layers keep their place
-        if index not in names:
-            joint = "_" if short[-1].isdigit() else ""  # relu6_1, not relu61
-            names[index] = _fresh(f"{short}{joint}{counters[short]}", used)
-    for index, node in enumerate(nodes, start=1):
-        if node.removed or index in names:
-            continue
-        base = names.get(node.origin or 0, "layer")
-        names[index] = _fresh(f"{base}_{reg.kind_of(node.kind).short}", used)
-    return names
 
 
 def _fresh(name: str, used: dict[str, Span | None]) -> str:

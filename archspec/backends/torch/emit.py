@@ -13,7 +13,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from archspec.analysis.report import Report, build_report, first_over
@@ -21,7 +21,7 @@ from archspec.backends.torch.layers import DEFAULTS, HELPERS, JOINS, LAYERS, MOD
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.core.text import align, shape_text
-from archspec.ir import INPUT_NODE, ArgValue, Layer, Network, Shape
+from archspec.ir import INPUT_NODE, ArgValue, Layer, Module, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes, infer
 
@@ -85,7 +85,10 @@ def size_error(network: Network, report: Report, max_params: int) -> Diagnostic 
 
 
 def layer_paths(network: Network) -> dict[str, str]:
-    """Where each (non-join) layer lives in the built module: `features.conv1`, `relu3`..."""
+    """Where each (non-join) layer lives in the built module: `features.conv1`, `relu3`,
+    `layer1.0.conv1`; a flatten that is a step of `forward` has no module."""
+    if network.modules:
+        return _hier_paths(network)
     names = _idents(network)
     paths: dict[str, str] = {}
     for unit in _units(network, names):
@@ -149,6 +152,8 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
     error = size_error(network, report, max_params)
     if error is not None:
         raise BuildError([error])
+    if network.modules:
+        return _emit_tree(network, known, report, origin)
     names = _idents(network)
     units = _units(network, names)
     cls = class_name(network)
@@ -380,6 +385,10 @@ def _renames(network: Network, names: dict[str, str], units: list[_Unit]) -> lis
 
 def _docstring(network: Network, report: Report, names: dict[str, str],
                units: list[_Unit]) -> list[str]:
+    return _docstring_rows(network, report, _renames(network, names, units))
+
+
+def _docstring_rows(network: Network, report: Report, renames: list[str]) -> list[str]:
     """The summary table (archspec.analysis.report's figures): one row per layer, named as in
     the spec and in `table`, then the attributes the module had to name otherwise."""
     rows = [("layer", "spec", "output", "params", "MACs"),
@@ -393,7 +402,7 @@ def _docstring(network: Network, report: Report, names: dict[str, str],
             f"{totals.params:,} parameters;", f"    {totals.macs:,} multiply-accumulates "
             "per sample (weights only).", "",
             *(f"    {row}" for row in table),
-            *_note_lines("renamed attributes: ", _renames(network, names, units)),
+            *_note_lines("renamed attributes: ", renames),
             '    """']
 
 
@@ -434,3 +443,521 @@ def _text(text: str, limit: int) -> str:
 
 def _error(code: str, message: str, layer: Layer) -> Diagnostic:
     return Diagnostic(severity=Severity.ERROR, code=code, message=message, span=layer.span)
+
+
+# --- the hierarchy: named groups and block calls as submodules -----------------------------
+#
+# A spec with named groups or block calls is emitted as torchvision writes its models: one
+# class per block (an nn.Sequential subclass when its body is a plain chain), each named group
+# an nn.Sequential keyed by name or position, the network class composing them. Constructors
+# are first built as data (`_Ctor`) with the spec's values in them; the calls of one block
+# that share a structure become one class, each value that differs between them a
+# constructor argument (the block's parameter it equals, `in_channels`, or `valueN`).
+
+
+@dataclass
+class _Box:
+    """A submodule as the emitter sees it: its layers in order and its direct members."""
+
+    path: tuple[str, ...]
+    module: Module | None  # None for the network itself
+    layers: list[Layer]
+    members: list[Layer | _Box]  # layers (steps included) and boxes, in order
+
+    @property
+    def key(self) -> str:
+        return self.path[-1]
+
+    @property
+    def items(self) -> list[Layer | _Box]:
+        return [m for m in self.members
+                if isinstance(m, _Box) or not reg.forward_step(m.kind, m.implicit)]
+
+    @property
+    def classed(self) -> bool:
+        """Written as a class of its own: a block call, or a named group with joins."""
+        return self.module is not None and (self.module.kind == "block"
+                                            or not self.module.sequential)
+
+
+@dataclass
+class _Ctor:
+    """A constructor call as data: positional and keyword arguments (values, or code once
+    resolved), or an nn.Sequential's items."""
+
+    func: str
+    args: list[tuple[str, object]]
+    items: list[_Item] | None = None
+
+
+@dataclass
+class _Item:
+    key: str
+    note: str  # `line 4: CONV3-64`
+    ctor: _Ctor
+    general: str = ""  # `line 4: CONV`: the note a class keeps when its calls write otherwise
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One statement of a `forward`: `target = expr`, reading the variables `reads`."""
+
+    target: str
+    expr: str
+    reads: tuple[str, ...]
+    note: str | None = None
+
+
+@dataclass
+class _Class:
+    name: str
+    boxes: list[_Box]
+    signature: list[tuple[str, str]]  # (argument, type)
+    calls: list[list[tuple[str, object]]]  # per box, its arguments' values
+    source: list[str]
+
+
+def _tree(network: Network) -> _Box:
+    modules = {module.path: module for module in network.modules}
+    root = _Box((), None, [], [])
+    boxes = {(): root}
+    for layer in network.layers:
+        box = root
+        root.layers.append(layer)
+        for depth in range(1, len(layer.path)):
+            prefix = layer.path[:depth]
+            child = boxes.get(prefix)
+            if child is None:
+                child = boxes[prefix] = _Box(prefix, modules[prefix], [], [])
+                box.members.append(child)
+            child.layers.append(layer)
+            box = child
+        box.members.append(layer)
+    return root
+
+
+def _walk(box: _Box) -> Iterable[_Box]:
+    yield box
+    for member in box.members:
+        if isinstance(member, _Box):
+            yield from _walk(member)
+
+
+def _top_keys(root: _Box) -> dict[str, str]:
+    """A safe attribute name per top-level key (`def -> layer_def`), as `_idents` does."""
+    keys = [m.key if isinstance(m, _Box) else m.path[-1] for m in root.members]
+    safe = {key: key for key in keys if _safe_ident(key)}
+    taken = set(safe.values())
+    for key in keys:
+        if key not in safe:
+            word = _WORD.sub("_", key).strip("_")
+            safe[key] = _unique(f"layer_{word}" if word else "layer", taken)
+            taken.add(safe[key])
+    return safe
+
+
+def _safe_ident(name: str) -> bool:
+    return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+            and not keyword.issoftkeyword(name) and not name.startswith("_")
+            and name not in _RESERVED)
+
+
+def _hier_paths(network: Network) -> dict[str, str]:
+    root = _tree(network)
+    top = _top_keys(root)
+    return {layer.name: ".".join((top[layer.path[0]], *layer.path[1:]))
+            for layer in network.layers if not reg.forward_step(layer.kind, layer.implicit)}
+
+
+def _layer_ctor(layer: Layer, shapes: dict[str, Shape], omit: bool) -> _Ctor:
+    assert layer.args is not None
+    call = LAYERS[layer.kind](layer.args, shapes[layer.inputs[0]])
+    defaults = DEFAULTS[call.cls]
+    args: list[tuple[str, object]] = [("", value) for value in call.args]
+    for key, value in call.kwargs:
+        if omit and key in defaults and type(defaults[key]) is type(value) \
+                and defaults[key] == value:
+            continue
+        args.append((key, value))
+    return _Ctor(call.cls if call.cls in HELPERS else f"nn.{call.cls}", args)
+
+
+def _note(layer: Layer) -> str:
+    return f"line {layer.span.line}: {layer.written}" + (" (implicit)" if layer.implicit else "")
+
+
+def _items(box: _Box, shapes: dict[str, Shape], classes: dict[tuple[str, ...], _Class],
+           omit: bool) -> list[_Item]:
+    """The constructors of a box's items, with the spec's values in them."""
+    found = []
+    for member in box.items:
+        if isinstance(member, Layer):
+            found.append(_Item(member.path[-1], _note(member),
+                               _layer_ctor(member, shapes, omit),
+                               f"line {member.span.line}: {member.kind}"))
+            continue
+        assert member.module is not None
+        note = f"line {member.module.span.line}: {member.module.label}"
+        if member.classed:
+            cls = classes[member.path]
+            values = cls.calls[cls.boxes.index(member)]
+            found.append(_Item(member.key, note, _Ctor(cls.name, list(values)),
+                               f"line {member.module.span.line}: {cls.name}"))
+        else:
+            found.append(_Item(member.key, note, _Ctor("nn.Sequential", [],
+                                                      _items(member, shapes, classes, omit)),
+                               note))
+    return found
+
+
+def _values(items: list[_Item]) -> list[object]:
+    out: list[object] = []
+    for item in items:
+        out.extend(value for _, value in item.ctor.args)
+        if item.ctor.items is not None:
+            out.extend(_values(item.ctor.items))
+    return out
+
+
+def _skeleton(items: list[_Item]) -> tuple[object, ...]:
+    """The items with their values left out: what calls of one class must share."""
+    return tuple((item.key, item.ctor.func, tuple(kw for kw, _ in item.ctor.args),
+                  _skeleton(item.ctor.items) if item.ctor.items is not None else None)
+                 for item in items)
+
+
+def _resolve(items: list[_Item], code: Iterable[str], notes: list[str] | None) -> list[_Item]:
+    """The items with each value replaced by its code, in `_values` order."""
+    codes = iter(code)
+    note_iter = iter(notes) if notes is not None else None
+
+    def go(inner: list[_Item]) -> list[_Item]:
+        out = []
+        for item in inner:
+            args = [(kw, next(codes)) for kw, _ in item.ctor.args]
+            note = next(note_iter) if note_iter is not None else item.note
+            sub = go(item.ctor.items) if item.ctor.items is not None else None
+            out.append(_Item(item.key, note, _Ctor(item.ctor.func, args, sub), item.general))
+        return out
+
+    return go(items)
+
+
+def _notes(items: list[_Item]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        out.append((item.note, item.general))
+        if item.ctor.items is not None:
+            out.extend(_notes(item.ctor.items))
+    return out
+
+
+def _type(value: object) -> str:
+    if isinstance(value, tuple):
+        return "tuple[int, int]"
+    return type(value).__name__
+
+
+def _param_name(name: str, taken: set[str]) -> str:
+    return _unique(name if _safe_ident(name) else f"p_{_WORD.sub('_', name)}", taken)
+
+
+def _unify(boxes: list[_Box], item_lists: list[list[_Item]], shapes: dict[str, Shape]
+           ) -> tuple[list[tuple[str, str]], list[list[tuple[str, object]]], list[_Item]]:
+    """One class for boxes of one structure: its signature, each box's arguments, and the
+    items with each value written as a literal or an argument."""
+    columns = list(zip(*(_values(items) for items in item_lists), strict=True))
+    params = [box.module.params if box.module else {} for box in boxes]
+    inputs = [shapes[box.layers[0].inputs[0]][0] for box in boxes]
+    names = list(params[0]) if params else []
+    taken: set[str] = set()
+    chosen: dict[str, str] = {}  # a source (block parameter, in_channels, valueN) → argument
+    order: list[str] = []
+    code: list[str] = []
+    extra = 0
+
+    def use(source: str, base: str) -> str:
+        if source not in chosen:
+            chosen[source] = _param_name(base, taken)
+            taken.add(chosen[source])
+            order.append(source)
+        return chosen[source]
+
+    for column in columns:
+        if all(type(v) is type(column[0]) and v == column[0] for v in column):
+            code.append(_literal(column[0]))  # type: ignore[arg-type]
+            continue
+        found = None
+        for name in names:
+            if all(type(p.get(name)) is type(v) and p.get(name) == v
+                   for p, v in zip(params, column, strict=True)):
+                found = use(f"param:{name}", name)
+                break
+        if found is None and all(v == c for v, c in zip(column, inputs, strict=True)):
+            found = use("in", "in_channels")
+        if found is None:
+            for name in names:
+                found = _scaled(name, params, column, use)
+                if found:
+                    break
+        if found is None:
+            extra += 1
+            found = use(f"value:{len(code)}", f"value{extra}")
+        code.append(found)
+    notes = [list(n) for n in zip(*(_notes(items) for items in item_lists), strict=True)]
+    kept = [n[0][0] if all(x[0] == n[0][0] for x in n) else n[0][1] for n in notes]
+    items = _resolve(item_lists[0], code, kept)
+    signature = []
+    calls: list[list[tuple[str, object]]] = [[] for _ in boxes]
+    for source in order:
+        arg = chosen[source]
+        for i in range(len(boxes)):
+            if source == "in":
+                value: object = inputs[i]
+            elif source.startswith("param:"):
+                value = params[i][source[6:]]
+            else:  # a value of no parameter: its column
+                value = columns[int(source[6:])][i]
+            calls[i].append((arg, value))
+        signature.append((arg, _type(calls[0][-1][1])))
+    return signature, calls, items
+
+
+def _scaled(name: str, params: list[dict[str, ArgValue]], column: tuple[object, ...],
+            use: Callable[[str, str], str]) -> str | None:
+    """`c * 4` or `c // 2` when a column is a block parameter times or over a constant."""
+    base = [p.get(name) for p in params]
+    if not all(type(b) is int and type(v) is int and b > 0 for b, v in zip(base, column,
+                                                                          strict=True)):
+        return None
+    first, value = base[0], column[0]
+    assert isinstance(first, int) and isinstance(value, int)
+    if value % first == 0 and all(v == b * (value // first)  # type: ignore[operator]
+                                  for b, v in zip(base, column, strict=True)):
+        return f"{use(f'param:{name}', name)} * {value // first}"
+    if value and first % value == 0 and all(v == b // (first // value)  # type: ignore[operator]
+                                            for b, v in zip(base, column, strict=True)):
+        return f"{use(f'param:{name}', name)} // {first // value}"
+    return None
+
+
+def _classes(root: _Box, shapes: dict[str, Shape], taken: set[str]
+             ) -> dict[tuple[str, ...], _Class]:
+    """A class per block (per structure its calls take) and per named group with joins,
+    built innermost first, so a class's items can call the classes inside it."""
+    depth: dict[tuple[str, ...], int] = {}
+    first: dict[str, int] = {}
+    families: dict[str, list[_Box]] = {}
+    for order, box in enumerate(_walk(root)):
+        if not box.classed:
+            continue
+        assert box.module is not None
+        outer = [b for b in (box.path[:i] for i in range(1, len(box.path))) if b in depth]
+        depth[box.path] = 1 + max((depth[b] for b in outer), default=0)
+        family = f"block:{box.module.block}" if box.module.kind == "block" \
+            else f"group:{'.'.join(box.path)}"
+        families.setdefault(family, []).append(box)
+        first.setdefault(family, order)
+    ranked = sorted(families, key=lambda f: (-max(depth[b.path] for b in families[f]),
+                                             first[f]))
+    classes: dict[tuple[str, ...], _Class] = {}
+    for family in ranked:
+        boxes = families[family]
+        for omit in (True, False):
+            lists = [_items(box, shapes, classes, omit) for box in boxes]
+            kinds = [(_skeleton(items), _forward_text(box)) for box, items in
+                     zip(boxes, lists, strict=True)]
+            if omit and len(set(kinds)) > 1:
+                continue  # a default left out in one call only: try writing them all
+            break
+        groups: dict[object, list[int]] = {}
+        for index, kind in enumerate(kinds):
+            groups.setdefault(kind, []).append(index)
+        module = boxes[0].module
+        assert module is not None
+        base = _camel(module.block if module.kind == "block" else module.label)
+        for members in groups.values():
+            name = _unique(base, taken)
+            taken.add(name)
+            chosen = [boxes[i] for i in members]
+            signature, calls, items = _unify(chosen, [lists[i] for i in members], shapes)
+            cls = _Class(name, chosen, signature, calls, [])
+            cls.source = _class_source(cls, items)
+            for box in chosen:
+                classes[box.path] = cls
+    return classes
+
+
+def _camel(name: str) -> str:
+    text = "".join(part[:1].upper() + part[1:] for part in _WORD.sub("_", name).split("_"))
+    return text if text and text[0].isalpha() else "Block" + text
+
+
+def _forward_text(box: _Box) -> tuple[str, ...]:
+    if box.module is not None and box.module.sequential:
+        return ()
+    return tuple(f"{s.target} = {s.expr}" for s in _steps(box, {}))
+
+
+def _access(key: str) -> str:
+    return f"self.{key}" if key.isidentifier() and not keyword.iskeyword(key) \
+        else f"self._modules[{key!r}]"
+
+
+def _var(key: str, taken: set[str]) -> str:
+    word = _WORD.sub("_", key)
+    base = word if word.isidentifier() and not keyword.iskeyword(word) \
+        and word not in _RESERVED else f"v_{word}"
+    name = _unique(base, taken)
+    taken.add(name)
+    return name
+
+
+def _steps(box: _Box, top: dict[str, str]) -> list[_Step]:
+    """A module's `forward` as statements: each member on what it reads; a value's variable
+    is reused as `x` once nothing later reads what `x` held."""
+    produced: dict[str, int] = {}  # a layer's name → the step that gives it
+    raw: list[tuple[str, str, tuple[int, ...], str | None]] = []  # key, expr, reads, note
+    for member in box.members:
+        first = member.layers[0] if isinstance(member, _Box) else member
+        if isinstance(member, _Box):
+            reads = (produced.get(first.inputs[0], -1),)
+            key = top.get(member.key, member.key)
+            raw.append((key, f"{_access(key)}({{}})", reads, None))
+            produced[member.layers[-1].name] = len(raw) - 1
+            continue
+        reads = tuple(produced.get(name, -1) for name in member.inputs)
+        key = top.get(member.path[-1], member.path[-1])
+        if reg.kind_of(member.kind).family == "join":
+            holes = tuple("{}" for _ in reads)
+            raw.append((key, JOINS[member.kind](holes), reads,
+                        _text(f"line {member.span.line}: {member.written}", 88)))
+        elif reg.forward_step(member.kind, member.implicit):
+            raw.append((key, "torch.flatten({}, 1)", reads, None))
+        else:
+            raw.append((key, f"{_access(key)}({{}})", reads, None))
+        produced[member.name] = len(raw) - 1
+    last_read: dict[int, int] = {}
+    for index, (_, _, reads, _) in enumerate(raw):
+        for value in reads:
+            last_read[value] = index
+    names: dict[int, str] = {-1: INPUT_VAR}
+    taken = {INPUT_VAR}
+    in_x = -1
+    steps = []
+    for index, (key, expr, reads, note) in enumerate(raw):
+        args = [names[value] for value in reads]
+        if last_read.get(in_x, -1) <= index:
+            names[index] = INPUT_VAR
+            in_x = index
+        else:
+            names[index] = _var(key, taken)
+        steps.append(_Step(names[index], expr.format(*args), tuple(args), note))
+    return steps
+
+
+def _forward_lines(box: _Box, top: dict[str, str]) -> list[str]:
+    lines = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+    steps = _steps(box, top)
+    for step in steps:
+        if step.note:
+            lines.append(f"        # {step.note}")
+        lines.extend(_fill(f"        {step.target} = ", step.expr))
+    lines.append(f"        return {steps[-1].target if steps else INPUT_VAR}")
+    return lines
+
+
+def _code(value: object) -> str:
+    return value if isinstance(value, str) else _literal(value)  # type: ignore[arg-type]
+
+
+def _ctor_lines(ctor: _Ctor, prefix: str, suffix: str, indent: str) -> list[str]:
+    if ctor.items is None:
+        args = [f"{kw}={_code(v)}" if kw else _code(v) for kw, v in ctor.args]
+        return _wrap(prefix, (ctor.func, args), suffix)
+    return _sequence(ctor.items, f"{prefix}nn.Sequential(", suffix, indent)
+
+
+def _sequence(items: list[_Item], head: str, suffix: str, indent: str) -> list[str]:
+    """An nn.Sequential's items after `head` (which ends in an open parenthesis): positional
+    when keyed 0, 1, ..., else an OrderedDict of the keys."""
+    positional = [item.key for item in items] == [str(i) for i in range(len(items))]
+    inner = indent + "    "
+    lines = [head + ("" if positional else "OrderedDict([")]
+    for item in items:
+        lines.append(f"{inner}# {_text(item.note, LINE_LIMIT - len(inner) - 2)}")
+        start = inner if positional else f"{inner}({item.key!r}, "
+        lines.extend(_ctor_lines(item.ctor, start, "," if positional else "),", inner))
+    lines.append(indent + (")" if positional else "]))") + suffix)
+    return lines
+
+
+def _init_lines(items: list[_Item], top: dict[str, str]) -> list[str]:
+    lines = []
+    for item in items:
+        key = top.get(item.key, item.key)
+        lines.append(f"        # {_text(item.note, 88)}")
+        if key.isidentifier() and not keyword.iskeyword(key):
+            lines.extend(_ctor_lines(item.ctor, f"        self.{key} = ", "", "        "))
+        else:
+            lines.extend(_ctor_lines(item.ctor, f"        self.add_module({key!r}, ", ")",
+                                     "        "))
+    return lines
+
+
+def _class_source(cls: _Class, items: list[_Item]) -> list[str]:
+    box = cls.boxes[0]
+    assert box.module is not None
+    where = sorted({b.module.span.line for b in cls.boxes if b.module is not None})
+    lines_text = ", ".join(map(str, where[:6])) + (", ..." if len(where) > 6 else "")
+    what = f"Block `{box.module.block}`" if box.module.kind == "block" \
+        else f"Group `{box.module.label}`"
+    doc = _text(f"{what} of the spec, used at line{'s' * (len(where) > 1)} {lines_text}.", 88)
+    params = [f"{name}: {kind}" for name, kind in cls.signature]
+    define = [f"    def __init__({', '.join(['self', *params])}) -> None:"]
+    if len(define[0]) > LINE_LIMIT:
+        define = ["    def __init__(", "        self,", *(f"        {p}," for p in params),
+                  "    ) -> None:"]
+    if box.module.sequential:
+        head = [f"class {cls.name}(nn.Sequential):", f'    """{doc}"""', "", *define]
+        return [*head, *_sequence(items, "        super().__init__(", "", "        "), "", ""]
+    return [f"class {cls.name}(nn.Module):", f'    """{doc}"""', "", *define,
+            "        super().__init__()",
+            *_init_lines(items, {}), *_forward_lines(box, {}), "", ""]
+
+
+def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
+               origin: str | None) -> str:
+    """The source for a spec with named groups or block calls: a class per block, then the
+    network's class composing them."""
+    root = _tree(network)
+    top = _top_keys(root)
+    renames = [f"{_text(key, 40)} -> {ident}" for key, ident in top.items() if key != ident]
+    cls = class_name(network)
+    classes = _classes(root, known, {cls, *HELPERS, *_RESERVED})
+    defined = list(dict.fromkeys(id(c) for c in classes.values()))
+    by_id = {id(c): c for c in classes.values()}
+    items = _items(root, known, classes, True)
+    body = [*(line for k in defined for line in by_id[k].source),
+            f"class {cls}(nn.Module):", *_docstring_rows(network, report, renames), "",
+            "    def __init__(self) -> None:", "        super().__init__()",
+            *_init_lines(items, top), *_forward_lines(root, top)]
+    ordered = any("OrderedDict([" in line and not line.lstrip().startswith(("#", '"""'))
+                  for line in body)
+    lines = [
+        '"""' + _sentence(f"{network.name}: {network.description or 'a network'}", 80),
+        "",
+        "Generated by archspec from " + (_text(origin, 60) if origin else "a .arch spec")
+        + "; regenerate it rather than editing it.",
+        '"""',
+        "",
+        *(["from collections import OrderedDict", ""] if ordered else []),
+        "import torch",
+        "from torch import nn",
+        "",
+        f"INPUT_SHAPE = {_literal(network.input.shape)}",
+        "",
+        "",
+        *_helpers(network, known),
+        *body, "", "", *_build(network, known, cls)]
+    return "\n".join(lines) + "\n"
