@@ -599,9 +599,9 @@ def test_expressions_stand_wherever_a_number_may() -> None:
               "block st(c, n): [CONV{$n+2}-{$c/2}]*{$n % 3 + 1}\n")
     net = network("mb(8, 6) - st(c={2*(3+5)}, n=1) - FC({min(10, 3*4) - -2})", header)
     layers = by_name(net)
-    assert layers["conv1"].args is not None and layers["conv1"].args["filters"] == 48
-    assert layers["conv2"].args is not None and layers["conv2"].args["groups"] == 48
-    assert layers["conv3"].args is not None and layers["conv3"].args["filters"] == 2
+    assert layers["mb1.conv1"].args is not None and layers["mb1.conv1"].args["filters"] == 48
+    assert layers["mb1.conv2"].args is not None and layers["mb1.conv2"].args["groups"] == 48
+    assert layers["mb1.conv3"].args is not None and layers["mb1.conv3"].args["filters"] == 2
     assert [layer.written for layer in net.layers if layer.kind == "CONV"][-2:] == [
         "CONV3-8", "CONV3-8"]  # two repeats of a 3x3 with 16/2 filters, written with values
     assert layers["fc1"].args == {"units": 12, "bias": True}

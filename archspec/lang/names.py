@@ -53,10 +53,10 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
     live: set[int] = set()  # boxes holding a layer
     for node in nodes:
         if not node.removed:
-            box = node.box
-            while box not in live:
-                live.add(box)
-                box = boxes[box].parent
+            number = node.box
+            while number not in live:
+                live.add(number)
+                number = boxes[number].parent
     steps = {node.box for node in nodes
              if not node.removed and reg.forward_step(node.kind, node.implicit)}
     sequential = {number: number != 0 and number not in steps for number in live}
@@ -68,9 +68,9 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
         prefix = box_paths[number]
         items = [i for i in box.items or () if (i < 0 and -i in live)
                  or (i > 0 and not nodes[i - 1].removed)]
-        member = [i for i, node in enumerate(nodes, start=1)
-                  if node.box == number and not node.removed and i not in items]
-        keys = _keys(nodes, boxes, items, member, sequential[number], box.kind, diags)
+        steps_of = [i for i, node in enumerate(nodes, start=1)
+                    if node.box == number and not node.removed and i not in items]
+        keys = _keys(nodes, boxes, items, steps_of, sequential[number], box.kind, diags)
         for item, key in keys.items():
             if item < 0:
                 box_paths[-item] = (*prefix, key)

@@ -520,7 +520,7 @@ class _Class:
 def _tree(network: Network) -> _Box:
     modules = {module.path: module for module in network.modules}
     root = _Box((), None, [], [])
-    boxes = {(): root}
+    boxes: dict[tuple[str, ...], _Box] = {(): root}
     for layer in network.layers:
         box = root
         root.layers.append(layer)
@@ -634,7 +634,7 @@ def _resolve(items: list[_Item], code: Iterable[str], notes: list[str] | None) -
     def go(inner: list[_Item]) -> list[_Item]:
         out = []
         for item in inner:
-            args = [(kw, next(codes)) for kw, _ in item.ctor.args]
+            args: list[tuple[str, object]] = [(kw, next(codes)) for kw, _ in item.ctor.args]
             note = next(note_iter) if note_iter is not None else item.note
             sub = go(item.ctor.items) if item.ctor.items is not None else None
             out.append(_Item(item.key, note, _Ctor(item.ctor.func, args, sub), item.general))
@@ -685,7 +685,7 @@ def _unify(boxes: list[_Box], item_lists: list[list[_Item]], shapes: dict[str, S
 
     for column in columns:
         if all(type(v) is type(column[0]) and v == column[0] for v in column):
-            code.append(_literal(column[0]))  # type: ignore[arg-type]
+            code.append(_Code(_code(column[0])))
             continue
         found = None
         for name in names:
@@ -703,7 +703,7 @@ def _unify(boxes: list[_Box], item_lists: list[list[_Item]], shapes: dict[str, S
         if found is None:
             extra += 1
             found = use(f"value:{len(code)}", f"value{extra}")
-        code.append(found)
+        code.append(_Code(found))
     notes = [list(n) for n in zip(*(_notes(items) for items in item_lists), strict=True)]
     kept = [n[0][0] if all(x[0] == n[0][0] for x in n) else n[0][1] for n in notes]
     items = _resolve(item_lists[0], code, kept)
@@ -775,7 +775,7 @@ def _classes(root: _Box, shapes: dict[str, Shape], taken: set[str]
             groups.setdefault(kind, []).append(index)
         module = boxes[0].module
         assert module is not None
-        base = _camel(module.block if module.kind == "block" else module.label)
+        base = _camel(module.block or module.label)
         for members in groups.values():
             name = _unique(base, taken)
             taken.add(name)
@@ -818,6 +818,7 @@ def _steps(box: _Box, top: dict[str, str]) -> list[_Step]:
     is reused as `x` once nothing later reads what `x` held."""
     produced: dict[str, int] = {}  # a layer's name → the step that gives it
     raw: list[tuple[str, str, tuple[int, ...], str | None]] = []  # key, expr, reads, note
+    reads: tuple[int, ...]
     for member in box.members:
         first = member.layers[0] if isinstance(member, _Box) else member
         if isinstance(member, _Box):
@@ -867,8 +868,16 @@ def _forward_lines(box: _Box, top: dict[str, str]) -> list[str]:
     return lines
 
 
+class _Code(str):
+    """Code that stands for a value in a class's body: a literal or a constructor argument."""
+
+
 def _code(value: object) -> str:
-    return value if isinstance(value, str) else _literal(value)  # type: ignore[arg-type]
+    """A resolved value's code, or the literal of a spec's value."""
+    if isinstance(value, _Code):
+        return value
+    assert isinstance(value, bool | int | float | str | tuple)
+    return _literal(value)
 
 
 def _ctor_lines(ctor: _Ctor, prefix: str, suffix: str, indent: str) -> list[str]:
