@@ -29,7 +29,7 @@ Shape = tuple[int, ...]
 class Frozen(BaseModel):
     """The base of every archspec model: immutable, unknown fields rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Scope(Frozen):
@@ -160,11 +160,11 @@ class AugmentSpec(Frozen):
 class TrainingPlan(Frozen):
     """The `train:` section with every default resolved; the trainer's single input."""
 
-    data: DataSpec = DataSpec()
+    data: DataSpec = Field(default_factory=DataSpec)
     batch: int = Field(64, ge=1)
     epochs: int = Field(10, ge=1)
-    optimizer: OptimizerSpec = OptimizerSpec.model_validate({})
-    schedule: ScheduleSpec = ScheduleSpec()
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     augment: tuple[AugmentSpec, ...] = ()
     ensemble: int = Field(1, ge=1)
     snapshots: int = Field(1, ge=1)
@@ -192,7 +192,7 @@ class Network(Frozen):
     description: str = ""
     input: InputSpec
     dtype: DType = "float32"
-    init: InitScheme = InitScheme()
+    init: InitScheme = Field(default_factory=InitScheme)
     layers: tuple[Layer, ...]
     modules: tuple[Module, ...] = ()  # the named groups and block calls, outermost first
     plan: TrainingPlan | None = None

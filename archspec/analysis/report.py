@@ -182,19 +182,19 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     buffers_bytes = sum(r.buffer_bytes for r in rows)
     activations = math.prod(inp) + sum(r.activations for r in rows)
     macs = sum(r.macs for r in rows)
-    totals = Totals(params=params, params_no_bias=weights, trainable_params=params,
-                    buffers=buffers, activations=activations,
-                    activation_bytes=activations * bpv, macs=macs, flops=2 * macs)
+    totals = Totals.model_construct(
+        params=params, params_no_bias=weights, trainable_params=params, buffers=buffers,
+        activations=activations, activation_bytes=activations * bpv, macs=macs, flops=2 * macs)
 
     saved_sample = sum(k.per_sample for k in kept.values())
     saved_batch = sum(k.per_batch for k in kept.values())
     peak = cost.inference_peak(network, shapes) * bpv
     fixed_inference = params * bpv + buffers_bytes
     fixed_training = params * per_param + buffers_bytes + saved_batch
-    budget = None if fit is None else Fit(
+    budget = None if fit is None else Fit.model_construct(
         budget_bytes=fit, training_batch=cost.largest_batch(fixed_training, saved_sample, fit),
         inference_batch=cost.largest_batch(fixed_inference, peak, fit))
-    memory = Memory(
+    memory = Memory.model_construct(
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
         optimizer=opt, optimizer_source=opt_source,
         optimizer_buffers=OPTIMIZER_STATE[opt].buffers, params_bytes=params * bpv,
@@ -206,14 +206,13 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         inference_bytes=fixed_inference + peak * batch, fit=budget,
         assumptions=_assumptions(dtype, bpv, opt))
 
-    return Report(
+    return Report.model_construct(
         network=network.name, description=network.description,
-        input=InputInfo(shape=inp, order=network.input.order, activations=math.prod(inp),
-                        activation_bytes=math.prod(inp) * bpv,
-                        saved_bytes=kept[INPUT_NODE].per_sample,
-                        training_bytes=kept[INPUT_NODE].per_sample * batch,
-                        receptive_field=_size(fields[INPUT_NODE]),
-                        jump=_jump(fields[INPUT_NODE])),
+        input=InputInfo.model_construct(
+            shape=inp, order=network.input.order, activations=math.prod(inp),
+            activation_bytes=math.prod(inp) * bpv, saved_bytes=kept[INPUT_NODE].per_sample,
+            training_bytes=kept[INPUT_NODE].per_sample * batch,
+            receptive_field=_size(fields[INPUT_NODE]), jump=_jump(fields[INPUT_NODE])),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
         torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
 
@@ -244,7 +243,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
     buffers = sum(p.buffers for p in parts)
     buffer_bytes = sum(p.buffer_bytes(bpv) for p in parts)
     activations = sum(cost.new_activations(m, shapes) for m in members)
-    return Row(
+    return Row.model_construct(
         name=principal.name, kind=principal.kind,
         written=principal.written,
         folds=tuple(m.kind for m in members
@@ -274,7 +273,7 @@ def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: i
                bpv: int) -> TorchinfoTotals:
     params = sum(r.params for r in rows)
     outputs = sum(math.prod(r.output_shape) for r in rows if r.params)
-    return TorchinfoTotals(
+    return TorchinfoTotals.model_construct(
         input_shape=(batch, *network.input.shape), total_params=params, trainable_params=params,
         total_mult_adds=batch * sum(cost.torchinfo_macs(layer, shapes)
                                     for layer in network.layers),

@@ -20,7 +20,7 @@ class Severity(StrEnum):
 class Diagnostic(BaseModel):
     """One finding at one place. `code` groups findings (syntax, shape, missing-argument...)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     severity: Severity
     code: str

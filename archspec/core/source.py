@@ -14,7 +14,7 @@ from archspec.core.limits import MAX_SOURCE_BYTES
 class Span(BaseModel):
     """A half-open range of a source file, with 1-based line and column of both ends."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     start: int
     end: int
@@ -61,7 +61,8 @@ class Source:
         end = start if end is None else end
         line, col = self.position(start)
         end_line, end_col = self.position(end)
-        return Span(start=start, end=end, line=line, col=col, end_line=end_line, end_col=end_col)
+        return Span.model_construct(start=start, end=end, line=line, col=col, end_line=end_line,
+                                    end_col=end_col)
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its newline (`\n` or `\r\n`)."""

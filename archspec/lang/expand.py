@@ -23,7 +23,7 @@ from archspec.lang.header import NAME, Block, Header
 
 # Stands for a block parameter that has no value when an unused block is checked: findings
 # located here come from the stand-in, not from the spec, and are dropped.
-_STAND_IN = Span(start=-1, end=-1, line=0, col=0, end_line=0, end_col=0)
+_STAND_IN = Span.model_construct(start=-1, end=-1, line=0, col=0, end_line=0, end_col=0)
 
 
 @dataclass
@@ -241,7 +241,8 @@ class Expander:
             scope_id = self.scope_ids
             for copy in range(count):
                 inner = scopes if count == 1 else (
-                    *scopes, Scope(id=scope_id, index=copy, count=count, label=f"x{count}"))
+                    *scopes, Scope.model_construct(id=scope_id, index=copy, count=count,
+                                          label=f"x{count}"))
                 errors = self.diags.error_count
                 if isinstance(atom, s.Group):
                     tail, rank = self.chain(atom.chain, tail, rank, env, inner)
@@ -353,7 +354,8 @@ class Expander:
             return tail, rank
         self.scope_ids += 1
         label = self.args.written(call, env)
-        scope = Scope(id=self.scope_ids, index=0, count=1, label=label, call=call.span)
+        scope = Scope.model_construct(id=self.scope_ids, index=0, count=1, label=label,
+                                      call=call.span)
         self.blocks_open.append(block.name)
         outer = self.box
         params = {key: _number(value) for key, value in bound.items()}

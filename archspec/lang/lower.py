@@ -99,7 +99,7 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
         return None
     if plan is not None:
         train.check_plan(plan, header.input.shape, syntax.train_span or input_spec.span)
-    return Network(name=header.name or "network", description=header.description,
-                   input=input_spec, dtype=header.dtype,
-                   init=header.init, layers=tuple(layers), modules=tuple(modules),
-                   plan=plan)
+    return Network.model_construct(
+        name=header.name or "network", description=header.description, input=input_spec,
+        dtype=header.dtype, init=header.init, layers=tuple(layers), modules=tuple(modules),
+        plan=plan)

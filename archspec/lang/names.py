@@ -33,7 +33,7 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
             while i in alias:
                 i = alias[i]
             inputs.append(names.get(i, INPUT_NODE))
-        layers.append(Layer(
+        layers.append(Layer.model_construct(
             name=names[index], kind=node.kind, args=node.args, inputs=tuple(inputs),
             span=node.span, written=node.written, implicit=node.implicit,
             origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -12,6 +13,8 @@ from typing import Any, cast
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.grammar import Rule
+from lark.lexer import TerminalDef
 
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
@@ -170,21 +173,70 @@ class _Build(Transformer[Token, Any]):
                            chain=chain, span=self._span(keyword, children[-1]))
 
 
-@cache
-def _lark() -> tuple[Lark, _Build]:
-    build = _Build()
+def grammar_text() -> str:
+    """The grammar with one branch alternative and one terminal per registered join."""
     grammar = files("archspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
     alternatives = "".join(f'     | "(" chain ({token} chain)+ ")" REPEAT? -> branch\n'
                            for token in _JOIN_TOKENS)
     terminals = "".join(f"{token}: {json.dumps(join.op)}\n"
                         for token, join in _JOIN_TOKENS.items())
-    grammar = grammar.replace("\n%JOINS%\n", "\n" + alternatives).replace(
+    return grammar.replace("\n%JOINS%\n", "\n" + alternatives).replace(
         "\n%JOIN_TERMINALS%\n", "\n" + terminals)
-    # No cache: lark's is a pickle (in the shared temp folder by default) that any local user
-    # could plant. Building the tables costs 25-45 ms a process (benches/grammar_build.py).
+
+
+def grammar_digest(grammar: str) -> str:
+    return hashlib.sha256(grammar.encode()).hexdigest()
+
+
+def build_tables(grammar: str) -> dict[str, Any]:
+    """Build the LALR tables from the grammar (20-45 ms): lark's serialized parser, a dict of
+    plain values (what `lang/tables.json` holds, written by scripts/parser_tables.py)."""
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
-                  transformer=build, maybe_placeholders=False)
-    return parser, build
+                  maybe_placeholders=False)
+    data, memo = parser.memo_serialize([TerminalDef, Rule])
+    return {"digest": grammar_digest(grammar), "data": data, "memo": memo}
+
+
+def tables_to_json(tables: Any) -> Any:
+    """Tables as JSON values: a tuple becomes {"()": items}, a dict with int keys
+    {"int": [[key, value]...]}, so `tables_from_json` gives back exactly these types."""
+    if isinstance(tables, tuple):
+        return {"()": [tables_to_json(v) for v in tables]}
+    if isinstance(tables, list):
+        return [tables_to_json(v) for v in tables]
+    if isinstance(tables, dict):
+        if any(isinstance(k, int) for k in tables):
+            return {"int": [[k, tables_to_json(v)] for k, v in tables.items()]}
+        return {k: tables_to_json(v) for k, v in tables.items()}
+    return tables
+
+
+def _typed(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "()" in obj:
+            return tuple(obj["()"])
+        if "int" in obj:
+            return {k: v for k, v in obj["int"]}
+    return obj
+
+
+def tables_from_json(text: str) -> dict[str, Any]:
+    return json.loads(text, object_hook=_typed)
+
+
+@cache
+def _lark() -> tuple[Lark, _Build]:
+    # No lark cache: lark's is a pickle (in the shared temp folder by default) that any local
+    # user could plant. The tables come from lang/tables.json (plain JSON, no code; generated
+    # by scripts/parser_tables.py) when its digest is that of the grammar; else they are
+    # built here (benches/grammar_build.py).
+    grammar = grammar_text()
+    stored = files("archspec.lang").joinpath("tables.json")
+    tables = tables_from_json(stored.read_text(encoding="utf-8")) if stored.is_file() else {}
+    if tables.get("digest") != grammar_digest(grammar):
+        tables = build_tables(grammar)
+    build = _Build()
+    return Lark._load_from_dict(tables["data"], tables["memo"], transformer=build), build
 
 
 def _expecting(expected: set[str]) -> str:
