@@ -6,10 +6,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from pydantic import ValidationError
 
-from archspec.catalog import DTYPES, INIT_NAMES, INIT_SCHEMES
+from archspec.catalog import DTYPES, INIT_NAMES, INIT_SCHEMES, DType
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_INT
 from archspec.core.source import Span
@@ -39,7 +40,7 @@ class Header:
     bn_args: dict[str, ArgValue] = field(default_factory=dict)  # the implicit BN's, defaults in
     defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
     init: InitScheme = field(default_factory=InitScheme)
-    dtype: str = "float32"
+    dtype: DType = "float32"
     blocks: dict[str, Block] = field(default_factory=dict)
 
 
@@ -237,7 +238,7 @@ class HeaderReader:
             self.diags.error("header", f"unknown dtype `{call.word}`", call.word_span,
                              hint=suggest(call.word, names) or "one of " + ", ".join(names))
             return
-        self.header.dtype = call.word.lower()
+        self.header.dtype = cast(DType, call.word.lower())
 
     def block(self, directive: s.Directive) -> None:
         head = directive.items[0] if len(directive.items) == 1 else None

@@ -220,7 +220,7 @@ def _typed(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def tables_from_json(text: str) -> dict[str, Any]:
+def tables_from_json(text: str) -> Any:
     return json.loads(text, object_hook=_typed)
 
 
@@ -236,7 +236,9 @@ def _lark() -> tuple[Lark, _Build]:
     if tables.get("digest") != grammar_digest(grammar):
         tables = build_tables(grammar)
     build = _Build()
-    return Lark._load_from_dict(tables["data"], tables["memo"], transformer=build), build
+    parser = Lark._load_from_dict(  # type: ignore[no-untyped-call]
+        tables["data"], tables["memo"], transformer=build)
+    return parser, build
 
 
 def _expecting(expected: set[str]) -> str:
