@@ -39,9 +39,10 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
             origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
             named=node.user_name is not None and paths[index][-1] == node.user_name,
             path=paths[index]))
-    modules = [Module(path=box_paths[number], kind="block" if box.kind == "block" else "group",
-                      block=box.block, label=box.label, span=box.span,
-                      params=box.params or {}, sequential=sequential[number])
+    modules = [Module.model_construct(
+                   path=box_paths[number], kind="block" if box.kind == "block" else "group",
+                   block=box.block, label=box.label, span=box.span, params=box.params or {},
+                   sequential=sequential[number])
                for number, box in enumerate(boxes) if number in box_paths and number]
     return layers, modules
 
