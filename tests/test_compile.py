@@ -104,6 +104,7 @@ def test_output_is_deterministic_across_processes(tmp_path: Path) -> None:
         assert here == (tmp_path / "there" / f"googlenet{suffix}").read_bytes(), suffix
 
 
+@pytest.mark.slow
 def test_generated_files_pass_ruff(tmp_path: Path) -> None:
     written = []
     for spec in all_specs():
@@ -244,6 +245,7 @@ def test_torch_export_of_a_compiled_network(branchy: ModuleType) -> None:
     assert torch.allclose(exported.module()(x), model(x), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_torch_compile_traces_the_whole_graph(branchy: ModuleType) -> None:
     torch.manual_seed(0)
     model = branchy.build().eval()

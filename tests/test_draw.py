@@ -309,6 +309,7 @@ def test_a_diagram_past_the_box_limit_is_a_located_error(
     assert dot.render_files(*load_network(spec), tmp_path / "t") == [tmp_path / "t.dot"]
 
 
+@pytest.mark.slow
 def test_the_box_limit_is_one_dot_lays_out(tmp_path: Path, require_dot: None) -> None:
     network, shapes = load_network_text(
         "network t\ninput 4\n" + "FC-2\n" * dot.MAX_DRAWN_BOXES, tmp_path)

@@ -40,7 +40,8 @@ def test_the_plain_install_runs_the_commands_that_need_no_extra(
 
 @pytest.mark.parametrize(("blocked", "command", "extra"), [
     (TORCH, ["probe", str(SPECS / "init_relu.arch")], "torch"),
-    (("kornia",), ["train", str(SPECS / "digits.arch"), "--out", "{tmp}/run"], "train"),
+    pytest.param(("kornia",), ["train", str(SPECS / "digits.arch"), "--out", "{tmp}/run"],
+                 "train", marks=pytest.mark.slow),  # loads torch and the data first
 ])
 def test_a_missing_extra_is_named_in_one_line(blocked: tuple[str, ...], command: list[str],
                                               extra: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from conftest import all_specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,6 +80,7 @@ edits = st.lists(st.tuples(
 ), min_size=1, max_size=6)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.sampled_from(SEEDS), edits)
 def test_mutated_seed_specs(seed: str, changes: list[tuple[float, str, str, int]]) -> None:

@@ -104,6 +104,7 @@ def replace(document: Any, where: tuple[Any, ...], value: Any, delete: bool) -> 
 # -- plan files ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FILES
 @given(data=st.data())
 def test_tampered_plan_files_never_raise(folder: Path, data: st.DataObject,
@@ -146,6 +147,7 @@ def resume(folder: Path, damaged: bytes, capsys: pytest.CaptureFixture[str]) -> 
     shutil.rmtree(run)
 
 
+@pytest.mark.slow
 @FILES
 @given(data=st.data())
 def test_corrupt_checkpoint_bytes_never_raise(folder: Path, data: st.DataObject,
@@ -171,6 +173,7 @@ TENSORS = st.builds(lambda shape, dtype: torch.zeros(shape, dtype=dtype),
                     st.sampled_from([torch.float32, torch.int64, torch.uint8, torch.bool]))
 
 
+@pytest.mark.slow
 @FILES
 @given(data=st.data())
 def test_edited_checkpoints_with_a_fresh_digest_never_raise(

@@ -56,6 +56,7 @@ def relu_kaiming() -> Probe:
     return run_probe("init_relu")
 
 
+@pytest.mark.slow
 def test_tanh_small_weights_reproduce_the_lecture_table(tanh_small: Probe,
                                                         reference: dict) -> None:
     expected = [row["std"] for row in reference["init_experiment"]["tanh_W_0.01randn"]["layers"]]
@@ -67,6 +68,7 @@ def test_tanh_small_weights_reproduce_the_lecture_table(tanh_small: Probe,
     assert measured[:5] == pytest.approx([0.213, 0.0476, 0.0106, 0.00238, 0.000532], rel=0.10)
 
 
+@pytest.mark.slow
 def test_tanh_small_weights_collapse_forward_and_vanish_backward(tanh_small: Probe) -> None:
     stds = after_nonlinearity(tanh_small)
     assert all(later < earlier / 3 for earlier, later in pairwise(stds))
@@ -79,6 +81,7 @@ def test_tanh_small_weights_collapse_forward_and_vanish_backward(tanh_small: Pro
     assert "collapsed" in tanh_small.layers[-1].flags
 
 
+@pytest.mark.slow
 def test_relu_kaiming_holds_the_deviations(relu_kaiming: Probe, reference: dict) -> None:
     stds = after_nonlinearity(relu_kaiming)
     assert len(stds) == 10
@@ -115,6 +118,7 @@ def cifar_resnet() -> Probe:
     return probe(spec.network, spec.shapes, samples=64)
 
 
+@pytest.mark.slow
 def test_a_batch_norm_resnet_at_kaiming_is_not_flagged(cifar_resnet: Probe) -> None:
     small = [p for p in cifar_resnet.layers if p.grad_std is not None and p.grad_std < 0.01]
     assert small  # per element the gradients are small...
@@ -124,6 +128,7 @@ def test_a_batch_norm_resnet_at_kaiming_is_not_flagged(cifar_resnet: Probe) -> N
     assert cifar_resnet.findings == ["no layer's activations or gradients collapse or explode"]
 
 
+@pytest.mark.slow
 def test_the_gradient_norm_is_relative_to_the_output(tanh_small: Probe) -> None:
     # Every layer has 500 units, so the norm ratio is the gradient std over the output's.
     out = tanh_small.layers[-1]
@@ -134,6 +139,7 @@ def test_the_gradient_norm_is_relative_to_the_output(tanh_small: Probe) -> None:
     assert "grad vanished" in tanh_small.layers[0].flags
 
 
+@pytest.mark.slow
 def test_the_plot_ticks_name_the_layers_shown(cifar_resnet: Probe, tanh_small: Probe) -> None:
     shown = _shown(cifar_resnet)
     assert len(shown) == 12 and shown[-1].name == "basic7.relu2" and shown[1].name != "basic1.relu1"
@@ -146,6 +152,7 @@ def test_the_plot_ticks_name_the_layers_shown(cifar_resnet: Probe, tanh_small: P
         f"tanh{i}" for i in range(1, 11)]
 
 
+@pytest.mark.slow
 def test_xavier_keeps_tanh_from_collapsing() -> None:
     result = run_probe("init_tanh", "xavier")
     stds = after_nonlinearity(result)
@@ -155,6 +162,7 @@ def test_xavier_keeps_tanh_from_collapsing() -> None:
     assert not any(layer.flags for layer in result.layers)
 
 
+@pytest.mark.slow
 def test_large_weights_saturate_tanh() -> None:
     result = run_probe("init_tanh", "normal(std=1)", samples=200)
     tanh = [layer for layer in result.layers if layer.kind == "TANH"]
@@ -228,6 +236,7 @@ def test_a_join_feeding_only_a_join_is_named_as_unseen() -> None:
     assert f"not seen: {concat}" in render_text([result])
 
 
+@pytest.mark.slow
 def test_cli_json_is_a_list_for_several_schemes(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["probe", str(SPECS / "init_tanh.arch"), "--samples", "100",
                  "--init", "xavier", "normal(std=0.01)", "--format", "json"])
@@ -251,6 +260,7 @@ def test_cli_text_marks_the_rows_after_a_nonlinearity(capsys: pytest.CaptureFixt
     golden("probe_init_relu_64.txt", out)
 
 
+@pytest.mark.slow
 def test_cli_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "probe.png"
     assert main(["probe", str(SPECS / "init_tanh.arch"), str(SPECS / "init_relu.arch"),

@@ -74,6 +74,7 @@ def assert_matches_analysis(network: Network, model: nn.Module, batch: torch.Ten
     assert sum(p.numel() for p in model.parameters()) == analysed_params(network, shapes)
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=200)
 @given(networks())
 def test_random_networks_on_meta_match_the_analysis(network: Network) -> None:
@@ -83,6 +84,7 @@ def test_random_networks_on_meta_match_the_analysis(network: Network) -> None:
     assert_matches_analysis(network, model, batch)
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=60)
 @given(networks(max_size=10, max_channels=6))
 def test_random_networks_really_run_on_cpu(network: Network) -> None:

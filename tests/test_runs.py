@@ -214,6 +214,7 @@ def test_a_locked_run_folder_refuses_a_second_run(tmp_path: Path,
     assert not (folder / "tiny.plan.json").exists()
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_another_process_refuses(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     holder = subprocess.Popen(

@@ -120,9 +120,14 @@ def shapes_of(network: Network) -> Shapes:
     return shapes
 
 
+# The larger networks run in the slow lane; resnet18 keeps a branchy one in the fast lane.
+BIG = pytest.mark.slow
+
+
 @pytest.mark.parametrize(("spec", "batch"), [("lenet5", 1), ("cs231n_pattern", 3),
-                                             ("alexnet", 1), ("resnet18", 2),
-                                             ("googlenet", 1)])
+                                             pytest.param("alexnet", 1, marks=BIG),
+                                             ("resnet18", 2),
+                                             pytest.param("googlenet", 1, marks=BIG)])
 def test_torchinfo_conventions_match_torchinfo(spec: str, batch: int) -> None:
     network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
     assert_torchinfo_agrees(network, shapes, batch)
@@ -159,8 +164,8 @@ def _footer(text: str) -> dict[str, str]:
 
 # --- memory --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec", ["lenet5", "cs231n_pattern", "alexnet", "resnet18",
-                                  "googlenet"])
+@pytest.mark.parametrize("spec", ["lenet5", "cs231n_pattern", pytest.param("alexnet", marks=BIG),
+                                  "resnet18", pytest.param("googlenet", marks=BIG)])
 def test_saved_for_backward_is_what_autograd_saves(spec: str) -> None:
     network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
     assert_saved_agrees(network, shapes)
@@ -272,8 +277,9 @@ def live_peak(network: Network, shapes: Shapes, batch: int) -> int:
 
 
 @pytest.mark.parametrize(("spec", "exact"), [("lenet5", True), ("cs231n_pattern", True),
-                                             ("alexnet", True), ("resnet18", False),
-                                             ("googlenet", False)])
+                                             pytest.param("alexnet", True, marks=BIG),
+                                             ("resnet18", False),
+                                             pytest.param("googlenet", False, marks=BIG)])
 def test_inference_peak_is_what_the_module_holds(spec: str, exact: bool) -> None:
     """Exact for a chain; for branches a lower bound, since the generated forward keeps each
     branch's output in a local variable until it returns."""

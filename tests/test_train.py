@@ -481,6 +481,7 @@ def test_progress_bar_on_a_terminal() -> None:
 # -- accuracy floors (shortened versions of the shipped specs) ----------------------------------
 
 
+@pytest.mark.slow
 def test_digits_spec_reaches_a_floor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, _stdout, err = train(capsys, str(SPECS / "digits.arch"), "--out",
                                  str(tmp_path / "run"), "--epochs", "6")
@@ -489,6 +490,7 @@ def test_digits_spec_reaches_a_floor(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert metrics["test_accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_lenet5_mnist_spec_reaches_a_floor(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     status, _stdout, err = train(capsys, str(SPECS / "lenet5_mnist.arch"), "--out",

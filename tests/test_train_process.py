@@ -12,9 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from archspec.runtime.train import checkpoint
+
+# Each test starts training processes and waits for them: the slow lane.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "specs" / "digits.arch"

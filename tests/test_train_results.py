@@ -295,6 +295,7 @@ def flatten(value: Any, path: str = "") -> dict[str, Any]:
     return flat
 
 
+@pytest.mark.slow
 def test_metrics_json_follows_its_documented_schema(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]
                                                     ) -> None:
