@@ -141,3 +141,21 @@ def test_real_forward(path: Path) -> None:
     with torch.no_grad():
         out = model(torch.randn(1, *spec.network.input.shape))
     assert out.shape == (1, 1000) and torch.isfinite(out).all()
+
+
+# The specs written with torchvision's names (layers, groups, block calls): their modules'
+# state_dicts are torchvision's, key for key in order, and take its weights with strict=True.
+NAMED = ("alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet50", "mobilenet_v2",
+         "densenet121")
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_named_specs_have_torchvisions_state_dict_keys_in_order(name: str) -> None:
+    spec = spec_at(SPECS / "zoo" / f"{name}.arch")
+    assert spec.network is not None
+    with torch.device("meta"):
+        model = to_torch(spec.network, spec.shapes)
+    ours = [(key, list(tensor.shape)) for key, tensor in model.state_dict().items()]
+    assert ours == [(key, shape) for key, shape in REFERENCE[name]["state_dict"]]
+    weights = {key: torch.empty(shape, device="meta") for key, shape in ours}
+    model.load_state_dict(weights, strict=True, assign=True)
