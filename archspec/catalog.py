@@ -21,6 +21,7 @@ AugmentName = Literal["hflip", "rotate", "color_jitter", "resize", "random_crop"
 DatasetName = Literal["digits", "mnist5k", "folder", "synthetic"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+AmpName = Literal["bf16", "fp16"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,24 @@ OPTIMIZER_STATE: dict[PlannerOptimizer, OptimizerState] = {
     "adamw": OptimizerState("AdamW", 2, "AdamW keeps 2 buffers per parameter (exp_avg, "
                             "exp_avg_sq)"),
 }
+
+@dataclass(frozen=True)
+class Amp:
+    """A mixed-precision policy (PyTorch autocast): the low-precision type its listed ops run
+    at, and the bytes of the gradient scaler it needs (fp16's GradScaler keeps a float32
+    scale, an int32 growth tracker and a float32 found-inf flag on the device; bf16 needs
+    none)."""
+
+    dtype: DType
+    scaler_bytes: int
+
+
+AMPS: dict[AmpName, Amp] = {
+    "bf16": Amp("bfloat16", 0),
+    "fp16": Amp("float16", 12),
+}
+# The train: section's precision as the autocast policy it runs (fp32: none).
+PRECISION_AMP: dict[Precision, AmpName | None] = {"fp32": None, "bf16": "bf16"}
 
 SCHEDULES: dict[ScheduleName, Choice] = {
     "none": Choice(), "step": Choice(("every", "gamma")), "plateau": Choice(("factor", "patience")),

@@ -124,48 +124,92 @@ def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """Bytes autograd keeps for backward, split by how they scale with the batch."""
+    """Bytes autograd keeps for backward, split by how they scale with the batch; `copies`
+    are autocast's low-precision copies of the layer's weights, kept for its backward."""
 
     per_sample: int
     per_batch: int
+    copies: int = 0
 
 
-def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int
-                       ) -> dict[str, Kept]:
+@dataclass(frozen=True, slots=True)
+class Autocast:
+    """Mixed precision as the planner follows it: whose op lists apply (`device`) and the
+    low-precision type's bytes per value; the parameters and the input stay float32."""
+
+    device: str
+    low: int
+
+
+FP32 = 4  # bytes of a float32 value
+
+
+def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
+                       autocast: Autocast | None = None) -> dict[str, Kept]:
     """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
     tensor it is, the input batch included. Each tensor counts once however many layers save
     it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
     Autograd records a layer only once a gradient flows through it: layers before the first
-    one with parameters (a pool or an activation on the input) keep nothing."""
+    one with parameters (a pool or an activation on the input) keep nothing.
+
+    Under `autocast` each tensor has its own type, from each kind's `autocast` rule for the
+    device: a layer that casts its input keeps the cast copy (a new tensor for each layer
+    that casts it: autocast caches only parameters), and one that runs at low precision keeps
+    the low-precision copy of its weights."""
     storage = _storage(network)
+    width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
     extra: dict[str, Kept] = {}
     recorded = {INPUT_NODE: False}
     for layer in network.layers:
         cost = layer_cost(layer, shapes)
+        kind = reg.kind_of(layer.kind)
+        rule = _autocast_rule(kind, autocast)
+        ins = [width[storage[name]] for name in layer.inputs]
+        runs = {"low": autocast.low if autocast else 0, "fp32": FP32, "input": ins[0],
+                "widest": max(ins)}[rule.runs]
+        if storage[layer.name] == layer.name:
+            width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
             recorded[name] for name in layer.inputs)
         if layer.args is None or not recorded[layer.name]:
             continue
-        kind = reg.kind_of(layer.kind)
         if kind.join is not None:
             keeps = kind.saves_inputs([recorded[name] for name in layer.inputs])
             saved.update(storage[name] for name, keep in zip(layer.inputs, keeps, strict=True)
                          if keep)
             continue
-        rule = kind.saves(layer.args, input_shape(layer, shapes), shape_of(shapes, layer.name))
-        if rule.input:
-            saved.update(storage[name] for name in layer.inputs)
-        if rule.output:
+        rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
+                                shape_of(shapes, layer.name))
+        casts = 0
+        if rule_saved.input:
+            for name, have in zip(layer.inputs, ins, strict=True):
+                if have == runs:
+                    saved.add(storage[name])
+                else:  # autocast's cast of this input, made for this layer
+                    casts += math.prod(shape_of(shapes, name)) * runs
+        if rule_saved.output:
             saved.add(storage[layer.name])
-        extra[layer.name] = Kept(rule.extra * bytes_per_value + rule.extra_bytes,
-                                 rule.stats * bytes_per_value)
+        stat = FP32 if autocast and rule.stats_fp32 else runs
+        copies = cost.weights * runs if autocast and rule.runs == "low" and (
+            not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
+        extra[layer.name] = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
+                                 rule_saved.stats * stat, copies)
     kept: dict[str, Kept] = {}
     for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
         own = extra.get(name, Kept(0, 0))
-        tensor = math.prod(shape_of(shapes, name)) * bytes_per_value if name in saved else 0
-        kept[name] = Kept(own.per_sample + tensor, own.per_batch)
+        tensor = math.prod(shape_of(shapes, name)) * width[name] if name in saved else 0
+        kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
     return kept
+
+
+def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autocast:
+    """The kind's rule on the policy's device; without autocast every layer runs at its
+    input's type (joins too: one type throughout)."""
+    if autocast is None:
+        return reg.Autocast("input")
+    assert kind.autocast is not None, f"{kind.name} states no autocast rule"
+    return kind.autocast[autocast.device]
 
 
 def inference_peak(network: Network, shapes: Shapes) -> int:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import math
 
 from archspec.analysis import cost, fold
-from archspec.catalog import BYTES_PER_VALUE, OPTIMIZER_STATE, DType, PlannerOptimizer
+from archspec.catalog import (
+    AMPS,
+    BYTES_PER_VALUE,
+    OPTIMIZER_STATE,
+    PRECISION_AMP,
+    AmpName,
+    Device,
+    DType,
+    PlannerOptimizer,
+)
 from archspec.ir import INPUT_NODE, Frozen, Layer, Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
@@ -44,7 +53,8 @@ class Row(Frozen):
     receptive_field: tuple[int, int] | None
     jump: tuple[int, int] | None
     saved_bytes: int  # kept for backward per sample: its output if any layer saves it, extras
-    training_bytes: int  # params, gradients, optimizer state, buffers, saved: at the batch
+    training_bytes: int  # params, gradients, optimizer state, buffers, saved (autocast's
+    # weight copies included): at the batch
 
     @property
     def params(self) -> int:
@@ -99,7 +109,14 @@ class Memory(Frozen):
     buffers_bytes: int
     gradients_bytes: int
     optimizer_bytes: int
-    activations_bytes: int  # saved for backward
+    amp: AmpName | None  # the autocast policy planned, None for one dtype throughout
+    amp_source: str
+    amp_device: Device  # whose autocast op lists the plan follows
+    activations_bytes: int  # saved for backward: activations, masks, indices, the input
+    autocast_copies_bytes: int  # autocast's low-precision weight copies kept for backward
+    saved_bytes: int  # everything autograd keeps for backward but the parameters
+    autocast_cache_bytes: int  # every cast weight and bias autocast caches for the forward
+    scaler_bytes: int  # fp16's gradient scaler
     training_bytes: int
     inference_activations_bytes: int  # the peak alive at once without autograd
     inference_bytes: int
@@ -150,10 +167,26 @@ def resolve_optimizer(plan: TrainingPlan | None, override: PlannerOptimizer | No
     return name, "the train: section" if plan is not None else "the default plan"
 
 
+def resolve_amp(plan: TrainingPlan | None, override: AmpName | None, device: Device | None
+                ) -> tuple[AmpName | None, str, Device]:
+    """The autocast policy the memory plan assumes, where it came from, and its device (the
+    --device given, else the train: section's, else cpu)."""
+    where: Device = device or (plan.device if plan is not None else "cpu")
+    if override is not None:
+        return override, "--amp", where
+    if plan is not None and PRECISION_AMP[plan.precision] is not None:
+        return PRECISION_AMP[plan.precision], "the train: section", where
+    return None, "none", where
+
+
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
-                 fit: int | None = None) -> Report:
-    """Every figure `archspec table` shows, for a valid (complete) network."""
+                 fit: int | None = None, amp: AmpName | None = None,
+                 device: Device | None = None) -> Report:
+    """Every figure `archspec table` shows, for a valid (complete) network. Under an autocast
+    policy (`amp`, or the train: section's precision) the parameters are float32 and the
+    saved tensors have the types autocast gives them on `device`; ValueError when the dtype
+    asked for is not float32 (that is pure low-precision training, a case of its own)."""
     if batch is None:
         batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
             else (1, "the default")
@@ -163,9 +196,20 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     bpv = BYTES_PER_VALUE[dtype]
     opt, opt_source = resolve_optimizer(network.plan, optimizer)
     per_param = (2 + OPTIMIZER_STATE[opt].buffers) * bpv  # value, gradient, optimizer state
+    amp_name, amp_source, amp_device = resolve_amp(network.plan, amp, device)
+    policy = None
+    if amp_name is not None and dtype != "float32":
+        if amp_source != "--amp":  # the plan's autocast over low-precision parameters
+            amp_name, amp_source = None, "none"  # casts nothing: the pure case
+        else:
+            raise ValueError(f"{amp_name} autocast keeps float32 parameters; {dtype} "
+                             "throughout is pure low-precision training, planned without "
+                             "--amp")
+    if amp_name is not None:
+        policy = cost.Autocast(amp_device, BYTES_PER_VALUE[AMPS[amp_name].dtype])
 
     fields = cost.receptive_fields(network, shapes)
-    kept = cost.saved_for_backward(network, shapes, bpv)
+    kept = cost.saved_for_backward(network, shapes, bpv, policy)
     rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
@@ -188,9 +232,12 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
 
     saved_sample = sum(k.per_sample for k in kept.values())
     saved_batch = sum(k.per_batch for k in kept.values())
+    copies = sum(k.copies for k in kept.values())
+    scaler = AMPS[amp_name].scaler_bytes if amp_name else 0
+    cache = _autocast_cache(network, shapes, policy)
     peak = cost.inference_peak(network, shapes) * bpv
     fixed_inference = params * bpv + buffers_bytes
-    fixed_training = params * per_param + buffers_bytes + saved_batch
+    fixed_training = params * per_param + buffers_bytes + saved_batch + copies + scaler
     budget = None if fit is None else Fit.model_construct(
         budget_bytes=fit, training_batch=cost.largest_batch(fixed_training, saved_sample, fit),
         inference_batch=cost.largest_batch(fixed_inference, peak, fit))
@@ -200,11 +247,15 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         optimizer_buffers=OPTIMIZER_STATE[opt].buffers, params_bytes=params * bpv,
         buffers_bytes=buffers_bytes, gradients_bytes=params * bpv,
         optimizer_bytes=params * OPTIMIZER_STATE[opt].buffers * bpv,
+        amp=amp_name, amp_source=amp_source, amp_device=amp_device,
         activations_bytes=saved_sample * batch + saved_batch,
+        autocast_copies_bytes=copies,
+        saved_bytes=saved_sample * batch + saved_batch + copies,
+        autocast_cache_bytes=cache, scaler_bytes=scaler,
         training_bytes=fixed_training + saved_sample * batch,
         inference_activations_bytes=peak * batch,
         inference_bytes=fixed_inference + peak * batch, fit=budget,
-        assumptions=_assumptions(dtype, bpv, opt))
+        assumptions=_assumptions(dtype, bpv, opt, amp_name, amp_device))
 
     return Report.model_construct(
         network=network.name, description=network.description,
@@ -239,7 +290,7 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
     main = parts[members.index(principal)]
     field = fields[last.name]
     saved = sum(kept[m.name].per_sample for m in members)
-    stats = sum(kept[m.name].per_batch for m in members)
+    stats = sum(kept[m.name].per_batch + kept[m.name].copies for m in members)
     buffers = sum(p.buffers for p in parts)
     buffer_bytes = sum(p.buffer_bytes(bpv) for p in parts)
     activations = sum(cost.new_activations(m, shapes) for m in members)
@@ -282,11 +333,37 @@ def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: i
         forward_backward_bytes=2 * batch * outputs * bpv, params_bytes=params * bpv)
 
 
-def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer) -> tuple[str, ...]:
+def _autocast_cache(network: Network, shapes: Shapes, policy: cost.Autocast | None) -> int:
+    """The low-precision copies of every weight and bias autocast casts (the layers whose
+    rule runs them low), cached for the forward and dropped when the autocast region ends."""
+    if policy is None:
+        return 0
+    total = 0
+    for layer in network.layers:
+        rule = reg.kind_of(layer.kind).autocast
+        if rule is not None and rule[policy.device].runs == "low":
+            part = cost.layer_cost(layer, shapes)
+            total += (part.weights + part.biases) * policy.low
+    return total
+
+
+def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName | None,
+                 device: Device) -> tuple[str, ...]:
     state = OPTIMIZER_STATE[optimizer].note
+    if amp is None:
+        values = (f"values are {dtype}, {bpv} bytes each"
+                  + ("" if dtype == "float32" else ": pure low-precision training, "
+                     "parameters, gradients and optimizer state included"))
+    else:
+        low = AMPS[amp].dtype
+        values = (f"{amp} autocast as PyTorch runs it on {device}: float32 master "
+                  "parameters, gradients and optimizer state; convolutions, linear layers "
+                  f"and PReLU run in {low} on a cached {low} copy of their weights (kept for "
+                  "backward); other layers run at their input's type, or float32 where the "
+                  f"{device} lists say (norm statistics are float32)"
+                  + ("; a gradient scaler" if AMPS[amp].scaler_bytes else ""))
     return (
-        f"values are {dtype}, {bpv} bytes each; B/KB/MB/GB are powers of 1000, "
-        "KiB/MiB/GiB of 1024",
+        f"{values}; B/KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024",
         "training = parameters + gradients + optimizer state + buffers + what autograd saves "
         "for backward (each tensor once, the input batch included, as the module archspec "
         "builds runs it: nothing in place)",
@@ -295,8 +372,12 @@ def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer) -> tuple[str
         "stored at the dtype's size (PyTorch's CPU kernel; CUDA keeps 1 byte a value), and "
         "DROPOUT(p=0) keeps none",
         "inference = parameters + buffers + the most activations alive at once in a forward "
-        "pass without autograd (a tensor is freed after its last reader, the input held "
-        "throughout; a forward that keeps branch outputs in variables holds more)",
+        f"pass without autograd{' or autocast' if amp else ''} (a tensor is freed after its "
+        "last reader, the input held throughout; a forward that keeps branch outputs in "
+        "variables holds more)",
+        "measured (tests/test_memory.py): what autograd saves equals this plan to the byte "
+        "for every spec in specs/ and specs/zoo/ in float32 and under bf16 autocast on CPU; "
+        "CUDA's autocast lists are planned from torch's source, not measured",
         "not counted: the CUDA context, allocator caching and fragmentation, cuDNN "
         "workspaces, the loss, and gradients of activations alive during backward",
     )

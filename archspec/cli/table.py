@@ -9,10 +9,11 @@ from typing import get_args
 
 from archspec.analysis.cost import parse_size
 from archspec.analysis.report import build_report
-from archspec.catalog import DTYPES, OPTIMIZER_STATE
+from archspec.catalog import AMPS, DEVICES, DTYPES, OPTIMIZER_STATE
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
+    UsageError,
     check_output,
     load_or_report,
     whole_number,
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch size for memory (default: the train: section's, else 1)")
     parser.add_argument("--dtype", choices=DTYPES,
                         help="element type for bytes (default: the spec's dtype)")
+    parser.add_argument("--amp", choices=tuple(AMPS),
+                        help="plan PyTorch autocast at this low precision over float32 "
+                             "parameters (default: the train: section's precision, else none); "
+                             "--dtype bfloat16 is pure low-precision training instead")
+    parser.add_argument("--device", choices=DEVICES,
+                        help="whose autocast op lists to follow (default: the train: "
+                             "section's device, else cpu)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
@@ -65,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS
-    report = build_report(spec.network, spec.shapes, batch=args.batch, dtype=args.dtype,
-                          optimizer=args.optimizer, fit=args.fit)
+    try:
+        report = build_report(spec.network, spec.shapes, batch=args.batch, dtype=args.dtype,
+                              optimizer=args.optimizer, fit=args.fit, amp=args.amp,
+                              device=args.device)
+    except ValueError as exc:  # autocast over parameters that are not float32
+        raise UsageError(str(exc)) from None
     text = render(report, args.format, args.style, fold=args.fold)
     if args.output is not None:
         write_atomic(args.output, text)

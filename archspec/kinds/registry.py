@@ -135,6 +135,43 @@ class Saved:
     stats: int = 0
 
 
+Runs = Literal["low", "fp32", "input", "widest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Autocast:
+    """How a kind runs under PyTorch autocast on one device, after torch's op lists for it.
+
+    `runs`: "low" casts its input to the low-precision type (autocast's lower-precision list:
+    convolutions, linear, prelu; its float32 weights are cast once and cached), "fp32" casts it
+    to float32 (the fp32 list), "input" runs at its input's type (on neither list), "widest"
+    at the widest of its inputs' types (type promotion: the joins). `stats_fp32`: the extra
+    values it saves (statistics, intermediates) are float32 whatever its input's type;
+    `out_fp32`: its output is float32 (promoted against a float32 parameter or intermediate).
+    `copy_needs_input_grad`: a low-precision layer keeps its weights' copy only when its input
+    needs a gradient (a matrix product: d(input) = grad @ W), else always (a convolution).
+    """
+
+    runs: Runs
+    stats_fp32: bool = False
+    out_fp32: bool = False
+    copy_needs_input_grad: bool = False
+
+
+def _on_both(rule: Autocast) -> dict[str, Autocast]:
+    return {"cpu": rule, "cuda": rule}
+
+
+_LOW = _on_both(Autocast("low"))
+_LOW_PRODUCT = _on_both(Autocast("low", copy_needs_input_grad=True))
+_FOLLOWS = _on_both(Autocast("input"))
+_WIDEST = _on_both(Autocast("widest"))
+_STATS_FP32 = _on_both(Autocast("input", stats_fp32=True))
+# On CUDA's fp32 list (softmax, layer_norm, group_norm); on CPU at the input's type.
+_FP32_ON_CUDA = {"cpu": Autocast("input"), "cuda": Autocast("fp32")}
+_NORM_FP32_ON_CUDA = {"cpu": Autocast("input", stats_fp32=True), "cuda": Autocast("fp32")}
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """Everything archspec knows about one kind of layer, declared once."""
@@ -184,6 +221,9 @@ class LayerKind:
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
     instead: str = ""  # a hint when arguments are given that it does not take (GAP(7))
     saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
+    # How it runs under autocast, per device ("cpu", "cuda": the catalog's devices); every
+    # kind and join states it (tests/test_table.py checks), read by the memory planner.
+    autocast: Mapping[str, Autocast] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -510,7 +550,7 @@ KINDS: tuple[LayerKind, ...] = (
                 Param("groups", "count", default=1, low=1), Param("bias", "bool", default=True)),
         suffix="kernel", dash="filters", slash="stride", shorthand_implies=(("pad", "same"),),
         out_rank=3, shape=_windowed("CONV", _conv_window, _conv_channels), window=_conv_window,
-        cost=_conv_cost, saves=_saves_input, header_activation=True, header_bn=True),
+        cost=_conv_cost, saves=_saves_input, header_activation=True, header_bn=True, autocast=_LOW),
     LayerKind("DECONV", "conv", "deconv",
               params=(Param("filters", "count", low=1), Param("kernel", "size", low=1),
                       Param("stride", "size", default=1, low=1),
@@ -521,78 +561,86 @@ KINDS: tuple[LayerKind, ...] = (
                       Param("output_pad", "size", default=0, low=0)),
               suffix="kernel", dash="filters", slash="stride", out_rank=3, shape=_deconv_shape,
               step=_deconv_step, cost=_deconv_cost, saves=_saves_input, header_activation=True,
-              header_bn=True),
+              header_bn=True, autocast=_LOW),
     LayerKind("MAXPOOL", "pool", "pool", params=_POOL_PARAMS, aliases=("POOL",),
               suffix="kernel", slash="stride", out_rank=3, shape=_pool_shape("MAXPOOL"),
-              window=_pool_window, step=_adaptive_step, saves=_maxpool_saves),
+              window=_pool_window, step=_adaptive_step, saves=_maxpool_saves, autocast=_FOLLOWS),
     LayerKind("AVGPOOL", "pool", "avgpool", params=_POOL_PARAMS, suffix="kernel", slash="stride",
               out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, step=_adaptive_step,
-              saves=_avgpool_saves),
+              saves=_avgpool_saves, autocast=_FOLLOWS),
     LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True,
-              instead="GAP pools to 1x1; AVGPOOL(out=7) pools to 7x7 at any input size"),
+              instead="GAP pools to 1x1; AVGPOOL(out=7) pools to 7x7 at any input size",
+              autocast=_FOLLOWS),
     LayerKind("GMP", "pool", "gmp", out_rank=3, shape=_global("GMP"), global_view=True,
               saves=_maxpool_saves,
-              instead="GMP pools to 1x1; MAXPOOL(out=7) pools to 7x7 at any input size"),
+              instead="GMP pools to 1x1; MAXPOOL(out=7) pools to 7x7 at any input size",
+              autocast=_FOLLOWS),
     LayerKind("UPSAMPLE", "resample", "upsample",
               params=(Param("scale", "count", low=1),
                       Param("mode", "mode", default="nearest", choices=("nearest", "bilinear"))),
-              out_rank=3, shape=_upsample_shape, step=_upsample_step),
+              out_rank=3, shape=_upsample_shape, step=_upsample_step, autocast=_FOLLOWS),
     LayerKind("FC", "fc", "fc",
               params=(Param("units", "count", low=1), Param("bias", "bool", default=True)),
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost, global_view=True,
-              saves=_saves_input, header_activation=True, flat_input=True),
-    LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape, view=True),
-    LayerKind("RELU", "activation", "relu", in_place=True, saves=_saves_output, dies=True),
+              saves=_saves_input, header_activation=True, flat_input=True, autocast=_LOW_PRODUCT),
+    LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape, view=True,
+              autocast=_FOLLOWS),
+    LayerKind("RELU", "activation", "relu", in_place=True, saves=_saves_output, dies=True,
+              autocast=_FOLLOWS),
     LayerKind("TANH", "activation", "tanh", in_place=True, saves=_saves_output,
-              bounds=(-1.0, 1.0)),
+              bounds=(-1.0, 1.0), autocast=_FOLLOWS),
     LayerKind("SIGMOID", "activation", "sigmoid", in_place=True, saves=_saves_output,
-              bounds=(0.0, 1.0)),
-    LayerKind("GELU", "activation", "gelu", saves=_saves_input),
+              bounds=(0.0, 1.0), autocast=_FOLLOWS),
+    LayerKind("GELU", "activation", "gelu", saves=_saves_input, autocast=_FOLLOWS),
     LayerKind("LEAKYRELU", "activation", "leakyrelu",
               params=(Param("slope", "float", default=0.01, low=0),), in_place=True,
-              saves=_saves_input),
-    LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output),
-    LayerKind("RELU6", "activation", "relu6", in_place=True, saves=_saves_input, dies=True),
-    LayerKind("HARDSWISH", "activation", "hardswish", in_place=True, saves=_saves_input),
+              saves=_saves_input, autocast=_FOLLOWS),
+    LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output, autocast=_FP32_ON_CUDA),
+    LayerKind("RELU6", "activation", "relu6", in_place=True, saves=_saves_input, dies=True,
+              autocast=_FOLLOWS),
+    LayerKind("HARDSWISH", "activation", "hardswish", in_place=True, saves=_saves_input,
+              autocast=_FOLLOWS),
     LayerKind("HARDSIGMOID", "activation", "hardsigmoid", in_place=True, saves=_saves_input,
-              bounds=(0.0, 1.0)),
+              bounds=(0.0, 1.0), autocast=_FOLLOWS),
     LayerKind("SILU", "activation", "silu", aliases=("SWISH",), in_place=True,
-              saves=_saves_input),
-    LayerKind("MISH", "activation", "mish", in_place=True, saves=_saves_input),
-    LayerKind("SELU", "activation", "selu", in_place=True, saves=_saves_input),
+              saves=_saves_input, autocast=_FOLLOWS),
+    LayerKind("MISH", "activation", "mish", in_place=True, saves=_saves_input, autocast=_FOLLOWS),
+    LayerKind("SELU", "activation", "selu", in_place=True, saves=_saves_input, autocast=_FOLLOWS),
     LayerKind("ELU", "activation", "elu", params=(Param("alpha", "float", default=1.0, low=0),),
-              in_place=True, saves=_saves_input),
+              in_place=True, saves=_saves_input, autocast=_FOLLOWS),
     LayerKind("PRELU", "activation", "prelu",
               params=(Param("per_channel", "bool", default=False),), cost=_prelu_cost,
-              saves=_saves_input),
+              saves=_saves_input, autocast=_LOW),
     LayerKind("BN", "norm", "bn",
               params=(Param("eps", "float", default=1e-5, low=0, low_open=True),
                       Param("momentum", "float", default=0.1, low=0, high=1)),
-              aliases=("BATCHNORM",), cost=_bn_cost, saves=_bn_saves),
+              aliases=("BATCHNORM",), cost=_bn_cost, saves=_bn_saves, autocast=_STATS_FP32),
     LayerKind("NORM", "norm", "norm",
               params=(Param("size", "count", default=5, low=1),
                       Param("alpha", "float", default=1e-4, low=0),
                       Param("beta", "float", default=0.75, low=0),
                       Param("k", "float", default=2.0, low=0)),
-              aliases=("LRN",), shape=_lrn_shape, saves=_lrn_saves),
+              aliases=("LRN",), shape=_lrn_shape, saves=_lrn_saves,
+              autocast=_on_both(Autocast("input", stats_fp32=True, out_fp32=True))),
     LayerKind("LAYERNORM", "norm", "layernorm", params=(_EPS,), cost=_affine_cost,
-              saves=_layernorm_saves),
+              saves=_layernorm_saves, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("GROUPNORM", "norm", "groupnorm", params=(Param("groups", "count", low=1), _EPS),
               shape=_divides("GROUPNORM", "channels"), cost=_affine_cost,
-              saves=_groupnorm_saves),
+              saves=_groupnorm_saves, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("SCALE", "norm", "scale", params=(Param("init", "float", default=1e-6),),
-              cost=_scale_cost, saves=_saves_input),
+              cost=_scale_cost, saves=_saves_input,
+              autocast=_on_both(Autocast("input", out_fp32=True))),
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              in_place=True, saves=_dropout_saves),
+              in_place=True, saves=_dropout_saves, autocast=_FOLLOWS),
     LayerKind("STOCHASTICDEPTH", "dropout", "droppath", params=(_DROP,), aliases=("DROPPATH",),
-              saves=_droppath_saves),
+              saves=_droppath_saves, autocast=_FOLLOWS),
     LayerKind("SLICE", "reshape", "slice",
               params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
-              shape=_slice_shape, view=True),
+              shape=_slice_shape, view=True, autocast=_FOLLOWS),
     LayerKind("SHUFFLE", "reshape", "shuffle", params=(Param("groups", "count", low=1),),
-              shape=_divides("SHUFFLE", "channels")),
+              shape=_divides("SHUFFLE", "channels"), autocast=_FOLLOWS),
 )
 
 
@@ -652,12 +700,12 @@ def _partners(recorded: list[bool]) -> list[bool]:
 # Joins are graph nodes made by branches, never written as layers: `( A op B op ... )`.
 JOINS: tuple[LayerKind, ...] = (
     LayerKind("CONCAT", "join", "concat", op="|", verb="concatenates", symbol="concat",
-              join=_concat_shape),
+              join=_concat_shape, autocast=_WIDEST),
     LayerKind("ADD", "join", "add", op="+", verb="adds", symbol="+", join=_add_shape,
-              commutative=True),
+              commutative=True, autocast=_WIDEST),
     LayerKind("MUL", "join", "mul", op="*", verb="multiplies", symbol="×",
               join=_mul_shape, commutative=True,
-              field_from=_full_size, saves_inputs=_partners),
+              field_from=_full_size, saves_inputs=_partners, autocast=_WIDEST),
 )
 IDENTITY = "ID"
 # Stands for a layer whose kind the spec misnames (reported): its shape is unknown, so no

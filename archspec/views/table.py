@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from archspec.analysis.report import Report, Row
+from archspec.analysis.report import Memory, Report, Row
 from archspec.catalog import OPTIMIZER_STATE
 from archspec.core.diagnostics import printable
 from archspec.core.text import align, binary, count, metric, shape_text
@@ -122,12 +122,16 @@ def _summary(report: Report) -> list[str]:
         f"({binary(t.activation_bytes)} as {m.dtype}); '-' = runs in place or is a view",
         f"MACs: {count(t.macs)} per sample ({metric(t.macs)}), weights only, biases not "
         f"counted; FLOPs = 2 x MACs = {metric(t.flops)}",
-        f"memory at batch {m.batch} (from {m.batch_source}), {m.dtype}, "
+        f"memory at batch {m.batch} (from {m.batch_source}), {_precision(m)}, "
         f"{OPTIMIZER_STATE[m.optimizer].title} (from {m.optimizer_source}):",
         f"  training  {binary(m.training_bytes)} = params {binary(m.params_bytes)} + gradients "
         f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
-        f"{binary(m.buffers_bytes)} + activations saved for backward "
-        f"{binary(m.activations_bytes)}",
+        f"{binary(m.buffers_bytes)} + saved for backward {binary(m.saved_bytes)}"
+        + (f" + gradient scaler {m.scaler_bytes} B" if m.scaler_bytes else ""),
+        *([f"  saved for backward {binary(m.saved_bytes)} = activations, masks, indices and "
+           f"the input {binary(m.activations_bytes)} + autocast's weight copies "
+           f"{binary(m.autocast_copies_bytes)}; during the forward autocast also caches "
+           f"{binary(m.autocast_cache_bytes)} of cast weights and biases"] if m.amp else []),
         f"  inference {binary(m.inference_bytes)} = params {binary(m.params_bytes)} + buffers "
         f"{binary(m.buffers_bytes)} + peak activations {binary(m.inference_activations_bytes)}",
     ]
@@ -136,6 +140,12 @@ def _summary(report: Report) -> list[str]:
                      f"{_largest(m.fit.training_batch)}, inference "
                      f"{_largest(m.fit.inference_batch)}")
     return lines
+
+
+def _precision(m: Memory) -> str:
+    if m.amp is not None:
+        return f"{m.amp} autocast on {m.amp_device} (from {m.amp_source}), float32 parameters"
+    return m.dtype if m.dtype == "float32" else f"{m.dtype} throughout (pure low precision)"
 
 
 def _largest(batch: int) -> str:
