@@ -176,3 +176,13 @@ def test_the_text_shows_the_breakdown_and_the_measured_band(capsys) -> None:
     assert "fp16 autocast on cpu (from --amp), float32 parameters" in out
     assert "autocast's weight copies" in out and "gradient scaler 12 B" in out
     assert "measured (tests/test_memory.py)" in out
+
+
+@pytest.mark.parametrize("amp", [None, "bf16"])
+@pytest.mark.parametrize("body", ["(DROPOUT(0) * BN)", "CONV1-2 - (DROPPATH(0) * ID)"])
+def test_a_dropout_that_drops_nothing_is_its_inputs_tensor(body: str, amp: str | None) -> None:
+    """torch returns the input itself at p=0: a product keeping both factors keeps one tensor
+    (hypothesis found `(DROPOUT(0) * BN)` counted twice)."""
+    spec = archspec.loads(f"network t\ninput 1x3x3\n{body}\n")
+    assert spec.ok and spec.network is not None
+    assert_plan_is_autograd(spec.network, spec.shapes, amp)

@@ -243,8 +243,9 @@ def _storage(network: Network) -> dict[str, str]:
     """The tensor (named by the layer that allocated it) behind every layer's output."""
     storage = {INPUT_NODE: INPUT_NODE}
     for layer in network.layers:
-        view = reg.kind_of(layer.kind).view
-        storage[layer.name] = storage[layer.inputs[0]] if view else layer.name
+        kind = reg.kind_of(layer.kind)
+        same = kind.view or (layer.args is not None and kind.returns_input(layer.args))
+        storage[layer.name] = storage[layer.inputs[0]] if same else layer.name
     return storage
 
 

@@ -217,6 +217,8 @@ class LayerKind:
     bounds: tuple[float, float] | None = None
     dies: bool = False
     view: bool = False  # output is a view of its input: no new storage (flatten)
+    # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
+    returns_input: Callable[[Args], bool] = field(default=lambda args: False)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
     instead: str = ""  # a hint when arguments are given that it does not take (GAP(7))
@@ -389,6 +391,10 @@ def _lrn_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     # channels) and the divisor before and after the power.
     c, h, w = _spatial("NORM", inp)
     return Saved(input=True, extra=(c + whole(args, "size") - 1 + 2 * c) * h * w)
+
+
+def _drops_nothing(args: Args) -> bool:
+    return args["p"] == 0  # torch returns the input itself
 
 
 def _dropout_saves(args: Args, inp: Shape, out: Shape) -> Saved:
@@ -633,9 +639,9 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("DROPOUT", "dropout", "dropout",
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              in_place=True, saves=_dropout_saves, autocast=_FOLLOWS),
+              in_place=True, saves=_dropout_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),
     LayerKind("STOCHASTICDEPTH", "dropout", "droppath", params=(_DROP,), aliases=("DROPPATH",),
-              saves=_droppath_saves, autocast=_FOLLOWS),
+              saves=_droppath_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),
     LayerKind("SLICE", "reshape", "slice",
               params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
               shape=_slice_shape, view=True, autocast=_FOLLOWS),
