@@ -159,3 +159,13 @@ def test_named_specs_have_torchvisions_state_dict_keys_in_order(name: str) -> No
     assert ours == [(key, shape) for key, shape in REFERENCE[name]["state_dict"]]
     weights = {key: torch.empty(shape, device="meta") for key, shape in ours}
     model.load_state_dict(weights, strict=True, assign=True)
+
+
+def test_readme_shows_the_zoo_spec_as_it_is() -> None:
+    readme = (ROOT / "README.md").read_text()
+    source = "specs/zoo/efficientnet_b0.arch"
+    shown = readme.split(f"from `{source}`:\n\n```\n", 1)[1].split("```", 1)[0]
+    assert "( A * B )" in readme and "block se(" in shown and "block mbconv(" in shown
+    lines = [line for line in (ROOT / source).read_text().splitlines(keepends=True)
+             if not line.startswith("#")]
+    assert shown in "".join(lines)  # the spec's lines as they are, its comments left out
