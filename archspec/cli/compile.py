@@ -16,7 +16,7 @@ from archspec.cli.common import (
     output_folder,
     whole_number,
 )
-from archspec.core.diagnostics import Severity, render_all
+from archspec.core.diagnostics import Severity, printable, render_all
 from archspec.core.files import OutputSetError, replace_set, write_atomic
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.runtime import plan
@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="check a state_dict file (read with weights_only=True) against "
+                        "the spec: every tensor missing, unexpected or of another shape is an "
+                        "error at its layer's line; the module's build(weights=PATH) loads it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +57,16 @@ def run(args: argparse.Namespace) -> int:
     except BuildError as exc:
         print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
         return EXIT_ERRORS
+    if args.weights is not None:
+        from archspec.backends.torch.weights import WeightsFileError, check_state, read_state
+
+        try:
+            problems = check_state(network, spec.shapes, read_state(args.weights))
+        except WeightsFileError as exc:
+            raise UsageError(str(exc)) from None
+        if problems:
+            print(render_all(problems, spec.source), file=sys.stderr)
+            return EXIT_ERRORS
     out = output_folder(args.output)
     module = module_name(network)  # `class` -> class_.py, which `import class_` can load
     # The build's set of files, replaced as one: a kill leaves the old set or the new one.
@@ -77,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         print(render_all([problem.model_copy(update={"severity": Severity.WARNING})],
                          spec.source), file=sys.stderr)
         print(f"note: {network.name}.svg is not drawn; {network.name}.dot is", file=sys.stderr)
+    if args.weights is not None:
+        print(f"weights: {printable(args.weights)} fits the spec; "
+              f"{module}.build(weights=PATH) loads it")
     if module != network.name:
         print(f"note: the module is {module}.py, not {network.name}.py, which `import` cannot "
               f"load (import {module})")

@@ -301,6 +301,98 @@ class Googlenet(nn.Module):
         return x
 
 
-def build() -> Googlenet:
-    """A new Googlenet with PyTorch's default initialisation."""
-    return Googlenet()
+# Where each module holding tensors is written in the spec, for load_weights.
+SPEC_LINES = {
+    'conv1': 'line 11: CONV7-64/2',
+    'conv2': 'line 11: CONV1-64',
+    'conv3': 'line 11: CONV3-192',
+    'inception1.conv1': 'line 9: CONV1-64',
+    'inception1.conv2': 'line 9: CONV1-96',
+    'inception1.conv3': 'line 9: CONV3-128',
+    'inception1.conv4': 'line 9: CONV1-16',
+    'inception1.conv5': 'line 9: CONV5-32',
+    'inception1.conv6': 'line 9: CONV1-32',
+    'inception2.conv1': 'line 9: CONV1-128',
+    'inception2.conv2': 'line 9: CONV1-128',
+    'inception2.conv3': 'line 9: CONV3-192',
+    'inception2.conv4': 'line 9: CONV1-32',
+    'inception2.conv5': 'line 9: CONV5-96',
+    'inception2.conv6': 'line 9: CONV1-64',
+    'inception3.conv1': 'line 9: CONV1-192',
+    'inception3.conv2': 'line 9: CONV1-96',
+    'inception3.conv3': 'line 9: CONV3-208',
+    'inception3.conv4': 'line 9: CONV1-16',
+    'inception3.conv5': 'line 9: CONV5-48',
+    'inception3.conv6': 'line 9: CONV1-64',
+    'inception4.conv1': 'line 9: CONV1-160',
+    'inception4.conv2': 'line 9: CONV1-112',
+    'inception4.conv3': 'line 9: CONV3-224',
+    'inception4.conv4': 'line 9: CONV1-24',
+    'inception4.conv5': 'line 9: CONV5-64',
+    'inception4.conv6': 'line 9: CONV1-64',
+    'inception5.conv1': 'line 9: CONV1-128',
+    'inception5.conv2': 'line 9: CONV1-128',
+    'inception5.conv3': 'line 9: CONV3-256',
+    'inception5.conv4': 'line 9: CONV1-24',
+    'inception5.conv5': 'line 9: CONV5-64',
+    'inception5.conv6': 'line 9: CONV1-64',
+    'inception6.conv1': 'line 9: CONV1-112',
+    'inception6.conv2': 'line 9: CONV1-144',
+    'inception6.conv3': 'line 9: CONV3-288',
+    'inception6.conv4': 'line 9: CONV1-32',
+    'inception6.conv5': 'line 9: CONV5-64',
+    'inception6.conv6': 'line 9: CONV1-64',
+    'inception7.conv1': 'line 9: CONV1-256',
+    'inception7.conv2': 'line 9: CONV1-160',
+    'inception7.conv3': 'line 9: CONV3-320',
+    'inception7.conv4': 'line 9: CONV1-32',
+    'inception7.conv5': 'line 9: CONV5-128',
+    'inception7.conv6': 'line 9: CONV1-128',
+    'inception8.conv1': 'line 9: CONV1-256',
+    'inception8.conv2': 'line 9: CONV1-160',
+    'inception8.conv3': 'line 9: CONV3-320',
+    'inception8.conv4': 'line 9: CONV1-32',
+    'inception8.conv5': 'line 9: CONV5-128',
+    'inception8.conv6': 'line 9: CONV1-128',
+    'inception9.conv1': 'line 9: CONV1-384',
+    'inception9.conv2': 'line 9: CONV1-192',
+    'inception9.conv3': 'line 9: CONV3-384',
+    'inception9.conv4': 'line 9: CONV1-48',
+    'inception9.conv5': 'line 9: CONV5-128',
+    'inception9.conv6': 'line 9: CONV1-128',
+    'fc1': 'line 17: FC-1000',
+}
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """Load a state_dict file (read with weights_only=True: tensors, never code) strictly.
+    Before loading, every tensor missing from the file, unexpected in it or of another shape
+    is reported, with the spec line of its module; ValueError if any."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state_dict (a dict of tensors)")
+    own = model.state_dict()
+    problems = []
+    for key, tensor in own.items():
+        where = SPEC_LINES.get(key.rpartition(".")[0], "")
+        theirs = state.get(key)
+        if theirs is None:
+            problems.append(f"{where}: {key} {list(tensor.shape)} is missing from the file")
+        elif not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
+            shape = list(theirs.shape) if isinstance(theirs, torch.Tensor) else "no tensor"
+            problems.append(f"{where}: {key} is {shape} in the file, {list(tensor.shape)} "
+                            "in the spec")
+    problems += [f"{key!r} in the file has no place in the spec" for key in state
+                 if key not in own]
+    if problems:
+        raise ValueError(f"{path} does not fit the spec:\n  " + "\n  ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def build(weights: str | None = None) -> Googlenet:
+    """A new Googlenet with PyTorch's default initialisation, or the tensors of a
+    state_dict file (see load_weights)."""
+    model = Googlenet()
+    if weights is not None:
+        load_weights(model, weights)
+    return model

@@ -204,6 +204,81 @@ class Resnet18(nn.Module):
         return x
 
 
-def build() -> Resnet18:
-    """A new Resnet18 with PyTorch's default initialisation."""
-    return Resnet18()
+# Where each module holding tensors is written in the spec, for load_weights.
+SPEC_LINES = {
+    'conv1': 'line 10: CONV7-64/2',
+    'bn1': 'line 10: BN',
+    'basic1.conv1': 'line 7: CONV3-64/1',
+    'basic1.bn1': 'line 7: BN',
+    'basic1.conv2': 'line 7: CONV3-64',
+    'basic1.bn2': 'line 7: BN',
+    'basic2.conv1': 'line 7: CONV3-64/1',
+    'basic2.bn1': 'line 7: BN',
+    'basic2.conv2': 'line 7: CONV3-64',
+    'basic2.bn2': 'line 7: BN',
+    'down1.conv1': 'line 8: CONV3-128/2',
+    'down1.bn1': 'line 8: BN',
+    'down1.conv2': 'line 8: CONV3-128',
+    'down1.bn2': 'line 8: BN',
+    'down1.conv3': 'line 8: CONV1-128/2',
+    'down1.bn3': 'line 8: BN',
+    'basic3.conv1': 'line 7: CONV3-128/1',
+    'basic3.bn1': 'line 7: BN',
+    'basic3.conv2': 'line 7: CONV3-128',
+    'basic3.bn2': 'line 7: BN',
+    'down2.conv1': 'line 8: CONV3-256/2',
+    'down2.bn1': 'line 8: BN',
+    'down2.conv2': 'line 8: CONV3-256',
+    'down2.bn2': 'line 8: BN',
+    'down2.conv3': 'line 8: CONV1-256/2',
+    'down2.bn3': 'line 8: BN',
+    'basic4.conv1': 'line 7: CONV3-256/1',
+    'basic4.bn1': 'line 7: BN',
+    'basic4.conv2': 'line 7: CONV3-256',
+    'basic4.bn2': 'line 7: BN',
+    'down3.conv1': 'line 8: CONV3-512/2',
+    'down3.bn1': 'line 8: BN',
+    'down3.conv2': 'line 8: CONV3-512',
+    'down3.bn2': 'line 8: BN',
+    'down3.conv3': 'line 8: CONV1-512/2',
+    'down3.bn3': 'line 8: BN',
+    'basic5.conv1': 'line 7: CONV3-512/1',
+    'basic5.bn1': 'line 7: BN',
+    'basic5.conv2': 'line 7: CONV3-512',
+    'basic5.bn2': 'line 7: BN',
+    'fc1': 'line 15: FC-1000',
+}
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """Load a state_dict file (read with weights_only=True: tensors, never code) strictly.
+    Before loading, every tensor missing from the file, unexpected in it or of another shape
+    is reported, with the spec line of its module; ValueError if any."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state_dict (a dict of tensors)")
+    own = model.state_dict()
+    problems = []
+    for key, tensor in own.items():
+        where = SPEC_LINES.get(key.rpartition(".")[0], "")
+        theirs = state.get(key)
+        if theirs is None:
+            problems.append(f"{where}: {key} {list(tensor.shape)} is missing from the file")
+        elif not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
+            shape = list(theirs.shape) if isinstance(theirs, torch.Tensor) else "no tensor"
+            problems.append(f"{where}: {key} is {shape} in the file, {list(tensor.shape)} "
+                            "in the spec")
+    problems += [f"{key!r} in the file has no place in the spec" for key in state
+                 if key not in own]
+    if problems:
+        raise ValueError(f"{path} does not fit the spec:\n  " + "\n  ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def build(weights: str | None = None) -> Resnet18:
+    """A new Resnet18 with PyTorch's default initialisation, or the tensors of a
+    state_dict file (see load_weights)."""
+    model = Resnet18()
+    if weights is not None:
+        load_weights(model, weights)
+    return model

@@ -150,6 +150,56 @@ class Vgg16(nn.Module):
         return self.classifier(x)
 
 
-def build() -> Vgg16:
-    """A new Vgg16 with PyTorch's default initialisation."""
-    return Vgg16()
+# Where each module holding tensors is written in the spec, for load_weights.
+SPEC_LINES = {
+    'features.conv1': 'line 6: CONV3-64',
+    'features.conv2': 'line 6: CONV3-64',
+    'features.conv3': 'line 7: CONV3-128',
+    'features.conv4': 'line 7: CONV3-128',
+    'features.conv5': 'line 8: CONV3-256',
+    'features.conv6': 'line 8: CONV3-256',
+    'features.conv7': 'line 8: CONV3-256',
+    'features.conv8': 'line 9: CONV3-512',
+    'features.conv9': 'line 9: CONV3-512',
+    'features.conv10': 'line 9: CONV3-512',
+    'features.conv11': 'line 10: CONV3-512',
+    'features.conv12': 'line 10: CONV3-512',
+    'features.conv13': 'line 10: CONV3-512',
+    'classifier.fc1': 'line 11: FC-4096',
+    'classifier.fc2': 'line 11: FC-4096',
+    'classifier.fc3': 'line 11: FC-1000',
+}
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """Load a state_dict file (read with weights_only=True: tensors, never code) strictly.
+    Before loading, every tensor missing from the file, unexpected in it or of another shape
+    is reported, with the spec line of its module; ValueError if any."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state_dict (a dict of tensors)")
+    own = model.state_dict()
+    problems = []
+    for key, tensor in own.items():
+        where = SPEC_LINES.get(key.rpartition(".")[0], "")
+        theirs = state.get(key)
+        if theirs is None:
+            problems.append(f"{where}: {key} {list(tensor.shape)} is missing from the file")
+        elif not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
+            shape = list(theirs.shape) if isinstance(theirs, torch.Tensor) else "no tensor"
+            problems.append(f"{where}: {key} is {shape} in the file, {list(tensor.shape)} "
+                            "in the spec")
+    problems += [f"{key!r} in the file has no place in the spec" for key in state
+                 if key not in own]
+    if problems:
+        raise ValueError(f"{path} does not fit the spec:\n  " + "\n  ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def build(weights: str | None = None) -> Vgg16:
+    """A new Vgg16 with PyTorch's default initialisation, or the tensors of a
+    state_dict file (see load_weights)."""
+    model = Vgg16()
+    if weights is not None:
+        load_weights(model, weights)
+    return model

@@ -352,25 +352,83 @@ def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> lis
 
 
 def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
+    """`SPEC_LINES`, `check_weights` and `build(weights=None)`: a new model with the spec's
+    init, or with a state_dict file's tensors, checked before loading."""
     scheme = network.init
     classes = list(dict.fromkeys(
         _call(layer, shapes)[0] for layer in network.layers
         if reg.kind_of(layer.kind).family in _INIT_FAMILIES))
-    head = [f"def build() -> {cls}:"]
+    head = [*_spec_lines(network, shapes), *_WEIGHTS,
+            f"def build(weights: str | None = None) -> {cls}:"]
+    load = ["    if weights is not None:", "        load_weights(model, weights)",
+            "    return model"]
     if scheme.name == "torch" or not classes:
-        return [*head, f'    """A new {cls} with PyTorch\'s default initialisation."""',
-                f"    return {cls}()"]
+        return [*head, f'    """A new {cls} with PyTorch\'s default initialisation, or the '
+                "tensors of a", '    state_dict file (see load_weights)."""',
+                f"    model = {cls}()", *load]
     statement, doc = _INIT[scheme.name]
     std = _literal(scheme.std)
     kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)}."""',
+    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)};',
+            '    or the tensors of a state_dict file (see load_weights)."""',
             f"    model = {cls}()",
             "    for module in model.modules():",
             f"        if isinstance(module, {kinds}):",
             f"            {statement.format(std=std)}",
             "            if module.bias is not None:",
-            "                nn.init.zeros_(module.bias)",
-            "    return model"]
+            "                nn.init.zeros_(module.bias)", *load]
+
+
+def _spec_lines(network: Network, shapes: dict[str, Shape]) -> list[str]:
+    """`SPEC_LINES`: the spec line of each module that holds tensors, by its path."""
+    paths = layer_paths(network)
+    lines = ["# Where each module holding tensors is written in the spec, for load_weights.",
+             "SPEC_LINES = {"]
+    for layer in network.layers:
+        if layer.name not in paths or not _holds_tensors(layer, shapes):
+            continue
+        lines.append(f"    {paths[layer.name]!r}: {_text(_note(layer), 60)!r},")
+    return [*lines, "}", "", ""]
+
+
+def _holds_tensors(layer: Layer, shapes: dict[str, Shape]) -> bool:
+    """Whether the layer's module has parameters or buffers (a conv, BN, FC, PReLU...)."""
+    if layer.args is None:
+        return False
+    cost = reg.kind_of(layer.kind).cost
+    if cost is None:
+        return False
+    found = cost(layer.args, shapes[layer.inputs[0]], shapes[layer.name])
+    return bool(found.weights or found.biases or found.buffers)
+
+
+# The generated module's weights loader: every key checked before anything is loaded.
+_WEIGHTS = '''def load_weights(model: nn.Module, path: str) -> None:
+    """Load a state_dict file (read with weights_only=True: tensors, never code) strictly.
+    Before loading, every tensor missing from the file, unexpected in it or of another shape
+    is reported, with the spec line of its module; ValueError if any."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a state_dict (a dict of tensors)")
+    own = model.state_dict()
+    problems = []
+    for key, tensor in own.items():
+        where = SPEC_LINES.get(key.rpartition(".")[0], "")
+        theirs = state.get(key)
+        if theirs is None:
+            problems.append(f"{where}: {key} {list(tensor.shape)} is missing from the file")
+        elif not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
+            shape = list(theirs.shape) if isinstance(theirs, torch.Tensor) else "no tensor"
+            problems.append(f"{where}: {key} is {shape} in the file, {list(tensor.shape)} "
+                            "in the spec")
+    problems += [f"{key!r} in the file has no place in the spec" for key in state
+                 if key not in own]
+    if problems:
+        raise ValueError(f"{path} does not fit the spec:\\n  " + "\\n  ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+'''.splitlines()
 
 
 def _renames(network: Network, names: dict[str, str], units: list[_Unit]) -> list[str]:
