@@ -687,3 +687,11 @@ def loads_all() -> list[str]:
         tree = parser.parse(Source(path.read_text(encoding="utf-8"), str(path)), diags)
         out.append(f"{tree!r}\n{[d.message for d in diags.items]}")
     return out
+
+
+def test_an_expression_in_defaults_is_worked_out_once() -> None:
+    net = network("CONV3-8", "network t\ninput 8x8x8\ndefaults CONV(groups={2*2})\n")
+    assert by_name(net)["conv1"].args is not None
+    assert by_name(net)["conv1"].args["groups"] == 4
+    spec = spec_of("CONV3-8", "network t\ninput 8x8x8\ndefaults CONV(groups={$g})\n")
+    assert [d.message for d in spec.errors] == ["`$g` is a block parameter, used outside a block"]

@@ -221,7 +221,7 @@ class LayerKind:
     returns_input: Callable[[Args], bool] = field(default=lambda args: False)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
-    instead: str = ""  # a hint when arguments are given that it does not take (GAP(7))
+    args_hint: str = ""  # a hint when arguments are given that it does not take (GAP(7))
     saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
     # How it runs under autocast, per device ("cpu", "cuda": the catalog's devices); every
     # kind and join states it (tests/test_table.py checks), read by the memory planner.
@@ -575,11 +575,11 @@ KINDS: tuple[LayerKind, ...] = (
               out_rank=3, shape=_pool_shape("AVGPOOL"), window=_pool_window, step=_adaptive_step,
               saves=_avgpool_saves, autocast=_FOLLOWS),
     LayerKind("GAP", "pool", "gap", out_rank=3, shape=_gap_shape, global_view=True,
-              instead="GAP pools to 1x1; AVGPOOL(out=7) pools to 7x7 at any input size",
+              args_hint="GAP pools to 1x1; AVGPOOL(out=7) pools to 7x7 at any input size",
               autocast=_FOLLOWS),
     LayerKind("GMP", "pool", "gmp", out_rank=3, shape=_global("GMP"), global_view=True,
               saves=_maxpool_saves,
-              instead="GMP pools to 1x1; MAXPOOL(out=7) pools to 7x7 at any input size",
+              args_hint="GMP pools to 1x1; MAXPOOL(out=7) pools to 7x7 at any input size",
               autocast=_FOLLOWS),
     LayerKind("UPSAMPLE", "resample", "upsample",
               params=(Param("scale", "count", low=1),

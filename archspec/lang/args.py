@@ -166,7 +166,7 @@ class Arguments:
                 if param is None:
                     self.diags.error("argument", f"{kind.name} takes at most "
                                      f"{len(kind.params)} arguments here", arg.span,
-                                     hint=kind.instead or None)
+                                     hint=kind.args_hint or None)
                     ok = False
                     continue
                 name = param.name
@@ -200,10 +200,7 @@ class Arguments:
         missing: list[str] = []
         for param in kind.params:
             if param.name in given:
-                value = given[param.name]
-                if value is not None and value.kind == "expr":  # from a `defaults` line
-                    value = self.evaluate(value.text, value.span.start, {})
-                converted = None if value is None else self.convert(param, value)
+                converted = self.convert(param, given[param.name])
                 if converted is None:
                     ok = False
                 else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from pydantic import ValidationError
@@ -207,8 +207,10 @@ class HeaderReader:
                     self.diags.error("argument", f"a default for {kind.name} `{arg.name}` is "
                                      "given twice", arg.span,
                                      hint=f"the first is at line {first.span.line}")
-                elif self.args.convert(param, arg.value) is not None:
-                    self.header.defaults.setdefault(kind.name, []).append(arg)
+                elif (value := self.args.subst(arg.value, {})) is not None and \
+                        self.args.convert(param, value) is not None:  # {2*2} is 4 here
+                    self.header.defaults.setdefault(kind.name, []).append(
+                        replace(arg, value=value))
 
     def init(self, directive: s.Directive) -> None:
         call = self._only_call(directive, "one scheme: torch, normal(std=0.01), xavier, "
