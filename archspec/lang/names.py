@@ -61,6 +61,10 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
     steps = {node.box for node in nodes
              if not node.removed and reg.forward_step(node.kind, node.implicit)}
     sequential = {number: number != 0 and number not in steps for number in live}
+    in_box: dict[int, list[int]] = {}  # each box's live nodes, in order: one pass, not one a box
+    for i, node in enumerate(nodes, start=1):
+        if not node.removed:
+            in_box.setdefault(node.box, []).append(i)
     paths: dict[int, tuple[str, ...]] = {}
     box_paths: dict[int, tuple[str, ...]] = {0: ()}
     for number, box in enumerate(boxes):
@@ -69,8 +73,8 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
         prefix = box_paths[number]
         items = [i for i in box.items or () if (i < 0 and -i in live)
                  or (i > 0 and not nodes[i - 1].removed)]
-        steps_of = [i for i, node in enumerate(nodes, start=1)
-                    if node.box == number and not node.removed and i not in items]
+        listed = set(items)
+        steps_of = [i for i in in_box.get(number, ()) if i not in listed]
         keys = _keys(nodes, boxes, items, steps_of, sequential[number], box.kind, diags)
         for item, key in keys.items():
             if item < 0:
