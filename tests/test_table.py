@@ -11,7 +11,6 @@ import math
 import re
 import subprocess
 import sys
-import weakref
 
 import pytest
 from conftest import ROOT, SPECS
@@ -234,62 +233,38 @@ def test_buffer_bytes_are_the_state_dict_buffers(dtype: str) -> None:
 
 def live_peak(network: Network, shapes: Shapes, batch: int) -> int:
     """The most activation bytes alive at once while the built module runs without autograd,
-    watched op by op: every tensor an op returns counts until its last reference dies (views
-    share their storage; parameters and buffers are not activations)."""
+    watched op by op (archspec.runtime.meter): every storage an op returns counts until
+    nothing holds it; parameters and buffers are not activations; the input batch counts."""
     torch = pytest.importorskip("torch")
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
+    from archspec.runtime.meter import peak_bytes
 
     module = archspec.to_torch(network, shapes).eval()
-    owned = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
-    refs: dict[int, list[int]] = {}  # storage -> [live tensors, bytes]
-    state = {"live": 0, "peak": 0}
-
-    def drop(ptr: int) -> None:
-        refs[ptr][0] -= 1
-        if not refs[ptr][0]:
-            state["live"] -= refs.pop(ptr)[1]
-
-    def track(t) -> None:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr in owned:
-            return
-        if ptr not in refs:
-            refs[ptr] = [0, t.untyped_storage().nbytes()]
-            state["live"] += refs[ptr][1]
-            state["peak"] = max(state["peak"], state["live"])
-        refs[ptr][0] += 1
-        weakref.finalize(t, drop, ptr)
-
-    class Watch(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in tree_flatten(out)[0]:
-                if isinstance(t, torch.Tensor):
-                    track(t)
-            return out
-
     x = torch.randn(batch, *network.input.shape)
-    with torch.no_grad(), Watch():
-        track(x)
-        module(x)
-    return state["peak"]
+    with torch.no_grad():
+        return peak_bytes(lambda: module(x), held=[x],
+                          ignored=[*module.parameters(), *module.buffers()])
 
 
-@pytest.mark.parametrize(("spec", "exact"), [("lenet5", True), ("cs231n_pattern", True),
-                                             pytest.param("alexnet", True, marks=BIG),
-                                             ("resnet18", False),
-                                             pytest.param("googlenet", False, marks=BIG)])
-def test_inference_peak_is_what_the_module_holds(spec: str, exact: bool) -> None:
-    """Exact for a chain; for branches a lower bound, since the generated forward keeps each
-    branch's output in a local variable until it returns."""
+# LRN (googlenet's NORM) is six torch ops whose temporaries the meter sees; the planner counts
+# layer outputs only.
+COMPOSITE = {"googlenet"}
+BIG_SPECS = {"alexnet", "googlenet", "vgg16", "vgg19", "zfnet"}
+
+
+@pytest.mark.parametrize("spec", [
+    pytest.param(p.stem, marks=BIG) if p.stem in BIG_SPECS else p.stem
+    for p in sorted(SPECS.glob("*.arch")) if p.stem != "sketch"])
+def test_inference_peak_is_what_the_module_holds(spec: str) -> None:
+    """The generated forward frees each intermediate after its last reader (a `del`), so the
+    planner's figure is what the module holds, branches and blocks included (resnet18 had
+    held every block's values until its `forward` returned)."""
     network, shapes = archspec.load_network(SPECS / f"{spec}.arch")
     ours = build_report(network, shapes, batch=2, dtype="float32").memory
     measured = live_peak(network, shapes, 2)
-    if exact:
-        assert ours.inference_activations_bytes == measured
-    else:
+    if spec in COMPOSITE:
         assert ours.inference_activations_bytes <= measured
+    else:
+        assert ours.inference_activations_bytes == measured
 
 
 def test_memory_adds_up() -> None:

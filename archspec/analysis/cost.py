@@ -215,8 +215,8 @@ def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autoca
 def inference_peak(network: Network, shapes: Shapes) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
     sample: each tensor lives from the layer that makes it to its last reader, the input (the
-    caller holds it) and the output to the end; views share their source's storage. A module
-    that keeps branch outputs in local variables until `forward` returns holds more."""
+    caller holds it) and the output to the end; views share their source's storage. The
+    compiled module's `forward` frees each as this counts (a `del` after its last reader)."""
     storage = _storage(network)
     end = len(network.layers)
     born = {INPUT_NODE: 0}

@@ -373,8 +373,7 @@ def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName
         "DROPOUT(p=0) keeps none",
         "inference = parameters + buffers + the most activations alive at once in a forward "
         f"pass without autograd{' or autocast' if amp else ''} (a tensor is freed after its "
-        "last reader, the input held throughout; a forward that keeps branch outputs in "
-        "variables holds more)",
+        "last reader, the input held throughout, as the compiled module's forward does)",
         "measured (tests/test_memory.py): what autograd saves equals this plan to the byte "
         "for every spec in specs/ and specs/zoo/ in float32 and under bf16 autocast on CPU; "
         "CUDA's autocast lists are planned from torch's source, not measured",

@@ -53,19 +53,27 @@ class Inception(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv1 = self.conv1(x)
         conv1_relu = self.conv1_relu(conv1)
+        del conv1
         conv2 = self.conv2(x)
         conv2_relu = self.conv2_relu(conv2)
+        del conv2
         conv3 = self.conv3(conv2_relu)
+        del conv2_relu
         conv3_relu = self.conv3_relu(conv3)
+        del conv3
         conv4 = self.conv4(x)
         conv4_relu = self.conv4_relu(conv4)
+        del conv4
         conv5 = self.conv5(conv4_relu)
+        del conv4_relu
         conv5_relu = self.conv5_relu(conv5)
+        del conv5
         x = self.pool1(x)
         x = self.conv6(x)
         x = self.conv6_relu(x)
         # line 9: concat
         x = torch.cat([conv1_relu, conv3_relu, conv5_relu, x], dim=1)
+        del (conv1_relu, conv3_relu, conv5_relu)
         return x
 
 

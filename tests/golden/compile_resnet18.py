@@ -30,11 +30,16 @@ class Basic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv1 = self.conv1(x)
         bn1 = self.bn1(conv1)
+        del conv1
         relu1 = self.relu1(bn1)
+        del bn1
         conv2 = self.conv2(relu1)
+        del relu1
         bn2 = self.bn2(conv2)
+        del conv2
         # line 7: +
         x = bn2 + x
+        del bn2
         x = self.relu2(x)
         return x
 
@@ -64,13 +69,18 @@ class Down(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv1 = self.conv1(x)
         bn1 = self.bn1(conv1)
+        del conv1
         relu1 = self.relu1(bn1)
+        del bn1
         conv2 = self.conv2(relu1)
+        del relu1
         bn2 = self.bn2(conv2)
+        del conv2
         x = self.conv3(x)
         x = self.bn3(x)
         # line 8: +
         x = bn2 + x
+        del bn2
         x = self.relu2(x)
         return x
 

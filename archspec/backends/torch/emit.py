@@ -338,17 +338,42 @@ def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> lis
         body = [f"        x = self.{unit.attr}(x)" for unit in units[:-1]]
         final = f"self.{units[-1].attr}(x)" if units else "x"
         return [*body, f"        return {final}"]
+    out = var[network.output]
+    reads = [tuple(var[name] for name in unit.layers[0].inputs) for unit in units]
+    targets = [var[unit.last.name] for unit in units]
     lines = []
-    for unit in units:
-        out = var[unit.last.name]
-        args = tuple(var[name] for name in unit.layers[0].inputs)
+    for unit, args, target, dead in zip(units, reads, targets, _frees(targets, reads, out),
+                                        strict=True):
         if unit.attr is None:
             lines.append(f"        # {_comment(unit.last, 88)}")
-            lines.extend(_fill(f"        {out} = ", JOINS[unit.last.kind](args)))
+            lines.extend(_fill(f"        {target} = ", JOINS[unit.last.kind](args)))
         else:
-            lines.append(f"        {out} = self.{unit.attr}({args[0]})")
-    lines.append(f"        return {var[network.output]}")
+            lines.append(f"        {target} = self.{unit.attr}({args[0]})")
+        lines.extend(_del_lines(dead))
+    lines.append(f"        return {out}")
     return lines
+
+
+def _frees(targets: list[str], reads: list[tuple[str, ...]], out: str) -> list[list[str]]:
+    """Per statement of a `forward`, the variables to `del` after it: what it reads or assigns
+    that no later statement reads before assigning it again (`out`, returned, is kept). So the
+    module holds each intermediate only until its last reader, as the planner counts
+    (`analysis.cost.inference_peak`), not until `forward` returns."""
+    live = {out}
+    frees: list[list[str]] = []
+    for target, args in zip(reversed(targets), reversed(reads), strict=True):
+        frees.append([v for v in dict.fromkeys((*args, target)) if v not in live])
+        live.discard(target)
+        live.update(args)
+    return frees[::-1]
+
+
+def _del_lines(names: list[str]) -> list[str]:
+    if not names:
+        return []
+    if len(names) == 1:
+        return [f"        del {names[0]}"]
+    return _fill("        del ", "(" + ", ".join(names) + ")")
 
 
 def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
@@ -918,11 +943,14 @@ def _steps(box: _Box, top: dict[str, str]) -> list[_Step]:
 def _forward_lines(box: _Box, top: dict[str, str]) -> list[str]:
     lines = ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
     steps = _steps(box, top)
-    for step in steps:
+    out = steps[-1].target if steps else INPUT_VAR
+    frees = _frees([s.target for s in steps], [s.reads for s in steps], out)
+    for step, dead in zip(steps, frees, strict=True):
         if step.note:
             lines.append(f"        # {step.note}")
         lines.extend(_fill(f"        {step.target} = ", step.expr))
-    lines.append(f"        return {steps[-1].target if steps else INPUT_VAR}")
+        lines.extend(_del_lines(dead))
+    lines.append(f"        return {out}")
     return lines
 
 
