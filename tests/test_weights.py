@@ -94,3 +94,25 @@ def test_compile_with_fitting_weights_says_so(tmp_path: Path,
     weights = _saved(tmp_path, to_torch(spec.network, spec.shapes).state_dict())
     assert compile_spec(RESNET18, tmp_path / "out", "--weights", str(weights)) == 0
     assert f"weights: {weights} fits the spec" in capsys.readouterr().out
+
+
+def test_compile_onnx_runs_in_onnxruntime_as_the_module_does(tmp_path: Path) -> None:
+    """--onnx with --weights: onnxruntime's output equals the PyTorch module's with those
+    weights, at a batch size other than the exporter's example (the batch is dynamic)."""
+    ort = pytest.importorskip("onnxruntime")
+    from test_compile import BRANCHY
+
+    spec_path = tmp_path / "branchy.arch"
+    spec_path.write_text(BRANCHY)
+    spec = load(spec_path)
+    assert spec.network is not None
+    torch.manual_seed(0)
+    model = to_torch(spec.network, spec.shapes).eval()
+    weights = _saved(tmp_path, model.state_dict())
+    out = tmp_path / "out"
+    assert compile_spec(spec_path, out, "--onnx", "--weights", str(weights)) == 0
+    session = ort.InferenceSession(str(out / "branchy.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 16, 16)
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(got), model(x), atol=1e-5)

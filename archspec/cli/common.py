@@ -22,7 +22,8 @@ STDIN = "-"
 # The package each optional library comes with: `pip install 'archspec[EXTRA]'`. The plain
 # install (lark, pydantic, graphviz) runs check, table, draw, diff and compile.
 EXTRAS = {"torch": "torch", "numpy": "torch", "matplotlib": "torch", "kornia": "train",
-          "sklearn": "train", "mlxtend": "train", "PIL": "train"}
+          "sklearn": "train", "mlxtend": "train", "PIL": "train", "onnx": "onnx",
+          "onnxscript": "onnx"}
 
 
 def missing_extra(exc: ModuleNotFoundError) -> str | None:

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write DIR/<network>.onnx with torch's exporter (needs "
+                        "archspec[onnx]), with the --weights if given; the batch is dynamic")
     parser.add_argument("--weights", metavar="PATH",
                         help="check a state_dict file (read with weights_only=True) against "
                         "the spec: every tensor missing, unexpected or of another shape is an "
@@ -71,13 +74,17 @@ def run(args: argparse.Namespace) -> int:
     module = module_name(network)  # `class` -> class_.py, which `import class_` can load
     # The build's set of files, replaced as one: a kill leaves the old set or the new one.
     names = [f"{module}.py", *(f"{network.name}{ext}" for ext in (".md", ".dot", ".svg")),
-             plan.plan_path(".", network).name]
+             plan.plan_path(".", network).name, *([f"{network.name}.onnx"] if args.onnx else [])]
     try:
         with replace_set(out, names) as stage:
             write_atomic(stage / names[0], source)
             write_atomic(stage / names[1], render(report, "markdown"))
             dot.render_files(network, spec.shapes, stage / network.name)
             plan.write_plan(spec, stage)
+            if args.onnx:
+                from archspec.backends.torch.onnx import export_onnx
+
+                export_onnx(network, spec.shapes, stage / names[-1], args.weights)
             written = [out / path.name for path in sorted(stage.iterdir(),
                                                           key=lambda p: names.index(p.name))]
     except OutputSetError as exc:
