@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec.analysis import cost
-from archspec.analysis.report import Report, build_report
+from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.text import metric
@@ -715,3 +715,31 @@ def test_saved_for_backward_of_every_v2_kind() -> None:
     spec = archspec.loads(V2_KINDS)
     assert spec.ok and spec.network is not None
     assert_saved_agrees(spec.network, spec.shapes)
+
+
+def test_depth_folds_the_hierarchy_as_torchinfo_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """--depth 1 shows torchvision's top-level modules of ResNet-18, each figure the sum of
+    its layers'; --depth 2 each block call; a flat spec is the same at any depth."""
+    spec = archspec.load(SPECS / "zoo" / "resnet18.arch")
+    assert spec.network is not None
+    report = build_report(spec.network, spec.shapes)
+    top = at_depth(report.rows, spec.network, 1)
+    assert [r.name for r in top] == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2",
+                                     "layer3", "layer4", "avgpool", "fc_flatten", "fc"]
+    layer2 = top[5]
+    inside = [r for r in report.rows if r.name.startswith("layer2.")]
+    assert layer2.params == sum(r.params for r in inside) == 525_568
+    assert layer2.macs == sum(r.macs for r in inside)
+    assert (layer2.input_shape, layer2.output_shape) == ((64, 56, 56), (128, 28, 28))
+    assert layer2.receptive_field == inside[-1].receptive_field
+    assert sum(r.params for r in top) == report.totals.params
+    second = [r.name for r in at_depth(report.rows, spec.network, 2)]
+    assert second[4:7] == ["layer1.0", "layer1.1", "layer2.0"]
+    assert main(["table", str(SPECS / "zoo" / "resnet18.arch"), "--depth", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:2] == ["layer2", "layer2"] and "525,568" in line
+               for line in lines)
+    assert main(["table", str(SPECS / "vgg16.arch")]) == 0
+    flat = capsys.readouterr().out
+    assert main(["table", str(SPECS / "vgg16.arch"), "--depth", "1"]) == 0
+    assert capsys.readouterr().out == flat

@@ -8,6 +8,7 @@ anything itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from archspec.analysis import cost, fold
 from archspec.catalog import (
@@ -266,6 +267,45 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             receptive_field=_size(fields[INPUT_NODE]), jump=_jump(fields[INPUT_NODE])),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
         torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
+
+
+def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ...]:
+    """The rows folded to `depth` levels of the module hierarchy, as torchinfo's `depth=`:
+    the layers inside one named group or block call at that depth become one row (named by
+    its path, written as the spec calls it), with their figures summed, the first one's
+    input, the last one's output, receptive field and jump. A flat spec is unchanged."""
+    modules = {module.path: module for module in network.modules}
+    paths = {layer.name: layer.path for layer in network.layers}
+    runs: list[tuple[tuple[str, ...], list[Row]]] = []
+    for row in rows:
+        path = paths[row.name]
+        key = path[:depth] if len(path) > depth else (*path, "")
+        if runs and runs[-1][0] == key and key[-1]:
+            runs[-1][1].append(row)
+        else:
+            runs.append((key, [row]))
+    folded = []
+    for key, run in runs:
+        if not key[-1]:
+            folded.append(run[0])
+            continue
+        first, last = run[0], run[-1]
+        module = modules[key]
+        folded.append(Row.model_construct(
+            name=".".join(key), kind=module.kind.upper(), written=module.label,
+            folds=(), implicit=False,
+            members=tuple(name for row in run for name in row.members),
+            input_shape=first.input_shape, output_shape=last.output_shape,
+            weights=sum(r.weights for r in run), biases=sum(r.biases for r in run),
+            buffers=sum(r.buffers for r in run),
+            buffer_bytes=sum(r.buffer_bytes for r in run),
+            weights_formula="", formula="",
+            activations=sum(r.activations for r in run),
+            activation_bytes=sum(r.activation_bytes for r in run),
+            macs=sum(r.macs for r in run), receptive_field=last.receptive_field,
+            jump=last.jump, saved_bytes=sum(r.saved_bytes for r in run),
+            training_bytes=sum(r.training_bytes for r in run)))
+    return tuple(folded)
 
 
 def first_over(report: Report, max_params: int) -> Row | None:

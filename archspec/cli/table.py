@@ -8,7 +8,7 @@ import sys
 from typing import get_args
 
 from archspec.analysis.cost import parse_size
-from archspec.analysis.report import build_report
+from archspec.analysis.report import at_depth, build_report
 from archspec.catalog import AMPS, DEVICES, DTYPES, OPTIMIZER_STATE
 from archspec.cli.common import (
     EXIT_ERRORS,
@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fold", action="store_true",
                         help="fold implicit layers (activations, batch norm, flatten) into the "
                              "CONV/FC row that caused them")
+    parser.add_argument("--depth", type=whole_number(1), metavar="N",
+                        help="fold the module hierarchy to N levels, as torchinfo's depth=: "
+                             "each named group or block call N levels down is one row "
+                             "(default: every layer)")
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="write here instead of stdout (its directory must exist)")
 
@@ -79,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
                               device=args.device)
     except ValueError as exc:  # autocast over parameters that are not float32
         raise UsageError(str(exc)) from None
-    text = render(report, args.format, args.style, fold=args.fold)
+    rows = report.folded if args.fold else report.rows
+    if args.depth is not None:
+        rows = at_depth(rows, spec.network, args.depth)
+    text = render(report, args.format, args.style, rows=rows)
     if args.output is not None:
         write_atomic(args.output, text)
     else:

@@ -23,9 +23,11 @@ _RULE = "=" * 90
 
 
 def render(report: Report, fmt: Format = "text", style: Style = "default",
-           fold: bool = False) -> str:
-    """The report in a format; `style` shapes text and markdown, CSV and JSON hold all data."""
-    rows = report.folded if fold else report.rows
+           fold: bool = False, rows: Sequence[Row] | None = None) -> str:
+    """The report in a format; `style` shapes text and markdown, CSV and JSON hold all data.
+    `rows` replaces the report's (the hierarchy folded to a depth: `report.at_depth`)."""
+    if rows is None:
+        rows = report.folded if fold else report.rows
     if fmt == "json":
         return to_json(report, rows)
     if fmt == "csv":
