@@ -345,3 +345,16 @@ def test_a_multiply_join_is_a_times_node() -> None:
     source = dot.dot_source(spec.network, spec.shapes, detail="full")
     assert "<b>×</b>" in source
     assert source.count("->") == 8  # input, 6 edges inside (two into ×), output
+
+
+def test_named_groups_and_block_calls_are_clusters() -> None:
+    """ResNet-18 with torchvision's names: a cluster per stage (`layer1`...), per block call
+    (`basic(64)`, `down(128)`) and per named group inside a block (`downsample`)."""
+    spec = load(SPECS / "zoo" / "resnet18.arch")
+    assert spec.network is not None
+    source = dot.dot_source(spec.network, spec.shapes)
+    captions = re.findall(r'"caption \d+" \[label="?([^"\]]+?)"? ', source)
+    assert [c for c in captions if c.startswith("layer")] == ["layer1", "layer2", "layer3",
+                                                              "layer4"]
+    assert captions.count("downsample") == 3
+    assert {"basic(64)", "down(128)", "basic(512)"} <= set(captions)

@@ -235,8 +235,11 @@ class Expander:
             if count is None:
                 continue
             outer = self.box
-            if name is not None:
+            if name is not None:  # a named group: a module, and a cluster in diagrams
                 self.box = self._open("group", name[0], atom.span, name)
+                self.scope_ids += 1
+                scopes = (*scopes, Scope.model_construct(id=self.scope_ids, index=0, count=1,
+                                                         label=name[0]))
             self.scope_ids += 1
             scope_id = self.scope_ids
             for copy in range(count):
@@ -251,6 +254,8 @@ class Expander:
                 if self.diags.error_count > errors:
                     break  # every further copy would only find the same errors again
             self.box = outer
+            if name is not None:
+                scopes = scopes[:-1]
         return tail, rank
 
     def _open(self, kind: str, label: str, span: Span, name: tuple[str, Span] | None,
@@ -354,7 +359,9 @@ class Expander:
             return tail, rank
         self.scope_ids += 1
         label = self.args.written(call, env)
-        scope = Scope.model_construct(id=self.scope_ids, index=0, count=1, label=label,
+        # A named call's cluster says its name too: `layer1: basic(64)`.
+        caption = f"{name[0]}: {label}" if name else label
+        scope = Scope.model_construct(id=self.scope_ids, index=0, count=1, label=caption,
                                       call=call.span)
         self.blocks_open.append(block.name)
         outer = self.box
