@@ -51,6 +51,7 @@ class _Draw:
     budget: int
     max_channels: int
     names: list[str] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)  # the header's `block` lines
 
     def spend(self) -> bool:
         self.budget -= 1
@@ -216,7 +217,7 @@ def _concat(d: _Draw, shape: Shape) -> tuple[str, Shape]:
 def _step(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
     """One piece of the body, sometimes named: a layer, a branch or a repeat."""
     step = _piece(d, shape)
-    if step is None or step[0].startswith(("(", "[")) or " - " in step[0]:
+    if step is None or step[0].startswith(("(", "[")) or " - " in step[0] or ":" in step[0]:
         return step
     name = d.draw(st.sampled_from(AWKWARD_NAMES))
     if name in d.names or not d.draw(st.booleans()):
@@ -229,12 +230,13 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
     """A layer, a branch or a repeat, valid for `shape`."""
     if len(shape) == 1:
         choice = d.draw(st.sampled_from(("fc", "fc", "bn", "act", "dropout", "repeat",
-                                         "residual", "multiply", "slice")))
+                                         "residual", "multiply", "slice", "group", "block")))
     else:
         choice = d.draw(st.sampled_from(("conv", "conv", "conv", "pool", "pool", "bn", "act",
                                          "lrn", "dropout", "residual", "residual", "concat",
                                          "concat", "multiply", "repeat", "gap", "fc",
-                                         "flatten", "slice", "resample", "resample")))
+                                         "flatten", "slice", "resample", "resample", "group",
+                                         "block")))
     if choice == "conv":
         return _conv(d, shape)
     if choice == "pool":
@@ -258,7 +260,72 @@ def _piece(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
         return _resample(d, shape)
     if choice == "repeat":
         return f"[{_keeping(d, shape)}]*{d.draw(st.integers(1, 3))}", shape
+    if choice == "group":
+        return _group(d, shape)
+    if choice == "block":
+        return _block(d, shape)
     return _keeping(d, shape), shape
+
+
+# Names inside a named group or block: keys of the module hierarchy (keywords, soft
+# keywords and the generated module's own names among them; nn.Module's attributes refused).
+_INNER_NAMES = ("conv", "bn1", "class", "x", "self", "match", "downsample", "torch", "_p")
+
+
+def _top_name(d: _Draw, options: tuple[str, ...]) -> str:
+    """A name for the top level that no other top-level element has."""
+    name = d.draw(st.sampled_from(options))
+    while name in d.names:
+        name += "_"
+    d.names.append(name)
+    return name
+
+
+def _group(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    """A named group (`stage: [...]`, maybe repeated, maybe with named items inside)."""
+    name = _top_name(d, ("stage", "layer1", "features", "head", "x", "class"))
+    if d.draw(st.booleans()):
+        return f"{name}: [{_keeping(d, shape)}]*{d.draw(st.integers(1, 3))}", shape
+    parts, used = [], set()
+    for _ in range(d.draw(st.integers(1, 3))):
+        step = _piece(d, shape)
+        if step is None:
+            break
+        inner = d.draw(st.sampled_from(_INNER_NAMES))
+        plain = not step[0].startswith(("(", "[")) and " - " not in step[0] and ":" not in step[0]
+        label, colon, rest = step[0].partition(": ")
+        if colon and label.isidentifier():  # a named group or call inside: a key here too
+            while label in used:
+                label += "_"
+            used.add(label)
+            parts.append(f"{label}: {rest}")
+        elif plain and inner not in used and d.draw(st.booleans()):
+            used.add(inner)
+            parts.append(f"{inner}: {step[0]}")
+        else:
+            parts.append(step[0])
+        shape = step[1]
+    return (f"{name}: [{' - '.join(parts)}]", shape) if parts else None
+
+
+def _block(d: _Draw, shape: Shape) -> tuple[str, Shape] | None:
+    """A block with a width parameter, defined in the header and called once or twice (the
+    calls may differ: the generated class then takes the width as an argument)."""
+    if not d.spend():
+        return None
+    widths = d.draw(st.lists(st.integers(1, d.max_channels), min_size=1, max_size=2))
+    out: Shape = (widths[-1], *shape[1:])
+    head = "CONV1-$c" if len(shape) == 3 else "FC($c)"
+    if len(set(widths)) == 1:
+        tail = _keeping(d, (widths[0], *shape[1:]))
+    else:
+        tail = d.draw(st.sampled_from(("BN", "RELU", "BN - RELU")))
+    name = f"b{len(d.blocks) + 1}"
+    d.blocks.append(f"block {name}(c): {head} - {tail}")
+    calls = [f"{name}({w})" for w in widths]
+    if d.draw(st.booleans()):
+        calls[0] = f"{_top_name(d, ('layer1', 'down', 'x'))}: {calls[0]}"
+    return " - ".join(calls), out
 
 
 @st.composite
@@ -286,7 +353,7 @@ def specs(draw: Any, *, max_layers: int = 12, max_size: int = 12,
             shape = step[1]
     if not body:
         body.append("FC-2" if len(shape) == 1 else "CONV1-2")
-    return "\n".join(header) + "\n\n" + " -\n".join(body) + "\n"
+    return "\n".join([*header, *d.blocks]) + "\n\n" + " -\n".join(body) + "\n"
 
 
 def networks(**limits: int) -> st.SearchStrategy[Network]:

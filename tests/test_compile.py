@@ -260,3 +260,14 @@ def test_the_description_is_escaped_in_the_markdown_compile_writes(tmp_path: Pat
     assert compile_spec(spec, tmp_path / "out") == 0
     title = (tmp_path / "out" / "t.md").read_text().splitlines()[0]
     assert title == "## t: \\<script\\>x\\</script\\> \\[a\\](javascript:x) \\!\\[i\\](y)"
+
+
+def test_a_name_torch_modules_own_is_refused_inside_a_group(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    """At the top level such a name is renamed (`layer_forward`); inside a named group or
+    block it is a key of the state_dict, which torch cannot register: a located error."""
+    spec = tmp_path / "clash.arch"
+    spec.write_text("network t\ninput 3x8x8\nstage: [forward: CONV3-4 - BN]\n")
+    assert compile_spec(spec, tmp_path / "out") == 1
+    assert f"{spec}:3:18: error: `forward` cannot name a submodule" in capsys.readouterr().err

@@ -1026,6 +1026,16 @@ def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
     """The source for a spec with named groups or block calls: a class per block, then the
     network's class composing them."""
     root = _tree(network)
+    clashes = [Diagnostic(severity=Severity.ERROR, code="name", message=f"`{key}` cannot name "
+                          "a submodule: PyTorch's nn.Module has an attribute of that name",
+                          span=member.span if isinstance(member, Layer)
+                          else member.module.span if member.module else member.layers[0].span)
+               for box in _walk(root) if box.module is not None
+               for member in box.items
+               if (key := member.key if isinstance(member, _Box) else member.path[-1])
+               in MODULE_ATTRIBUTES]
+    if clashes:
+        raise BuildError(clashes)
     top = _top_keys(root)
     renames = [f"{_text(key, 40)} -> {ident}" for key, ident in top.items() if key != ident]
     cls = class_name(network)
