@@ -87,7 +87,8 @@ def test_googlenet_compact_svg_shows_nine_concat_joins() -> None:
     concats = drawn.titled("concat")
     assert len(concats) == 9
     # The joined shapes: the paper's Table 1 output depths, at 28, 14 and 7 pixels.
-    joined = [drawn.nodes[c].split(" ")[1] for c in concats]
+    joined = [next(w for w in drawn.nodes[c].split(" ") if re.fullmatch(r"\d+x\d+x\d+", w))
+              for c in concats]  # each box also shows its path: inception1.concat1
     assert joined == ["256x28x28", "480x28x28", "512x14x14", "512x14x14", "512x14x14",
                       "528x14x14", "832x14x14", "832x7x7", "1024x7x7"]
     for concat in concats:

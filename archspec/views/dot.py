@@ -283,7 +283,9 @@ def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int,
     title = f"<b>{_text(main.written)}</b>"
     if mark > 1:
         title += f" &#215;{mark}"
-    details = []
+    # A layer inside a named group or block call shows its path (`layer1.0.conv1`); a box
+    # standing for several repetitions shows none (each has its own).
+    details = [_text(main.name)] if len(main.path) > 1 and mark <= 1 else []
     folded = max(box.folded, key=len)  # the first repetition of FC-256 ×2 has the flatten
     if folded:
         details.append(" · ".join(folded))
