@@ -11,6 +11,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, SPECS
@@ -265,6 +266,27 @@ def test_inference_peak_is_what_the_module_holds(spec: str) -> None:
         assert ours.inference_activations_bytes <= measured
     else:
         assert ours.inference_activations_bytes == measured
+
+
+def _small(path: Path) -> Network:
+    """A zoo network at a cheap input size (64x64; Inception v3 needs 96)."""
+    text = path.read_text()
+    for size in (64, 96):
+        spec = archspec.loads(re.sub(r"(?m)^input 3x\d+x\d+", f"input 3x{size}x{size}", text))
+        if spec.ok and spec.network is not None:
+            return spec.network
+    raise AssertionError(f"{path.name} loads at neither 64 nor 96")
+
+
+@BIG
+@pytest.mark.parametrize("path", sorted((SPECS / "zoo").glob("*.arch")), ids=lambda p: p.stem)
+def test_inference_peak_of_every_zoo_network_is_what_its_module_holds(path: Path) -> None:
+    """Block classes and named groups too: a submodule's caller holds its argument until the
+    submodule returns, which the planner counts (DenseNet's transitions, ResNet's blocks)."""
+    network = _small(path)
+    shapes = infer(network, Diagnostics())
+    ours = build_report(network, shapes, batch=1, dtype="float32").memory
+    assert ours.inference_activations_bytes == live_peak(network, shapes, 1)
 
 
 def test_memory_adds_up() -> None:

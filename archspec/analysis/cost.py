@@ -216,16 +216,30 @@ def inference_peak(network: Network, shapes: Shapes) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
     sample: each tensor lives from the layer that makes it to its last reader, the input (the
     caller holds it) and the output to the end; views share their source's storage. The
-    compiled module's `forward` frees each as this counts (a `del` after its last reader)."""
+    compiled module's `forward` frees each as this counts (a `del` after its last reader),
+    and a block or named group is a submodule whose caller holds its argument until it
+    returns: a tensor entering one lives to the submodule's last layer."""
     storage = _storage(network)
     end = len(network.layers)
     born = {INPUT_NODE: 0}
     last_use = {INPUT_NODE: end}
+    path = {INPUT_NODE: ()} | {layer.name: layer.path[:-1] for layer in network.layers}
+    entering: dict[tuple[str, ...], set[str]] = {}  # submodule -> tensors its caller holds
+    module_end: dict[tuple[str, ...], int] = {}
     for step, layer in enumerate(network.layers):
         if storage[layer.name] == layer.name:
             born[layer.name] = last_use[layer.name] = step
         for name in layer.inputs:
             last_use[storage[name]] = max(last_use[storage[name]], step)
+        inside = path[layer.name]
+        for depth in range(1, len(inside) + 1):
+            module = inside[:depth]
+            module_end[module] = step
+            entering.setdefault(module, set()).update(
+                storage[name] for name in layer.inputs if path[name][:depth] != module)
+    for module, names in entering.items():
+        for name in names:
+            last_use[name] = max(last_use[name], module_end[module])
     last_use[storage[network.output]] = end
     change = [0] * (end + 2)  # values allocated (+) and freed (-) at each step
     for name, step in born.items():
