@@ -808,7 +808,8 @@ def _unify(boxes: list[_Box], item_lists: list[list[_Item]], shapes: dict[str, S
 
 def _scaled(name: str, params: list[dict[str, ArgValue]], column: tuple[object, ...],
             use: Callable[[str, str], str]) -> str | None:
-    """`c * 4` or `c // 2` when a column is a block parameter times or over a constant."""
+    """`c * 4` when a column is a block parameter times a constant (a division is left to
+    an argument of its own: `k // 3` would fit kernels 1 and 3 and read as nonsense)."""
     base = [p.get(name) for p in params]
     if not all(type(b) is int and type(v) is int and b > 0 for b, v in zip(base, column,
                                                                           strict=True)):
@@ -818,9 +819,6 @@ def _scaled(name: str, params: list[dict[str, ArgValue]], column: tuple[object, 
     if value % first == 0 and all(v == b * (value // first)  # type: ignore[operator]
                                   for b, v in zip(base, column, strict=True)):
         return f"{use(f'param:{name}', name)} * {value // first}"
-    if value and first % value == 0 and all(v == b // (first // value)  # type: ignore[operator]
-                                            for b, v in zip(base, column, strict=True)):
-        return f"{use(f'param:{name}', name)} // {first // value}"
     return None
 
 
@@ -884,7 +882,7 @@ def _forward_text(box: _Box) -> tuple[str, ...]:
 
 def _access(key: str) -> str:
     return f"self.{key}" if key.isidentifier() and not keyword.iskeyword(key) \
-        else f"self._modules[{key!r}]"
+        else f'self._modules["{key}"]'
 
 
 def _var(key: str, taken: set[str]) -> str:
@@ -981,7 +979,7 @@ def _sequence(items: list[_Item], head: str, suffix: str, indent: str) -> list[s
     lines = [head + ("" if positional else "OrderedDict([")]
     for item in items:
         lines.append(f"{inner}# {_text(item.note, LINE_LIMIT - len(inner) - 2)}")
-        start = inner if positional else f"{inner}({item.key!r}, "
+        start = inner if positional else f'{inner}("{item.key}", '
         lines.extend(_ctor_lines(item.ctor, start, "," if positional else "),", inner))
     lines.append(indent + (")" if positional else "]))") + suffix)
     return lines
@@ -995,7 +993,7 @@ def _init_lines(items: list[_Item], top: dict[str, str]) -> list[str]:
         if key.isidentifier() and not keyword.iskeyword(key):
             lines.extend(_ctor_lines(item.ctor, f"        self.{key} = ", "", "        "))
         else:
-            lines.extend(_ctor_lines(item.ctor, f"        self.add_module({key!r}, ", ")",
+            lines.extend(_ctor_lines(item.ctor, f'        self.add_module("{key}", ', ")",
                                      "        "))
     return lines
 
