@@ -17,7 +17,8 @@ from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code. Imported on demand,
 # so `archspec table` never pays for the modules of `train` or `draw`.
-COMMANDS: tuple[str, ...] = ("check", "compile", "diff", "draw", "probe", "table", "train")
+COMMANDS: tuple[str, ...] = ("check", "compile", "diff", "draw", "import", "probe", "table",
+                             "train")
 
 
 def command_module(name: str) -> ModuleType:
