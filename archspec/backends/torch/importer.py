@@ -750,17 +750,6 @@ class _Writer:
                 self.fail(path, "runs in two places of its parent's forward: .arch gives a "
                           "layer with weights one place")
             leaf = run[0].path == path
-            if leaf:
-                frags = list(run[0].text)
-            elif isinstance(module, (nn.Sequential, nn.ModuleList)):
-                inner = _fold(self.chain(run, path))
-                last = inner[-1].frags[-1] if inner else ""
-                if len(inner) == 1 and isinstance(last, str) and last.startswith("]*"):
-                    frags = inner[0].frags  # one repeat: `layer1: [basic(64)]*3`
-                else:
-                    frags = ["[", *_join_pieces(inner, " - "), "]"]
-            else:
-                frags = self.block_call(module, self.chain(run, path))
             label: str | None = child
             if (sequential and child == str(position)) or uses > 1 or (
                     stateless and leaf and not _IDENT.match(child)):
@@ -768,6 +757,17 @@ class _Writer:
             elif not _IDENT.match(child) or keyword.iskeyword(child):
                 self.fail(path, f"the name {child!r} is not an .arch name")
                 label = None
+            if leaf:
+                frags = list(run[0].text)
+            elif type(module) in (nn.Sequential, nn.ModuleList) and label is not None:
+                inner = _fold(self.chain(run, path))
+                last = inner[-1].frags[-1] if inner else ""
+                if len(inner) == 1 and isinstance(last, str) and last.startswith("]*"):
+                    frags = inner[0].frags  # one repeat: `layer1: [basic(64)]*3`
+                else:
+                    frags = ["[", *_join_pieces(inner, " - "), "]"]
+            else:  # a class of its own, or a Sequential at a position: a bracket would unroll
+                frags = self.block_call(module, self.chain(run, path))
             position += 1
             if label is not None:
                 frags = [f"{label}: ", *frags]
