@@ -366,4 +366,5 @@ def test_cli_reports_and_exits_non_zero(tmp_path: Path) -> None:
     partial = _cli("nets.py:Bad", "--input", "3x8x8", "--partial", cwd=tmp_path)
     assert partial.returncode == 1 and "# PARTIAL" in partial.stdout
     missing = _cli("nets.py:Nope", cwd=tmp_path)
-    assert missing.returncode == 1 and "has no attribute 'Nope'" in missing.stderr
+    assert missing.returncode == 2
+    assert missing.stderr == "archspec: error: nets.py has no attribute 'Nope'\n"

@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         factory = load_callable(args.target)
+    except ImportFailed as exc:  # not the model's parts: the target itself cannot be loaded
+        raise UsageError(exc.findings[0].message) from exc
+    try:
         try:
             model = factory()
         except Exception as exc:  # the user's constructor may raise anything
