@@ -179,7 +179,7 @@ def test_saved_for_backward_on_random_networks(network: Network) -> None:
     assert_saved_agrees(network, shapes_of(network))
 
 
-def assert_saved_agrees(network: Network, shapes: Shapes) -> None:
+def assert_saved_agrees(network: Network, shapes: Shapes, batch: int = 2) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""
     torch = pytest.importorskip("torch")
@@ -196,7 +196,6 @@ def assert_saved_agrees(network: Network, shapes: Shapes) -> None:
         # OOM-killed at 18 GB).
         return t.detach()
 
-    batch = 2
     x = torch.randn(batch, *network.input.shape)
     storages[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -741,6 +740,19 @@ def test_saved_for_backward_of_every_v2_kind() -> None:
     spec = archspec.loads(V2_KINDS)
     assert spec.ok and spec.network is not None
     assert_saved_agrees(spec.network, spec.shapes)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_groupnorm_keeps_a_contiguous_copy_of_a_channel_slice(batch: int) -> None:
+    """torch's group_norm computes on `input.contiguous()` and saves that: a copy for a
+    channel slice of a batch, the slice's own storage for a batch of one (hypothesis found
+    SLICE(0, 1) - (... + GROUPNORM(1)) planned 16 bytes short)."""
+    for body in ("SLICE(0, 1) - GROUPNORM(1)",
+                 "SLICE(0, 1) - (CONV1-1 - CONV1-1 + GROUPNORM(1))",
+                 "SLICE(0, 2) - GROUPNORM(2)"):  # every channel: no copy
+        spec = archspec.loads(f"network n\ninput 2x4x4\n{body}\n")
+        assert spec.ok and spec.network is not None
+        assert_saved_agrees(spec.network, spec.shapes, batch)
 
 
 def test_depth_folds_the_hierarchy_as_torchinfo_does(capsys: pytest.CaptureFixture[str]) -> None:

@@ -145,7 +145,7 @@ FP32 = 4  # bytes of a float32 value
 
 
 def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
-                       autocast: Autocast | None = None) -> dict[str, Kept]:
+                       autocast: Autocast | None = None, batch: int = 2) -> dict[str, Kept]:
     """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
     tensor it is, the input batch included. Each tensor counts once however many layers save
     it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
@@ -155,8 +155,11 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     Under `autocast` each tensor has its own type, from each kind's `autocast` rule for the
     device: a layer that casts its input keeps the cast copy (a new tensor for each layer
     that casts it: autocast caches only parameters), and one that runs at low precision keeps
-    the low-precision copy of its weights."""
+    the low-precision copy of its weights. A kind that computes on a contiguous copy of a
+    strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
+    slice is contiguous and no copy is made."""
     storage = _storage(network)
+    strided = _strided(network, shapes) if batch > 1 else set()
     width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
     extra: dict[str, Kept] = {}
@@ -184,7 +187,9 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
         casts = 0
         if rule_saved.input:
             for name, have in zip(layer.inputs, ins, strict=True):
-                if have == runs:
+                if kind.contiguous_input and name in strided:  # its own contiguous copy
+                    casts += math.prod(shape_of(shapes, name)) * runs
+                elif have == runs:
                     saved.add(storage[name])
                 else:  # autocast's cast of this input, made for this layer
                     casts += math.prod(shape_of(shapes, name)) * runs
@@ -261,6 +266,21 @@ def _storage(network: Network) -> dict[str, str]:
         same = kind.view or (layer.args is not None and kind.returns_input(layer.args))
         storage[layer.name] = storage[layer.inputs[0]] if same else layer.name
     return storage
+
+
+def _strided(network: Network, shapes: Shapes) -> set[str]:
+    """The layers whose output is a view that skips values of each sample (a channel
+    SLICE, and views of it): not contiguous once the batch holds more than one sample."""
+    strided: set[str] = set()
+    for layer in network.layers:
+        if layer.args is None:
+            continue
+        kind = reg.kind_of(layer.kind)
+        same = kind.view or kind.returns_input(layer.args)
+        if kind.strided(layer.args, input_shape(layer, shapes)) or (
+                same and layer.inputs[0] in strided):
+            strided.add(layer.name)
+    return strided
 
 
 def largest_batch(fixed: int, per_sample: int, budget: int) -> int:

@@ -210,7 +210,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         policy = cost.Autocast(amp_device, BYTES_PER_VALUE[AMPS[amp_name].dtype])
 
     fields = cost.receptive_fields(network, shapes)
-    kept = cost.saved_for_backward(network, shapes, bpv, policy)
+    kept = cost.saved_for_backward(network, shapes, bpv, policy, batch)
     rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}

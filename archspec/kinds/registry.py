@@ -217,6 +217,12 @@ class LayerKind:
     bounds: tuple[float, float] | None = None
     dies: bool = False
     view: bool = False  # output is a view of its input: no new storage (flatten)
+    # A view that skips values of each sample (a channel SLICE): with more than one sample in
+    # the batch its output is not contiguous in memory.
+    strided: Callable[[Args, Shape], bool] = field(default=lambda args, inp: False)
+    # Computes on a contiguous copy of a strided input, and that copy is what it saves
+    # (torch's group_norm calls .contiguous() on its input).
+    contiguous_input: bool = False
     # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
     returns_input: Callable[[Args], bool] = field(default=lambda args: False)
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
@@ -438,6 +444,10 @@ def _layernorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     return Saved(input=True, extra=2 * math.prod(inp[1:]))
 
 
+def _slices_part(args: Args, inp: Shape) -> bool:
+    return (args["start"], args["stop"]) != (0, inp[0])  # not every channel
+
+
 def _groupnorm_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     return Saved(input=True, extra=2 * whole(args, "groups"))  # a mean and rstd per group
 
@@ -632,7 +642,7 @@ KINDS: tuple[LayerKind, ...] = (
               saves=_layernorm_saves, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("GROUPNORM", "norm", "groupnorm", params=(Param("groups", "count", low=1), _EPS),
               shape=_divides("GROUPNORM", "channels"), cost=_affine_cost,
-              saves=_groupnorm_saves, autocast=_NORM_FP32_ON_CUDA),
+              saves=_groupnorm_saves, contiguous_input=True, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("SCALE", "norm", "scale", params=(Param("init", "float", default=1e-6),),
               cost=_scale_cost, saves=_saves_input,
               autocast=_on_both(Autocast("input", out_fp32=True))),
@@ -644,7 +654,7 @@ KINDS: tuple[LayerKind, ...] = (
               saves=_droppath_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),
     LayerKind("SLICE", "reshape", "slice",
               params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
-              shape=_slice_shape, view=True, autocast=_FOLLOWS),
+              shape=_slice_shape, view=True, strided=_slices_part, autocast=_FOLLOWS),
     LayerKind("SHUFFLE", "reshape", "shuffle", params=(Param("groups", "count", low=1),),
               shape=_divides("SHUFFLE", "channels"), autocast=_FOLLOWS),
 )
