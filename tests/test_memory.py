@@ -36,7 +36,8 @@ def test_every_kind_states_how_it_runs_under_autocast_on_every_device() -> None:
         assert set(kind.autocast) == set(DEVICES), kind.name
 
 
-def autograd_saved(network: Network, shapes: Shapes, amp: str | None) -> int:
+def autograd_saved(network: Network, shapes: Shapes, amp: str | None,
+                   batch: int = BATCH) -> int:
     """The bytes of every distinct storage autograd's saved-tensor hook sees in one training
     forward of the built module (parameters and buffers aside), plus the input batch."""
     torch = pytest.importorskip("torch")
@@ -53,7 +54,7 @@ def autograd_saved(network: Network, shapes: Shapes, amp: str | None) -> int:
         # OOM-killed at 18 GB).
         return t.detach()
 
-    x = torch.randn(BATCH, *network.input.shape)
+    x = torch.randn(batch, *network.input.shape)
     storages[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
     low = getattr(torch, AMPS[amp].dtype) if amp else torch.float32
     with torch.autocast("cpu", dtype=low, enabled=amp is not None), \

@@ -182,26 +182,10 @@ def test_saved_for_backward_on_random_networks(network: Network) -> None:
 def assert_saved_agrees(network: Network, shapes: Shapes, batch: int = 2) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""
-    torch = pytest.importorskip("torch")
-    module = archspec.to_torch(network, shapes).train()
-    owned = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
-    storages: dict[int, int] = {}
+    from test_memory import autograd_saved
 
-    def pack(t):
-        if t.data_ptr() not in owned:
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        # Detached: the same storage, kept alive as autograd would, but not the tensor
-        # itself, which for an op's output holds its grad_fn that holds the saved tensor: a
-        # cycle no collector frees (each VGG of the zoo leaked 0.5-0.8 GB, and the suite was
-        # OOM-killed at 18 GB).
-        return t.detach()
-
-    x = torch.randn(batch, *network.input.shape)
-    storages[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(x)
     memory = build_report(network, shapes, batch=batch, dtype="float32").memory
-    assert memory.activations_bytes == sum(storages.values())
+    assert memory.activations_bytes == autograd_saved(network, shapes, None, batch)
 
 
 def test_dropout_that_drops_nothing_saves_no_mask() -> None:
