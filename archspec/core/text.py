@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Container, Sequence
+from json.encoder import encode_basestring_ascii as _json_string
 
 
 def count(n: int) -> str:
@@ -50,3 +52,29 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
     return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
             for row in rows]
+
+
+def json_indented(value: object, pad: str = "") -> str:
+    """`json.dumps(value, indent=2)`, character for character, several times faster on large
+    documents: dicts and lists are laid out here and each scalar is written by the json
+    module's C routines (with `indent`, json.dumps runs its pure-Python encoder, ~40 calls
+    and string pieces a table row)."""
+    inner = pad + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return ("{\n" + ",\n".join(f"{inner}{_json_key(k)}: {json_indented(v, inner)}"
+                                  for k, v in value.items()) + "\n" + pad + "}")
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + json_indented(v, inner) for v in value) + "\n" + pad + "]"
+    if type(value) is str:
+        return _json_string(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
+
+
+def _json_key(key: object) -> str:
+    return _json_string(key) if type(key) is str else json.dumps({key: 0})[1:-4]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from typing import Any, Literal
 from archspec.analysis.report import Memory, Report, Row
 from archspec.catalog import OPTIMIZER_STATE
 from archspec.core.diagnostics import printable
-from archspec.core.text import align, binary, count, metric, shape_text
+from archspec.core.text import align, binary, count, json_indented, metric, shape_text
 
 Format = Literal["text", "markdown", "csv", "json"]
 Style = Literal["default", "cs231n", "torchinfo"]
@@ -275,7 +274,7 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
                       "forward_backward_bytes": ti.forward_backward_bytes,
                       "params_bytes": ti.params_bytes, "total_bytes": ti.total_bytes},
     }
-    return json.dumps(data, indent=2) + "\n"
+    return json_indented(data) + "\n"
 
 
 _CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "biases",
