@@ -285,10 +285,33 @@ def load_weights(model: nn.Module, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def build(weights: str | None = None) -> Resnet18:
+# The classes of the spec's blocks: build(checkpoint="blocks") recomputes each call.
+BLOCKS: tuple[type[nn.Module], ...] = (Basic, Down)
+
+
+def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
+    """Run each outermost call of a class in BLOCKS under torch.utils.checkpoint."""
+    if checkpoint != "blocks":
+        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks'")
+    if not BLOCKS:
+        raise ValueError("checkpoint='blocks': the spec calls no block")
+    stack = list(model.children())
+    while stack:
+        module = stack.pop()
+        if isinstance(module, BLOCKS):
+            module.forward = lambda x, run=module.forward: torch.utils.checkpoint.checkpoint(
+                run, x, use_reentrant=False)
+        else:
+            stack.extend(module.children())
+
+
+def build(weights: str | None = None, checkpoint: str | None = None) -> Resnet18:
     """A new Resnet18 with PyTorch's default initialisation, or the tensors of a
-    state_dict file (see load_weights)."""
+    state_dict file (see load_weights); checkpoint="blocks" runs each block call
+    under torch.utils.checkpoint (see checkpoint_blocks)."""
     model = Resnet18()
     if weights is not None:
         load_weights(model, weights)
+    if checkpoint is not None:
+        checkpoint_blocks(model, checkpoint)
     return model

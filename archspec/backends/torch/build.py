@@ -14,11 +14,14 @@ from archspec.lang.shapes import Shapes
 
 
 def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
-             max_params: int = DEFAULT_MAX_BUILD_PARAMS, weights: str | None = None
-             ) -> nn.Module:
+             max_params: int = DEFAULT_MAX_BUILD_PARAMS, weights: str | None = None,
+             checkpoint: str | None = None) -> nn.Module:
     """Build the network as an `nn.Module` with the spec's init applied, or with the tensors
     of the state_dict file `weights` (checked against the spec first: ValueError, every
-    tensor missing, unexpected or of another shape at its spec line).
+    tensor missing, unexpected or of another shape at its spec line). `checkpoint="blocks"`
+    runs each outermost block call under `torch.utils.checkpoint` (non-reentrant): only its
+    input is saved for backward, and its forward runs again there (ValueError if the spec
+    calls no block).
 
     The module is the class `emit` writes, executed in process; it allocates on the current
     default device (`with torch.device("meta"): to_torch(net)` builds without memory).
@@ -29,5 +32,5 @@ def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | No
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": f"archspec_generated_{network.name}"}
     exec(compile(source, filename, "exec"), namespace)
-    model: nn.Module = namespace["build"](weights)
+    model: nn.Module = namespace["build"](weights, checkpoint)
     return model

@@ -385,26 +385,37 @@ def _del_lines(names: list[str]) -> list[str]:
     return _fill("        del ", "(" + ", ".join(names) + ")")
 
 
-def _build(network: Network, shapes: dict[str, Shape], cls: str) -> list[str]:
-    """`SPEC_LINES`, `check_weights` and `build(weights=None)`: a new model with the spec's
-    init, or with a state_dict file's tensors, checked before loading."""
+def _build(network: Network, shapes: dict[str, Shape], cls: str,
+           blocks: Sequence[str] = ()) -> list[str]:
+    """`SPEC_LINES`, `check_weights`, `BLOCKS` and `build(weights=None, checkpoint=None)`: a
+    new model with the spec's init, or with a state_dict file's tensors, checked before
+    loading; `checkpoint="blocks"` runs each outermost call of a block class (`blocks`) under
+    torch.utils.checkpoint."""
     scheme = network.init
     classes = list(dict.fromkeys(
         _call(layer, shapes)[0] for layer in network.layers
         if reg.kind_of(layer.kind).family in _INIT_FAMILIES))
+    listed = f"{blocks[0]}," if len(blocks) == 1 else ", ".join(blocks)
     head = [*_spec_lines(network, shapes), *_WEIGHTS,
-            f"def build(weights: str | None = None) -> {cls}:"]
+            "# The classes of the spec's blocks: build(checkpoint=\"blocks\") recomputes each "
+            "call.", *_fill("BLOCKS: tuple[type[nn.Module], ...] = ", f"({listed})"), "", "",
+            *_CHECKPOINT,
+            f"def build(weights: str | None = None, checkpoint: str | None = None) -> {cls}:"]
     load = ["    if weights is not None:", "        load_weights(model, weights)",
+            "    if checkpoint is not None:", "        checkpoint_blocks(model, checkpoint)",
             "    return model"]
     if scheme.name == "torch" or not classes:
         return [*head, f'    """A new {cls} with PyTorch\'s default initialisation, or the '
-                "tensors of a", '    state_dict file (see load_weights)."""',
+                "tensors of a",
+                '    state_dict file (see load_weights); checkpoint="blocks" runs each block call',
+                '    under torch.utils.checkpoint (see checkpoint_blocks)."""',
                 f"    model = {cls}()", *load]
     statement, doc = _INIT[scheme.name]
     std = _literal(scheme.std)
     kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
     return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)};',
-            '    or the tensors of a state_dict file (see load_weights)."""',
+            '    or the tensors of a state_dict file (see load_weights); checkpoint="blocks" '
+            'runs', '    each block call under torch.utils.checkpoint (see checkpoint_blocks)."""',
             f"    model = {cls}()",
             "    for module in model.modules():",
             f"        if isinstance(module, {kinds}):",
@@ -434,6 +445,27 @@ def _holds_tensors(layer: Layer, shapes: dict[str, Shape]) -> bool:
         return False
     found = cost(layer.args, shapes[layer.inputs[0]], shapes[layer.name])
     return bool(found.weights or found.biases or found.buffers)
+
+
+# Activation checkpointing of the generated module: each outermost block call saves its input
+# alone for backward and runs its forward again there (non-reentrant, as PyTorch advises).
+_CHECKPOINT = '''def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
+    """Run each outermost call of a class in BLOCKS under torch.utils.checkpoint."""
+    if checkpoint != "blocks":
+        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks'")
+    if not BLOCKS:
+        raise ValueError("checkpoint='blocks': the spec calls no block")
+    stack = list(model.children())
+    while stack:
+        module = stack.pop()
+        if isinstance(module, BLOCKS):
+            module.forward = lambda x, run=module.forward: torch.utils.checkpoint.checkpoint(
+                run, x, use_reentrant=False)
+        else:
+            stack.extend(module.children())
+
+
+'''.splitlines()
 
 
 # The generated module's weights loader: every key checked before anything is loaded.
@@ -1050,6 +1082,8 @@ def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
     defined = list(dict.fromkeys(id(c) for c in classes.values()))
     by_id = {id(c): c for c in classes.values()}
     items = _items(root, known, classes, True)
+    blocks = [by_id[k].name for k in defined
+              if any(b.module is not None and b.module.kind == "block" for b in by_id[k].boxes)]
     body = [*(line for k in defined for line in by_id[k].source),
             f"class {cls}(nn.Module):", *_docstring_rows(network, report, renames), "",
             "    def __init__(self) -> None:", "        super().__init__()",
@@ -1057,5 +1091,5 @@ def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
     ordered = any("OrderedDict([" in line and not line.lstrip().startswith(("#", '"""'))
                   for line in body)
     lines = [*_preamble(network, known, origin, ordered),
-             *body, "", "", *_build(network, known, cls)]
+             *body, "", "", *_build(network, known, cls, blocks)]
     return "\n".join(lines) + "\n"
