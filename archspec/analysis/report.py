@@ -214,8 +214,12 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
+    own = {row.name: row for row in rows}
     folded = []
     for owner, names in fold.groups(network):
+        if names == [owner]:  # a layer alone: its own row (one Row built once, not twice)
+            folded.append(own[owner])
+            continue
         members = tuple(by_name[name] for name in names)
         principal = by_name[owner]
         folded.append(_row(principal, members, shapes, fields, kept, batch, bpv, per_param))

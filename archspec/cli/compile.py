@@ -19,6 +19,7 @@ from archspec.cli.common import (
 from archspec.core.diagnostics import Severity, printable, render_all
 from archspec.core.files import OutputSetError, replace_set, write_atomic
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
+from archspec.lang.frontend import collector_paused
 from archspec.runtime import plan
 from archspec.views import dot
 from archspec.views.table import render
@@ -53,13 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     network = spec.network
     # The figures are computed once; the docstring table and the .md file are two views.
-    report = build_report(network, spec.shapes)
-    try:
-        source = emit(network, spec.shapes, origin=Path(spec.source.path).name,
-                      max_params=args.max_params, report=report)
-    except BuildError as exc:
-        print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
-        return EXIT_ERRORS
+    with collector_paused():
+        report = build_report(network, spec.shapes)
+        try:
+            source = emit(network, spec.shapes, origin=Path(spec.source.path).name,
+                          max_params=args.max_params, report=report)
+        except BuildError as exc:
+            print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
+            return EXIT_ERRORS
     if args.weights is not None:
         from archspec.backends.torch.weights import WeightsFileError, check_state, read_state
 
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         with replace_set(out, names) as stage:
             write_atomic(stage / names[0], source)
             write_atomic(stage / names[1], render(report, "markdown"))
-            dot.render_files(network, spec.shapes, stage / network.name)
+            dot.render_files(network, spec.shapes, stage / network.name, report=report)
             plan.write_plan(spec, stage)
             if args.onnx:
                 from archspec.backends.torch.onnx import export_onnx

@@ -68,7 +68,7 @@ def load(path: str | Path) -> Spec:
 
 def load_source(source: Source) -> Spec:
     diags = Diagnostics()
-    with _collector_paused():
+    with collector_paused():
         syntax = parse(source, diags)
         # When no line survived parsing, its errors say why; "no network line" would be noise.
         parsed = syntax.header or syntax.body or syntax.train_span or not diags.has_errors
@@ -80,11 +80,11 @@ def load_source(source: Source) -> Spec:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while the front end runs. It builds hundreds of
-    thousands of small acyclic objects (reference counting frees them); the collector's
-    passes over them freed nothing and made 100k layers take twice as long per layer as 10k
-    (benches/parse.py)."""
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while the front end (or a command's analysis after it)
+    runs. It builds hundreds of thousands of small acyclic objects (reference counting frees
+    them); the collector's passes over them freed nothing and made 100k layers take twice as
+    long per layer as 10k (benches/parse.py; `table` and `compile` too, benches/scale.py)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -342,13 +342,15 @@ def _legend(graph: graphviz.Digraph) -> None:
 
 def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
             rankdir: Rankdir = "TB", marks: Highlight | None = None,
-            errors: dict[str, str] | None = None) -> graphviz.Digraph:
+            errors: dict[str, str] | None = None,
+            report: Report | None = None) -> graphviz.Digraph:
     """The network as a graphviz.Digraph: header, input, boxes, clusters, output; with
     `marks`, what changed from another network (outlines, ghosts and a legend); with
-    `errors` (layer name → message), those layers outlined in red with their message."""
+    `errors` (layer name → message), those layers outlined in red with their message.
+    `report`: the network's default analysis when the caller has it (`analyse` otherwise)."""
     errors = errors or {}
     boxes, owner = _boxes(network, detail)
-    report = analyse(network, shapes)
+    report = report or analyse(network, shapes)
     params = {row.name: row.params for row in report.rows} if report is not None else {}
     single: dict[int, bool] = {}
     for box in boxes:
@@ -452,10 +454,10 @@ def size_error(network: Network, detail: Detail = "compact") -> Diagnostic | Non
 
 def dot_source(network: Network, shapes: Shapes, *, detail: Detail = "compact",
                rankdir: Rankdir = "TB", marks: Highlight | None = None,
-               errors: dict[str, str] | None = None) -> str:
+               errors: dict[str, str] | None = None, report: Report | None = None) -> str:
     """The DOT text of the diagram (deterministic: same spec, same text)."""
     source: str = diagram(network, shapes, detail=detail, rankdir=rankdir, marks=marks,
-                          errors=errors).source
+                          errors=errors, report=report).source
     return source
 
 
@@ -475,13 +477,13 @@ def render(source: str, fmt: str) -> bytes:
 
 
 def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
-                 detail: Detail = "compact") -> list[Path]:
+                 detail: Detail = "compact", report: Report | None = None) -> list[Path]:
     """Write `<stem>.dot`, and `<stem>.svg` when `dot` is on PATH and the diagram is within
-    its size limit (`size_error`); the paths written.
+    its size limit (`size_error`); the paths written. `report`: as for `diagram`.
 
     For `archspec compile`: e.g. `render_files(network, shapes, Path("build") / network.name)`.
     """
-    source = dot_source(network, shapes, detail=detail)
+    source = dot_source(network, shapes, detail=detail, report=report)
     base = Path(stem)
     written = [base.with_name(base.name + ".dot")]
     write_atomic(written[0], source)
