@@ -779,3 +779,5 @@ def test_json_indented_is_json_dumps(value: object) -> None:
     took seconds a 100k-layer table) writes what json.dumps(value, indent=2) writes, NaN,
     non-ASCII text and empty containers included."""
     assert json_indented(value) == json.dumps(value, indent=2)
+    if isinstance(value, list):  # an iterator is written as the list of its elements
+        assert json_indented(iter(value)) == json.dumps(value, indent=2)

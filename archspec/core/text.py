@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Sequence
 from json.encoder import encode_basestring_ascii as _json_string
 
 
@@ -58,17 +58,17 @@ def json_indented(value: object, pad: str = "") -> str:
     """`json.dumps(value, indent=2)`, character for character, several times faster on large
     documents: dicts and lists are laid out here and each scalar is written by the json
     module's C routines (with `indent`, json.dumps runs its pure-Python encoder, ~40 calls
-    and string pieces a table row)."""
+    and string pieces a table row). An iterator is written as a list, an element at a time:
+    a table's rows need not all be held as dicts at once."""
     inner = pad + "  "
     if isinstance(value, dict):
         if not value:
             return "{}"
         return ("{\n" + ",\n".join(f"{inner}{_json_key(k)}: {json_indented(v, inner)}"
                                   for k, v in value.items()) + "\n" + pad + "}")
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        return "[\n" + ",\n".join(inner + json_indented(v, inner) for v in value) + "\n" + pad + "]"
+    if isinstance(value, list | tuple | Iterator):
+        items = ",\n".join(inner + json_indented(v, inner) for v in value)
+        return f"[\n{items}\n{pad}]" if items else "[]"
     if type(value) is str:
         return _json_string(value)
     if type(value) is int:

@@ -264,7 +264,7 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
                   "training_bytes": report.input.training_bytes,
                   "receptive_field": _list(report.input.receptive_field),
                   "jump": _list(report.input.jump)},
-        "layers": [_layer(r) for r in rows],
+        "layers": map(_layer, rows),  # each row's dict made as it is written
         "totals": report.totals.model_dump(mode="json"),
         "memory": memory,
         "torchinfo": {"input_size": list(ti.input_shape), "total_params": ti.total_params,
