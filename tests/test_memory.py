@@ -37,11 +37,11 @@ def test_every_kind_states_how_it_runs_under_autocast_on_every_device() -> None:
 
 
 def autograd_saved(network: Network, shapes: Shapes, amp: str | None,
-                   batch: int = BATCH) -> int:
+                   batch: int = BATCH, checkpoint: str | None = None) -> int:
     """The bytes of every distinct storage autograd's saved-tensor hook sees in one training
     forward of the built module (parameters and buffers aside), plus the input batch."""
     torch = pytest.importorskip("torch")
-    module = archspec.to_torch(network, shapes).train()
+    module = archspec.to_torch(network, shapes, checkpoint=checkpoint).train()
     owned = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
     storages: dict[int, int] = {}
 

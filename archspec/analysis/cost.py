@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
@@ -144,8 +145,23 @@ class Autocast:
 FP32 = 4  # bytes of a float32 value
 
 
+def checkpoint_segments(network: Network) -> dict[str, tuple[str, ...]]:
+    """Each layer inside an outermost block call, with that call's path: the segments the
+    generated module's build(checkpoint="blocks") runs under torch.utils.checkpoint."""
+    calls = {module.path for module in network.modules if module.kind == "block"}
+    segments: dict[str, tuple[str, ...]] = {}
+    for layer in network.layers:
+        outer = next((layer.path[:i] for i in range(1, len(layer.path))
+                      if layer.path[:i] in calls), None)
+        if outer is not None:
+            segments[layer.name] = outer
+    return segments
+
+
 def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
-                       autocast: Autocast | None = None, batch: int = 2) -> dict[str, Kept]:
+                       autocast: Autocast | None = None, batch: int = 2,
+                       segments: Mapping[str, tuple[str, ...]] | None = None
+                       ) -> dict[str, Kept]:
     """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
     tensor it is, the input batch included. Each tensor counts once however many layers save
     it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
@@ -159,6 +175,7 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
     slice is contiguous and no copy is made."""
     storage = _storage(network)
+    segments = segments or {}
     strided = _strided(network, shapes) if batch > 1 else set()
     width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
@@ -175,6 +192,10 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
             width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
             recorded[name] for name in layer.inputs)
+        if layer.name in segments:  # checkpointed: autograd keeps the segment's inputs only
+            saved.update(storage[name] for name in layer.inputs
+                         if segments.get(name) != segments[layer.name])
+            continue
         if layer.args is None or not recorded[layer.name]:
             continue
         if kind.join is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 from archspec.analysis import cost, fold
 from archspec.catalog import (
@@ -116,6 +117,9 @@ class Memory(Frozen):
     activations_bytes: int  # saved for backward: activations, masks, indices, the input
     autocast_copies_bytes: int  # autocast's low-precision weight copies kept for backward
     saved_bytes: int  # everything autograd keeps for backward but the parameters
+    checkpoint: Literal["blocks"] | None  # build(checkpoint=...) planned, None for none
+    recompute_macs: int  # the forward run again in backward: every checkpointed layer's MACs
+    segment_peak_bytes: int  # the largest segment's saved tensors while it is recomputed
     autocast_cache_bytes: int  # every cast weight and bias autocast caches for the forward
     scaler_bytes: int  # fp16's gradient scaler
     training_bytes: int
@@ -183,11 +187,15 @@ def resolve_amp(plan: TrainingPlan | None, override: AmpName | None, device: Dev
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
                  fit: int | None = None, amp: AmpName | None = None,
-                 device: Device | None = None) -> Report:
+                 device: Device | None = None, checkpoint: Literal["blocks"] | None = None
+                 ) -> Report:
     """Every figure `archspec table` shows, for a valid (complete) network. Under an autocast
     policy (`amp`, or the train: section's precision) the parameters are float32 and the
     saved tensors have the types autocast gives them on `device`; ValueError when the dtype
-    asked for is not float32 (that is pure low-precision training, a case of its own)."""
+    asked for is not float32 (that is pure low-precision training, a case of its own).
+    `checkpoint="blocks"` plans build(checkpoint="blocks"): each outermost block call keeps
+    its input alone, its forward runs again in backward, and the training total adds the
+    largest call's saved tensors, held while it is recomputed."""
     if batch is None:
         batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
             else (1, "the default")
@@ -211,7 +219,22 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
 
     fields = cost.receptive_fields(network, shapes)
     kept = cost.saved_for_backward(network, shapes, bpv, policy, batch)
-    rows = tuple(_row(layer, (layer,), shapes, fields, kept, batch, bpv, per_param)
+    segments = cost.checkpoint_segments(network) if checkpoint else {}
+    if checkpoint and not segments:
+        raise ValueError("checkpoint='blocks': the spec calls no block")
+    by_segment: dict[tuple[str, ...], list[str]] = {}
+    for name, segment in segments.items():
+        by_segment.setdefault(segment, []).append(name)
+    # The largest segment's saved tensors, per sample and per batch (stats, weight copies).
+    seg_sample, seg_fixed = max(
+        ((sum(kept[n].per_sample for n in names),
+          sum(kept[n].per_batch + kept[n].copies for n in names))
+         for names in by_segment.values()), key=lambda p: p[0] * batch + p[1], default=(0, 0))
+    segment_peak = seg_sample * batch + seg_fixed
+    plain = kept
+    if segments:
+        kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, segments)
+    rows = tuple(_row(layer, (layer,), shapes, fields, plain, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     own = {row.name: row for row in rows}
@@ -222,7 +245,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             continue
         members = tuple(by_name[name] for name in names)
         principal = by_name[owner]
-        folded.append(_row(principal, members, shapes, fields, kept, batch, bpv, per_param))
+        folded.append(_row(principal, members, shapes, fields, plain, batch, bpv, per_param))
 
     inp = network.input.shape
     params = sum(r.params for r in rows)
@@ -242,9 +265,11 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     cache = _autocast_cache(network, shapes, policy)
     peak = cost.inference_peak(network, shapes) * bpv
     fixed_inference = params * bpv + buffers_bytes
-    fixed_training = params * per_param + buffers_bytes + saved_batch + copies + scaler
+    fixed_training = (params * per_param + buffers_bytes + saved_batch + copies + scaler
+                      + seg_fixed)
     budget = None if fit is None else Fit.model_construct(
-        budget_bytes=fit, training_batch=cost.largest_batch(fixed_training, saved_sample, fit),
+        budget_bytes=fit,
+        training_batch=cost.largest_batch(fixed_training, saved_sample + seg_sample, fit),
         inference_batch=cost.largest_batch(fixed_inference, peak, fit))
     memory = Memory.model_construct(
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
@@ -256,8 +281,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         activations_bytes=saved_sample * batch + saved_batch,
         autocast_copies_bytes=copies,
         saved_bytes=saved_sample * batch + saved_batch + copies,
-        autocast_cache_bytes=cache, scaler_bytes=scaler,
-        training_bytes=fixed_training + saved_sample * batch,
+        checkpoint=checkpoint, recompute_macs=sum(r.macs for r in rows if r.name in segments),
+        segment_peak_bytes=segment_peak, autocast_cache_bytes=cache, scaler_bytes=scaler,
+        training_bytes=fixed_training + (saved_sample + seg_sample) * batch,
         inference_activations_bytes=peak * batch,
         inference_bytes=fixed_inference + peak * batch, fit=budget,
         assumptions=_assumptions(dtype, bpv, opt, amp_name, amp_device))

@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES,
                         help="whose autocast op lists to follow (default: the train: "
                              "section's device, else cpu)")
+    parser.add_argument("--checkpoint", choices=("blocks",),
+                        help="plan activation checkpointing as build(checkpoint=\"blocks\") "
+                             "runs it: each outermost block call keeps its input alone and "
+                             "runs its forward again in backward")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
@@ -82,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = build_report(spec.network, spec.shapes, batch=args.batch,
                                   dtype=args.dtype, optimizer=args.optimizer, fit=args.fit,
-                                  amp=args.amp, device=args.device)
-        except ValueError as exc:  # autocast over parameters that are not float32
+                                  amp=args.amp, device=args.device,
+                                  checkpoint=args.checkpoint)
+        except ValueError as exc:  # autocast over non-float32 parameters, checkpointing no block
             raise UsageError(str(exc)) from None
         rows = report.folded if args.fold else report.rows
         if args.depth is not None:

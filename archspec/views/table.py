@@ -128,7 +128,12 @@ def _summary(report: Report) -> list[str]:
         f"  training  {binary(m.training_bytes)} = params {binary(m.params_bytes)} + gradients "
         f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
         f"{binary(m.buffers_bytes)} + saved for backward {binary(m.saved_bytes)}"
-        + (f" + gradient scaler {m.scaler_bytes} B" if m.scaler_bytes else ""),
+        + (f" + gradient scaler {m.scaler_bytes} B" if m.scaler_bytes else "")
+        + (f" + the largest block call's saved tensors while it is recomputed "
+           f"{binary(m.segment_peak_bytes)}" if m.checkpoint else ""),
+        *([f"  checkpointed ({m.checkpoint}): saved for backward keeps each outermost block "
+           f"call's input; backward runs {metric(m.recompute_macs)} MACs per sample of forward "
+           "again"] if m.checkpoint else []),
         *([f"  saved for backward {binary(m.saved_bytes)} = activations, masks, indices and "
            f"the input {binary(m.activations_bytes)} + autocast's weight copies "
            f"{binary(m.autocast_copies_bytes)}; during the forward autocast also caches "
