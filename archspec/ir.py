@@ -32,7 +32,8 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self:
+    def model_construct(  # type: ignore[override]  # the plugin types each class's fields
+            cls, _fields_set: set[str] | None = None, **values: Any) -> Self:
         """pydantic's model_construct; an instance given every field shares its class's one
         set of field names (pydantic makes a set per instance: 2.2 KB of a 4 KB table row,
         hundreds of MB at 100k layers). Frozen: the set is never added to."""
