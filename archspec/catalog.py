@@ -21,6 +21,7 @@ AugmentName = Literal["hflip", "rotate", "color_jitter", "resize", "random_crop"
 DatasetName = Literal["digits", "mnist5k", "folder", "synthetic"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+Checkpoint = Literal["blocks"]  # torch.utils.checkpoint on every outermost block call
 AmpName = Literal["bf16", "fp16"]
 
 
@@ -157,3 +158,4 @@ INIT_NAMES: tuple[InitName, ...] = get_args(InitName)
 DTYPES: tuple[DType, ...] = get_args(DType)
 DEVICES: tuple[Device, ...] = get_args(Device)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+CHECKPOINTS: tuple[Checkpoint, ...] = get_args(Checkpoint)

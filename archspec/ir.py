@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from archspec.catalog import (
     OPTIMIZERS,
     AugmentName,
+    Checkpoint,
     DatasetName,
     Device,
     DType,
@@ -186,6 +187,7 @@ class TrainingPlan(Frozen):
     sync_bn: bool = False
     device: Device = "cpu"
     precision: Precision = "fp32"
+    checkpoint: Checkpoint | None = None  # build(checkpoint=...) of the generated module
     channels_last: bool = False
     spans: dict[str, Span] = Field(default_factory=dict)
 

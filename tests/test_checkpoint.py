@@ -3,6 +3,7 @@ outputs and gradients as the plain module and saves less for backward."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -96,3 +97,43 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
     assert main(["table", str(SPECS / "lenet5.arch"), "--checkpoint", "blocks"]) == 2
     assert capsys.readouterr().err == "archspec: error: checkpoint='blocks': the spec calls " \
         "no block\n"
+
+
+SECTION = """network tiny
+input 3x16x16
+block b(c): (CONV3-$c - RELU + ID)
+CONV3-8 - b(8) - b(8) - GAP - FC-10
+train:
+  batch 4
+  checkpoint blocks
+"""
+
+
+def test_the_train_section_checkpoints_the_trainers_model_and_the_plan(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from archspec.lang.frontend import loads
+    from archspec.runtime.train.distributed import World
+    from archspec.runtime.train.preflight import check
+    from archspec.runtime.train.progress import Progress
+    from archspec.runtime.train.trainer import Trainer
+
+    spec = loads(SECTION, "tiny.arch")
+    assert spec.network is not None and spec.network.plan is not None
+    assert spec.network.plan.checkpoint == "blocks"
+    assert build_report(spec.network, spec.shapes).memory.checkpoint == "blocks"
+    ready, _ = check(spec, spec.network.plan)
+    assert ready is not None
+    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
+                      Progress(1, io.StringIO(), enabled=False))
+    model = trainer._model()
+    wrapped = [name for name, module in model.named_modules() if "forward" in vars(module)]
+    assert wrapped == ["b1", "b2"]  # the two block calls run under torch.utils.checkpoint
+
+
+def test_checkpoint_blocks_without_a_block_is_an_error_at_its_line(tmp_path, capsys) -> None:
+    path = tmp_path / "flat.arch"
+    path.write_text("network flat\ninput 3x16x16\nCONV3-8 - GAP - FC-10\ntrain:\n"
+                    "  checkpoint blocks\n")
+    assert main(["check", str(path)]) == 1
+    assert f"{path}:5:3: error: `checkpoint blocks` needs a block call: the spec calls no " \
+        "block" in capsys.readouterr().err

@@ -193,9 +193,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     policy (`amp`, or the train: section's precision) the parameters are float32 and the
     saved tensors have the types autocast gives them on `device`; ValueError when the dtype
     asked for is not float32 (that is pure low-precision training, a case of its own).
-    `checkpoint="blocks"` plans build(checkpoint="blocks"): each outermost block call keeps
-    its input alone, its forward runs again in backward, and the training total adds the
-    largest call's saved tensors, held while it is recomputed."""
+    `checkpoint="blocks"` (or the train: section's) plans build(checkpoint="blocks"): each
+    outermost block call keeps its input alone, its forward runs again in backward, and the
+    training total adds the largest call's saved tensors, held while it is recomputed."""
     if batch is None:
         batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
             else (1, "the default")
@@ -219,6 +219,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
 
     fields = cost.receptive_fields(network, shapes)
     kept = cost.saved_for_backward(network, shapes, bpv, policy, batch)
+    if checkpoint is None and network.plan is not None:
+        checkpoint = network.plan.checkpoint
     segments = cost.checkpoint_segments(network) if checkpoint else {}
     if checkpoint and not segments:
         raise ValueError("checkpoint='blocks': the spec calls no block")

@@ -46,6 +46,9 @@ def check(network: Network, shapes: Shapes, diags: Diagnostics) -> None:
     if "data" in plan.spans and plan.data.name != "folder" and output is not None \
             and len(output) == 1:
         classes_fit(plan.data.name, classes, output[0], plan.spans["data"], diags)
+    if plan.checkpoint and not any(m.kind == "block" for m in network.modules):
+        diags.error("train", "`checkpoint blocks` needs a block call: the spec calls no block",
+                    plan.spans.get("checkpoint", network.input.span))
     errors = diags.error_count
     resources(network, shapes, plan, diags)
     if diags.error_count == errors:  # a plan too large to run needs no advice on image size

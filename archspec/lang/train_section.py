@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from archspec.catalog import (
     AUGMENTS,
+    CHECKPOINTS,
     DATASETS,
     DEVICES,
     OPTIMIZERS,
@@ -209,6 +210,9 @@ class TrainSection:
     def _precision(self, directive: s.Directive) -> str | None:
         return self._word(directive, PRECISIONS)
 
+    def _checkpoint(self, directive: s.Directive) -> str | None:
+        return self._word(directive, CHECKPOINTS)
+
 
 def _check_augment(name: str, values: dict[str, Any], augment: Augment) -> str | None:
     required, allowed = augment.required, augment.allowed
@@ -254,6 +258,7 @@ _SETTINGS: dict[str, Callable[[TrainSection, s.Directive], Any]] = {
     "augment": TrainSection._augment,
     "device": TrainSection._device,
     "precision": TrainSection._precision,
+    "checkpoint": TrainSection._checkpoint,
     "channels_last": TrainSection._bool,
     "decay_norm_and_bias": TrainSection._bool,
     "sync_bn": TrainSection._bool,

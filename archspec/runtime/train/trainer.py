@@ -146,7 +146,8 @@ class Trainer:
                               enabled=self.plan.precision == "bf16")
 
     def _model(self) -> nn.Module:
-        model = to_torch(self.network, self.spec.shapes).to(self.device)
+        model = to_torch(self.network, self.spec.shapes,
+                         checkpoint=self.plan.checkpoint).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
