@@ -59,11 +59,13 @@ def _blocks_called(path) -> bool:
     return any(module.kind == "block" for module in network.modules)
 
 
-CALLING = [p for p in (*SMALL, *ZOO) if _blocks_called(p)]
+# The zoo's block-calling specs run in the slow lane (about 40 s); specs/ in the fast one.
+CALLING = [pytest.param(p, marks=pytest.mark.slow) if p in ZOO else p
+           for p in (*SMALL, *ZOO) if _blocks_called(p)]
 
 
 @pytest.mark.parametrize("amp", [None, "bf16"])
-@pytest.mark.parametrize("path", CALLING, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CALLING, ids=lambda p: p.relative_to(SPECS).as_posix())
 def test_planned_saved_bytes_under_checkpointing_are_what_autograd_saves(path, amp) -> None:
     """With non-reentrant checkpoint, autograd's hooks see each segment's input in the
     forward, beside what the layers outside segments save: the plan counts the same, to the
