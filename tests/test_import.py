@@ -343,6 +343,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.slow  # seconds each (a compile, an export or a subprocess)
 def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
     (tmp_path / "nets.py").write_text(textwrap.dedent(MODEL_FILE))
     run = _cli("nets.py:Net", "--input", "3x8x8", "-o", "net.arch", cwd=tmp_path)
@@ -356,6 +357,7 @@ def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.slow  # seconds each (a compile, an export or a subprocess)
 def test_cli_reports_and_exits_non_zero(tmp_path: Path) -> None:
     (tmp_path / "nets.py").write_text(textwrap.dedent(MODEL_FILE))
     run = _cli("nets.py:Bad", "--input", "3x8x8", "-o", "bad.arch", cwd=tmp_path)

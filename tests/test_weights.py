@@ -60,6 +60,7 @@ def test_build_reports_every_misfit_by_spec_line_before_loading(tmp_path: Path) 
         "'head.weight' in the file has no place in the spec"]
 
 
+@pytest.mark.slow  # seconds each (a compile, an export or a subprocess)
 def test_compile_checks_the_weights_at_their_layers(tmp_path: Path) -> None:
     weights = _broken(tmp_path)
     result = subprocess.run([sys.executable, "-m", "archspec", "compile", str(RESNET18), "-o",
@@ -76,6 +77,7 @@ def test_compile_checks_the_weights_at_their_layers(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+@pytest.mark.slow  # seconds each (a compile, an export or a subprocess)
 def test_compile_refuses_a_file_that_is_no_state_dict(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x80\x04junk, not a pickle of tensors")
@@ -96,6 +98,7 @@ def test_compile_with_fitting_weights_says_so(tmp_path: Path,
     assert f"weights: {weights} fits the spec" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # seconds each (a compile, an export or a subprocess)
 def test_compile_onnx_runs_in_onnxruntime_as_the_module_does(tmp_path: Path) -> None:
     """--onnx with --weights: onnxruntime's output equals the PyTorch module's with those
     weights, at a batch size other than the exporter's example (the batch is dynamic)."""
