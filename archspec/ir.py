@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from archspec.catalog import (
     OPTIMIZERS,
@@ -20,30 +20,12 @@ from archspec.catalog import (
     ScheduleName,
 )
 from archspec.core.limits import MAX_INT
+from archspec.core.model import Frozen
 from archspec.core.source import Span
 
 ArgValue = int | float | bool | str | tuple[int, int]
 INPUT_NODE = "input"  # the name layers use for the network's input
 Shape = tuple[int, ...]
-
-
-class Frozen(BaseModel):
-    """The base of every archspec model: immutable, unknown fields rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    @classmethod
-    def model_construct(  # type: ignore[override]  # the plugin types each class's fields
-            cls, _fields_set: set[str] | None = None, **values: Any) -> Self:
-        """pydantic's model_construct; an instance given every field shares its class's one
-        set of field names (pydantic makes a set per instance: 2.2 KB of a 4 KB table row,
-        hundreds of MB at 100k layers). Frozen: the set is never added to."""
-        if _fields_set is None and values.keys() == cls.model_fields.keys():
-            _fields_set = _ALL_FIELDS.setdefault(cls, set(cls.model_fields))
-        return super().model_construct(_fields_set, **values)
-
-
-_ALL_FIELDS: dict[type[Frozen], set[str]] = {}
 
 
 class Scope(Frozen):

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from archspec.analysis.report import Report, Row, build_report
+from archspec.core.model import Frozen
 from archspec.core.text import shape_text
-from archspec.ir import INPUT_NODE, ArgValue, Frozen, Layer, Network, Shape, TrainingPlan
+from archspec.ir import INPUT_NODE, ArgValue, Layer, Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 

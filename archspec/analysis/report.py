@@ -22,7 +22,8 @@ from archspec.catalog import (
     DType,
     PlannerOptimizer,
 )
-from archspec.ir import INPUT_NODE, Frozen, Layer, Network, Shape, TrainingPlan
+from archspec.core.model import Frozen
+from archspec.ir import INPUT_NODE, Layer, Network, Shape, TrainingPlan
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 

@@ -6,15 +6,12 @@ import bisect
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import BaseModel, ConfigDict
-
 from archspec.core.limits import MAX_SOURCE_BYTES
+from archspec.core.model import Frozen
 
 
-class Span(BaseModel):
+class Span(Frozen):
     """A half-open range of a source file, with 1-based line and column of both ends."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     start: int
     end: int
