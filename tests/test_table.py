@@ -781,3 +781,21 @@ def test_json_indented_is_json_dumps(value: object) -> None:
     assert json_indented(value) == json.dumps(value, indent=2)
     if isinstance(value, list):  # an iterator is written as the list of its elements
         assert json_indented(iter(value)) == json.dumps(value, indent=2)
+
+
+def test_json_indented_writes_long_lists_in_chunks_as_json_dumps() -> None:
+    """Long lists go to pydantic-core's encoder a chunk at a time; what it writes otherwise
+    than json (floats from 1e-9 to 1e-4, a None key, non-ASCII text, DEL, a lone surrogate
+    it cannot encode) is written as json writes it, in whichever chunk it falls."""
+    row = {"name": "conv1", "shape": [64, 224, 224], "field": None, "implicit": False,
+           "folds": [], "more": {}, "big": 10**30, "ratio": 0.25, "tiny": 1e-300}
+    odd = [1e-05, -3.5e-07, 1e-09, 9.99e-05, {None: 1}, "é→😀\x7f\x01", "\ud800",
+           float("nan"), float("-inf"), -0.0, (1, 2), {"1e-5": "e-9"}]
+    for at in (0, 255, 256, 700):
+        for thing in odd:
+            value = {"layers": [row] * 800, "n": 1}
+            value["layers"][at] = thing
+            expected = json.dumps(value, indent=2)
+            assert json_indented(value) == expected
+            value["layers"] = iter(value["layers"])
+            assert json_indented(value) == expected

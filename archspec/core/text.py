@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Container, Iterator, Sequence
+from itertools import islice
 from json.encoder import encode_basestring_ascii as _json_string
+
+from pydantic_core import PydanticSerializationError, to_json
 
 
 def count(n: int) -> str:
@@ -55,11 +59,13 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
 
 
 def json_indented(value: object, pad: str = "") -> str:
-    """`json.dumps(value, indent=2)`, character for character, several times faster on large
-    documents: dicts and lists are laid out here and each scalar is written by the json
-    module's C routines (with `indent`, json.dumps runs its pure-Python encoder, ~40 calls
-    and string pieces a table row). An iterator is written as a list, an element at a time:
-    a table's rows need not all be held as dicts at once."""
+    """`json.dumps(value, indent=2)`, character for character, for JSON values (dicts with
+    string keys, lists, tuples, strings, ints, floats, True, False, None), many times faster
+    on large documents. With `indent`, json.dumps runs its pure-Python encoder (~40 calls
+    and string pieces a table row); here a list is written in chunks by pydantic-core's
+    encoder (Rust), and only what it writes otherwise is laid out here with each scalar
+    written by the json module's C routines. An iterator is written as a list, a chunk at a
+    time: a table's rows need not all be held as dicts at once."""
     inner = pad + "  "
     if isinstance(value, dict):
         if not value:
@@ -67,13 +73,48 @@ def json_indented(value: object, pad: str = "") -> str:
         return ("{\n" + ",\n".join(f"{inner}{_json_key(k)}: {json_indented(v, inner)}"
                                   for k, v in value.items()) + "\n" + pad + "}")
     if isinstance(value, list | tuple | Iterator):
-        items = ",\n".join(inner + json_indented(v, inner) for v in value)
-        return f"[\n{items}\n{pad}]" if items else "[]"
+        items = iter(value)
+        chunks = []
+        while chunk := list(islice(items, _CHUNK)):
+            chunks.append(_json_chunk(chunk, inner))
+        return "[\n" + ",\n".join(chunks) + "\n" + pad + "]" if chunks else "[]"
     if type(value) is str:
         return _json_string(value)
     if type(value) is int:
         return int.__repr__(value)
     return json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
+
+
+_CHUNK = 256  # list items pydantic-core writes at once
+# What pydantic-core writes otherwise than json: floats from 1e-9 to 1e-4 (`1e-6` for json's
+# `1e-06`, `0.00001` for `1e-05`; every other float as json's repr, tests/test_table.py) and
+# a None key (`"None"` for `"null"`). A chunk holding this text anywhere is laid out here.
+_JSON_DIFFERS = re.compile(r'e-\d(?!\d)|0\.0000|"None": ')
+_NOT_ASCII = re.compile(r"[^\x00-\x7e]")  # json escapes these (ensure_ascii), DEL included
+
+
+def _json_chunk(items: list[object], inner: str) -> str:
+    """List items at the indent `inner`, joined as json.dumps joins them."""
+    try:
+        text = to_json(items, indent=2).decode()
+    except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold
+        text = ""
+    if not text or _JSON_DIFFERS.search(text):
+        return ",\n".join(inner + json_indented(v, inner) for v in items)
+    if not text.isascii() or "\x7f" in text:  # outside strings JSON text is ASCII
+        text = _NOT_ASCII.sub(_json_escape, text)
+    body = text[2:-2]  # the items, at an indent of 2: `[\n  1,\n  2\n]`
+    pad = inner[:-2]
+    return pad + body.replace("\n", "\n" + pad) if pad else body
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """A character as json's ensure_ascii writes it: \\u00e9, a surrogate pair above U+FFFF."""
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def _json_key(key: object) -> str:
