@@ -61,12 +61,17 @@ def new_activations(layer: Layer, shapes: Shapes) -> int:
     return math.prod(shape_of(shapes, layer.name))
 
 
-def torchinfo_macs(layer: Layer, shapes: Shapes) -> int:
+def layer_costs(network: Network, shapes: Shapes) -> dict[str, reg.Cost]:
+    """Every layer's cost rule, by name: computed once for the analyses that read them."""
+    return {layer.name: layer_cost(layer, shapes) for layer in network.layers}
+
+
+def torchinfo_macs(layer: Layer, cost: reg.Cost, shapes: Shapes) -> int:
     """Mult-adds per sample as torchinfo 1.8 counts them: every parameter (bias included)
     once per output position for a layer whose weights slide over its input in a window (a
-    convolution: torchinfo's `Conv*` modules), once per sample for any other."""
+    convolution: torchinfo's `Conv*` modules), once per sample for any other. `cost` is the
+    layer's (`layer_cost`)."""
     kind = reg.kind_of(layer.kind)
-    cost = layer_cost(layer, shapes)
     params = cost.weights + cost.biases
     if not params or kind.family != "conv" or layer.args is None:
         return params
@@ -160,8 +165,8 @@ def checkpoint_segments(network: Network) -> dict[str, tuple[str, ...]]:
 
 def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
                        autocast: Autocast | None = None, batch: int = 2,
-                       segments: Mapping[str, tuple[str, ...]] | None = None
-                       ) -> dict[str, Kept]:
+                       segments: Mapping[str, tuple[str, ...]] | None = None,
+                       costs: Mapping[str, reg.Cost] | None = None) -> dict[str, Kept]:
     """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
     tensor it is, the input batch included. Each tensor counts once however many layers save
     it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
@@ -173,7 +178,9 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     that casts it: autocast caches only parameters), and one that runs at low precision keeps
     the low-precision copy of its weights. A kind that computes on a contiguous copy of a
     strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
-    slice is contiguous and no copy is made."""
+    slice is contiguous and no copy is made. `costs`: each layer's `layer_cost`, when the
+    caller has them."""
+    costs = costs or layer_costs(network, shapes)
     storage = _storage(network)
     segments = segments or {}
     strided = _strided(network, shapes) if batch > 1 else set()
@@ -182,7 +189,7 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     extra: dict[str, Kept] = {}
     recorded = {INPUT_NODE: False}
     for layer in network.layers:
-        cost = layer_cost(layer, shapes)
+        cost = costs[layer.name]
         kind = reg.kind_of(layer.kind)
         rule = _autocast_rule(kind, autocast)
         ins = [width[storage[name]] for name in layer.inputs]

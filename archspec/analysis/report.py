@@ -219,7 +219,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         policy = cost.Autocast(amp_device, BYTES_PER_VALUE[AMPS[amp_name].dtype])
 
     fields = cost.receptive_fields(network, shapes)
-    kept = cost.saved_for_backward(network, shapes, bpv, policy, batch)
+    costs = cost.layer_costs(network, shapes)
+    kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, costs=costs)
     if checkpoint is None and network.plan is not None:
         checkpoint = network.plan.checkpoint
     segments = cost.checkpoint_segments(network) if checkpoint else {}
@@ -236,8 +237,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     segment_peak = seg_sample * batch + seg_fixed
     plain = kept
     if segments:
-        kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, segments)
-    rows = tuple(_row(layer, (layer,), shapes, fields, plain, batch, bpv, per_param)
+        kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, segments, costs)
+    rows = tuple(_row(layer, (layer,), shapes, fields, plain, costs, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     own = {row.name: row for row in rows}
@@ -248,7 +249,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             continue
         members = tuple(by_name[name] for name in names)
         principal = by_name[owner]
-        folded.append(_row(principal, members, shapes, fields, plain, batch, bpv, per_param))
+        folded.append(_row(principal, members, shapes, fields, plain, costs, batch, bpv,
+                           per_param))
 
     inp = network.input.shape
     params = sum(r.params for r in rows)
@@ -265,7 +267,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     saved_batch = sum(k.per_batch for k in kept.values())
     copies = sum(k.copies for k in kept.values())
     scaler = AMPS[amp_name].scaler_bytes if amp_name else 0
-    cache = _autocast_cache(network, shapes, policy)
+    cache = _autocast_cache(network, costs, policy)
     peak = cost.inference_peak(network, shapes) * bpv
     fixed_inference = params * bpv + buffers_bytes
     fixed_training = (params * per_param + buffers_bytes + saved_batch + copies + scaler
@@ -299,7 +301,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             training_bytes=kept[INPUT_NODE].per_sample * batch,
             receptive_field=_size(fields[INPUT_NODE]), jump=_jump(fields[INPUT_NODE])),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
-        torchinfo=_torchinfo(network, shapes, rows, batch, bpv))
+        torchinfo=_torchinfo(network, shapes, costs, rows, batch, bpv))
 
 
 def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ...]:
@@ -352,21 +354,29 @@ def first_over(report: Report, max_params: int) -> Row | None:
 
 
 def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
-         fields: dict[str, cost.Field | None], kept: dict[str, cost.Kept], batch: int,
-         bpv: int, per_param: int) -> Row:
+         fields: dict[str, cost.Field | None], kept: dict[str, cost.Kept],
+         costs: dict[str, reg.Cost], batch: int, bpv: int, per_param: int) -> Row:
     first, last = members[0], members[-1]
     inp = cost.input_shape(first, shapes)
     # A folded FC reads its implied flatten's input: its formula names that fan-in (7*7*512).
-    parts = [cost.layer_cost(m, shapes, inp if m is principal else None) for m in members]
-    weights = sum(p.weights for p in parts)
-    biases = sum(p.biases for p in parts)
-    main = parts[members.index(principal)]
+    parts = [cost.layer_cost(m, shapes, inp) if m is principal and m is not first
+             else costs[m.name] for m in members]
+    # One pass over the members (most rows have one) instead of a sum per figure.
+    weights = biases = buffers = buffer_bytes = macs = saved = stats = activations = 0
+    formulas = []
+    for m, p in zip(members, parts, strict=True):
+        weights += p.weights
+        biases += p.biases
+        buffers += p.buffers
+        buffer_bytes += p.buffer_bytes(bpv)
+        macs += p.macs
+        own = kept[m.name]
+        saved += own.per_sample
+        stats += own.per_batch + own.copies
+        activations += cost.new_activations(m, shapes)
+        if p.formula:
+            formulas.append(f"{p.formula} + {p.biases}" if p.biases else p.formula)
     field = fields[last.name]
-    saved = sum(kept[m.name].per_sample for m in members)
-    stats = sum(kept[m.name].per_batch + kept[m.name].copies for m in members)
-    buffers = sum(p.buffers for p in parts)
-    buffer_bytes = sum(p.buffer_bytes(bpv) for p in parts)
-    activations = sum(cost.new_activations(m, shapes) for m in members)
     return Row.model_construct(
         name=principal.name, kind=principal.kind,
         written=principal.written,
@@ -375,13 +385,9 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
         implicit=principal.implicit, members=tuple(m.name for m in members),
         input_shape=inp, output_shape=cost.shape_of(shapes, last.name),
         weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
-        weights_formula=main.formula,
-        formula=" + ".join(f"{p.formula} + {p.biases}" if p.biases else p.formula
-                           for p in parts if p.formula),
-        activations=activations, activation_bytes=activations * bpv,
-        macs=sum(p.macs for p in parts),
-        receptive_field=_size(field), jump=_jump(field),
-        saved_bytes=saved,
+        weights_formula=parts[members.index(principal)].formula, formula=" + ".join(formulas),
+        activations=activations, activation_bytes=activations * bpv, macs=macs,
+        receptive_field=_size(field), jump=_jump(field), saved_bytes=saved,
         training_bytes=(weights + biases) * per_param + buffer_bytes + saved * batch + stats)
 
 
@@ -393,20 +399,21 @@ def _jump(field: cost.Field | None) -> tuple[int, int] | None:
     return field.jump if field else None
 
 
-def _torchinfo(network: Network, shapes: Shapes, rows: tuple[Row, ...], batch: int,
-               bpv: int) -> TorchinfoTotals:
+def _torchinfo(network: Network, shapes: Shapes, costs: dict[str, reg.Cost],
+               rows: tuple[Row, ...], batch: int, bpv: int) -> TorchinfoTotals:
     params = sum(r.params for r in rows)
     outputs = sum(math.prod(r.output_shape) for r in rows if r.params)
     return TorchinfoTotals.model_construct(
         input_shape=(batch, *network.input.shape), total_params=params, trainable_params=params,
-        total_mult_adds=batch * sum(cost.torchinfo_macs(layer, shapes)
+        total_mult_adds=batch * sum(cost.torchinfo_macs(layer, costs[layer.name], shapes)
                                     for layer in network.layers),
         input_bytes=batch * math.prod(network.input.shape) * bpv + TORCHINFO_STORAGE_OVERHEAD,
         # x2 for gradients, for layers that own parameters only: torchinfo's convention.
         forward_backward_bytes=2 * batch * outputs * bpv, params_bytes=params * bpv)
 
 
-def _autocast_cache(network: Network, shapes: Shapes, policy: cost.Autocast | None) -> int:
+def _autocast_cache(network: Network, costs: dict[str, reg.Cost],
+                    policy: cost.Autocast | None) -> int:
     """The low-precision copies of every weight and bias autocast casts (the layers whose
     rule runs them low), cached for the forward and dropped when the autocast region ends."""
     if policy is None:
@@ -415,7 +422,7 @@ def _autocast_cache(network: Network, shapes: Shapes, policy: cost.Autocast | No
     for layer in network.layers:
         rule = reg.kind_of(layer.kind).autocast
         if rule is not None and rule[policy.device].runs == "low":
-            part = cost.layer_cost(layer, shapes)
+            part = costs[layer.name]
             total += (part.weights + part.biases) * policy.low
     return total
 
