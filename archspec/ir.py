@@ -26,6 +26,7 @@ from archspec.core.source import Span
 ArgValue = int | float | bool | str | tuple[int, int]
 INPUT_NODE = "input"  # the name layers use for the network's input
 Shape = tuple[int, ...]
+InputOrder = Literal["chw", "hwc", "flat"]
 
 
 class Scope(Frozen):
@@ -70,7 +71,7 @@ class Module(Frozen):
 
 class InputSpec(Frozen):
     shape: Shape
-    order: Literal["chw", "hwc", "flat"]
+    order: InputOrder
     span: Span
 
 
@@ -104,15 +105,7 @@ class OptimizerSpec(Frozen):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        optimizer = OPTIMIZERS.get(data.get("name", "sgd"))
-        defaults = optimizer.defaults if optimizer is not None else {}
-        foreign = sorted(key for key, value in data.items()
-                         if key not in defaults and key != "name" and value is not None)
-        if defaults and foreign:
-            raise ValueError(f"{data.get('name', 'sgd')} has no argument {foreign[0]}")
-        return defaults | data
+        return _optimizer_args(data) if isinstance(data, dict) else data
 
     def conflicts(self) -> list[tuple[str, str]]:
         """(argument, why) for each combination torch's optimizer rejects."""
@@ -122,6 +115,17 @@ class OptimizerSpec(Frozen):
         if self.nesterov and self.dampening:
             found.append(("dampening", "nesterov=true needs dampening=0"))
         return found
+
+
+def _optimizer_args(data: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's arguments with its defaults added; ValueError for one it does not take."""
+    optimizer = OPTIMIZERS.get(data.get("name", "sgd"))
+    defaults = optimizer.defaults if optimizer is not None else {}
+    foreign = sorted(key for key, value in data.items()
+                     if key not in defaults and key != "name" and value is not None)
+    if defaults and foreign:
+        raise ValueError(f"{data.get('name', 'sgd')} has no argument {foreign[0]}")
+    return defaults | data
 
 
 class ScheduleSpec(Frozen):
@@ -154,13 +158,16 @@ class AugmentSpec(Frozen):
 
 
 class TrainingPlan(Frozen):
-    """The `train:` section with every default resolved; the trainer's single input."""
+    """The `train:` section with every default resolved; the trainer's single input. The
+    defaults are archspec's own values, built without validation (a validator built for them
+    costs a `table` without a `train:` section ~20 ms: pydantic's plugin loader)."""
 
-    data: DataSpec = Field(default_factory=DataSpec)
+    data: DataSpec = Field(default_factory=DataSpec.model_construct)
     batch: int = Field(64, ge=1)
     epochs: int = Field(10, ge=1)
-    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    optimizer: OptimizerSpec = Field(
+        default_factory=lambda: OptimizerSpec.model_construct(**_optimizer_args({})))
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec.model_construct)
     augment: tuple[AugmentSpec, ...] = ()
     ensemble: int = Field(1, ge=1)
     snapshots: int = Field(1, ge=1)
@@ -189,7 +196,7 @@ class Network(Frozen):
     description: str = ""
     input: InputSpec
     dtype: DType = "float32"
-    init: InitScheme = Field(default_factory=InitScheme)
+    init: InitScheme = Field(default_factory=InitScheme.model_construct)
     layers: tuple[Layer, ...]
     modules: tuple[Module, ...] = ()  # the named groups and block calls, outermost first
     plan: TrainingPlan | None = None

@@ -11,7 +11,17 @@ import archspec
 from archspec.analysis.report import Memory, Row, build_report
 from archspec.core.model import Frozen
 from archspec.core.source import Span
-from archspec.ir import Layer, Module, Network, Scope
+from archspec.ir import (
+    DataSpec,
+    InitScheme,
+    Layer,
+    Module,
+    Network,
+    OptimizerSpec,
+    ScheduleSpec,
+    Scope,
+    TrainingPlan,
+)
 
 
 def models(value: object) -> Iterator[Frozen]:
@@ -75,3 +85,14 @@ def test_unknown_names_and_an_explicit_set_go_to_pydantic():
     given = {"start"}
     span = Span.model_construct(given, start=0, end=1, line=1, col=1, end_line=1, end_col=2)
     assert span.model_fields_set is given
+
+
+def test_defaults_built_unvalidated_are_what_validation_gives():
+    # The IR's defaults (a spec without `init` or `train:`) are built with model_construct,
+    # so `table` builds no validator for them; each is what pydantic's validation makes.
+    for cls in (InitScheme, DataSpec, ScheduleSpec):
+        assert cls.model_construct() == cls.model_validate({})
+    plan = TrainingPlan.model_construct()
+    assert plan == TrainingPlan.model_validate({"data": {}, "optimizer": {}, "schedule": {}})
+    assert plan.optimizer == OptimizerSpec.model_validate({})
+    assert plan.optimizer.model_fields_set == OptimizerSpec.model_validate({}).model_fields_set

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -691,6 +692,40 @@ def test_torch_is_never_imported(command: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+# What start-up relies on (docs/table.md, Speed): archspec builds its own data (the IR, its
+# defaults, the report) without validating it, so pydantic builds a validator only for what a
+# spec's `train:` section asks (user input) and, without one, none at all: its plugin loader,
+# which imports importlib.metadata, is never imported. The command loads no pydantic plugins
+# unless the user says otherwise.
+TRAIN_MODELS = ["AugmentSpec", "DataSpec", "OptimizerSpec", "ScheduleSpec", "TrainingPlan"]
+
+
+@pytest.mark.parametrize(("spec", "validated", "env"), [
+    ("specs/resnet18.arch", [], {}),
+    ("specs/vgg16.arch", TRAIN_MODELS, {}),
+    ("specs/vgg16.arch", TRAIN_MODELS, {"PYDANTIC_DISABLE_PLUGINS": ""}),
+])
+def test_table_validates_only_the_train_section(spec: str, validated: list[str],
+                                                env: dict[str, str]) -> None:
+    code = ("import io, json, os, sys\nfrom contextlib import redirect_stdout\n"
+            "from pydantic import BaseModel\nfrom archspec.cli import main\n"
+            f"with redirect_stdout(io.StringIO()):\n    status = main(['table', {spec!r}])\n"
+            "def models(cls):\n    for sub in cls.__subclasses__():\n"
+            "        yield sub\n        yield from models(sub)\n"
+            "print(json.dumps([status, sorted(m.__name__ for m in models(BaseModel)\n"
+            "    if m.__module__.startswith('archspec') and m.__pydantic_complete__),\n"
+            "    'pydantic.plugin._loader' in sys.modules,\n"
+            "    os.environ['PYDANTIC_DISABLE_PLUGINS']]))\n")
+    environ = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True, env=environ | env)
+    status, complete, loader, plugins = json.loads(done.stdout)
+    assert status == 0
+    assert complete == validated
+    assert loader is bool(validated)
+    assert plugins == env.get("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 @pytest.mark.parametrize("name", ["table_vgg16_fold.txt", "table_vgg16_cs231n.txt",

@@ -166,7 +166,7 @@ def resolve_optimizer(plan: TrainingPlan | None, override: PlannerOptimizer | No
     """The optimizer the memory plan assumes, and where it came from."""
     if override is not None:
         return override, "--optimizer"
-    spec = (plan or TrainingPlan()).optimizer
+    spec = (plan or TrainingPlan.model_construct()).optimizer
     name: PlannerOptimizer = spec.name
     if name == "sgd" and (spec.momentum or 0) > 0:
         name = "momentum"

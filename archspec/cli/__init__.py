@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit code, never a traceback: usage errors, files that cannot be read or written, memory,
     an optional library not installed (naming the extra that brings it), and standard output
     cut short (a full disk, a file-size limit, a closed pipe)."""
+    # No pydantic plugins in archspec's process: pydantic looks for them by reading the entry
+    # points of every installed distribution when it builds its first validator (a `train:`
+    # section's), ~4 ms here and more the more is installed. A value of the user's own is
+    # kept (an empty one lets pydantic load them).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)

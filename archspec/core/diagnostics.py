@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -134,6 +133,8 @@ def render_all(diagnostics: Iterable[Diagnostic], source: Source,
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The choice a word is most likely a misspelling of (case-insensitive), if any."""
+    import difflib  # only a finding needs it: not imported at start-up
+
     lowered = {c.lower(): c for c in choices}
     match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
     return lowered[match[0]] if match else None

@@ -14,7 +14,7 @@ from archspec.catalog import DTYPES, INIT_NAMES, INIT_SCHEMES, DType
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_INT
 from archspec.core.source import Span
-from archspec.ir import ArgValue, InitScheme, InputSpec
+from archspec.ir import ArgValue, InitScheme, InputOrder, InputSpec
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
 from archspec.lang.args import INT, Arguments, unquote
@@ -39,7 +39,7 @@ class Header:
     batchnorm: bool = False
     bn_args: dict[str, ArgValue] = field(default_factory=dict)  # the implicit BN's, defaults in
     defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
-    init: InitScheme = field(default_factory=InitScheme)
+    init: InitScheme = field(default_factory=InitScheme.model_construct)
     dtype: DType = "float32"
     blocks: dict[str, Block] = field(default_factory=dict)
 
@@ -111,14 +111,14 @@ class HeaderReader:
     def input(self, directive: s.Directive) -> None:
         items = directive.items
         shape_item = items[0] if items else None
-        order = "chw"
+        order: InputOrder = "chw"
         bad = directive.chain is not None or not isinstance(shape_item, s.Value) \
             or shape_item.kind not in ("size", "number") or len(items) > 2
         if not bad and len(items) == 2:
             order_item = items[1]
             if isinstance(order_item, s.Call) and order_item.word.lower() in ("hwc", "chw") \
                     and order_item.args is None:
-                order = order_item.word.lower()
+                order = cast(InputOrder, order_item.word.lower())
             else:
                 bad = True
         if bad:
@@ -148,8 +148,9 @@ class HeaderReader:
             dims = [dims[2], dims[0], dims[1]]
         elif len(items) == 1:
             self._warn_channels_last(dims, shape_item)
-        self.header.input = InputSpec(shape=tuple(dims), order=order,
-                                      span=shape_item.span)
+        # Checked above: built as it is, like the layers (no validator for archspec's own data).
+        self.header.input = InputSpec.model_construct(shape=tuple(dims), order=order,
+                                                      span=shape_item.span)
 
     def _warn_channels_last(self, dims: list[int], item: s.Value) -> None:
         """`input 32x32x3`, the slides' HxWxC order, reads as 32 channels of 32x3 pixels."""

@@ -71,7 +71,8 @@ def _lower(syntax: s.SpecSyntax, source: Source, diags: Diagnostics) -> Network 
     if header.input is None and "input" not in seen:
         return None
     # A broken `input` line still lets the body be checked (for everything but shapes).
-    input_spec = header.input or InputSpec(shape=(1, 1, 1), order="chw", span=top)
+    input_spec = header.input or InputSpec.model_construct(shape=(1, 1, 1), order="chw",
+                                                           span=top)
     if not syntax.body:
         if not any(d.code in ("syntax", "limit") for d in diags.items):  # lines lost
             diags.error("body", "the network has no layers", input_spec.span)

@@ -1,0 +1,157 @@
+"""Where `archspec table SPEC`'s start-up goes: CPU milliseconds per phase, fresh processes.
+
+    python benches/startup.py [--runs N] [--spec specs/vgg16.arch]
+
+Runs three kinds of fresh process, interleaved N times each, every one reading compiled
+bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run, as in
+benches/table_vs_torchinfo.py):
+  python    `python -c pass`: the interpreter and site start-up.
+  phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
+            (`time.process_time`) taken after each step: the libraries, archspec's modules
+            (of which the dataclasses and the pydantic model classes they define), the command
+            line, the parser from its stored tables, parsing, pydantic's plugin loader (which
+            the first validator imports: only a spec with a `train:` section has one),
+            lowering (with the `train:` section's validators), shapes, report, rendering.
+  command   `python -m archspec table SPEC` itself, whose CPU time the phases should add up to
+            with the interpreter's (the rest is `-m`'s runpy and the exit).
+Prints each phase's median over the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PHASES = """
+import json, sys, time
+clock = time.process_time
+marks = [("start", clock())]
+def mark(name):
+    marks.append((name, clock()))
+
+import pydantic, pydantic.fields, pydantic.main
+mark("import pydantic (BaseModel, fields)")
+import lark
+mark("import lark")
+
+import dataclasses
+from pydantic._internal import _model_construction
+spent = {"dataclasses": 0.0, "pydantic model classes": 0.0}
+counts = {"dataclasses": 0, "pydantic model classes": 0}
+def timed(kind, make):
+    def wrapper(*args, **kwargs):
+        start = clock()
+        made = make(*args, **kwargs)
+        spent[kind] += clock() - start
+        counts[kind] += 1
+        return made
+    return wrapper
+process_class, new_model = dataclasses._process_class, _model_construction.ModelMetaclass.__new__
+dataclasses._process_class = timed("dataclasses", process_class)
+_model_construction.ModelMetaclass.__new__ = timed("pydantic model classes", new_model)
+import archspec.cli, archspec.cli.table
+dataclasses._process_class = process_class
+_model_construction.ModelMetaclass.__new__ = new_model
+mark("archspec's modules")
+
+import os
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as archspec.cli.main does
+args = archspec.cli.build_parser("table").parse_args(["table", sys.argv[1]])
+mark("command line (argparse)")
+
+from archspec.analysis.report import build_report
+from archspec.core.diagnostics import Diagnostics
+from archspec.core.source import Source
+from archspec.lang import parser, plan_checks
+from archspec.lang.frontend import collector_paused
+from archspec.lang.lower import lower
+from archspec.lang.shapes import infer
+from archspec.views.table import render
+
+parser._lark()
+mark("parser from lang/tables.json")
+with collector_paused():
+    source = Source.read(args.file)
+    diags = Diagnostics()
+    syntax = parser.parse(source, diags)
+    mark("parse (lark's lexer compiles its regexes)")
+    if syntax.train_span is not None:
+        import pydantic.plugin._loader
+        mark("pydantic's plugin loader (importlib.metadata)")
+    network = lower(syntax, source, diags)
+    mark("lower (with the train: section's validators)")
+    shapes = infer(network, diags)
+    plan_checks.check(network, shapes, diags)
+    mark("shapes and plan checks")
+    assert not diags.has_errors, "the spec has errors"
+    report = build_report(network, shapes)
+    mark("report")
+    text = render(report, args.format, args.style, rows=report.rows)
+    mark("render")
+sys.stdout.write(text)
+mark("write")
+figures = {name: (at - before) * 1000 for (_, before), (name, at) in zip(marks, marks[1:])}
+for kind in spent:
+    figures[f"  of which {counts[kind]} {kind}"] = spent[kind] * 1000
+print("PHASES", json.dumps(figures), file=sys.stderr)
+"""
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """CPU time (user + system) of one run of the command, in ms, and its standard error."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu * 1000, done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each (default 7)")
+    parser.add_argument("--spec", default="specs/vgg16.arch", help="the spec to tabulate")
+    args = parser.parse_args()
+    commands = {
+        "python": [sys.executable, "-c", "pass"],
+        "phases": [sys.executable, "-c", PHASES, args.spec],
+        "command": [sys.executable, "-m", "archspec", "table", args.spec],
+    }
+    with tempfile.TemporaryDirectory(prefix="archspec-bench-pyc-") as pycache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = pycache
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        for command in commands.values():  # warm-up: the OS file cache, the bytecode
+            run(command, env)
+        totals: dict[str, list[float]] = {name: [] for name in commands}
+        phases: dict[str, list[float]] = {}
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                cpu, err = run(command, env)
+                totals[name].append(cpu)
+                if name == "phases":
+                    line = next(x for x in err.splitlines() if x.startswith("PHASES "))
+                    for phase, ms in json.loads(line.removeprefix("PHASES ")).items():
+                        phases.setdefault(phase, []).append(ms)
+    python = statistics.median(totals["python"])
+    print(f"CPU ms, median of {args.runs} fresh processes each; {args.spec}")
+    print(f"{'interpreter and site start-up (python -c pass)':<52} {python:7.1f}")
+    for phase, values in phases.items():
+        print(f"{phase:<52} {statistics.median(values):7.1f}")
+    print(f"{'sum: python + phases (the process doing it in steps)':<52} "
+          f"{statistics.median(totals['phases']):7.1f}")
+    print(f"{'python -m archspec table ' + args.spec:<52} "
+          f"{statistics.median(totals['command']):7.1f}")
+
+
+if __name__ == "__main__":
+    main()
