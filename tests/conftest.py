@@ -1,14 +1,22 @@
-"""Shared fixtures: the specs folder, the reference figures, golden-file overwriting, and
-hypothesis' profile for CI."""
+"""Shared fixtures and helpers: the specs folder, the reference figures, golden-file
+overwriting, hypothesis' profile for CI, and the tiny trainable spec the training tests run
+with one thread."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from archspec.runtime.train.distributed import World
+    from archspec.runtime.train.trainer import Trainer
 
 # CI (CI=true) draws the same examples on every run, so a submission is judged on what it
 # changed, not on the luck of the draw; a developer's run draws new examples each time and
@@ -59,3 +67,63 @@ def golden(overwrite: bool):
         assert actual == path.read_text(), f"{name} differs from its golden file"
 
     return check
+
+
+# -- training -----------------------------------------------------------------------------------
+
+TINY = """network tiny "a small net for synthetic data"
+input 1x8x8
+activation relu
+CONV3-8 - BN - POOL2 - FC-16 - DROPOUT(0.5) - FC-4
+
+train:
+  data {data}
+  batch 32
+  epochs 2
+{settings}"""
+TINY_DATA = "synthetic(classes=4, n=240)"
+
+
+def tiny_spec(extra: str = "", *, data: str = TINY_DATA,
+              optimizer: str | None = "adam(lr=0.01)") -> str:
+    """TINY's text: its `data`, its `optimizer` (None: the plan's default, no line) and then
+    the `extra` settings (whole lines, from line 10 without an optimizer, else 11)."""
+    optimizer_line = f"  optimizer {optimizer}\n" if optimizer is not None else ""
+    return TINY.format(data=data, settings=optimizer_line + extra)
+
+
+def write_tiny(folder: Path, extra: str = "", *, name: str = "tiny.arch", data: str = TINY_DATA,
+               optimizer: str | None = "adam(lr=0.01)") -> Path:
+    """`tiny_spec(...)` written to `folder/name`."""
+    path = folder / name
+    path.write_text(tiny_spec(extra, data=data, optimizer=optimizer))
+    return path
+
+
+def quiet_trainer(text: str, out: Path, world: World | None = None) -> Trainer:
+    """The Trainer `archspec train` would build for a valid spec text (its plan checked and
+    its data loaded), writing into `out` and printing nothing."""
+    from archspec.lang.frontend import loads
+    from archspec.runtime.train.distributed import World
+    from archspec.runtime.train.preflight import check
+    from archspec.runtime.train.progress import Progress
+    from archspec.runtime.train.trainer import Trainer
+
+    spec = loads(text, "tiny.arch")
+    assert spec.network is not None and spec.network.plan is not None, spec.render()
+    ready, diagnostics = check(spec, spec.network.plan)
+    assert ready is not None, diagnostics
+    return Trainer(spec, spec.network.plan, ready.data, out, world or World(),
+                   Progress(1, io.StringIO(), enabled=False))
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test (the training tests' `pytestmark`): these small nets
+    gain little from two, and a shared machine stalls a two-thread pool badly."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,11 +3,10 @@ outputs and gradients as the plain module and saves less for backward."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-from conftest import SPECS
+from conftest import SPECS, quiet_trainer
 from test_memory import BATCH, SMALL, ZOO, autograd_saved, cheap
 
 import archspec
@@ -114,19 +113,12 @@ train:
 def test_the_train_section_checkpoints_the_trainers_model_and_the_plan(tmp_path) -> None:
     pytest.importorskip("torch")
     from archspec.lang.frontend import loads
-    from archspec.runtime.train.distributed import World
-    from archspec.runtime.train.preflight import check
-    from archspec.runtime.train.progress import Progress
-    from archspec.runtime.train.trainer import Trainer
 
     spec = loads(SECTION, "tiny.arch")
     assert spec.network is not None and spec.network.plan is not None
     assert spec.network.plan.checkpoint == "blocks"
     assert build_report(spec.network, spec.shapes).memory.checkpoint == "blocks"
-    ready, _ = check(spec, spec.network.plan)
-    assert ready is not None
-    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
-                      Progress(1, io.StringIO(), enabled=False))
+    trainer = quiet_trainer(SECTION, tmp_path)
     model = trainer._model()
     wrapped = [name for name, module in model.named_modules() if "forward" in vars(module)]
     assert wrapped == ["b1", "b2"]  # the two block calls run under torch.utils.checkpoint

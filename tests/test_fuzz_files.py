@@ -19,23 +19,14 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import write_tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archspec.cli import main
 from archspec.runtime.train import checkpoint
 
-TINY = """network tiny "a small net for synthetic data"
-input 1x8x8
-activation relu
-CONV3-8 - BN - POOL2 - FC-16 - DROPOUT(0.5) - FC-4
-
-train:
-  data synthetic(classes=4, n=60)
-  batch 32
-  epochs 2
-  optimizer sgd(lr=0.01)
-"""
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FILES = settings(max_examples=60, deadline=timedelta(seconds=30),
                  suppress_health_check=[HealthCheck.too_slow,
@@ -50,19 +41,11 @@ JSON = st.recursive(
     max_leaves=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A compiled plan file and a run stopped after its first of two epochs."""
     root = tmp_path_factory.mktemp("fuzz")
-    (root / "tiny.arch").write_text(TINY)
+    write_tiny(root, data="synthetic(classes=4, n=60)", optimizer="sgd(lr=0.01)")
     assert main(["compile", str(root / "tiny.arch"), "-o", str(root / "build")]) == 0
     assert main(["train", str(root / "tiny.arch"), "--out", str(root / "run"),
                  "--epochs", "1"]) == 0

@@ -4,16 +4,17 @@ replaced as a set, and every failed write or read one error line with a non-zero
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_spec, write_tiny
 
 from archspec.backends.torch.build import to_torch
 from archspec.cli import main
@@ -24,31 +25,10 @@ from archspec.runtime.train import checkpoint, rundir
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
-TINY = """network tiny "a small net for synthetic data"
-input 1x8x8
-activation relu
-CONV3-8 - BN - POOL2 - FC-16 - DROPOUT(0.5) - FC-4
-
-train:
-  data synthetic(classes=4, n=120)
-  batch 32
-  epochs 2
-  optimizer adam(lr=0.01)
-{extra}"""
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "tiny.arch"
-    path.write_text(TINY.format(extra=extra))
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
+# TINY on 120 samples: 84 train / 12 val / 24 test.
+DATA = "synthetic(classes=4, n=120)"
+tiny = functools.partial(write_tiny, data=DATA)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -283,7 +263,7 @@ def test_train_says_what_it_trains(tmp_path: Path, capsys: pytest.CaptureFixture
         "24 test images) with adam(lr=0.01), schedule none, 1 epoch of batch 32 on cpu "
         "(1 process)")
     bare = tmp_path / "bare.arch"
-    bare.write_text(TINY.split("\ntrain:")[0].replace("FC-4", "FC-10") + "\n")
+    bare.write_text(tiny_spec().split("\ntrain:")[0].replace("FC-4", "FC-10") + "\n")
     status, out, _err = run(capsys, "train", str(bare), "--out", str(tmp_path / "b"),
                             "--epochs", "1")
     assert status == 0 and "no train: section" in out and "synthetic random data" in out
@@ -300,7 +280,7 @@ def test_compile_replaces_its_set_and_keeps_other_files(tmp_path: Path,
     assert run(capsys, "compile", str(spec), "-o", str(out))[0] == 0
     (out / "notes.txt").write_text("mine")
     old = {path.name: path.read_bytes() for path in out.iterdir()}
-    spec.write_text(TINY.format(extra="").replace("FC-16", "FC-32"))
+    spec.write_text(tiny_spec(data=DATA).replace("FC-16", "FC-32"))
 
     def killed(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt  # as if killed between the module and the plan
@@ -338,7 +318,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_dash_reads_standard_input(command: str, tmp_path: Path) -> None:
     output = ["-o", str(tmp_path / "out")] if command in ("table", "compile") else []
     good = subprocess.run([sys.executable, "-m", "archspec", command, "-", *output],
-                          input=TINY.format(extra=""), env=ENV, capture_output=True, text=True,
+                          input=tiny_spec(data=DATA), env=ENV, capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert good.returncode == 0, good.stderr
     bad = subprocess.run([sys.executable, "-m", "archspec", command, "-"],
@@ -423,7 +403,7 @@ def test_thread_and_process_counts_are_bounded(flag: str, value: str, tmp_path: 
 def test_a_diverged_run_writes_strict_json(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "tiny.arch"
-    spec.write_text(TINY.format(extra="").replace("adam(lr=0.01)", "sgd(lr=1000)"))
+    spec.write_text(tiny_spec(data=DATA).replace("adam(lr=0.01)", "sgd(lr=1000)"))
     status, out, _err = run(capsys, "train", str(spec), "--out", str(tmp_path / "run"),
                             "--epochs", "1")
     assert status == 0 and "log-loss nan" in out

@@ -8,12 +8,12 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import quiet_trainer, tiny_spec, write_tiny
 from PIL import Image
 
 from archspec.cli import main
@@ -21,41 +21,14 @@ from archspec.ir import AugmentSpec, DataSpec, ScheduleSpec, TrainingPlan
 from archspec.lang.frontend import loads
 from archspec.runtime.plan import read_plan, resolve, write_plan
 from archspec.runtime.train import augment, data
-from archspec.runtime.train.distributed import World
 from archspec.runtime.train.preflight import check
 from archspec.runtime.train.progress import Progress
 from archspec.runtime.train.schedules import lr_curve, snapshot_epochs
-from archspec.runtime.train.trainer import Trainer, score
+from archspec.runtime.train.trainer import score
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-TINY = """network tiny "a small net for synthetic data"
-input 1x8x8
-activation relu
-CONV3-8 - BN - POOL2 - FC-16 - DROPOUT(0.5) - FC-4
-
-train:
-  data synthetic(classes=4, n=240)
-  batch 32
-  epochs 2
-  optimizer adam(lr=0.01)
-{extra}"""
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: these small nets gain little from two, and a shared machine
-    stalls a two-thread pool badly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny(tmp_path: Path, extra: str = "", name: str = "tiny.arch") -> Path:
-    path = tmp_path / name
-    path.write_text(TINY.format(extra=extra))
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -196,8 +169,8 @@ def test_folder_dataset_resizes_any_image_size(tmp_path: Path) -> None:
 
 def test_train_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _image_folder(tmp_path / "images", classes=3)
-    text = TINY.format(extra="").replace("synthetic(classes=4, n=240)", 'folder("images")') \
-        .replace("input 1x8x8", "input 3x16x16").replace("FC-4", "FC-3")
+    text = tiny_spec(data='folder("images")').replace("input 1x8x8", "input 3x16x16") \
+        .replace("FC-4", "FC-3")
     path = tmp_path / "folder.arch"
     path.write_text(text)
     status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"), "--epochs", "1")
@@ -210,7 +183,7 @@ def test_train_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_plan_file_round_trips_and_states_every_default(tmp_path: Path) -> None:
-    spec = loads(TINY.format(extra=""), str(tmp_path / "tiny.arch"))
+    spec = loads(tiny_spec(), str(tmp_path / "tiny.arch"))
     path = write_plan(spec, tmp_path / "build")
     assert path.name == "tiny.plan.json"
     document = json.loads(path.read_text())
@@ -226,7 +199,7 @@ def test_plan_file_round_trips_and_states_every_default(tmp_path: Path) -> None:
 
 def test_a_broken_plan_file_is_reported(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_plan(loads(TINY.format(extra=""), str(tmp_path / "tiny.arch")), tmp_path)
+    path = write_plan(loads(tiny_spec(), str(tmp_path / "tiny.arch")), tmp_path)
     document = json.loads(path.read_text())
     document["plan"]["batch"] = -1
     path.write_text(json.dumps(document))
@@ -236,7 +209,7 @@ def test_a_broken_plan_file_is_reported(tmp_path: Path,
 
 
 def test_resume_refuses_another_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec, out = tiny(tmp_path), str(tmp_path / "run")
+    spec, out = write_tiny(tmp_path), str(tmp_path / "run")
     assert train(capsys, str(spec), "--out", out, "--epochs", "1")[0] == 0
     spec.write_text(spec.read_text().replace("batch 32", "batch 16"))
     status, _out, err = train(capsys, str(spec), "--out", out, "--epochs", "1", "--resume")
@@ -253,7 +226,7 @@ def _assert_located(err: str, path: Path, line: int) -> None:
 def test_negative_lr_is_a_located_error(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.arch"
-    path.write_text(TINY.format(extra="").replace("adam(lr=0.01)", "sgd(lr=-0.1)"))
+    path.write_text(tiny_spec(optimizer="sgd(lr=-0.1)"))
     status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"))
     assert status == 1
     _assert_located(err, path, 10)
@@ -263,7 +236,7 @@ def test_negative_lr_is_a_located_error(tmp_path: Path,
 
 def test_missing_data_folder_is_a_located_error(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    text = TINY.format(extra="").replace("synthetic(classes=4, n=240)", 'folder("nowhere")')
+    text = tiny_spec(data='folder("nowhere")')
     path = tmp_path / "bad.arch"
     path.write_text(text)
     status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"))
@@ -276,7 +249,7 @@ def test_missing_data_folder_is_a_located_error(tmp_path: Path,
 def test_folder_with_one_class_is_a_located_error(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     _image_folder(tmp_path / "one", classes=1)
-    text = TINY.format(extra="").replace("synthetic(classes=4, n=240)", 'folder("one")')
+    text = tiny_spec(data='folder("one")')
     path = tmp_path / "bad.arch"
     path.write_text(text)
     status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"))
@@ -287,7 +260,7 @@ def test_folder_with_one_class_is_a_located_error(tmp_path: Path,
 
 
 def test_plan_against_network_is_checked(tmp_path: Path) -> None:
-    text = TINY.format(extra="  augment random_crop(6)\n  snapshots 3\n").replace(
+    text = tiny_spec("  augment random_crop(6)\n  snapshots 3\n").replace(
         "classes=4", "classes=5")
     spec = loads(text, "t.arch")
     # What the plan asks of the network and of itself is a spec error (`archspec check`)...
@@ -303,7 +276,7 @@ def test_plan_against_network_is_checked(tmp_path: Path) -> None:
 def test_more_units_than_classes_trains_with_a_warning() -> None:
     """The contract's VGG16 trains on digits: 10 classes into 1000 units. Extra units are
     never a target but the network still trains, so `check` warns once and `train` runs."""
-    spec = loads(TINY.format(extra="").replace("classes=4", "classes=3"), "t.arch")
+    spec = loads(tiny_spec().replace("classes=4", "classes=3"), "t.arch")
     assert spec.ok and spec.network is not None and spec.network.plan is not None
     assert [(d.span.line, d.severity.value, d.message) for d in spec.diagnostics] == [
         (7, "warning", "data synthetic has 3 classes; the network ends in 4 units, so 1 of "
@@ -330,7 +303,7 @@ def test_the_default_plan_is_sized_before_anything_is_allocated() -> None:
 def test_train_writes_history_metrics_curves_and_plan(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    status, stdout, _err = train(capsys, str(tiny(tmp_path)), "--out", str(out))
+    status, stdout, _err = train(capsys, str(write_tiny(tmp_path)), "--out", str(out))
     assert status == 0
     assert "epoch 1/2" in stdout and "epoch 2/2" in stdout and "\r" not in stdout
     history = (out / "history.csv").read_text().splitlines()
@@ -347,7 +320,7 @@ def test_train_writes_history_metrics_curves_and_plan(tmp_path: Path,
 def test_ensemble_reports_members_beside_the_average(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    status, stdout, _err = train(capsys, str(tiny(tmp_path, "  ensemble 3\n  seed 7\n")),
+    status, stdout, _err = train(capsys, str(write_tiny(tmp_path, "  ensemble 3\n  seed 7\n")),
                                  "--out", str(out))
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -367,7 +340,7 @@ def test_snapshots_are_taken_at_sgdr_cycle_ends(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     extra = "  schedule sgdr(period=1, mult=2)\n  snapshots 2\n"
     out = tmp_path / "run"
-    status, _stdout, _err = train(capsys, str(tiny(tmp_path, extra)), "--out", str(out),
+    status, _stdout, _err = train(capsys, str(write_tiny(tmp_path, extra)), "--out", str(out),
                                   "--epochs", "3")
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -378,7 +351,7 @@ def test_snapshots_are_taken_at_sgdr_cycle_ends(tmp_path: Path,
 def test_bf16_and_channels_last_run_on_cpu(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     extra = "  precision bf16\n  channels_last true\n  augment hflip - scale(0.9, 1.1)\n"
-    status, _stdout, err = train(capsys, str(tiny(tmp_path, extra)), "--out",
+    status, _stdout, err = train(capsys, str(write_tiny(tmp_path, extra)), "--out",
                                  str(tmp_path / "run"), "--epochs", "1")
     assert status == 0, err
 
@@ -412,34 +385,23 @@ train:
 
 
 def test_eval_mode_turns_dropout_and_batchnorm_off(tmp_path: Path) -> None:
-    spec = loads(TINY.format(extra=""), "tiny.arch")
-    assert spec.network is not None and spec.network.plan is not None
-    ready, _ = check(spec, spec.network.plan)
-    assert ready is not None
-    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
-                      Progress(1, io.StringIO(), enabled=False))
+    trainer = quiet_trainer(tiny_spec(), tmp_path)
     model = trainer._model()
     model.train()
-    x = ready.data.normalise(ready.data.val.x)
+    x = trainer.data.normalise(trainer.data.val.x)
     torch.manual_seed(0)
     noisy = model(x)
     assert not torch.allclose(noisy, model(x))  # dropout draws anew in train mode
-    first = trainer.predict(model, ready.data.val)
+    first = trainer.predict(model, trainer.data.val)
     assert model.training  # left as found
-    assert torch.equal(first, trainer.predict(model, ready.data.val))
+    assert torch.equal(first, trainer.predict(model, trainer.data.val))
     model.eval()
     assert torch.allclose(first, model(x).softmax(dim=1), atol=1e-6)
 
 
 def test_the_specs_init_is_applied(tmp_path: Path) -> None:
-    text = TINY.format(extra="").replace("activation relu",
-                                         "activation relu\ninit normal(std=0.02)")
-    spec = loads(text, "tiny.arch")
-    assert spec.network is not None and spec.network.plan is not None
-    ready, _ = check(spec, spec.network.plan)
-    assert ready is not None
-    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
-                      Progress(1, io.StringIO(), enabled=False))
+    text = tiny_spec().replace("activation relu", "activation relu\ninit normal(std=0.02)")
+    trainer = quiet_trainer(text, tmp_path)
     torch.manual_seed(0)
     weights = [m.weight for m in trainer._model().modules()
                if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
@@ -452,7 +414,7 @@ def test_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")
-    status, _out, err = train(capsys, str(tiny(tmp_path)), "--device", "cuda")
+    status, _out, err = train(capsys, str(write_tiny(tmp_path)), "--device", "cuda")
     assert status == 2 and "no CUDA device" in err
 
 

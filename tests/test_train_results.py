@@ -3,15 +3,14 @@ located errors, seeding without overlap, weight decay's scope, sync_bn, metrics.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import quiet_trainer, tiny_spec, write_tiny
 
 from archspec.cli import main
 from archspec.ir import AugmentSpec, TrainingPlan
@@ -21,48 +20,34 @@ from archspec.runtime.train import augment
 from archspec.runtime.train import trainer as trainer_module
 from archspec.runtime.train.distributed import World
 from archspec.runtime.train.preflight import check
-from archspec.runtime.train.progress import Progress
-from archspec.runtime.train.trainer import Trainer, epoch_order, make_optimizer, parameter_groups
+from archspec.runtime.train.trainer import epoch_order, make_optimizer, parameter_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
-TINY = """network tiny
-input 1x8x8
-activation relu
-CONV3-8 - BN - POOL2 - FC-16 - FC-4
-
-train:
-  data synthetic(classes=4, n=240)
-  batch 32
-  epochs 2
-{extra}"""
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def text_of(extra: str) -> str:
+    """TINY without an optimizer line (the plan's default), `extra` from line 10."""
+    return tiny_spec(extra, optimizer=None)
 
 
 def plan_of(extra: str) -> TrainingPlan:
-    spec = loads(TINY.format(extra=extra), "tiny.arch")
+    spec = loads(text_of(extra), "tiny.arch")
     assert spec.ok and spec.network is not None and spec.network.plan is not None, \
         spec.render()
     return spec.network.plan
 
 
 def errors_of(extra: str) -> list[str]:
-    spec = loads(TINY.format(extra=extra), "tiny.arch")
+    spec = loads(text_of(extra), "tiny.arch")
     return [f"{d.span.line}:{d.span.col}: {d.message}" for d in spec.diagnostics]
 
 
 def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, name: str,
         *argv: str) -> dict[str, Any]:
-    path = tmp_path / f"{name}.arch"
-    path.write_text(TINY.format(extra=extra))
+    path = write_tiny(tmp_path, extra, name=f"{name}.arch", optimizer=None)
     status = main(["train", str(path), "--out", str(tmp_path / name), *argv])
     _out, err = capsys.readouterr()
     assert status == 0, err
@@ -95,21 +80,16 @@ def test_evaluation_resizes_and_centre_crops_as_training_did() -> None:
 
 
 def test_val_and_test_images_go_through_the_evaluation_twin(tmp_path: Path) -> None:
-    text = TINY.format(extra="  augment resize(12) - random_crop(8)\n")
-    spec = loads(text, "tiny.arch")
-    assert spec.network is not None and spec.network.plan is not None
-    ready, _ = check(spec, spec.network.plan)
-    assert ready is not None
-    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
-                      Progress(1, io.StringIO(), enabled=False))
+    trainer = quiet_trainer(text_of("  augment resize(12) - random_crop(8)\n"), tmp_path)
     model = trainer._model()
-    predicted = trainer.predict(model, ready.data.val)
-    twin = augment.for_evaluation(spec.network.plan.augment)
+    val = trainer.data.val
+    predicted = trainer.predict(model, val)
+    twin = augment.for_evaluation(trainer.plan.augment)
     assert twin is not None
     model.eval()
     with torch.no_grad():
-        expected = model(ready.data.normalise(twin(ready.data.val.x))).softmax(dim=1)
-        unscaled = model(ready.data.normalise(ready.data.val.x)).softmax(dim=1)
+        expected = model(trainer.data.normalise(twin(val.x))).softmax(dim=1)
+        unscaled = model(trainer.data.normalise(val.x)).softmax(dim=1)
     assert torch.allclose(predicted, expected, atol=1e-6)
     assert not torch.allclose(predicted, unscaled, atol=1e-3)
 
@@ -144,7 +124,7 @@ def test_bare_adam_and_adamw_take_pytorchs_defaults(tmp_path: Path) -> None:
     assert (sgd.name, sgd.lr, sgd.momentum, sgd.dampening, sgd.nesterov) == (
         "sgd", 0.01, 0.9, 0.0, False)
     # The plan file states them, so a run shows what it trained with.
-    spec = loads(TINY.format(extra="  optimizer adamw\n"), str(tmp_path / "tiny.arch"))
+    spec = loads(text_of("  optimizer adamw\n"), str(tmp_path / "tiny.arch"))
     document = json.loads(write_plan(spec, tmp_path).read_text())
     assert document["plan"]["optimizer"] == {
         "name": "adamw", "lr": 1e-3, "weight_decay": 0.01, "beta1": 0.9, "beta2": 0.999,
@@ -204,12 +184,7 @@ def test_ranks_split_each_epoch_as_distributed_sampler_does() -> None:
 
 def test_members_and_seeds_start_from_unrelated_weights(tmp_path: Path) -> None:
     def first_weights(seed: int, member: int) -> torch.Tensor:
-        spec = loads(TINY.format(extra=f"  seed {seed}\n"), "tiny.arch")
-        assert spec.network is not None and spec.network.plan is not None
-        ready, _ = check(spec, spec.network.plan)
-        assert ready is not None
-        trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(),
-                          Progress(1, io.StringIO(), enabled=False))
+        trainer = quiet_trainer(text_of(f"  seed {seed}\n"), tmp_path)
         return next(trainer._build(member).model.parameters()).detach().clone()
 
     # With seed + member seeding, seed 1's first model was seed 0's member 1.
@@ -239,17 +214,13 @@ def test_weight_decay_skips_biases_and_norm_parameters_by_default() -> None:
 @pytest.mark.parametrize("sync", [True, False])
 def test_sync_bn_converts_batchnorm_under_several_processes(
         tmp_path: Path, sync: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = loads(TINY.format(extra=f"  sync_bn {str(sync).lower()}\n"), "tiny.arch")
-    assert spec.network is not None and spec.network.plan is not None
-    ready, _ = check(spec, spec.network.plan)
-    assert ready is not None
     # No GPU and no process group here: DDP (which takes SyncBatchNorm on GPUs only) is
     # replaced by a record of what it was given.
     wrapped: list[torch.nn.Module] = []
     monkeypatch.setattr(trainer_module, "DistributedDataParallel",
                         lambda model, device_ids: wrapped.append(model) or model)
-    trainer = Trainer(spec, spec.network.plan, ready.data, tmp_path, World(0, 2, 0),
-                      Progress(1, io.StringIO(), enabled=False))
+    trainer = quiet_trainer(text_of(f"  sync_bn {str(sync).lower()}\n"), tmp_path,
+                            World(0, 2, 0))
     member = trainer._build(0)
     assert wrapped == [member.model]
     kinds = {type(m) for m in member.model.modules()}
@@ -258,7 +229,7 @@ def test_sync_bn_converts_batchnorm_under_several_processes(
 
 
 def test_sync_bn_on_several_cpu_processes_is_a_located_error() -> None:
-    text = TINY.format(extra="  sync_bn true\n")
+    text = text_of("  sync_bn true\n")
     spec = loads(text, "tiny.arch")
     assert spec.network is not None and spec.network.plan is not None
     assert spec.network.plan.sync_bn and not plan_of("").sync_bn
