@@ -8,7 +8,8 @@ benches/table_vs_torchinfo.py):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
             (`time.process_time`) taken after each step: the libraries, archspec's modules
-            (of which the dataclasses and the pydantic model classes they define), the command
+            (of which the dataclasses, pydantic model classes and regular expressions they
+            define at import, each timed where it is made), the command
             line, the parser from its stored tables, parsing, pydantic's plugin loader (which
             the first validator imports: only a spec with a `train:` section has one),
             lowering (with the `train:` section's validators), shapes, report, rendering.
@@ -43,10 +44,10 @@ mark("import pydantic (BaseModel, fields)")
 import lark
 mark("import lark")
 
-import dataclasses
+import dataclasses, re
 from pydantic._internal import _model_construction
-spent = {"dataclasses": 0.0, "pydantic model classes": 0.0}
-counts = {"dataclasses": 0, "pydantic model classes": 0}
+spent = {"dataclasses": 0.0, "pydantic model classes": 0.0, "regular expressions": 0.0}
+counts = dict.fromkeys(spent, 0)
 def timed(kind, make):
     def wrapper(*args, **kwargs):
         start = clock()
@@ -58,9 +59,11 @@ def timed(kind, make):
 process_class, new_model = dataclasses._process_class, _model_construction.ModelMetaclass.__new__
 dataclasses._process_class = timed("dataclasses", process_class)
 _model_construction.ModelMetaclass.__new__ = timed("pydantic model classes", new_model)
+compile_re, re.compile = re.compile, timed("regular expressions", re.compile)
 import archspec.cli, archspec.cli.table
 dataclasses._process_class = process_class
 _model_construction.ModelMetaclass.__new__ = new_model
+re.compile = compile_re
 mark("archspec's modules")
 
 import os
