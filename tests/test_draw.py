@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from conftest import ROOT, SPECS, all_specs
 from hypothesis import HealthCheck, given, settings
 
+from archspec.analysis.report import Report, build_report, group_params
 from archspec.cli import main
 from archspec.ir import INPUT_NODE
 from archspec.lang.frontend import load, load_network, loads
@@ -155,6 +157,25 @@ def test_compact_folds_repeats_and_implicit_layers() -> None:
     pattern = dot.dot_source(nested, nested_shapes)
     # [[CONV3-32 -> RELU]*2 -> POOL2]*3: a cluster marked x3 around one box marked x2.
     assert 'label="×3"' in pattern and "<b>CONV3-32</b> &#215;2" in pattern
+
+
+def test_a_boxs_parameters_are_the_analysis_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    network, shapes = load_network(SPECS / "vgg16.arch")
+    report = build_report(network, shapes)
+    convs = [layer.name for layer in network.layers if layer.written == "CONV3-256"]
+    assert len(convs) == 3
+    assert group_params(report, [("run", convs)]) == {
+        "run": (9 * 128 + 1) * 256 + 2 * (9 * 256 + 1) * 256}
+    # The diagram formats what the analysis gives it and adds nothing up itself.
+    given = {"conv7": 1_234_567}  # the box of the [CONV3-256]*3 run stands as its last conv
+
+    def analysed(_report: Report, groups: Iterable[tuple[str, Iterable[str]]]
+                 ) -> dict[str, int]:
+        return {name: given.get(name, 0) for name, _layers in groups}
+
+    monkeypatch.setattr(dot, "group_params", analysed)
+    source = dot.dot_source(network, shapes)
+    assert source.count(" params<") == 1 and "1,234,567 params" in source
 
 
 def test_sketch_draws_without_shapes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ anything itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from archspec.analysis import cost, fold
@@ -341,6 +341,15 @@ def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ..
             jump=last.jump, saved_bytes=sum(r.saved_bytes for r in run),
             training_bytes=sum(r.training_bytes for r in run)))
     return tuple(folded)
+
+
+def group_params(report: Report, groups: Iterable[tuple[str, Iterable[str]]]
+                 ) -> dict[str, int]:
+    """The weights and biases of each group of layers a view shows as one, by the group's
+    name: a compact diagram's box, which stands for a layer, what folds into it and every
+    repetition of a collapsed run."""
+    params = {row.name: row.params for row in report.rows}
+    return {name: sum(params[layer] for layer in layers) for name, layers in groups}
 
 
 def first_over(report: Report, max_params: int) -> Row | None:

@@ -25,7 +25,7 @@ import graphviz
 
 from archspec.analysis import fold
 from archspec.analysis.diff import DiffReport
-from archspec.analysis.report import Report, build_report
+from archspec.analysis.report import Report, build_report, group_params
 from archspec.core.diagnostics import Diagnostic, Severity, printable
 from archspec.core.files import write_atomic
 from archspec.core.limits import MAX_DRAWN_BOXES, MAX_LABEL_CHARS
@@ -277,8 +277,7 @@ def _label(title: str, details: list[str], *, size: int = 10, color: str = "") -
     return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{cells}</table>>'
 
 
-def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int,
-               notes: list[str]) -> str:
+def _box_label(box: Box, shapes: Shapes, params: int, mark: int, notes: list[str]) -> str:
     main = box.main
     title = f"<b>{_text(main.written)}</b>"
     if mark > 1:
@@ -292,9 +291,8 @@ def _box_label(box: Box, shapes: Shapes, params: dict[str, int], mark: int,
     shape = shapes.get(box.layers[-1].name)
     if shape is not None:
         details.append(shape_text(shape))
-    total = sum(params.get(layer.name, 0) for layer in box.layers)
-    if total:
-        details.append(f"{total:,} params")
+    if params:
+        details.append(f"{params:,} params")
     return _label(title, [*details, *notes])
 
 
@@ -351,7 +349,8 @@ def diagram(network: Network, shapes: Shapes, *, detail: Detail = "compact",
     errors = errors or {}
     boxes, owner = _boxes(network, detail)
     report = report or analyse(network, shapes)
-    params = {row.name: row.params for row in report.rows} if report is not None else {}
+    params = group_params(report, ((box.id, (layer.name for layer in box.layers))
+                                   for box in boxes)) if report is not None else {}
     single: dict[int, bool] = {}
     for box in boxes:
         for scope in box.main.scopes:
@@ -400,7 +399,7 @@ class _Layout:
     captions: dict[int, str]  # scope id -> `x3` or the block call
     order: dict[str, int]  # box id -> its place in topological order
     shapes: Shapes
-    params: dict[str, int]  # layer name -> weights and biases (empty for a sketch)
+    params: dict[str, int]  # box id -> the weights and biases of its layers (empty: a sketch)
     single: dict[int, bool]  # scope id -> whether one box stands for the whole scope
     marks: Highlight | None  # draw --diff
     errors: dict[str, str]  # layer name -> its shape error
@@ -418,7 +417,8 @@ def _emit(graph: graphviz.Digraph, path: tuple[int, ...], layout: _Layout) -> No
                   if layer.name in layout.errors]
         if errors:
             style, notes = ERROR_STYLE, [*notes, *(f"error: {e}" for e in errors)]
-        graph.node(box.id, _box_label(box, layout.shapes, layout.params, mark, notes),
+        graph.node(box.id, _box_label(box, layout.shapes, layout.params.get(box.id, 0),
+                                      mark, notes),
                    fillcolor=FILL[family], **style)
     depth = len(path)
     inner = dict.fromkeys(p[depth] for p in layout.tree if len(p) > depth and p[:depth] == path)
