@@ -29,7 +29,7 @@ from archspec.ir import Network
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
 from archspec.views import dot
-from archspec.views.table import render
+from archspec.views.table import render, render_pieces
 
 # Seed networks of the reference and the specs that write them.
 SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",
@@ -631,6 +631,22 @@ def test_output_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
                          capsys=capsys)
     assert (code, out) == (0, "")
     assert target.read_text().startswith("name,kind,written,output_shape")
+
+
+def test_json_is_written_in_pieces_to_a_file_as_to_stdout(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A long network's JSON comes in pieces, a chunk of rows each (written as they are made:
+    100k layers' document is never held whole); the file gets what stdout gets."""
+    spec = tmp_path / "long.arch"
+    spec.write_text("network long\ninput 8x4x4\n[CONV3-8 - RELU]*400 - FC-10\n")
+    network, shapes = archspec.load_network(spec)
+    pieces = list(render_pieces(build_report(network, shapes), "json"))
+    assert sum(len(piece) > 10_000 for piece in pieces) >= 3  # 802 rows, 256 a chunk
+    code, out, _ = table(str(spec), "--format", "json", capsys=capsys)
+    assert code == 0 and out == "".join(pieces)
+    target = tmp_path / "long.json"
+    assert table(str(spec), "--format", "json", "-o", str(target), capsys=capsys)[0] == 0
+    assert target.read_text() == out
 
 
 def test_output_file_needs_its_directory(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ from archspec.cli.common import (
 )
 from archspec.core.files import write_atomic
 from archspec.lang.frontend import collector_paused
-from archspec.views.table import Format, Style, render
+from archspec.views.table import Format, Style, render_pieces
 
 HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
 
@@ -93,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         rows = report.folded if args.fold else report.rows
         if args.depth is not None:
             rows = at_depth(rows, spec.network, args.depth)
-        text = render(report, args.format, args.style, rows=rows)
-    if args.output is not None:
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
+        pieces = render_pieces(report, args.format, args.style, rows=rows)
+        if args.output is not None:
+            write_atomic(args.output, pieces)
+        else:
+            sys.stdout.writelines(pieces)
     return EXIT_OK

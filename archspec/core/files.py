@@ -11,10 +11,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a file whole or not at all: a temporary file beside it, then a rename."""
+def write_atomic(path: str | Path, data: str | bytes | Iterable[str]) -> None:
+    """Write a file whole or not at all: a temporary file beside it, then a rename. `data`
+    may be text in pieces (`views.table.render_pieces`), each written as it comes."""
     target = Path(path)
     try:
         _write(target, data)
@@ -23,14 +25,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         raise type(exc)(exc.errno, exc.strerror, str(target)) from None
 
 
-def _write(target: Path, data: str | bytes) -> None:
+def _write(target: Path, data: str | bytes | Iterable[str]) -> None:
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "it is a directory", str(target))
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    pieces = [data] if isinstance(data, str | bytes) else data
     if target.exists() and not target.is_file():
         # A device or a pipe (`-o /dev/stdout`): written in place; a rename would replace it.
         with target.open("wb") as handle:
-            handle.write(payload)
+            _put(handle, pieces)
         return
     if target.is_symlink():
         target = target.resolve()  # replace the file the link names, not the link
@@ -38,12 +40,17 @@ def _write(target: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            _put(handle, pieces)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _put(handle: BinaryIO, pieces: Iterable[str | bytes]) -> None:
+    for piece in pieces:
+        handle.write(piece.encode("utf-8") if isinstance(piece, str) else piece)
 
 
 def _umask() -> int:

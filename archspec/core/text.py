@@ -58,31 +58,44 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
             for row in rows]
 
 
-def json_indented(value: object, pad: str = "") -> str:
-    """`json.dumps(value, indent=2)`, character for character, for JSON values (dicts with
-    string keys, lists, tuples, strings, ints, floats, True, False, None), many times faster
-    on large documents. With `indent`, json.dumps runs its pure-Python encoder (~40 calls
-    and string pieces a table row); here a list is written in chunks by pydantic-core's
-    encoder (Rust), and only what it writes otherwise is laid out here with each scalar
-    written by the json module's C routines. An iterator is written as a list, a chunk at a
-    time: a table's rows need not all be held as dicts at once."""
+def json_indented(value: object) -> str:
+    """`json.dumps(value, indent=2)`, character for character (`json_pieces` joined)."""
+    return "".join(json_pieces(value))
+
+
+def json_pieces(value: object, pad: str = "") -> Iterator[str]:
+    """`json.dumps(value, indent=2)` in pieces, character for character, for JSON values
+    (dicts with string keys, lists, tuples, strings, ints, floats, True, False, None), many
+    times faster on large documents. With `indent`, json.dumps runs its pure-Python encoder
+    (~40 calls and string pieces a table row); here a list is written in chunks by
+    pydantic-core's encoder (Rust), and only what it writes otherwise is laid out here with
+    each scalar written by the json module's C routines. An iterator is written as a list, a
+    chunk at a time, and a chunk is a piece: a writer of the pieces holds neither a table's
+    rows as dicts nor its document whole."""
     inner = pad + "  "
     if isinstance(value, dict):
         if not value:
-            return "{}"
-        return ("{\n" + ",\n".join(f"{inner}{_json_key(k)}: {json_indented(v, inner)}"
-                                  for k, v in value.items()) + "\n" + pad + "}")
-    if isinstance(value, list | tuple | Iterator):
+            yield "{}"
+            return
+        opening = "{\n"
+        for key, item in value.items():
+            yield f"{opening}{inner}{_json_key(key)}: "
+            yield from json_pieces(item, inner)
+            opening = ",\n"
+        yield f"\n{pad}}}"
+    elif isinstance(value, list | tuple | Iterator):
         items = iter(value)
-        chunks = []
+        opening = "[\n"
         while chunk := list(islice(items, _CHUNK)):
-            chunks.append(_json_chunk(chunk, inner))
-        return "[\n" + ",\n".join(chunks) + "\n" + pad + "]" if chunks else "[]"
-    if type(value) is str:
-        return _json_string(value)
-    if type(value) is int:
-        return int.__repr__(value)
-    return json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
+            yield opening + _json_chunk(chunk, inner)
+            opening = ",\n"
+        yield "[]" if opening == "[\n" else f"\n{pad}]"
+    elif type(value) is str:
+        yield _json_string(value)
+    elif type(value) is int:
+        yield int.__repr__(value)
+    else:
+        yield json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
 
 
 _CHUNK = 256  # list items pydantic-core writes at once
@@ -100,7 +113,7 @@ def _json_chunk(items: list[object], inner: str) -> str:
     except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold
         text = ""
     if not text or _JSON_DIFFERS.search(text):
-        return ",\n".join(inner + json_indented(v, inner) for v in items)
+        return ",\n".join(inner + "".join(json_pieces(v, inner)) for v in items)
     if not text.isascii() or "\x7f" in text:  # outside strings JSON text is ASCII
         text = _NOT_ASCII.sub(_json_escape, text)
     body = text[2:-2]  # the items, at an indent of 2: `[\n  1,\n  2\n]`

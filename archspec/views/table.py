@@ -7,13 +7,13 @@ import csv
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from archspec.analysis.report import Memory, Report, Row
 from archspec.catalog import OPTIMIZER_STATE
 from archspec.core.diagnostics import printable
-from archspec.core.text import align, binary, count, json_indented, metric, shape_text
+from archspec.core.text import align, binary, count, json_pieces, metric, shape_text
 
 Format = Literal["text", "markdown", "csv", "json"]
 Style = Literal["default", "cs231n", "torchinfo"]
@@ -25,10 +25,22 @@ def render(report: Report, fmt: Format = "text", style: Style = "default",
            fold: bool = False, rows: Sequence[Row] | None = None) -> str:
     """The report in a format; `style` shapes text and markdown, CSV and JSON hold all data.
     `rows` replaces the report's (the hierarchy folded to a depth: `report.at_depth`)."""
+    return "".join(render_pieces(report, fmt, style, fold, rows))
+
+
+def render_pieces(report: Report, fmt: Format = "text", style: Style = "default",
+                  fold: bool = False, rows: Sequence[Row] | None = None) -> Iterator[str]:
+    """`render` in pieces, made as they are taken: JSON a chunk of rows at a time (a writer
+    need not hold a 100k-layer document whole), the other formats in one piece."""
     if rows is None:
         rows = report.folded if fold else report.rows
     if fmt == "json":
-        return to_json(report, rows)
+        yield from to_json(report, rows)
+    else:
+        yield _render(report, fmt, style, rows)
+
+
+def _render(report: Report, fmt: Format, style: Style, rows: Sequence[Row]) -> str:
     if fmt == "csv":
         return to_csv(report, rows)
     markdown = fmt == "markdown"
@@ -254,7 +266,8 @@ def _list(value: tuple[int, int] | None) -> list[int] | None:
     return list(value) if value else None
 
 
-def to_json(report: Report, rows: Sequence[Row]) -> str:
+def to_json(report: Report, rows: Sequence[Row]) -> Iterator[str]:
+    """The JSON document in pieces (`core.text.json_pieces`)."""
     m, ti = report.memory, report.torchinfo
     memory = m.model_dump(mode="json", exclude={"fit", "assumptions"})
     memory["fit"] = m.fit.model_dump(mode="json") if m.fit else None
@@ -279,7 +292,8 @@ def to_json(report: Report, rows: Sequence[Row]) -> str:
                       "forward_backward_bytes": ti.forward_backward_bytes,
                       "params_bytes": ti.params_bytes, "total_bytes": ti.total_bytes},
     }
-    return json_indented(data) + "\n"
+    yield from json_pieces(data)
+    yield "\n"
 
 
 _CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "biases",
