@@ -193,8 +193,7 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
         kind = reg.kind_of(layer.kind)
         rule = _autocast_rule(kind, autocast)
         ins = [width[storage[name]] for name in layer.inputs]
-        runs = {"low": autocast.low if autocast else 0, "fp32": FP32, "input": ins[0],
-                "widest": max(ins)}[rule.runs]
+        runs = _runs_width(rule.runs, ins, autocast)
         if storage[layer.name] == layer.name:
             width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
@@ -230,17 +229,33 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
                                  rule_saved.stats * stat, copies)
     kept: dict[str, Kept] = {}
     for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
-        own = extra.get(name, Kept(0, 0))
+        own = extra.get(name, _NONE_KEPT)
         tensor = math.prod(shape_of(shapes, name)) * width[name] if name in saved else 0
         kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
     return kept
+
+
+def _runs_width(runs: reg.Runs, ins: list[int], autocast: Autocast | None) -> int:
+    """The bytes a value of the type a layer computes in: autocast's low type, float32, its
+    (first) input's, or the widest of its inputs'."""
+    if runs == "input":
+        return ins[0]
+    if runs == "widest":
+        return max(ins)
+    if runs == "fp32":
+        return FP32
+    return autocast.low if autocast else 0
+
+
+_AT_INPUT = reg.Autocast("input")  # every layer without autocast
+_NONE_KEPT = Kept(0, 0)
 
 
 def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autocast:
     """The kind's rule on the policy's device; without autocast every layer runs at its
     input's type (joins too: one type throughout)."""
     if autocast is None:
-        return reg.Autocast("input")
+        return _AT_INPUT
     assert kind.autocast is not None, f"{kind.name} states no autocast rule"
     return kind.autocast[autocast.device]
 
