@@ -439,3 +439,14 @@ def test_no_kind_is_suggested_for_a_longer_name_that_contains_it() -> None:
         for word in (f"LAYER{kind.name}", f"{kind.name}IZATION"):
             hint = reg.kind_hint([word]) or ""
             assert f"`{kind.name}`" not in hint, (word, hint)
+
+
+@given(st.text(alphabet="ab\n\r", max_size=30), st.integers(-2, 35), st.integers(-2, 35))
+def test_a_span_has_the_line_and_column_of_each_end(text: str, start: int, end: int) -> None:
+    """Source.span finds an end on the start's line without a second search; the same
+    lines and columns as `position` gives for each end."""
+    source = Source(text)
+    span = source.span(start, end)
+    assert (span.line, span.col) == source.position(start)
+    assert (span.end_line, span.end_col) == source.position(end)
+    assert (span.start, span.end) == (start, end)

@@ -386,12 +386,11 @@ def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
         if p.formula:
             formulas.append(f"{p.formula} + {p.biases}" if p.biases else p.formula)
     field = fields[last.name]
-    return Row.model_construct(
-        name=principal.name, kind=principal.kind,
-        written=principal.written,
+    return Row.model_construct(  # the fields in their declared order
+        name=principal.name, kind=principal.kind, written=principal.written,
+        implicit=principal.implicit, members=tuple(m.name for m in members),
         folds=tuple(m.kind for m in members
                     if m is not principal and not reg.kind_of(m.kind).view),
-        implicit=principal.implicit, members=tuple(m.name for m in members),
         input_shape=inp, output_shape=cost.shape_of(shapes, last.name),
         weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
         weights_formula=parts[members.index(principal)].formula, formula=" + ".join(formulas),

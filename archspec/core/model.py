@@ -32,7 +32,9 @@ class Frozen(BaseModel):
         if _fields_set is not None or layout is None or not values.keys() <= layout.names:
             return super().model_construct(_fields_set, **values)
         if len(values) == len(layout.order):
-            data = {name: values[name] for name in layout.order}
+            # pydantic's order: kept when the caller gave it (a comparison, not a new dict)
+            data = values if list(values) == layout.listed else {
+                name: values[name] for name in layout.order}
             given = layout.names
         else:
             defaults = layout.defaults
@@ -54,10 +56,11 @@ class Frozen(BaseModel):
 class _Layout:
     """A class's fields in order, their names, and the defaults an instance may share."""
 
-    __slots__ = ("defaults", "names", "order")
+    __slots__ = ("defaults", "listed", "names", "order")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.order = tuple(fields)
+        self.listed = list(fields)
         self.names = set(fields)
         self.defaults = {name: field.default for name, field in fields.items()
                          if not field.is_required() and field.default_factory is None

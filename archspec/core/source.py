@@ -57,7 +57,11 @@ class Source:
     def span(self, start: int, end: int | None = None) -> Span:
         end = start if end is None else end
         line, col = self.position(start)
-        end_line, end_col = self.position(end)
+        starts = self._line_starts
+        if 0 <= start <= end <= len(self.text) and (line == len(starts) or end < starts[line]):
+            end_line, end_col = line, col + end - start  # on the same line: no second search
+        else:
+            end_line, end_col = self.position(end)
         return Span.model_construct(start=start, end=end, line=line, col=col, end_line=end_line,
                                     end_col=end_col)
 

@@ -84,7 +84,7 @@ def collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector while the front end (or a command's analysis after it)
     runs. It builds hundreds of thousands of small acyclic objects (reference counting frees
     them); the collector's passes over them freed nothing and made 100k layers take twice as
-    long per layer as 10k (benches/parse.py; `table` and `compile` too, benches/scale.py)."""
+    long per layer as 10k (benches/parse.py, the front end and whole commands)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
