@@ -21,7 +21,10 @@ AugmentName = Literal["hflip", "rotate", "color_jitter", "resize", "random_crop"
 DatasetName = Literal["digits", "mnist5k", "folder", "synthetic"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
-Checkpoint = Literal["blocks"]  # torch.utils.checkpoint on every outermost block call
+# Activation checkpointing, as build(checkpoint=...) takes it: "blocks" (each outermost block
+# call under torch.utils.checkpoint) or a number N (the network N layers at a time).
+CheckpointMode = Literal["blocks", "every"]
+Checkpoint = Literal["blocks"] | int
 AmpName = Literal["bf16", "fp16"]
 
 
@@ -158,4 +161,4 @@ INIT_NAMES: tuple[InitName, ...] = get_args(InitName)
 DTYPES: tuple[DType, ...] = get_args(DType)
 DEVICES: tuple[Device, ...] = get_args(Device)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-CHECKPOINTS: tuple[Checkpoint, ...] = get_args(Checkpoint)
+CHECKPOINTS: tuple[CheckpointMode, ...] = get_args(CheckpointMode)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from archspec.catalog import (
     OPTIMIZERS,
     AugmentName,
-    Checkpoint,
     DatasetName,
     Device,
     DType,
@@ -176,7 +175,8 @@ class TrainingPlan(Frozen):
     sync_bn: bool = False
     device: Device = "cpu"
     precision: Precision = "fp32"
-    checkpoint: Checkpoint | None = None  # build(checkpoint=...) of the generated module
+    # build(checkpoint=...) of the generated module: "blocks", or every N layers
+    checkpoint: Literal["blocks"] | Annotated[StrictInt, Field(ge=1, le=MAX_INT)] | None = None
     channels_last: bool = False
     spans: dict[str, Span] = Field(default_factory=dict)
 

@@ -5,6 +5,7 @@ archspec builds (on CPU, where autocast runs bf16 and fp16)."""
 from __future__ import annotations
 
 import json
+import weakref
 
 import pytest
 from conftest import SPECS, all_specs
@@ -37,29 +38,37 @@ def test_every_kind_states_how_it_runs_under_autocast_on_every_device() -> None:
 
 
 def autograd_saved(network: Network, shapes: Shapes, amp: str | None,
-                   batch: int = BATCH, checkpoint: str | None = None) -> int:
+                   batch: int = BATCH, checkpoint: str | int | None = None) -> int:
     """The bytes of every distinct storage autograd's saved-tensor hook sees in one training
-    forward of the built module (parameters and buffers aside), plus the input batch."""
+    forward of the built module (parameters and buffers aside) and still holds when the
+    forward ends, plus the input batch. (A checkpointed segment whose layers save nothing
+    lets go of its input, which the hook saw: only what is held at the end counts.)"""
     torch = pytest.importorskip("torch")
     module = archspec.to_torch(network, shapes, checkpoint=checkpoint).train()
     owned = {t.data_ptr() for t in (*module.parameters(), *module.buffers())}
-    storages: dict[int, int] = {}
+    held: list[weakref.ref] = []
 
     def pack(t):
-        if t.data_ptr() not in owned:
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         # Detached: the same storage, kept alive as autograd would, but not the tensor
         # itself, which for an op's output holds its grad_fn that holds the saved tensor: a
         # cycle no collector frees (each VGG of the zoo leaked 0.5-0.8 GB, and the suite was
-        # OOM-killed at 18 GB).
-        return t.detach()
+        # OOM-killed at 18 GB). Autograd holds the detached tensor alone: the weak reference
+        # dies when autograd lets it go.
+        kept = t.detach()
+        if t.data_ptr() not in owned:
+            held.append(weakref.ref(kept))
+        return kept
 
     x = torch.randn(batch, *network.input.shape)
-    storages[x.untyped_storage().data_ptr()] = x.untyped_storage().nbytes()
     low = getattr(torch, AMPS[amp].dtype) if amp else torch.float32
     with torch.autocast("cpu", dtype=low, enabled=amp is not None), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module(x)
+        out = module(x)
+    storages = {x.untyped_storage().data_ptr(): x.untyped_storage().nbytes()}
+    for ref in held:
+        if (tensor := ref()) is not None:
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+    del out
     return sum(storages.values())
 
 

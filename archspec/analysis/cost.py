@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from archspec.catalog import Checkpoint
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
@@ -150,17 +151,109 @@ class Autocast:
 FP32 = 4  # bytes of a float32 value
 
 
-def checkpoint_segments(network: Network) -> dict[str, tuple[str, ...]]:
-    """Each layer inside an outermost block call, with that call's path: the segments the
-    generated module's build(checkpoint="blocks") runs under torch.utils.checkpoint."""
-    calls = {module.path for module in network.modules if module.kind == "block"}
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A piece of forward with one input and one output: its layers in order, and the path
+    of the one layer, block call or named group it is (None for a branched group)."""
+
+    layers: tuple[str, ...]
+    unit: tuple[str, ...] | None
+
+
+def checkpoint_pieces(network: Network) -> list[Piece]:
+    """The network's forward cut wherever one tensor alone is alive: a piece has one input
+    and one output, so a run of pieces can be recomputed from its input alone. A block call
+    and a named group with joins are never cut inside (each is one call of its own class); a
+    named group written as a plain chain (an nn.Sequential) is cut between its items; a
+    branched group (a fork to its join) is one piece. Every layer counts, implicit ones and
+    joins included: the table's rows without --fold."""
+    layers = network.layers
+    chains = {m.path for m in network.modules if m.kind == "group" and m.sequential}
+    born = {INPUT_NODE: -1} | {layer.name: i for i, layer in enumerate(layers)}
+    last = dict(born)
+    for step, layer in enumerate(layers):
+        for name in layer.inputs:
+            last[name] = step
+    last[network.output] = len(layers)
+    crossing = [0] * (len(layers) + 2)  # tensors alive across gap g (after layer g - 1)
+    for name, step in born.items():
+        if last[name] > step:
+            crossing[step + 1] += 1
+            crossing[last[name] + 1] -= 1
+    units = [_unit(layer.path, chains) for layer in layers]
+    pieces: list[Piece] = []
+    start, alive = 0, crossing[0]
+    for step, layer in enumerate(layers):
+        alive += crossing[step + 1]
+        end = step + 1 == len(layers) or units[step + 1] != units[step]
+        if end and alive == 1 and last[layer.name] > step:
+            pieces.append(Piece(tuple(lay.name for lay in layers[start:step + 1]),
+                                units[step] if units[start] == units[step] else None))
+            start = step + 1
+    return pieces
+
+
+def _unit(path: tuple[str, ...], chains: set[tuple[str, ...]]) -> tuple[str, ...]:
+    """What a layer at `path` belongs to that forward calls whole: the layer itself, or the
+    outermost block call or named group with joins around it, looking into plain chains."""
+    depth = 1
+    while depth < len(path) and path[:depth] in chains:
+        depth += 1
+    return path[:depth]
+
+
+def segment_runs(sizes: Sequence[int], every: int) -> list[list[int]]:
+    """Pieces of `sizes` layers grouped into segments of at most `every` layers, in order (a
+    larger piece a segment of its own): the indices of each segment's pieces. The generated
+    module's checkpoint_every groups PIECES by this same rule."""
+    runs: list[list[int]] = []
+    count = 0
+    for index, size in enumerate(sizes):
+        if not runs or count + size > every:
+            runs.append([])
+            count = 0
+        runs[-1].append(index)
+        count += size
+    return runs
+
+
+def checkpoint_segments(network: Network, checkpoint: Checkpoint = "blocks"
+                        ) -> dict[str, tuple[str, ...]]:
+    """Each checkpointed layer with its segment: the layers the generated module's
+    build(checkpoint=...) runs under torch.utils.checkpoint. `"blocks"`: each outermost
+    block call, named by its path. A number N: the pieces of the top-level forward
+    (`checkpoint_pieces`) N layers at a time (`segment_runs`), each segment but the last
+    (whose forward backward needs at once, as torch's checkpoint_sequential leaves it),
+    named by its first and last layers. Empty when nothing would be checkpointed."""
     segments: dict[str, tuple[str, ...]] = {}
-    for layer in network.layers:
-        outer = next((layer.path[:i] for i in range(1, len(layer.path))
-                      if layer.path[:i] in calls), None)
-        if outer is not None:
-            segments[layer.name] = outer
+    if checkpoint == "blocks":
+        calls = {module.path for module in network.modules if module.kind == "block"}
+        for layer in network.layers:
+            outer = next((layer.path[:i] for i in range(1, len(layer.path))
+                          if layer.path[:i] in calls), None)
+            if outer is not None:
+                segments[layer.name] = outer
+        return segments
+    pieces = checkpoint_pieces(network)
+    for run in segment_runs([len(piece.layers) for piece in pieces], checkpoint)[:-1]:
+        names = [name for index in run for name in pieces[index].layers]
+        for name in names:
+            segments[name] = (names[0], names[-1])
     return segments
+
+
+def checkpoint_problem(network: Network, checkpoint: Checkpoint) -> str | None:
+    """Why `checkpoint` would checkpoint nothing in this network, or None."""
+    if checkpoint_segments(network, checkpoint):
+        return None
+    if checkpoint == "blocks":
+        return "checkpoint='blocks': the spec calls no block"
+    if len(checkpoint_pieces(network)) == 1:
+        return (f"checkpoint every {checkpoint}: the network has no place between its layers "
+                "where one tensor alone is alive, so it makes one segment")
+    return (f"checkpoint every {checkpoint}: all {len(network.layers)} layers make one "
+            "segment, the last, which runs without checkpointing; choose N below "
+            f"{len(network.layers)}")
 
 
 def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
@@ -188,6 +281,8 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
     extra: dict[str, Kept] = {}
     recorded = {INPUT_NODE: False}
+    entering: dict[tuple[str, ...], set[str]] = {}  # each segment's inputs
+    saving: set[tuple[str, ...]] = set()  # the segments whose layers save anything
     for layer in network.layers:
         cost = costs[layer.name]
         kind = reg.kind_of(layer.kind)
@@ -198,35 +293,45 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
             width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
             recorded[name] for name in layer.inputs)
-        if layer.name in segments:  # checkpointed: autograd keeps the segment's inputs only
-            saved.update(storage[name] for name in layer.inputs
-                         if segments.get(name) != segments[layer.name])
-            continue
-        if layer.args is None or not recorded[layer.name]:
-            continue
-        if kind.join is not None:
+        adds: set[str] = set()  # the tensors this layer keeps, once its own
+        own = _NONE_KEPT
+        if layer.args is not None and recorded[layer.name] and kind.join is not None:
             keeps = kind.saves_inputs([recorded[name] for name in layer.inputs])
-            saved.update(storage[name] for name, keep in zip(layer.inputs, keeps, strict=True)
-                         if keep)
+            adds.update(storage[name] for name, keep in zip(layer.inputs, keeps, strict=True)
+                        if keep)
+        elif layer.args is not None and recorded[layer.name]:
+            rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
+                                    shape_of(shapes, layer.name))
+            casts = 0
+            if rule_saved.input:
+                for name, have in zip(layer.inputs, ins, strict=True):
+                    if kind.contiguous_input and name in strided:  # its own contiguous copy
+                        casts += math.prod(shape_of(shapes, name)) * runs
+                    elif have == runs:
+                        adds.add(storage[name])
+                    else:  # autocast's cast of this input, made for this layer
+                        casts += math.prod(shape_of(shapes, name)) * runs
+            if rule_saved.output:
+                adds.add(storage[layer.name])
+            stat = FP32 if autocast and rule.stats_fp32 else runs
+            copies = cost.weights * runs if autocast and rule.runs == "low" and (
+                not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
+            own = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
+                       rule_saved.stats * stat, copies)
+        segment = segments.get(layer.name)
+        if segment is None:
+            saved.update(adds)
+            if own is not _NONE_KEPT:
+                extra[layer.name] = own
             continue
-        rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
-                                shape_of(shapes, layer.name))
-        casts = 0
-        if rule_saved.input:
-            for name, have in zip(layer.inputs, ins, strict=True):
-                if kind.contiguous_input and name in strided:  # its own contiguous copy
-                    casts += math.prod(shape_of(shapes, name)) * runs
-                elif have == runs:
-                    saved.add(storage[name])
-                else:  # autocast's cast of this input, made for this layer
-                    casts += math.prod(shape_of(shapes, name)) * runs
-        if rule_saved.output:
-            saved.add(storage[layer.name])
-        stat = FP32 if autocast and rule.stats_fp32 else runs
-        copies = cost.weights * runs if autocast and rule.runs == "low" and (
-            not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
-        extra[layer.name] = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
-                                 rule_saved.stats * stat, copies)
+        # Checkpointed: autograd keeps the segment's inputs instead, and only when one of its
+        # layers saves something (else nothing holds the checkpoint's frame, which frees them).
+        entering.setdefault(segment, set()).update(
+            storage[name] for name in layer.inputs if segments.get(name) != segment)
+        if adds or own != _NONE_KEPT:
+            saving.add(segment)
+    for segment in saving:
+        saved.update(entering[segment])
     kept: dict[str, Kept] = {}
     for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
         own = extra.get(name, _NONE_KEPT)

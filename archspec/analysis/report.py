@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from archspec.analysis import cost, fold
 from archspec.catalog import (
@@ -18,6 +17,7 @@ from archspec.catalog import (
     OPTIMIZER_STATE,
     PRECISION_AMP,
     AmpName,
+    Checkpoint,
     Device,
     DType,
     PlannerOptimizer,
@@ -118,7 +118,7 @@ class Memory(Frozen):
     activations_bytes: int  # saved for backward: activations, masks, indices, the input
     autocast_copies_bytes: int  # autocast's low-precision weight copies kept for backward
     saved_bytes: int  # everything autograd keeps for backward but the parameters
-    checkpoint: Literal["blocks"] | None  # build(checkpoint=...) planned, None for none
+    checkpoint: Checkpoint | None  # build(checkpoint=...) planned: "blocks", N layers, or None
     recompute_macs: int  # the forward run again in backward: every checkpointed layer's MACs
     segment_peak_bytes: int  # the largest segment's saved tensors while it is recomputed
     autocast_cache_bytes: int  # every cast weight and bias autocast caches for the forward
@@ -188,15 +188,17 @@ def resolve_amp(plan: TrainingPlan | None, override: AmpName | None, device: Dev
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
                  fit: int | None = None, amp: AmpName | None = None,
-                 device: Device | None = None, checkpoint: Literal["blocks"] | None = None
+                 device: Device | None = None, checkpoint: Checkpoint | None = None
                  ) -> Report:
     """Every figure `archspec table` shows, for a valid (complete) network. Under an autocast
     policy (`amp`, or the train: section's precision) the parameters are float32 and the
     saved tensors have the types autocast gives them on `device`; ValueError when the dtype
     asked for is not float32 (that is pure low-precision training, a case of its own).
-    `checkpoint="blocks"` (or the train: section's) plans build(checkpoint="blocks"): each
-    outermost block call keeps its input alone, its forward runs again in backward, and the
-    training total adds the largest call's saved tensors, held while it is recomputed."""
+    `checkpoint` (or the train: section's) plans build(checkpoint=...): `"blocks"`, each
+    outermost block call, or N, the network N layers at a time (`cost.checkpoint_segments`),
+    keeps its input alone, its forward runs again in backward, and the training total adds
+    the largest segment's saved tensors, held while it is recomputed; ValueError when it
+    would checkpoint nothing."""
     if batch is None:
         batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
             else (1, "the default")
@@ -223,9 +225,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, costs=costs)
     if checkpoint is None and network.plan is not None:
         checkpoint = network.plan.checkpoint
-    segments = cost.checkpoint_segments(network) if checkpoint else {}
+    segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
     if checkpoint and not segments:
-        raise ValueError("checkpoint='blocks': the spec calls no block")
+        raise ValueError(cost.checkpoint_problem(network, checkpoint))
     by_segment: dict[tuple[str, ...], list[str]] = {}
     for name, segment in segments.items():
         by_segment.setdefault(segment, []).append(name)

@@ -35,6 +35,29 @@ def _size(text: str) -> int:
     return size
 
 
+class _Checkpoint(argparse.Action):
+    """`--checkpoint blocks` or `--checkpoint every N`: the value build(checkpoint=...) takes,
+    "blocks" or N."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        words = [str(word) for word in values] if isinstance(values, list) else [str(values)]
+        value: str | int
+        if words == ["blocks"]:
+            value = "blocks"
+        elif len(words) == 2 and words[0] == "every":
+            try:
+                value = whole_number(1)(words[1])
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentError(self, f"every N: {exc}") from None
+        else:
+            raise argparse.ArgumentError(self, "expected `blocks` or `every N`, got "
+                                         f"{' '.join(words)!r}" + (
+                                             " (write FILE before --checkpoint)"
+                                             if len(words) > 2 - (words[0] == "blocks") else ""))
+        setattr(namespace, self.dest, value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="an .arch file (- reads stdin)")
     parser.add_argument("--format", choices=get_args(Format), default="text",
@@ -54,9 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES,
                         help="whose autocast op lists to follow (default: the train: "
                              "section's device, else cpu)")
-    parser.add_argument("--checkpoint", choices=("blocks",),
-                        help="plan activation checkpointing as build(checkpoint=\"blocks\") "
-                             "runs it: each outermost block call keeps its input alone and "
+    parser.add_argument("--checkpoint", action=_Checkpoint, nargs="+",
+                        metavar=("blocks|every", "N"),
+                        help="plan activation checkpointing as build(checkpoint=...) runs it: "
+                             "`blocks`, each outermost block call, or `every N`, the network N "
+                             "layers at a time (the last run plain), keeps its input alone and "
                              "runs its forward again in backward")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
@@ -88,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                                   dtype=args.dtype, optimizer=args.optimizer, fit=args.fit,
                                   amp=args.amp, device=args.device,
                                   checkpoint=args.checkpoint)
-        except ValueError as exc:  # autocast over non-float32 parameters, checkpointing no block
+        except ValueError as exc:  # autocast over non-float32 parameters, nothing to checkpoint
             raise UsageError(str(exc)) from None
         rows = report.folded if args.fold else report.rows
         if args.depth is not None:

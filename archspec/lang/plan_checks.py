@@ -46,8 +46,13 @@ def check(network: Network, shapes: Shapes, diags: Diagnostics) -> None:
     if "data" in plan.spans and plan.data.name != "folder" and output is not None \
             and len(output) == 1:
         classes_fit(plan.data.name, classes, output[0], plan.spans["data"], diags)
-    if plan.checkpoint and not any(m.kind == "block" for m in network.modules):
+    if plan.checkpoint == "blocks" and not any(m.kind == "block" for m in network.modules):
         diags.error("train", "`checkpoint blocks` needs a block call: the spec calls no block",
+                    plan.spans.get("checkpoint", network.input.span))
+    elif isinstance(plan.checkpoint, int) and plan.checkpoint >= len(network.layers):
+        diags.error("train", f"`checkpoint every {plan.checkpoint}`: all "
+                    f"{len(network.layers)} layers make one segment, the last, which runs "
+                    f"without checkpointing; choose N below {len(network.layers)}",
                     plan.spans.get("checkpoint", network.input.span))
     errors = diags.error_count
     resources(network, shapes, plan, diags)

@@ -210,8 +210,24 @@ class TrainSection:
     def _precision(self, directive: s.Directive) -> str | None:
         return self._word(directive, PRECISIONS)
 
-    def _checkpoint(self, directive: s.Directive) -> str | None:
-        return self._word(directive, CHECKPOINTS)
+    def _checkpoint(self, directive: s.Directive) -> str | int | None:
+        """`checkpoint blocks`, or `checkpoint every N`: N layers at a time."""
+        items = directive.items
+        if not items or not isinstance(items[0], s.Call) or items[0].word.lower() != "every":
+            return self._word(directive, CHECKPOINTS)
+        every = items[0]
+        if every.args is not None or len(items) != 2:
+            self.diags.error("train", "write `checkpoint every N`, N a whole number of layers",
+                             directive.span)
+            return None
+        count = items[1]
+        signed = bool(self.source.text[every.span.end:count.span.start].strip())  # `every -4`
+        if not isinstance(count, s.Value) or count.kind != "number" \
+                or not INT.match(count.text) or not 1 <= int(count.text) <= MAX_INT or signed:
+            self.diags.error("train", "`checkpoint every N` takes a whole number of layers, at "
+                             "least 1", count.span)
+            return None
+        return int(count.text)
 
 
 def _check_augment(name: str, values: dict[str, Any], augment: Augment) -> str | None:

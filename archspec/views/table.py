@@ -141,11 +141,12 @@ def _summary(report: Report) -> list[str]:
         f"{binary(m.gradients_bytes)} + optimizer state {binary(m.optimizer_bytes)} + buffers "
         f"{binary(m.buffers_bytes)} + saved for backward {binary(m.saved_bytes)}"
         + (f" + gradient scaler {m.scaler_bytes} B" if m.scaler_bytes else "")
-        + (f" + the largest block call's saved tensors while it is recomputed "
-           f"{binary(m.segment_peak_bytes)}" if m.checkpoint else ""),
-        *([f"  checkpointed ({m.checkpoint}): saved for backward keeps each outermost block "
-           f"call's input; backward runs {metric(m.recompute_macs)} MACs per sample of forward "
-           "again"] if m.checkpoint else []),
+        + (f" + the largest {_SEGMENT[m.checkpoint == 'blocks']}'s saved tensors while it "
+           f"is recomputed {binary(m.segment_peak_bytes)}" if m.checkpoint else ""),
+        *([f"  checkpointed ({_checkpoint(m)}): saved for backward keeps "
+           f"{_SEGMENTS[m.checkpoint == 'blocks']}; backward runs "
+           f"{metric(m.recompute_macs)} MACs per sample of forward again"]
+          if m.checkpoint else []),
         *([f"  saved for backward {binary(m.saved_bytes)} = activations, masks, indices and "
            f"the input {binary(m.activations_bytes)} + autocast's weight copies "
            f"{binary(m.autocast_copies_bytes)}; during the forward autocast also caches "
@@ -158,6 +159,17 @@ def _summary(report: Report) -> list[str]:
                      f"{_largest(m.fit.training_batch)}, inference "
                      f"{_largest(m.fit.inference_batch)}")
     return lines
+
+
+# What a checkpointed segment is, by whether it is a block call: (every N, blocks).
+_SEGMENT = ("segment", "block call")
+_SEGMENTS = ("the input of each segment but the last, which runs plain",
+             "each outermost block call's input")
+
+
+def _checkpoint(m: Memory) -> str:
+    """`blocks`, or `every 4 layers`: the checkpointing planned, as table's option says it."""
+    return "blocks" if m.checkpoint == "blocks" else f"every {m.checkpoint} layers"
 
 
 def _precision(m: Memory) -> str:

@@ -213,6 +213,11 @@ class Resnet18(nn.Module):
         x = self.fc1(x)
         return x
 
+    def _piece_fc1_flatten(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward's fc1_flatten: one of PIECES."""
+        x = torch.flatten(x, 1)
+        return x
+
 
 # Where each module holding tensors is written in the spec, for load_weights.
 SPEC_LINES = {
@@ -292,7 +297,8 @@ BLOCKS: tuple[type[nn.Module], ...] = (Basic, Down)
 def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
     """Run each outermost call of a class in BLOCKS under torch.utils.checkpoint."""
     if checkpoint != "blocks":
-        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks'")
+        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks' or a number of "
+                         "layers")
     if not BLOCKS:
         raise ValueError("checkpoint='blocks': the spec calls no block")
     stack = list(model.children())
@@ -305,13 +311,73 @@ def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
             stack.extend(module.children())
 
 
-def build(weights: str | None = None, checkpoint: str | None = None) -> Resnet18:
+# forward in pieces with one input and one output each (archspec.analysis.cost's
+# checkpoint_pieces): the layers each holds, and the module (by its path) or the method
+# that runs it. build(checkpoint=N) runs them N layers at a time (see checkpoint_every).
+PIECES: tuple[tuple[int, str], ...] = (
+    (1, 'conv1'),
+    (1, 'bn1'),
+    (1, 'relu1'),
+    (1, 'pool1'),
+    (7, 'basic1'),
+    (7, 'basic2'),
+    (9, 'down1'),
+    (7, 'basic3'),
+    (9, 'down2'),
+    (7, 'basic4'),
+    (9, 'down3'),
+    (7, 'basic5'),
+    (1, 'gap1'),
+    (1, '_piece_fc1_flatten'),
+    (1, 'fc1'),
+)
+
+
+def checkpoint_every(model: nn.Module, layers: int) -> None:
+    """Run forward's PIECES in segments of at most `layers` layers (a larger piece alone),
+    each but the last under torch.utils.checkpoint: a segment keeps its input alone for
+    backward and runs its forward again there."""
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(f"checkpoint={layers!r}: the choice is 'blocks' or a number of "
+                         "layers, at least 1")
+    segments: list[list] = []
+    count = 0
+    for size, path in PIECES:
+        if not segments or count + size > layers:
+            segments.append([])
+            count = 0
+        piece = model
+        for part in path.split("."):
+            piece = getattr(piece, part)
+        segments[-1].append(piece)
+        count += size
+    if len(segments) == 1:
+        raise ValueError(f"checkpoint={layers}: the network makes one segment, the last, "
+                         "which runs without checkpointing")
+
+    def run(pieces: list, x: torch.Tensor) -> torch.Tensor:
+        for piece in pieces:
+            x = piece(x)
+        return x
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for pieces in segments[:-1]:
+            x = torch.utils.checkpoint.checkpoint(run, pieces, x, use_reentrant=False)
+        return run(segments[-1], x)
+
+    model.forward = forward
+
+
+def build(weights: str | None = None, checkpoint: str | int | None = None) -> Resnet18:
     """A new Resnet18 with PyTorch's default initialisation, or the tensors of a
-    state_dict file (see load_weights); checkpoint="blocks" runs each block call
-    under torch.utils.checkpoint (see checkpoint_blocks)."""
+    state_dict file (see load_weights); checkpoint="blocks" runs each block call,
+    checkpoint=N the network N layers at a time, under torch.utils.checkpoint
+    (see checkpoint_blocks, checkpoint_every)."""
     model = Resnet18()
     if weights is not None:
         load_weights(model, weights)
-    if checkpoint is not None:
+    if isinstance(checkpoint, str):
         checkpoint_blocks(model, checkpoint)
+    elif checkpoint is not None:
+        checkpoint_every(model, checkpoint)
     return model

@@ -203,7 +203,8 @@ BLOCKS: tuple[type[nn.Module], ...] = ()
 def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
     """Run each outermost call of a class in BLOCKS under torch.utils.checkpoint."""
     if checkpoint != "blocks":
-        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks'")
+        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks' or a number of "
+                         "layers")
     if not BLOCKS:
         raise ValueError("checkpoint='blocks': the spec calls no block")
     stack = list(model.children())
@@ -216,13 +217,97 @@ def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
             stack.extend(module.children())
 
 
-def build(weights: str | None = None, checkpoint: str | None = None) -> Vgg16:
+# forward in pieces with one input and one output each (archspec.analysis.cost's
+# checkpoint_pieces): the layers each holds, and the module (by its path) or the method
+# that runs it. build(checkpoint=N) runs them N layers at a time (see checkpoint_every).
+PIECES: tuple[tuple[int, str], ...] = (
+    (1, 'features.conv1'),
+    (1, 'features.conv1_relu'),
+    (1, 'features.conv2'),
+    (1, 'features.conv2_relu'),
+    (1, 'features.pool1'),
+    (1, 'features.conv3'),
+    (1, 'features.conv3_relu'),
+    (1, 'features.conv4'),
+    (1, 'features.conv4_relu'),
+    (1, 'features.pool2'),
+    (1, 'features.conv5'),
+    (1, 'features.conv5_relu'),
+    (1, 'features.conv6'),
+    (1, 'features.conv6_relu'),
+    (1, 'features.conv7'),
+    (1, 'features.conv7_relu'),
+    (1, 'features.pool3'),
+    (1, 'features.conv8'),
+    (1, 'features.conv8_relu'),
+    (1, 'features.conv9'),
+    (1, 'features.conv9_relu'),
+    (1, 'features.conv10'),
+    (1, 'features.conv10_relu'),
+    (1, 'features.pool4'),
+    (1, 'features.conv11'),
+    (1, 'features.conv11_relu'),
+    (1, 'features.conv12'),
+    (1, 'features.conv12_relu'),
+    (1, 'features.conv13'),
+    (1, 'features.conv13_relu'),
+    (1, 'features.pool5'),
+    (1, 'classifier.fc1_flatten'),
+    (1, 'classifier.fc1'),
+    (1, 'classifier.fc1_relu'),
+    (1, 'classifier.dropout1'),
+    (1, 'classifier.fc2'),
+    (1, 'classifier.fc2_relu'),
+    (1, 'classifier.dropout2'),
+    (1, 'classifier.fc3'),
+)
+
+
+def checkpoint_every(model: nn.Module, layers: int) -> None:
+    """Run forward's PIECES in segments of at most `layers` layers (a larger piece alone),
+    each but the last under torch.utils.checkpoint: a segment keeps its input alone for
+    backward and runs its forward again there."""
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(f"checkpoint={layers!r}: the choice is 'blocks' or a number of "
+                         "layers, at least 1")
+    segments: list[list] = []
+    count = 0
+    for size, path in PIECES:
+        if not segments or count + size > layers:
+            segments.append([])
+            count = 0
+        piece = model
+        for part in path.split("."):
+            piece = getattr(piece, part)
+        segments[-1].append(piece)
+        count += size
+    if len(segments) == 1:
+        raise ValueError(f"checkpoint={layers}: the network makes one segment, the last, "
+                         "which runs without checkpointing")
+
+    def run(pieces: list, x: torch.Tensor) -> torch.Tensor:
+        for piece in pieces:
+            x = piece(x)
+        return x
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for pieces in segments[:-1]:
+            x = torch.utils.checkpoint.checkpoint(run, pieces, x, use_reentrant=False)
+        return run(segments[-1], x)
+
+    model.forward = forward
+
+
+def build(weights: str | None = None, checkpoint: str | int | None = None) -> Vgg16:
     """A new Vgg16 with PyTorch's default initialisation, or the tensors of a
-    state_dict file (see load_weights); checkpoint="blocks" runs each block call
-    under torch.utils.checkpoint (see checkpoint_blocks)."""
+    state_dict file (see load_weights); checkpoint="blocks" runs each block call,
+    checkpoint=N the network N layers at a time, under torch.utils.checkpoint
+    (see checkpoint_blocks, checkpoint_every)."""
     model = Vgg16()
     if weights is not None:
         load_weights(model, weights)
-    if checkpoint is not None:
+    if isinstance(checkpoint, str):
         checkpoint_blocks(model, checkpoint)
+    elif checkpoint is not None:
+        checkpoint_every(model, checkpoint)
     return model

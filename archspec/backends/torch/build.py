@@ -15,13 +15,14 @@ from archspec.lang.shapes import Shapes
 
 def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
              max_params: int = DEFAULT_MAX_BUILD_PARAMS, weights: str | None = None,
-             checkpoint: str | None = None) -> nn.Module:
+             checkpoint: str | int | None = None) -> nn.Module:
     """Build the network as an `nn.Module` with the spec's init applied, or with the tensors
     of the state_dict file `weights` (checked against the spec first: ValueError, every
     tensor missing, unexpected or of another shape at its spec line). `checkpoint="blocks"`
     runs each outermost block call under `torch.utils.checkpoint` (non-reentrant): only its
     input is saved for backward, and its forward runs again there (ValueError if the spec
-    calls no block).
+    calls no block); `checkpoint=N` runs the network's pieces (`cost.checkpoint_pieces`) N
+    layers at a time, each segment but the last so (ValueError if that makes one segment).
 
     The module is the class `emit` writes, executed in process; it allocates on the current
     default device (`with torch.device("meta"): to_torch(net)` builds without memory).

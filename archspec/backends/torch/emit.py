@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from archspec.analysis.cost import checkpoint_pieces
 from archspec.analysis.report import Report, build_report, first_over
 from archspec.backends.torch.layers import DEFAULTS, HELPERS, JOINS, LAYERS, MODULE_ATTRIBUTES
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
@@ -169,8 +170,10 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
     for unit in units:
         if unit.attr is not None:
             lines.extend(_module_lines(unit, known, names))
+    pieces = _flat_pieces(network, units, names)
     lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
-              *_forward(network, units, names), "", "", *_build(network, known, cls)]
+              *_forward(network, units, names), *_piece_methods(pieces), "", "",
+              *_build(network, known, cls, pieces)]
     return "\n".join(lines) + "\n"
 
 
@@ -341,13 +344,18 @@ def _literal(value: ArgValue | Shape) -> str:
 
 
 def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> list[str]:
-    var = {INPUT_NODE: INPUT_VAR} | names
     if all(unit.attr is not None for unit in units):
         # No joins, so a plain stack: thread one variable through, as torchvision's VGG does.
         body = [f"        x = self.{unit.attr}(x)" for unit in units[:-1]]
         final = f"self.{units[-1].attr}(x)" if units else "x"
         return [*body, f"        return {final}"]
-    out = var[network.output]
+    var = {INPUT_NODE: INPUT_VAR} | names
+    return _statements(units, var, var[network.output])
+
+
+def _statements(units: list[_Unit], var: dict[str, str], out: str) -> list[str]:
+    """A flat graph's units as the statements of a `forward` that returns `out`, each
+    variable deleted after its last reader."""
     reads = [tuple(var[name] for name in unit.layers[0].inputs) for unit in units]
     targets = [var[unit.last.name] for unit in units]
     lines = []
@@ -361,6 +369,47 @@ def _forward(network: Network, units: list[_Unit], names: dict[str, str]) -> lis
         lines.extend(_del_lines(dead))
     lines.append(f"        return {out}")
     return lines
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One of `analysis.cost.checkpoint_pieces` in the module: its layer count and what runs
+    it, a module's path or a method of the network's class (whose lines `method` holds)."""
+
+    size: int
+    path: str
+    method: tuple[str, ...] = ()
+
+
+def _piece_method(name: str, layers: tuple[str, ...], body: list[str]) -> _Piece:
+    """A piece that no one module runs (a branched group, a flatten step) as a method."""
+    doc = _text(f"Forward from {layers[0]} to {layers[-1]}: one of PIECES.", 80) \
+        if len(layers) > 1 else _text(f"Forward's {layers[0]}: one of PIECES.", 80)
+    return _Piece(len(layers), name, (
+        "", f"    def {name}(self, x: torch.Tensor) -> torch.Tensor:", f'        """{doc}"""',
+        *body))
+
+
+def _piece_methods(pieces: list[_Piece]) -> list[str]:
+    return [line for piece in pieces for line in piece.method]
+
+
+def _flat_pieces(network: Network, units: list[_Unit], names: dict[str, str]) -> list[_Piece]:
+    """The pieces of a flat module: a layer by its path, a branched group as a method that
+    runs its units."""
+    paths = layer_paths(network)
+    found = []
+    for piece in checkpoint_pieces(network):
+        if piece.unit is not None and piece.layers[0] in paths:
+            found.append(_Piece(1, paths[piece.layers[0]]))
+            continue
+        inside = set(piece.layers)
+        chosen = [unit for unit in units if unit.layers[0].name in inside]
+        assert sum(len(unit.layers) for unit in chosen) == len(piece.layers)
+        var = {INPUT_NODE: INPUT_VAR} | names | {chosen[0].layers[0].inputs[0]: INPUT_VAR}
+        found.append(_piece_method(f"_piece_{names[piece.layers[-1]]}", piece.layers,
+                                   _statements(chosen, var, var[piece.layers[-1]])))
+    return found
 
 
 def _frees(targets: list[str], reads: list[tuple[str, ...]], out: str) -> list[list[str]]:
@@ -385,12 +434,13 @@ def _del_lines(names: list[str]) -> list[str]:
     return _fill("        del ", "(" + ", ".join(names) + ")")
 
 
-def _build(network: Network, shapes: dict[str, Shape], cls: str,
+def _build(network: Network, shapes: dict[str, Shape], cls: str, pieces: Sequence[_Piece],
            blocks: Sequence[str] = ()) -> list[str]:
-    """`SPEC_LINES`, `check_weights`, `BLOCKS` and `build(weights=None, checkpoint=None)`: a
-    new model with the spec's init, or with a state_dict file's tensors, checked before
-    loading; `checkpoint="blocks"` runs each outermost call of a block class (`blocks`) under
-    torch.utils.checkpoint."""
+    """`SPEC_LINES`, `check_weights`, `BLOCKS`, `PIECES` and `build(weights=None,
+    checkpoint=None)`: a new model with the spec's init, or with a state_dict file's tensors,
+    checked before loading; `checkpoint="blocks"` runs each outermost call of a block class
+    (`blocks`) under torch.utils.checkpoint, `checkpoint=N` forward's pieces N layers at a
+    time."""
     scheme = network.init
     classes = list(dict.fromkeys(
         _call(layer, shapes)[0] for layer in network.layers
@@ -399,23 +449,25 @@ def _build(network: Network, shapes: dict[str, Shape], cls: str,
     head = [*_spec_lines(network, shapes), *_WEIGHTS,
             "# The classes of the spec's blocks: build(checkpoint=\"blocks\") recomputes each "
             "call.", *_fill("BLOCKS: tuple[type[nn.Module], ...] = ", f"({listed})"), "", "",
-            *_CHECKPOINT,
-            f"def build(weights: str | None = None, checkpoint: str | None = None) -> {cls}:"]
+            *_CHECKPOINT_BLOCKS, *_PIECES_NOTE, "PIECES: tuple[tuple[int, str], ...] = (",
+            *(f"    ({piece.size}, {piece.path!r})," for piece in pieces), ")", "", "",
+            *_CHECKPOINT_EVERY,
+            f"def build(weights: str | None = None, checkpoint: str | int | None = None) -> {cls}:"]
     load = ["    if weights is not None:", "        load_weights(model, weights)",
-            "    if checkpoint is not None:", "        checkpoint_blocks(model, checkpoint)",
+            "    if isinstance(checkpoint, str):", "        checkpoint_blocks(model, checkpoint)",
+            "    elif checkpoint is not None:", "        checkpoint_every(model, checkpoint)",
             "    return model"]
+    says = ['    state_dict file (see load_weights); checkpoint="blocks" runs each block call,',
+            "    checkpoint=N the network N layers at a time, under torch.utils.checkpoint",
+            '    (see checkpoint_blocks, checkpoint_every)."""']
     if scheme.name == "torch" or not classes:
         return [*head, f'    """A new {cls} with PyTorch\'s default initialisation, or the '
-                "tensors of a",
-                '    state_dict file (see load_weights); checkpoint="blocks" runs each block call',
-                '    under torch.utils.checkpoint (see checkpoint_blocks)."""',
-                f"    model = {cls}()", *load]
+                "tensors of a", *says, f"    model = {cls}()", *load]
     statement, doc = _INIT[scheme.name]
     std = _literal(scheme.std)
     kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)};',
-            '    or the tensors of a state_dict file (see load_weights); checkpoint="blocks" '
-            'runs', '    each block call under torch.utils.checkpoint (see checkpoint_blocks)."""',
+    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)}; or the '
+            "tensors of a", *says,
             f"    model = {cls}()",
             "    for module in model.modules():",
             f"        if isinstance(module, {kinds}):",
@@ -449,10 +501,11 @@ def _holds_tensors(layer: Layer, shapes: dict[str, Shape]) -> bool:
 
 # Activation checkpointing of the generated module: each outermost block call saves its input
 # alone for backward and runs its forward again there (non-reentrant, as PyTorch advises).
-_CHECKPOINT = '''def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
+_CHECKPOINT_BLOCKS = '''def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
     """Run each outermost call of a class in BLOCKS under torch.utils.checkpoint."""
     if checkpoint != "blocks":
-        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks'")
+        raise ValueError(f"checkpoint={checkpoint!r}: the choice is 'blocks' or a number of "
+                         "layers")
     if not BLOCKS:
         raise ValueError("checkpoint='blocks': the spec calls no block")
     stack = list(model.children())
@@ -463,6 +516,52 @@ _CHECKPOINT = '''def checkpoint_blocks(model: nn.Module, checkpoint: str) -> Non
                 run, x, use_reentrant=False)
         else:
             stack.extend(module.children())
+
+
+'''.splitlines()
+
+_PIECES_NOTE = [
+    "# forward in pieces with one input and one output each (archspec.analysis.cost's",
+    "# checkpoint_pieces): the layers each holds, and the module (by its path) or the method",
+    "# that runs it. build(checkpoint=N) runs them N layers at a time (see checkpoint_every).",
+]
+
+# Checkpointing every N layers: forward's pieces in segments of at most N layers (a larger
+# piece alone; `analysis.cost.segment_runs`, the rule the planner follows), each but the last
+# under torch.utils.checkpoint, as torch's checkpoint_sequential leaves the last.
+_CHECKPOINT_EVERY = '''def checkpoint_every(model: nn.Module, layers: int) -> None:
+    """Run forward's PIECES in segments of at most `layers` layers (a larger piece alone),
+    each but the last under torch.utils.checkpoint: a segment keeps its input alone for
+    backward and runs its forward again there."""
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(f"checkpoint={layers!r}: the choice is 'blocks' or a number of "
+                         "layers, at least 1")
+    segments: list[list] = []
+    count = 0
+    for size, path in PIECES:
+        if not segments or count + size > layers:
+            segments.append([])
+            count = 0
+        piece = model
+        for part in path.split("."):
+            piece = getattr(piece, part)
+        segments[-1].append(piece)
+        count += size
+    if len(segments) == 1:
+        raise ValueError(f"checkpoint={layers}: the network makes one segment, the last, "
+                         "which runs without checkpointing")
+
+    def run(pieces: list, x: torch.Tensor) -> torch.Tensor:
+        for piece in pieces:
+            x = piece(x)
+        return x
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for pieces in segments[:-1]:
+            x = torch.utils.checkpoint.checkpoint(run, pieces, x, use_reentrant=False)
+        return run(segments[-1], x)
+
+    model.forward = forward
 
 
 '''.splitlines()
@@ -1084,12 +1183,37 @@ def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
     items = _items(root, known, classes, True)
     blocks = [by_id[k].name for k in defined
               if any(b.module is not None and b.module.kind == "block" for b in by_id[k].boxes)]
+    pieces = _tree_pieces(network, root, top)
     body = [*(line for k in defined for line in by_id[k].source),
             f"class {cls}(nn.Module):", *_docstring_rows(network, report, renames), "",
             "    def __init__(self) -> None:", "        super().__init__()",
-            *_init_lines(items, top), *_forward_lines(root, top)]
+            *_init_lines(items, top), *_forward_lines(root, top), *_piece_methods(pieces)]
     ordered = any("OrderedDict([" in line and not line.lstrip().startswith(("#", '"""'))
                   for line in body)
     lines = [*_preamble(network, known, origin, ordered),
-             *body, "", "", *_build(network, known, cls, blocks)]
+             *body, "", "", *_build(network, known, cls, pieces, blocks)]
     return "\n".join(lines) + "\n"
+
+
+def _tree_pieces(network: Network, root: _Box, top: dict[str, str]) -> list[_Piece]:
+    """The pieces of a module with a hierarchy: a layer, block call or named group by its
+    path; a branched group at the top (or a flatten step, which has no module) as a method
+    that runs its members."""
+    modules = {module.path for module in network.modules}
+    paths = _hier_paths(network)
+    path_of = {layer.name: layer.path for layer in network.layers}
+    found = []
+    for piece in checkpoint_pieces(network):
+        unit = piece.unit
+        if unit is not None and (unit in modules or piece.layers[0] in paths):
+            found.append(_Piece(len(piece.layers), ".".join((top[unit[0]], *unit[1:]))))
+            continue
+        inside = set(piece.layers)
+        members = [m for m in root.members
+                   if (m.layers[0] if isinstance(m, _Box) else m).name in inside]
+        assert sum(len(m.layers) if isinstance(m, _Box) else 1 for m in members) \
+            == len(piece.layers)
+        box = _Box((), None, [], members)
+        found.append(_piece_method(f"_piece_{top[path_of[piece.layers[-1]][0]]}", piece.layers,
+                                   _forward_lines(box, top)[2:]))
+    return found

@@ -4,7 +4,8 @@ The front end already rejects malformed settings (a negative lr, an unknown sche
 augment chain that does not end at the input size, snapshots without SGDR). What needs the
 world outside the spec, or the run's own epochs (`--epochs`), is checked here: the data
 folder and its classes, the dataset against the network's output, enough SGDR cycles for the
-snapshots, the device, and SyncBatchNorm on several CPU processes; and, for the plan the run
+snapshots, the device, SyncBatchNorm on several CPU processes, and checkpointing that would
+checkpoint nothing (a network with no place to cut); and, for the plan the run
 really uses (a spec without `train:` gets the default one), the memory its data, augmented
 batches and kept weights would take (`plan_checks.resources`), before anything is allocated.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from archspec.analysis import cost
 from archspec.catalog import DATASETS
 from archspec.core.diagnostics import Diagnostic, Diagnostics
 from archspec.core.source import Span
@@ -73,6 +75,9 @@ def check(spec: Spec, plan: TrainingPlan,
     if plan.channels_last and len(network.input.shape) != 3:
         diags.error("train", "channels_last needs an image input (CxHxW)",
                     where("channels_last"))
+    problem = cost.checkpoint_problem(network, plan.checkpoint) if plan.checkpoint else None
+    if problem is not None:  # what `check` cannot see: a network with no place to cut
+        diags.error("train", problem, where("checkpoint"))
     if not diags.has_errors:  # the memory the run's data and weights would take
         plan_checks.resources(network, spec.shapes, plan, diags)
     if diags.has_errors:
