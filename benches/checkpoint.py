@@ -1,11 +1,12 @@
-"""The planner's memory under build(checkpoint="blocks") beside what the module really holds.
+"""The planner's memory under build(checkpoint=...) beside what the module really holds.
 
-    python benches/checkpoint.py [--side 64] [--batch 2] [SPEC ...]
+    python benches/checkpoint.py [--side 64] [--batch 2] [--every N ...] [SPEC ...]
 
-For each spec (default: ResNet-18, ResNet-50 of the zoo and GoogLeNet of specs/), plain and
-checkpointed: the planner's saved_bytes and segment_peak_bytes, and the activation peak of
-one forward and backward measured with archspec.runtime.meter.peak_bytes, the parameters,
-their pre-made gradients and the buffers ignored (the input batch counted). The meter also
+For each spec (default: ResNet-18, ResNet-50 of the zoo and GoogLeNet of specs/), plain,
+checkpointed by blocks (when it calls one) and every N layers (default 10): the planner's
+saved_bytes and segment_peak_bytes, and the activation peak of one forward and backward
+measured with archspec.runtime.meter.peak_bytes, the parameters, their pre-made gradients
+and the buffers ignored (the input batch counted). The meter also
 sees what the planner does not count: the gradients of activations in flight and each
 layer's weight gradient before it is accumulated.
 """
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--side", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--every", type=int, nargs="+", default=[10])
     parser.add_argument("specs", nargs="*", default=DEFAULT)
     args = parser.parse_args()
     print(f"{'spec':28} {'checkpoint':10} {'saved MB':>9} {'segment MB':>10} "
@@ -41,7 +43,8 @@ def main() -> None:
         network = network.model_copy(update={"input": network.input.model_copy(
             update={"shape": (shape[0], args.side, args.side)})})
         shapes = infer(network, Diagnostics())
-        for checkpoint in (None, "blocks"):
+        blocks = ("blocks",) if any(m.kind == "block" for m in network.modules) else ()
+        for checkpoint in (None, *blocks, *args.every):
             module = archspec.to_torch(network, shapes, checkpoint=checkpoint).train()
             params = list(module.parameters())
             for param in params:
@@ -54,7 +57,9 @@ def main() -> None:
             memory = build_report(network, shapes, batch=args.batch, dtype="float32",
                                   checkpoint=checkpoint).memory
             planned = memory.saved_bytes + memory.segment_peak_bytes
-            print(f"{name:28} {checkpoint or '-':10} {memory.saved_bytes / 1e6:9.2f} "
+            shown = "-" if checkpoint is None else checkpoint if checkpoint == "blocks" \
+                else f"every {checkpoint}"
+            print(f"{name:28} {shown:10} {memory.saved_bytes / 1e6:9.2f} "
                   f"{memory.segment_peak_bytes / 1e6:10.2f} {planned / 1e6:10.2f} "
                   f"{measured / 1e6:11.2f}")
 
