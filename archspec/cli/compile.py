@@ -79,10 +79,15 @@ def run(args: argparse.Namespace) -> int:
              plan.plan_path(".", network).name, *([f"{network.name}.onnx"] if args.onnx else [])]
     try:
         with replace_set(out, names) as stage:
-            write_atomic(stage / names[0], source)
-            write_atomic(stage / names[1], render(report, "markdown"))
-            dot.render_files(network, spec.shapes, stage / network.name, report=report)
-            plan.write_plan(spec, stage)
+            # The views of 100k layers make as many small acyclic objects as the analysis:
+            # the cycle collector's passes over them cost 2 s and freed nothing.
+            with collector_paused():
+                too_big = dot.size_error(network)
+                write_atomic(stage / names[0], source)
+                write_atomic(stage / names[1], render(report, "markdown"))
+                dot.render_files(network, spec.shapes, stage / network.name, report=report,
+                                 fits=too_big is None)
+                plan.write_plan(spec, stage)
             if args.onnx:
                 from archspec.backends.torch.onnx import export_onnx
 
@@ -96,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERRORS
     for path in written:
         print(f"wrote {path}")
-    if (problem := dot.size_error(network)) is not None:
-        print(render_all([problem.model_copy(update={"severity": Severity.WARNING})],
+    if too_big is not None:
+        print(render_all([too_big.model_copy(update={"severity": Severity.WARNING})],
                          spec.source), file=sys.stderr)
         print(f"note: {network.name}.svg is not drawn; {network.name}.dot is", file=sys.stderr)
     if args.weights is not None:

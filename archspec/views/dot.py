@@ -477,9 +477,11 @@ def render(source: str, fmt: str) -> bytes:
 
 
 def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
-                 detail: Detail = "compact", report: Report | None = None) -> list[Path]:
+                 detail: Detail = "compact", report: Report | None = None,
+                 fits: bool | None = None) -> list[Path]:
     """Write `<stem>.dot`, and `<stem>.svg` when `dot` is on PATH and the diagram is within
-    its size limit (`size_error`); the paths written. `report`: as for `diagram`.
+    its size limit (`size_error`); the paths written. `report`: as for `diagram`; `fits`:
+    whether it is within the limit, when the caller has asked `size_error` already.
 
     For `archspec compile`: e.g. `render_files(network, shapes, Path("build") / network.name)`.
     """
@@ -487,7 +489,9 @@ def render_files(network: Network, shapes: Shapes, stem: str | Path, *,
     base = Path(stem)
     written = [base.with_name(base.name + ".dot")]
     write_atomic(written[0], source)
-    if has_dot() and size_error(network, detail) is None:
+    if fits is None:
+        fits = size_error(network, detail) is None
+    if has_dot() and fits:
         written.append(base.with_name(base.name + ".svg"))
         write_atomic(written[1], render(source, "svg"))
     return written
