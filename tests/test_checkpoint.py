@@ -8,13 +8,20 @@ import json
 
 import pytest
 from conftest import SPECS, quiet_trainer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_memory import BATCH, SMALL, ZOO, autograd_saved, cheap
 
 import archspec
+from archspec.analysis import cost
 from archspec.analysis.cost import checkpoint_pieces, segment_runs
 from archspec.analysis.report import build_report
 from archspec.backends.torch.emit import emit
 from archspec.cli import main
+from archspec.core.diagnostics import Diagnostics
+from archspec.ir import Network
+from archspec.lang.shapes import infer
+from archspec.testing import networks
 
 
 def _run(network, shapes, checkpoint):
@@ -136,6 +143,31 @@ def test_planned_saved_bytes_under_checkpointing_are_what_autograd_saves(path, c
                          device="cpu").memory
     assert 0 < memory.segment_peak_bytes <= plain.saved_bytes
     assert 0 < memory.recompute_macs <= build_report(network, shapes).totals.macs
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(max_size=10, max_channels=6), st.integers(1, 6))
+def test_every_n_layers_on_random_networks(network: Network, every: int) -> None:
+    """Flat graphs with top-level branches, named groups and block calls, every kind: the
+    checkpointed module computes what the plain one does and holds what the plan counts."""
+    torch = pytest.importorskip("torch")
+    diags = Diagnostics()
+    shapes = infer(network, diags)
+    assert not diags.has_errors
+    if cost.checkpoint_problem(network, every) is not None:  # one segment: refused
+        with pytest.raises(ValueError, match="one segment"):
+            archspec.to_torch(network, shapes, checkpoint=every)
+        return
+    plan = build_report(network, shapes, batch=BATCH, checkpoint=every).memory
+    assert plan.saved_bytes == autograd_saved(network, shapes, None, checkpoint=every)
+    x = torch.randn(BATCH, *network.input.shape)
+    outs = []
+    for checkpoint in (None, every):
+        torch.manual_seed(0)
+        module = archspec.to_torch(network, shapes, checkpoint=checkpoint).train()
+        torch.manual_seed(1)
+        outs.append(module(x))
+    torch.testing.assert_close(outs[1], outs[0])
 
 
 def test_the_planner_refuses_checkpointing_a_spec_without_blocks() -> None:

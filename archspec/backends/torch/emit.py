@@ -401,7 +401,7 @@ def _flat_pieces(network: Network, units: list[_Unit], names: dict[str, str]) ->
     found = []
     for piece in checkpoint_pieces(network):
         if piece.unit is not None and piece.layers[0] in paths:
-            found.append(_Piece(1, paths[piece.layers[0]]))
+            found.append(_Piece(len(piece.layers), paths[piece.layers[0]]))
             continue
         inside = set(piece.layers)
         chosen = [unit for unit in units if unit.layers[0].name in inside]
@@ -451,29 +451,38 @@ def _build(network: Network, shapes: dict[str, Shape], cls: str, pieces: Sequenc
             "call.", *_fill("BLOCKS: tuple[type[nn.Module], ...] = ", f"({listed})"), "", "",
             *_CHECKPOINT_BLOCKS, *_PIECES_NOTE, "PIECES: tuple[tuple[int, str], ...] = (",
             *(f"    ({piece.size}, {piece.path!r})," for piece in pieces), ")", "", "",
-            *_CHECKPOINT_EVERY,
-            f"def build(weights: str | None = None, checkpoint: str | int | None = None) -> {cls}:"]
+            *_CHECKPOINT_EVERY, *_build_signature(cls)]
     load = ["    if weights is not None:", "        load_weights(model, weights)",
             "    if isinstance(checkpoint, str):", "        checkpoint_blocks(model, checkpoint)",
             "    elif checkpoint is not None:", "        checkpoint_every(model, checkpoint)",
             "    return model"]
-    says = ['    state_dict file (see load_weights); checkpoint="blocks" runs each block call,',
-            "    checkpoint=N the network N layers at a time, under torch.utils.checkpoint",
-            '    (see checkpoint_blocks, checkpoint_every)."""']
     if scheme.name == "torch" or not classes:
         return [*head, f'    """A new {cls} with PyTorch\'s default initialisation, or the '
-                "tensors of a", *says, f"    model = {cls}()", *load]
+                "tensors of a",
+                '    state_dict file (see load_weights); checkpoint="blocks" runs each block call,',
+                "    checkpoint=N the network N layers at a time, under torch.utils.checkpoint",
+                '    (see checkpoint_blocks, checkpoint_every)."""', f"    model = {cls}()", *load]
     statement, doc = _INIT[scheme.name]
     std = _literal(scheme.std)
     kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)}; or the '
-            "tensors of a", *says,
+    return [*head, f'    """A new {cls} with the spec\'s init: {doc.format(std=std)};',
+            '    or the tensors of a state_dict file (see load_weights); checkpoint="blocks" runs',
+            "    each block call, checkpoint=N the network N layers at a time, under",
+            '    torch.utils.checkpoint (see checkpoint_blocks, checkpoint_every)."""',
             f"    model = {cls}()",
             "    for module in model.modules():",
             f"        if isinstance(module, {kinds}):",
             f"            {statement.format(std=std)}",
             "            if module.bias is not None:",
             "                nn.init.zeros_(module.bias)", *load]
+
+
+def _build_signature(cls: str) -> list[str]:
+    line = f"def build(weights: str | None = None, checkpoint: str | int | None = None) -> {cls}:"
+    if len(line) <= LINE_LIMIT:
+        return [line]
+    return ["def build(", "    weights: str | None = None, checkpoint: str | int | None = None",
+            f") -> {cls}:"]
 
 
 def _spec_lines(network: Network, shapes: dict[str, Shape]) -> list[str]:
