@@ -240,7 +240,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     plain = kept
     if segments:
         kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, segments, costs)
-    rows = tuple(_row(layer, (layer,), shapes, fields, plain, costs, batch, bpv, per_param)
+    rows = tuple(_row(layer, shapes, fields, plain, costs, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     own = {row.name: row for row in rows}
@@ -249,10 +249,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         if names == [owner]:  # a layer alone: its own row (one Row built once, not twice)
             folded.append(own[owner])
             continue
-        members = tuple(by_name[name] for name in names)
-        principal = by_name[owner]
-        folded.append(_row(principal, members, shapes, fields, plain, costs, batch, bpv,
-                           per_param))
+        folded.append(_folded(by_name[owner], [own[name] for name in names], shapes))
 
     inp = network.input.shape
     params = sum(r.params for r in rows)
@@ -326,23 +323,51 @@ def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ..
         if not key[-1]:
             folded.append(run[0])
             continue
-        first, last = run[0], run[-1]
         module = modules[key]
-        folded.append(Row.model_construct(
-            name=".".join(key), kind=module.kind.upper(), written=module.label,
-            folds=(), implicit=False,
-            members=tuple(name for row in run for name in row.members),
-            input_shape=first.input_shape, output_shape=last.output_shape,
-            weights=sum(r.weights for r in run), biases=sum(r.biases for r in run),
-            buffers=sum(r.buffers for r in run),
-            buffer_bytes=sum(r.buffer_bytes for r in run),
-            weights_formula="", formula="",
-            activations=sum(r.activations for r in run),
-            activation_bytes=sum(r.activation_bytes for r in run),
-            macs=sum(r.macs for r in run), receptive_field=last.receptive_field,
-            jump=last.jump, saved_bytes=sum(r.saved_bytes for r in run),
-            training_bytes=sum(r.training_bytes for r in run)))
+        folded.append(_summed(run, name=".".join(key), kind=module.kind.upper(),
+                              written=module.label, implicit=False, folds=(),
+                              weights_formula="", formula=""))
     return tuple(folded)
+
+
+def _folded(principal: Layer, members: list[Row], shapes: Shapes) -> Row:
+    """A layer's row with what folds into it (`fold.groups`: an implied flatten, batch norm,
+    activations): its members' own rows summed. Only the formulas are the group's: an FC
+    after its implied flatten names the map the flatten reads (7*7*512), not the vector."""
+    first = members[0]
+    pieces = [row.formula for row in members]
+    at = next(i for i, row in enumerate(members) if row.name == principal.name)
+    main = members[at].weights_formula
+    if at:  # the principal reads what the first member reads
+        part = cost.layer_cost(principal, shapes, first.input_shape)
+        main = part.formula
+        pieces[at] = f"{part.formula} + {part.biases}" if part.biases and part.formula \
+            else part.formula
+    return _summed(members, name=principal.name, kind=principal.kind,
+                   written=principal.written, implicit=principal.implicit,
+                   folds=tuple(row.kind for row in members if row.name != principal.name
+                               and not reg.kind_of(row.kind).view),
+                   weights_formula=main, formula=" + ".join(piece for piece in pieces if piece))
+
+
+def _summed(rows: Sequence[Row], *, name: str, kind: str, written: str, implicit: bool,
+            folds: tuple[str, ...], weights_formula: str, formula: str) -> Row:
+    """One row standing for several (`_folded`, `at_depth`): every count and byte figure the
+    sum of theirs (the training bytes too: each row's is linear in its own figures), the
+    first one's input, the last one's output, receptive field and jump."""
+    first, last = rows[0], rows[-1]
+    return Row.model_construct(
+        name=name, kind=kind, written=written, implicit=implicit,
+        members=tuple(member for row in rows for member in row.members), folds=folds,
+        input_shape=first.input_shape, output_shape=last.output_shape,
+        weights=sum(r.weights for r in rows), biases=sum(r.biases for r in rows),
+        buffers=sum(r.buffers for r in rows), buffer_bytes=sum(r.buffer_bytes for r in rows),
+        weights_formula=weights_formula, formula=formula,
+        activations=sum(r.activations for r in rows),
+        activation_bytes=sum(r.activation_bytes for r in rows),
+        macs=sum(r.macs for r in rows), receptive_field=last.receptive_field, jump=last.jump,
+        saved_bytes=sum(r.saved_bytes for r in rows),
+        training_bytes=sum(r.training_bytes for r in rows))
 
 
 def group_params(report: Report, groups: Iterable[tuple[str, Iterable[str]]]
@@ -364,41 +389,26 @@ def first_over(report: Report, max_params: int) -> Row | None:
     return None
 
 
-def _row(principal: Layer, members: tuple[Layer, ...], shapes: Shapes,
-         fields: dict[str, cost.Field | None], kept: dict[str, cost.Kept],
-         costs: dict[str, reg.Cost], batch: int, bpv: int, per_param: int) -> Row:
-    first, last = members[0], members[-1]
-    inp = cost.input_shape(first, shapes)
-    # A folded FC reads its implied flatten's input: its formula names that fan-in (7*7*512).
-    parts = [cost.layer_cost(m, shapes, inp) if m is principal and m is not first
-             else costs[m.name] for m in members]
-    # One pass over the members (most rows have one) instead of a sum per figure.
-    weights = biases = buffers = buffer_bytes = macs = saved = stats = activations = 0
-    formulas = []
-    for m, p in zip(members, parts, strict=True):
-        weights += p.weights
-        biases += p.biases
-        buffers += p.buffers
-        buffer_bytes += p.buffer_bytes(bpv)
-        macs += p.macs
-        own = kept[m.name]
-        saved += own.per_sample
-        stats += own.per_batch + own.copies
-        activations += cost.new_activations(m, shapes)
-        if p.formula:
-            formulas.append(f"{p.formula} + {p.biases}" if p.biases else p.formula)
-    field = fields[last.name]
+def _row(layer: Layer, shapes: Shapes, fields: dict[str, cost.Field | None],
+         kept: dict[str, cost.Kept], costs: dict[str, reg.Cost], batch: int, bpv: int,
+         per_param: int) -> Row:
+    """One layer's row (a folded row sums its members' rows: `_folded`)."""
+    part, own = costs[layer.name], kept[layer.name]
+    activations = cost.new_activations(layer, shapes)
+    buffer_bytes = part.buffer_bytes(bpv)
+    field = fields[layer.name]
     return Row.model_construct(  # the fields in their declared order
-        name=principal.name, kind=principal.kind, written=principal.written,
-        implicit=principal.implicit, members=tuple(m.name for m in members),
-        folds=tuple(m.kind for m in members
-                    if m is not principal and not reg.kind_of(m.kind).view),
-        input_shape=inp, output_shape=cost.shape_of(shapes, last.name),
-        weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
-        weights_formula=parts[members.index(principal)].formula, formula=" + ".join(formulas),
-        activations=activations, activation_bytes=activations * bpv, macs=macs,
-        receptive_field=_size(field), jump=_jump(field), saved_bytes=saved,
-        training_bytes=(weights + biases) * per_param + buffer_bytes + saved * batch + stats)
+        name=layer.name, kind=layer.kind, written=layer.written, implicit=layer.implicit,
+        members=(layer.name,), folds=(), input_shape=cost.input_shape(layer, shapes),
+        output_shape=cost.shape_of(shapes, layer.name), weights=part.weights,
+        biases=part.biases, buffers=part.buffers, buffer_bytes=buffer_bytes,
+        weights_formula=part.formula,
+        formula=f"{part.formula} + {part.biases}" if part.biases and part.formula
+        else part.formula,
+        activations=activations, activation_bytes=activations * bpv, macs=part.macs,
+        receptive_field=_size(field), jump=_jump(field), saved_bytes=own.per_sample,
+        training_bytes=(part.weights + part.biases) * per_param + buffer_bytes
+        + own.per_sample * batch + own.per_batch + own.copies)
 
 
 def _size(field: cost.Field | None) -> tuple[int, int] | None:
