@@ -320,9 +320,10 @@ def test_inference_peak_is_the_largest_live_set() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 10**12))
 def test_fit_is_the_largest_batch_that_fits(budget: int) -> None:
+    """Training: the predicted peak of a step (the timeline's), not the upper bound."""
     fit = report("lenet5", fit=budget).memory.fit
     assert fit is not None
-    for batch, field in ((fit.training_batch, "training_bytes"),
+    for batch, field in ((fit.training_batch, "training_peak_bytes"),
                          (fit.inference_batch, "inference_bytes")):
         assert getattr(report("lenet5", batch=batch + 1).memory, field) > budget
         if batch:

@@ -256,15 +256,48 @@ def checkpoint_problem(network: Network, checkpoint: Checkpoint) -> str | None:
             f"{len(network.layers)}")
 
 
-def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
-                       autocast: Autocast | None = None, batch: int = 2,
-                       segments: Mapping[str, tuple[str, ...]] | None = None,
-                       costs: Mapping[str, reg.Cost] | None = None) -> dict[str, Kept]:
-    """What autograd keeps for the backward pass, attributed to the layer (or `input`) whose
-    tensor it is, the input batch included. Each tensor counts once however many layers save
-    it; a view is its source's tensor. Follows the module archspec builds: nothing in place.
-    Autograd records a layer only once a gradient flows through it: layers before the first
-    one with parameters (a pool or an activation on the input) keep nothing.
+@dataclass(frozen=True, slots=True)
+class Keeping:
+    """Who keeps what for backward: `tensors` names, per layer, the tensors (by the layer
+    that allocated each, see `storages`) its backward node holds, `frames` per checkpointed
+    segment whose layers save anything the inputs its checkpoint keeps instead; `extra` a
+    layer's own further bytes (statistics, indices, masks, casts, weight copies); `width`
+    the bytes a value of each tensor; `recorded` whether a layer's output needs a gradient
+    (autograd records it)."""
+
+    storages: dict[str, str]
+    width: dict[str, int]
+    recorded: dict[str, bool]
+    tensors: dict[str, tuple[str, ...]]
+    extra: dict[str, Kept]
+    frames: dict[tuple[str, ...], tuple[str, ...]]
+
+
+def saved_for_backward(network: Network, shapes: Shapes, keep: Keeping) -> dict[str, Kept]:
+    """What autograd keeps for the backward pass (`keep`, from `keeping`), attributed to the
+    layer (or `input`) whose tensor it is, the input batch included. Each tensor counts once
+    however many layers or checkpoints keep it; a view is its source's tensor."""
+    saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
+    for names in (*keep.tensors.values(), *keep.frames.values()):
+        saved.update(names)
+    kept: dict[str, Kept] = {}
+    for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
+        own = keep.extra.get(name, _NONE_KEPT)
+        tensor = math.prod(shape_of(shapes, name)) * keep.width[name] if name in saved else 0
+        kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
+    return kept
+
+
+def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
+            autocast: Autocast | None = None, batch: int = 2,
+            segments: Mapping[str, tuple[str, ...]] | None = None,
+            costs: Mapping[str, reg.Cost] | None = None) -> Keeping:
+    """What each layer's backward node keeps, as the module archspec builds runs it (nothing
+    in place). Autograd records a layer only once a gradient flows through it: layers before
+    the first one with parameters (a pool or an activation on the input) keep nothing. In a
+    checkpointed segment (`segments`: layer -> segment) the layers keep nothing; the
+    checkpoint keeps the segment's inputs instead, and only when one of its layers would
+    save something (else nothing holds the checkpoint's frame, which frees them).
 
     Under `autocast` each tensor has its own type, from each kind's `autocast` rule for the
     device: a layer that casts its input keeps the cast copy (a new tensor for each layer
@@ -278,10 +311,10 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
     segments = segments or {}
     strided = _strided(network, shapes) if batch > 1 else set()
     width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
-    saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
+    tensors: dict[str, tuple[str, ...]] = {}
     extra: dict[str, Kept] = {}
     recorded = {INPUT_NODE: False}
-    entering: dict[tuple[str, ...], set[str]] = {}  # each segment's inputs
+    entering: dict[tuple[str, ...], dict[str, None]] = {}  # each segment's inputs, in order
     saving: set[tuple[str, ...]] = set()  # the segments whose layers save anything
     for layer in network.layers:
         cost = costs[layer.name]
@@ -293,12 +326,12 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
             width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
             recorded[name] for name in layer.inputs)
-        adds: set[str] = set()  # the tensors this layer keeps, once its own
+        adds: dict[str, None] = {}  # the tensors this layer keeps, once each, in order
         own = _NONE_KEPT
         if layer.args is not None and recorded[layer.name] and kind.join is not None:
             keeps = kind.saves_inputs([recorded[name] for name in layer.inputs])
-            adds.update(storage[name] for name, keep in zip(layer.inputs, keeps, strict=True)
-                        if keep)
+            adds.update((storage[name], None)
+                        for name, keep in zip(layer.inputs, keeps, strict=True) if keep)
         elif layer.args is not None and recorded[layer.name]:
             rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
                                     shape_of(shapes, layer.name))
@@ -308,11 +341,11 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
                     if kind.contiguous_input and name in strided:  # its own contiguous copy
                         casts += math.prod(shape_of(shapes, name)) * runs
                     elif have == runs:
-                        adds.add(storage[name])
+                        adds[storage[name]] = None
                     else:  # autocast's cast of this input, made for this layer
                         casts += math.prod(shape_of(shapes, name)) * runs
             if rule_saved.output:
-                adds.add(storage[layer.name])
+                adds[storage[layer.name]] = None
             stat = FP32 if autocast and rule.stats_fp32 else runs
             copies = cost.weights * runs if autocast and rule.runs == "low" and (
                 not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
@@ -320,24 +353,17 @@ def saved_for_backward(network: Network, shapes: Shapes, bytes_per_value: int,
                        rule_saved.stats * stat, copies)
         segment = segments.get(layer.name)
         if segment is None:
-            saved.update(adds)
+            if adds:
+                tensors[layer.name] = tuple(adds)
             if own is not _NONE_KEPT:
                 extra[layer.name] = own
             continue
-        # Checkpointed: autograd keeps the segment's inputs instead, and only when one of its
-        # layers saves something (else nothing holds the checkpoint's frame, which frees them).
-        entering.setdefault(segment, set()).update(
-            storage[name] for name in layer.inputs if segments.get(name) != segment)
+        entering.setdefault(segment, {}).update(
+            (storage[name], None) for name in layer.inputs if segments.get(name) != segment)
         if adds or own != _NONE_KEPT:
             saving.add(segment)
-    for segment in saving:
-        saved.update(entering[segment])
-    kept: dict[str, Kept] = {}
-    for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
-        own = extra.get(name, _NONE_KEPT)
-        tensor = math.prod(shape_of(shapes, name)) * width[name] if name in saved else 0
-        kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
-    return kept
+    frames = {segment: tuple(entering[segment]) for segment in entering if segment in saving}
+    return Keeping(storage, width, recorded, tensors, extra, frames)
 
 
 def _runs_width(runs: reg.Runs, ins: list[int], autocast: Autocast | None) -> int:
@@ -365,13 +391,31 @@ def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autoca
     return kind.autocast[autocast.device]
 
 
-def inference_peak(network: Network, shapes: Shapes) -> int:
+def inference_peak(network: Network, shapes: Shapes,
+                   spans: tuple[dict[str, int], dict[str, int]] | None = None) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
-    sample: each tensor lives from the layer that makes it to its last reader, the input (the
-    caller holds it) and the output to the end; views share their source's storage. The
-    compiled module's `forward` frees each as this counts (a `del` after its last reader),
-    and a block or named group is a submodule whose caller holds its argument until it
-    returns: a tensor entering one lives to the submodule's last layer."""
+    sample: each tensor lives from the layer that makes it to its last reader (`lifetimes`,
+    or `spans` when already known)."""
+    born, last_use = spans or lifetimes(network)
+    change = [0] * (len(network.layers) + 2)  # values allocated (+) and freed (-) at each step
+    for name, step in born.items():
+        size = math.prod(shape_of(shapes, name))
+        change[step] += size
+        change[last_use[name] + 1] -= size
+    alive, peak = 0, 0
+    for delta in change:
+        alive += delta
+        peak = max(peak, alive)
+    return peak
+
+
+def lifetimes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
+    """The step (layer index) at which each tensor is made and the last at which the compiled
+    module's `forward` holds it: its last reader, the input (the caller holds it) and the
+    output to the end (`len(layers)`); views share their source's storage. The `forward`
+    frees each as this counts (a `del` after its last reader), and a block or named group is
+    a submodule whose caller holds its argument until it returns: a tensor entering one lives
+    to the submodule's last layer."""
     storage = _storage(network)
     end = len(network.layers)
     born = {INPUT_NODE: 0}
@@ -394,16 +438,7 @@ def inference_peak(network: Network, shapes: Shapes) -> int:
         for name in names:
             last_use[name] = max(last_use[name], module_end[module])
     last_use[storage[network.output]] = end
-    change = [0] * (end + 2)  # values allocated (+) and freed (-) at each step
-    for name, step in born.items():
-        size = math.prod(shape_of(shapes, name))
-        change[step] += size
-        change[last_use[name] + 1] -= size
-    alive, peak = 0, 0
-    for delta in change:
-        alive += delta
-        peak = max(peak, alive)
-    return peak
+    return born, last_use
 
 
 def _storage(network: Network) -> dict[str, str]:

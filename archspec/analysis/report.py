@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from archspec.analysis import cost, fold
+from archspec.analysis import cost, fold, timeline
 from archspec.catalog import (
     AMPS,
     BYTES_PER_VALUE,
     OPTIMIZER_STATE,
+    OPTIMIZERS,
     PRECISION_AMP,
     AmpName,
     Checkpoint,
@@ -98,6 +99,25 @@ class Fit(Frozen):
     inference_batch: int
 
 
+class TrainingPeak(Frozen):
+    """The most one training step holds (`archspec.analysis.timeline`), in bytes: the
+    parameters, buffers, optimizer state and scaler (`state_bytes`), and at the moment of
+    the peak (its `phase`: forward, loss, backward, recompute or step, and `layer`) the
+    activations and kept tensors, the input batch and labels included, the gradients of
+    activations in flight, the weight gradients made so far and temporaries (the optimizer
+    step's, `step_bytes`, when it peaks there)."""
+
+    bytes: int
+    phase: str
+    layer: str
+    state_bytes: int
+    activations_bytes: int
+    activation_gradients_bytes: int
+    weight_gradients_bytes: int
+    temporaries_bytes: int
+    step_bytes: int  # the optimizer step's temporaries, wherever the peak is
+
+
 class Memory(Frozen):
     """Training and inference footprints at `batch`, in bytes."""
 
@@ -123,7 +143,9 @@ class Memory(Frozen):
     segment_peak_bytes: int  # the largest segment's saved tensors while it is recomputed
     autocast_cache_bytes: int  # every cast weight and bias autocast caches for the forward
     scaler_bytes: int  # fp16's gradient scaler
-    training_bytes: int
+    training_bytes: int  # every component at once (the per-layer column sums to it)
+    training_peak_bytes: int  # the predicted peak of one training step
+    training_peak: TrainingPeak
     inference_activations_bytes: int  # the peak alive at once without autograd
     inference_bytes: int
     fit: Fit | None
@@ -222,7 +244,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
 
     fields = cost.receptive_fields(network, shapes)
     costs = cost.layer_costs(network, shapes)
-    kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, costs=costs)
+    plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
+    kept = cost.saved_for_backward(network, shapes, plain_keep)
     if checkpoint is None and network.plan is not None:
         checkpoint = network.plan.checkpoint
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
@@ -239,7 +262,10 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     segment_peak = seg_sample * batch + seg_fixed
     plain = kept
     if segments:
-        kept = cost.saved_for_backward(network, shapes, bpv, policy, batch, segments, costs)
+        keep = cost.keeping(network, shapes, bpv, policy, batch, segments, costs)
+        kept = cost.saved_for_backward(network, shapes, keep)
+    else:
+        keep = plain_keep
     rows = tuple(_row(layer, shapes, fields, plain, costs, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
@@ -267,13 +293,21 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     copies = sum(k.copies for k in kept.values())
     scaler = AMPS[amp_name].scaler_bytes if amp_name else 0
     cache = _autocast_cache(network, costs, policy)
-    peak = cost.inference_peak(network, shapes) * bpv
+    spans = cost.lifetimes(network)
+    peak = cost.inference_peak(network, shapes, spans) * bpv
     fixed_inference = params * bpv + buffers_bytes
     fixed_training = (params * per_param + buffers_bytes + saved_batch + copies + scaler
                       + seg_fixed)
+    state = params * per_param - params * bpv + buffers_bytes + scaler  # all but gradients
+    step = _step_bytes(rows, opt, _decays(network.plan, opt, opt_source), amp_device, bpv)
+    moment = timeline.training_peak(
+        network, shapes, keep, plain_keep, batch=batch,
+        weight_bytes={row.name: row.params * bpv for row in rows if row.params},
+        segments=segments, spans=spans, cache_bytes=cache - copies, step_bytes=step,
+        budget=None if fit is None else fit - state)
     budget = None if fit is None else Fit.model_construct(
         budget_bytes=fit,
-        training_batch=cost.largest_batch(fixed_training, saved_sample + seg_sample, fit),
+        training_batch=(moment.largest_batch or 0) if fit > state else 0,
         inference_batch=cost.largest_batch(fixed_inference, peak, fit))
     memory = Memory.model_construct(
         batch=batch, batch_source=batch_source, dtype=dtype, bytes_per_value=bpv,
@@ -288,6 +322,13 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         checkpoint=checkpoint, recompute_macs=sum(r.macs for r in rows if r.name in segments),
         segment_peak_bytes=segment_peak, autocast_cache_bytes=cache, scaler_bytes=scaler,
         training_bytes=fixed_training + (saved_sample + seg_sample) * batch,
+        training_peak_bytes=state + moment.total,
+        training_peak=TrainingPeak.model_construct(
+            bytes=state + moment.total, phase=moment.phase, layer=moment.layer,
+            state_bytes=state, activations_bytes=moment.activations,
+            activation_gradients_bytes=moment.activation_gradients,
+            weight_gradients_bytes=moment.weight_gradients,
+            temporaries_bytes=moment.temporaries, step_bytes=step),
         inference_activations_bytes=peak * batch,
         inference_bytes=fixed_inference + peak * batch, fit=budget,
         assumptions=_assumptions(dtype, bpv, opt, amp_name, amp_device))
@@ -447,6 +488,34 @@ def _autocast_cache(network: Network, costs: dict[str, reg.Cost],
     return total
 
 
+def _decays(plan: TrainingPlan | None, optimizer: PlannerOptimizer, source: str
+            ) -> tuple[bool, bool]:
+    """Whether the optimizer adds weight decay into the gradients (SGD's and Adam's
+    coupled decay: AdamW's decays the weights in place) and whether it is Nesterov's: the
+    train: section's, else the catalog's defaults."""
+    name = "sgd" if optimizer == "momentum" else optimizer
+    if plan is not None and source == "the train: section":
+        spec = plan.optimizer
+        return spec.weight_decay > 0 and name != "adamw", bool(spec.nesterov)
+    defaults = OPTIMIZERS[name].defaults
+    return float(defaults["weight_decay"]) > 0 and name != "adamw", False
+
+
+def _step_bytes(rows: Sequence[Row], optimizer: PlannerOptimizer, decays: tuple[bool, bool],
+                device: Device, bpv: int) -> int:
+    """The temporaries of the optimizer's step, as torch's implementations make them: on
+    CPU one parameter at a time (the largest counts: Adam's `exp_avg_sq.sqrt() / c` holds
+    two, a coupled weight decay's `grad.add(param)` and Nesterov's `grad.add(buf)` one
+    each), on CUDA every parameter at once (the foreach kernels: Adam's `_foreach_sqrt`, a
+    decay's or Nesterov's `_foreach_add`)."""
+    decay, nesterov = decays
+    adam = optimizer in ("adam", "adamw")
+    copies = 2 * adam + decay + (nesterov and not adam)
+    if device == "cuda":
+        return (adam + decay + (nesterov and not adam)) * sum(r.params for r in rows) * bpv
+    return copies * max((max(r.weights, r.biases) for r in rows), default=0) * bpv
+
+
 def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName | None,
                  device: Device) -> tuple[str, ...]:
     state = OPTIMIZER_STATE[optimizer].note
@@ -466,7 +535,12 @@ def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName
         f"{values}; B/KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024",
         "training = parameters + gradients + optimizer state + buffers + what autograd saves "
         "for backward (each tensor once, the input batch included, as the module archspec "
-        "builds runs it: nothing in place)",
+        "builds runs it: nothing in place), all counted at once; the gradients in flight in "
+        "backward are not",
+        "training-step peak = parameters, buffers and optimizer state + the most one step "
+        "(zero_grad(set_to_none=True), forward, cross-entropy, backward, step) holds at once: "
+        "what is alive in forward and kept for backward, the gradients in flight and the "
+        "weight gradients made so far, the optimizer step's temporaries; --fit solves it",
         state,
         "max-pool indices and batch norm's num_batches_tracked are int64; dropout masks are "
         "stored at the dtype's size (PyTorch's CPU kernel; CUDA keeps 1 byte a value), and "
@@ -477,7 +551,10 @@ def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName
         "measured (tests/test_memory.py): what autograd saves equals this plan to the byte "
         "for every spec in specs/ and specs/zoo/ in float32 and under bf16 autocast on CPU; "
         "CUDA's autocast lists are planned from torch's source, not measured",
+        "measured (tests/test_peak.py): the training-step peak is within 5% of what the "
+        "compiled module holds on CPU for every spec in specs/ and specs/zoo/, plain and "
+        "with checkpointed blocks",
         "not counted: the CUDA context, allocator caching and fragmentation, cuDNN "
-        "workspaces, the loss, and gradients of activations alive during backward",
+        "workspaces, temporaries inside a layer (LRN's), a kernel's own workspace",
     )
 

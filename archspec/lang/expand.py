@@ -323,7 +323,8 @@ class Expander:
             tail = self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, word, scopes))
             return tail, rank
         assert match is not None
-        args = self.args.layer(kind, match, call, env)
+        shorthand = self.args.shorthand(kind, match, call)
+        args = None if shorthand is None else self.args.args(kind, call, shorthand, env)
         written = self.args.written(call, env)
         if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.

@@ -143,6 +143,7 @@ def _summary(report: Report) -> list[str]:
         + (f" + gradient scaler {m.scaler_bytes} B" if m.scaler_bytes else "")
         + (f" + the largest {_SEGMENT[m.checkpoint == 'blocks']}'s saved tensors while it "
            f"is recomputed {binary(m.segment_peak_bytes)}" if m.checkpoint else ""),
+        _peak_line(m),
         *([f"  checkpointed ({_checkpoint(m)}): saved for backward keeps "
            f"{_SEGMENTS[m.checkpoint == 'blocks']}; backward runs "
            f"{metric(m.recompute_macs)} MACs per sample of forward again"]
@@ -170,6 +171,18 @@ _SEGMENTS = ("the input of each segment but the last, which runs plain",
 def _checkpoint(m: Memory) -> str:
     """`blocks`, or `every 4 layers`: the checkpointing planned, as table's option says it."""
     return "blocks" if m.checkpoint == "blocks" else f"every {m.checkpoint} layers"
+
+
+def _peak_line(m: Memory) -> str:
+    p = m.training_peak
+    where = {"step": "in the optimizer step", "loss": "at the loss"}.get(
+        p.phase, f"in {p.phase} at {p.layer}")
+    return (f"  training-step peak {binary(p.bytes)} ({where}) = params, buffers and "
+            f"optimizer state {binary(p.state_bytes)} + activations and kept tensors "
+            f"{binary(p.activations_bytes)} + activation gradients "
+            f"{binary(p.activation_gradients_bytes)} + weight gradients "
+            f"{binary(p.weight_gradients_bytes)}"
+            + (f" + temporaries {binary(p.temporaries_bytes)}" if p.temporaries_bytes else ""))
 
 
 def _precision(m: Memory) -> str:

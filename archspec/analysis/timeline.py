@@ -1,0 +1,319 @@
+"""One training step as the compiled module runs it, event by event, and the most it holds.
+
+A pure model (no torch) of `optimizer.zero_grad(set_to_none=True)`, `loss =
+F.cross_entropy(module(x), y)`, `loss.backward()`, `optimizer.step()` on the module archspec
+builds, with the optimizer's state already made (a step after the first):
+
+- forward: each layer's output is allocated (a view is its source), with what its backward
+  node keeps beside it (statistics, indices, masks, autocast's casts and weight copies:
+  `cost.keeping`); the generated `forward` drops a tensor after its last reader
+  (`cost.lifetimes`), but a tensor a node keeps lives on until that node's backward;
+- the loss: log-softmax's output (float32, kept for its backward), then its gradients;
+- backward, in autograd's order on CPU (reverse of creation: the engine runs the ready node
+  made last): each node makes a gradient for each input that needs one and its weights'
+  gradients (which `.grad` steals, so they fill up as backward goes; under autocast the
+  gradient of a low-precision weight copy, cast up to float32 by a node of its own after
+  the layer's node has freed what it kept), then frees the
+  gradient it read and what it kept. A gradient that reaches a tensor read by several layers
+  is added into the first one in place when nothing else shares that one's storage, else
+  into a new tensor (autograd's `InputBuffer`); a join that keeps nothing of its inputs (a
+  residual add, a concatenation) passes its gradient on (a concatenation as slices of it),
+  as does a view that keeps every value (a flatten), while a view of a part (a channel
+  slice) makes a gradient of its input's size; a product by a broadcast gate makes the full
+  product before summing it down;
+- checkpointing (`segments`: layer -> segment, as `cost.checkpoint_segments` gives): a
+  segment's layers keep nothing, its checkpoint its inputs; in backward, when the first
+  of its nodes that needs a kept tensor runs, the segment's forward runs again up to its
+  last layer that keeps anything (torch's non-reentrant checkpoint stops early), making
+  what its layers keep as without checkpointing, which its nodes free as backward goes;
+- the optimizer's step, with every gradient made: the temporaries its update makes
+  (`step_bytes`, from the report).
+
+Every amount is linear in the batch, so the largest batch under a budget is exact.
+Not counted: temporaries a layer makes and frees inside itself (LRN is six torch ops), a
+kernel's own workspace, the allocator's caching and rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from archspec.analysis import cost
+from archspec.ir import INPUT_NODE, Network
+from archspec.kinds import registry as reg
+from archspec.lang.shapes import Shapes
+
+LABEL_BYTES = 8  # a class index per sample, int64
+LOSS_BYTES = 4  # cross-entropy's log-softmax and its gradients are float32
+
+
+@dataclass(frozen=True, slots=True)
+class Peak:
+    """The most a training step holds beyond the parameters, buffers and optimizer state,
+    when (`phase`: forward, loss, backward, recompute or step) and at which layer, and what
+    is alive then: activations (outputs, what nodes keep, the input batch and labels, the
+    loss's tensors), gradients of activations, gradients of weights, and temporaries (the
+    optimizer step's, a broadcast product's, an autocast weight copy's gradient)."""
+
+    total: int
+    phase: str
+    layer: str
+    activations: int
+    activation_gradients: int
+    weight_gradients: int
+    temporaries: int
+    largest_batch: int | None  # the largest batch whose peak fits `budget`, when one is given
+
+
+Size = tuple[int, int]  # bytes per sample and bytes whatever the batch
+NONE: Size = (0, 0)
+
+
+class _Live:
+    """Reference-counted tensors alive at once, activations apart from gradients, and the
+    step's peak so far. Every amount is linear in the batch, so the largest batch under a
+    budget is the least over the moments of the step."""
+
+    def __init__(self, batch: int, budget: int | None) -> None:
+        self.batch = batch
+        self.budget = budget
+        self.refs: dict[object, int] = {}
+        self.allocs: dict[object, tuple[int, int, bool]] = {}
+        self.acts = [LABEL_BYTES, 0]
+        self.grads = [0, 0]
+        self.weights = 0
+        self.best: Peak | None = None
+        self.largest: int | None = None
+
+    def alloc(self, key: object, size: Size, *, grad: bool = False) -> None:
+        self.refs[key] = 1
+        self.allocs[key] = (size[0], size[1], grad)
+        into = self.grads if grad else self.acts
+        into[0] += size[0]
+        into[1] += size[1]
+
+    def hold(self, key: object) -> None:
+        self.refs[key] += 1
+
+    def release(self, key: object) -> None:
+        self.refs[key] -= 1
+        if not self.refs[key]:
+            del self.refs[key]
+            sample, fixed, grad = self.allocs.pop(key)
+            into = self.grads if grad else self.acts
+            into[0] -= sample
+            into[1] -= fixed
+
+    def mark(self, phase: str, layer: str, temporary: Size = NONE) -> None:
+        """A moment the step may peak at: what is alive now, plus a `temporary`."""
+        sample = self.acts[0] + self.grads[0] + temporary[0]
+        fixed = self.acts[1] + self.grads[1] + temporary[1] + self.weights
+        if self.budget is not None:
+            fits = max(0, self.budget - fixed) // sample
+            self.largest = fits if self.largest is None else min(self.largest, fits)
+        batch = self.batch
+        if self.best is None or sample * batch + fixed > self.best.total:
+            self.best = Peak(sample * batch + fixed, phase, layer,
+                             self.acts[0] * batch + self.acts[1],
+                             self.grads[0] * batch + self.grads[1], self.weights,
+                             temporary[0] * batch + temporary[1], None)
+
+
+def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
+                  plain: cost.Keeping, *, batch: int, weight_bytes: Mapping[str, int],
+                  segments: Mapping[str, tuple[str, ...]],
+                  spans: tuple[dict[str, int], dict[str, int]] | None = None,
+                  cache_bytes: int = 0, step_bytes: int = 0, budget: int | None = None
+                  ) -> Peak:
+    """The peak of one training step beyond the parameters, buffers and optimizer state (see
+    the module's docstring), at `batch`. `kept` says what each node keeps (`cost.keeping`
+    with the `segments`), `plain` what it keeps without checkpointing (the same without
+    segments); `weight_bytes` each layer's parameters' bytes (its gradients'), `spans`
+    `cost.lifetimes` when already known, `cache_bytes` the autocast weight cache
+    held through the forward beyond the copies nodes keep, `step_bytes` the optimizer step's
+    temporaries. With a `budget` (bytes left beyond the parameters, buffers and optimizer
+    state), also the largest batch whose peak fits it."""
+    storage, width, recorded = kept.storages, kept.width, kept.recorded
+    layers = network.layers
+    sample = {name: math.prod(cost.shape_of(shapes, name)) * width[name]
+              for name in width}  # a tensor's bytes per sample, by its storage
+
+    def size(name: str) -> Size:
+        return sample[storage[name]], 0
+
+    def extra(keep: cost.Keeping, name: str) -> Size | None:
+        own = keep.extra.get(name)
+        if own is None or not (own.per_sample or own.per_batch or own.copies):
+            return None
+        return own.per_sample, own.per_batch + own.copies
+
+    live = _Live(batch, budget)
+    live.alloc(INPUT_NODE, size(INPUT_NODE))  # the caller holds the batch throughout
+    live.alloc("cache", (0, cache_bytes))
+
+    # Forward.
+    born, last_use = spans or cost.lifetimes(network)
+    frees: dict[int, list[str]] = {}
+    for name in born:
+        if name != INPUT_NODE:
+            frees.setdefault(last_use[name], []).append(name)
+    # Checkpointed segments: their layers in order. A segment's checkpoint keeps its inputs
+    # from its first layer until the first of its layers that keeps anything (run plain) has
+    # run its backward; each segment runs again once in backward.
+    members: dict[tuple[str, ...], list[str]] = {}
+    for layer in layers:
+        if layer.name in segments:
+            members.setdefault(segments[layer.name], []).append(layer.name)
+
+    def keeps(name: str) -> bool:
+        return bool(plain.tensors.get(name)) or extra(plain, name) is not None
+
+    frame_of = {names[0]: segment for segment, names in members.items()
+                if segment in kept.frames}
+    frame_ends = {next(n for n in names if keeps(n)): segment
+                  for segment, names in members.items() if segment in kept.frames}
+
+    for step, layer in enumerate(layers):
+        name = layer.name
+        if name in frame_of:
+            for tensor in kept.frames[frame_of[name]]:
+                live.hold(tensor)
+        if storage[name] == name:
+            live.alloc(name, size(name))
+        for tensor in kept.tensors.get(name, ()):
+            live.hold(tensor)
+        own = extra(kept, name)
+        if own is not None:
+            live.alloc(("extra", name), own)
+        live.mark("forward", name)
+        for tensor in frees.get(step, ()):
+            live.release(tensor)
+
+    # The loss: log-softmax (kept), then its gradient and the output's.
+    out = network.output
+    classes = math.prod(cost.shape_of(shapes, out)) * LOSS_BYTES
+    live.alloc("log_softmax", (classes, 0))
+    live.mark("loss", out)
+    for tensor in frees.get(len(layers), ()):
+        live.release(tensor)
+    live.release("cache")
+    live.alloc("nll_grad", (classes, 0), grad=True)
+    live.alloc(("grad", out), size(out), grad=True)
+    live.mark("loss", out)
+    live.release("nll_grad")
+    live.release("log_softmax")
+    grads: dict[str, object] = {out: ("grad", out)}  # layer -> the key of its gradient
+
+    by_name = {layer.name: layer for layer in layers}
+    redone: set[tuple[str, ...]] = set()
+
+    def key(name: str, segment: tuple[str, ...]) -> object:  # a recomputed tensor is new
+        return ("again", name) if segments.get(name) == segment else name
+
+    def recompute(segment: tuple[str, ...]) -> None:
+        names = members[segment]
+        names = names[:max(i for i, n in enumerate(names) if keeps(n)) + 1]  # early stop
+        inside = set(names)
+        last: dict[str, int] = {}
+        for i, name in enumerate(names):
+            for read in by_name[name].inputs:
+                if storage[read] in inside:
+                    last[storage[read]] = i
+        ends: dict[int, list[str]] = {}
+        for i, name in enumerate(names):
+            if storage[name] == name:
+                ends.setdefault(last.get(name, i), []).append(name)
+        for i, name in enumerate(names):
+            if storage[name] == name:
+                live.alloc(key(name, segment), size(name))
+            for tensor in plain.tensors.get(name, ()):
+                live.hold(key(tensor, segment))
+            own = extra(plain, name)
+            if own is not None:
+                live.alloc(("again extra", name), own)
+            live.mark("recompute", name)
+            for tensor in ends.get(i, ()):
+                live.release(key(tensor, segment))
+
+    for layer in reversed(layers):
+        name = layer.name
+        if name not in grads:
+            continue
+        grad = grads.pop(name)
+        segment = segments.get(name)
+        if segment is not None and segment not in redone and keeps(name):
+            redone.add(segment)
+            recompute(segment)
+        kind = reg.kind_of(layer.kind)
+        made: list[tuple[str, object]] = []
+        temporary = NONE
+        for read in dict.fromkeys(layer.inputs):
+            if not recorded[read]:
+                continue
+            if _passes(kind, layer.args, size(read), size(name)):
+                live.hold(grad)
+                made.append((read, grad))
+            else:
+                live.alloc(("grad", name, read), size(read), grad=True)
+                made.append((read, ("grad", name, read)))
+                if kind.join is not None and size(read) != size(name):
+                    # the full product, before it is summed down to the broadcast factor
+                    temporary = (temporary[0] + size(name)[0], temporary[1])
+        own_plain = plain.extra.get(name)
+        copies = own_plain.copies if own_plain is not None else 0
+        if copies:  # autocast: the gradient of the low weight copy, cast up by its own node
+            live.mark("backward", name, (temporary[0], temporary[1] + copies))
+        else:
+            live.weights += weight_bytes.get(name, 0)
+            live.mark("backward", name, temporary)
+        live.release(grad)
+        if segment is not None and segment in redone:
+            for tensor in plain.tensors.get(name, ()):
+                live.release(key(tensor, segment))
+            if extra(plain, name) is not None:
+                live.release(("again extra", name))
+        if extra(kept, name) is not None:
+            live.release(("extra", name))
+        for tensor in kept.tensors.get(name, ()):
+            live.release(tensor)
+        if name in frame_ends:
+            for tensor in kept.frames[frame_ends.pop(name)]:
+                live.release(tensor)
+        if copies:
+            live.weights += weight_bytes.get(name, 0)
+            live.mark("backward", name, (0, copies))
+        for read, new in made:
+            old = grads.get(read)
+            if old is None:
+                grads[read] = new
+            elif live.refs[old] == 1 and old != new:  # added in place
+                live.release(new)
+            else:  # into a new tensor
+                live.alloc(("sum", name, read), size(read), grad=True)
+                live.mark("backward", name)
+                live.release(old)
+                live.release(new)
+                grads[read] = ("sum", name, read)
+
+    for segment in frame_ends.values():  # backward is done: autograd frees its graph
+        for tensor in kept.frames[segment]:
+            live.release(tensor)
+    live.mark("step", "", (0, step_bytes))
+    assert live.best is not None
+    peak = live.best
+    return Peak(peak.total, peak.phase, peak.layer, peak.activations,
+                peak.activation_gradients, peak.weight_gradients, peak.temporaries,
+                live.largest)
+
+
+def _passes(kind: reg.LayerKind, args: object, read: Size, out: Size) -> bool:
+    """Whether a layer's backward hands its input the very gradient it got (or slices of it)
+    rather than a new one: a join that keeps none of its inputs (add, concatenation), a view
+    that keeps every value (flatten), a layer that returns its input (dropout at p=0)."""
+    if kind.join is not None:
+        return not any(kind.saves_inputs([True] * 2))
+    if kind.view:
+        return read == out
+    return args is not None and kind.returns_input(args)  # type: ignore[arg-type]
