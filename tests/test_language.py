@@ -143,6 +143,22 @@ def test_activation_after_every_conv_and_fc_but_the_classifier() -> None:
     assert chain_edges(net)
 
 
+def test_a_bare_word_means_the_same_everywhere_and_each_layer_has_its_own_arguments() -> None:
+    """A bare word's arguments are worked out once (`Arguments.layer`): the same wherever it
+    stands, in a block or not, with `defaults` applied; each layer holds its own dict; a word
+    that fails is reported at each place, and an argument list is read at its own place."""
+    spec = spec_of("block b(c): [CONV3-$c - CONV3-8]\n"
+                   "CONV3-8 - b(8) - CONV3-8 - CONV3-8(stride=2) - CONV3 - CONV3\n",
+                   "network t\ninput 8x32x32\ndefaults CONV(bias=false)\n")
+    convs = [layer for layer in spec.network.layers if layer.kind == "CONV"]
+    assert [c.args for c in convs[:4]] == [conv(8, 3, pad=1, bias=False)] * 4
+    assert convs[4].args == conv(8, 3, pad=1, bias=False, stride=2)
+    assert [c.args for c in convs[5:]] == [None, None]  # sketches: CONV3 lacks its filters
+    assert len({id(c.args) for c in convs[:5]}) == 5
+    assert [(d.code, d.span.line, d.span.col) for d in spec.errors] == [
+        ("missing-argument", 5, 48), ("missing-argument", 5, 56)]
+
+
 def test_activation_with_arguments() -> None:
     net = network("FC-8 - FC-2", "network t\ninput 4\nactivation leakyrelu(slope=0.2)\n")
     assert [(layer.kind, layer.args) for layer in net.layers] == [

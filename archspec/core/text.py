@@ -112,13 +112,20 @@ def _json_chunk(items: list[object], inner: str) -> str:
         text = to_json(items, indent=2).decode()
     except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold
         text = ""
-    if not text or _JSON_DIFFERS.search(text):
+    if not text or _differs(text):
         return ",\n".join(inner + "".join(json_pieces(v, inner)) for v in items)
     if not text.isascii() or "\x7f" in text:  # outside strings JSON text is ASCII
         text = _NOT_ASCII.sub(_json_escape, text)
     body = text[2:-2]  # the items, at an indent of 2: `[\n  1,\n  2\n]`
     pad = inner[:-2]
     return pad + body.replace("\n", "\n" + pad) if pad else body
+
+
+def _differs(text: str) -> bool:
+    """Whether pydantic-core's text may differ from json's (`_JSON_DIFFERS`): substring
+    searches first, several times faster than the pattern's scan of a chunk that has none."""
+    return ("e-" in text or "0.0000" in text or '"None": ' in text) and bool(
+        _JSON_DIFFERS.search(text))
 
 
 def _json_escape(match: re.Match[str]) -> str:

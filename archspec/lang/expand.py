@@ -323,8 +323,7 @@ class Expander:
             tail = self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, word, scopes))
             return tail, rank
         assert match is not None
-        shorthand = self.args.shorthand(kind, match, call)
-        args = None if shorthand is None else self.args.args(kind, call, shorthand, env)
+        args = self.args.layer(kind, match, call, env)
         written = self.args.written(call, env)
         if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.

@@ -18,6 +18,7 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
     shapes: Shapes = {INPUT_NODE: network.input.shape}
     reported: set[int] = set()
     warned: set[int] = set()
+    whole: set[tuple[reg.Window, int, int]] = set()  # windows that read all of an input size
     params = 0
     readers = _readers(network)
     for layer in network.layers:
@@ -43,7 +44,7 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
         # Once per written layer: the copies of a repeat would only say it again.
         window = kind.window(layer.args) if kind.window is not None else None
         if window is not None and layer.span.start not in warned and _window_warning(
-                layer, window, known[0], readers[layer.inputs[0]], diags):
+                layer, window, known[0], readers[layer.inputs[0]], diags, whole):
             warned.add(layer.span.start)
         if math.prod(out) > MAX_ACTIVATIONS:
             diags.error("limit", f"{layer.name}: an output of {math.prod(out):,} values "
@@ -72,15 +73,17 @@ def _readers(network: Network) -> dict[str, list[Layer]]:
 
 
 def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: list[Layer],
-                    diags: Diagnostics) -> bool:
+                    diags: Diagnostics, whole: set[tuple[reg.Window, int, int]]) -> bool:
     """Warn when input pixels reach no tap of this window nor of any other layer reading the
     same tensor (torchvision's 1x1 stride-2 shortcut beside a 3x3 stride-2 conv is fine).
-    True when it warned."""
+    True when it warned. `whole`: the windows and input sizes found to read every pixel,
+    which the layers that share them need not work out again."""
     h, w = shape[1], shape[2]
-    if max(h, w) > MAX_COVERAGE:
+    if max(h, w) > MAX_COVERAGE or (window, h, w) in whole:
         return False
     rows, cols = window.reads(h, 0), window.reads(w, 1)
     if rows.count(1) == h and cols.count(1) == w:
+        whole.add((window, h, w))
         return False
     coverage = [(rows, cols)]
     for other in readers:
