@@ -21,7 +21,7 @@ FAST = frozenset({"lenet5", "lenet5_mnist", "cs231n_pattern", "digits", "init_re
 
 
 def step_peak(network: Network, shapes: Shapes, optimizer: str = "momentum",
-              checkpoint: str | None = None, amp: str | None = None, batch: int = BATCH
+              checkpoint: str | int | None = None, amp: str | None = None, batch: int = BATCH
               ) -> int:
     """The most tensor bytes alive at once through one training step of the built module in
     the state the planner plans: the optimizer's state made by a step, the gradients
@@ -60,7 +60,7 @@ def step_peak(network: Network, shapes: Shapes, optimizer: str = "momentum",
 
 
 def assert_within_band(network: Network, shapes: Shapes, optimizer: str = "momentum",
-                       checkpoint: str | None = None, amp: str | None = None) -> None:
+                       checkpoint: str | int | None = None, amp: str | None = None) -> None:
     planned = build_report(network, shapes, batch=BATCH, dtype="float32",
                            optimizer=optimizer,  # type: ignore[arg-type]
                            checkpoint=checkpoint, amp=amp,  # type: ignore[arg-type]
@@ -93,11 +93,24 @@ def _lane(path, fast: frozenset[str] = FAST):
 def test_the_training_step_peak_is_what_the_module_holds(path) -> None:
     """Every spec, at 64x64 where its layers allow, batch 2, SGD with momentum: the planned
     peak within 5% of the measured one, plain and, for a spec that calls blocks,
-    checkpointed."""
+    checkpointed by blocks."""
     network, shapes = cheap(*archspec.load_network(path))
     assert_within_band(network, shapes)
     if _calls_blocks(network):
         assert_within_band(network, shapes, checkpoint="blocks")
+
+
+EVERY = [p for p in (*SMALL, *ZOO) if p.stem in {"resnet18", "vgg16", "densenet121",
+                                                    "mobilenet_v2"}]
+
+
+@pytest.mark.parametrize("path", [_lane(p) for p in EVERY],
+                         ids=lambda p: p.relative_to(SPECS).as_posix())
+def test_the_peak_checkpointed_every_n_layers_is_what_the_module_holds(path) -> None:
+    """build(checkpoint=10): segments of the top-level forward, each recomputed in backward
+    from the input its checkpoint keeps."""
+    network, shapes = cheap(*archspec.load_network(path))
+    assert_within_band(network, shapes, checkpoint=10)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", [_lane(p, FAST - {"resnet18"}) for p in (*SMALL, *ZOO_BF16)],
