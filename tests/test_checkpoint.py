@@ -4,6 +4,7 @@ backward, and save what the planner counts, to the byte."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -92,6 +93,22 @@ def test_checkpoint_takes_blocks_or_a_number_of_layers() -> None:
     with pytest.raises(ValueError, match="checkpoint=69: the network makes one segment"):
         archspec.to_torch(*resnet, checkpoint=69)
     archspec.to_torch(*resnet, checkpoint=68)  # two segments: the first is checkpointed
+
+
+@pytest.mark.parametrize(("name", "checkpoint"), [("resnet18.arch", "blocks"),
+                                                ("resnet18.arch", 8)])
+def test_a_deep_copy_of_a_checkpointed_model_runs_its_own_weights(name, checkpoint) -> None:
+    """The checkpointed forward is bound to its module: copy.deepcopy (torch's AveragedModel
+    makes one) rebinds it to the copy rather than running the original's layers."""
+    torch = pytest.importorskip("torch")
+    network, shapes = _load(name)
+    model = archspec.to_torch(network, shapes, checkpoint=checkpoint).eval()
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        for param in copied.parameters():
+            param.zero_()
+    x = torch.randn(1, *network.input.shape)
+    assert (copied(x) == 0).all() and (model(x) != 0).any()
 
 
 def test_pieces_cut_where_one_tensor_alone_is_alive() -> None:

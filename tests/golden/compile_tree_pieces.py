@@ -145,12 +145,16 @@ def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
                          "layers")
     if not BLOCKS:
         raise ValueError("checkpoint='blocks': the spec calls no block")
+
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.utils.checkpoint.checkpoint(type(self).forward, self, x,
+                                                 use_reentrant=False)
+
     stack = list(model.children())
     while stack:
         module = stack.pop()
         if isinstance(module, BLOCKS):
-            module.forward = lambda x, run=module.forward: torch.utils.checkpoint.checkpoint(
-                run, x, use_reentrant=False)
+            module.forward = forward.__get__(module)  # bound: a deep copy runs its own
         else:
             stack.extend(module.children())
 
@@ -175,32 +179,32 @@ def checkpoint_every(model: nn.Module, layers: int) -> None:
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
         raise ValueError(f"checkpoint={layers!r}: the choice is 'blocks' or a number of "
                          "layers, at least 1")
-    segments: list[list] = []
+    segments: list[list[str]] = []  # the paths of each segment's pieces
     count = 0
     for size, path in PIECES:
         if not segments or count + size > layers:
             segments.append([])
             count = 0
-        piece = model
-        for part in path.split("."):
-            piece = getattr(piece, part)
-        segments[-1].append(piece)
+        segments[-1].append(path)
         count += size
     if len(segments) == 1:
         raise ValueError(f"checkpoint={layers}: the network makes one segment, the last, "
                          "which runs without checkpointing")
 
-    def run(pieces: list, x: torch.Tensor) -> torch.Tensor:
-        for piece in pieces:
+    def run(model: nn.Module, paths: list[str], x: torch.Tensor) -> torch.Tensor:
+        for path in paths:
+            piece = model
+            for part in path.split("."):
+                piece = getattr(piece, part)
             x = piece(x)
         return x
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        for pieces in segments[:-1]:
-            x = torch.utils.checkpoint.checkpoint(run, pieces, x, use_reentrant=False)
-        return run(segments[-1], x)
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        for paths in segments[:-1]:
+            x = torch.utils.checkpoint.checkpoint(run, self, paths, x, use_reentrant=False)
+        return run(self, segments[-1], x)
 
-    model.forward = forward
+    model.forward = forward.__get__(model)  # bound: a deep copy runs its own pieces
 
 
 def build(weights: str | None = None, checkpoint: str | int | None = None) -> Tree:
