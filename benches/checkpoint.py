@@ -45,11 +45,15 @@ def main() -> None:
           f"{'measured MB':>11} {'ratio':>6} {'beyond state: planned':>22} {'measured':>9} "
           f"{'ratio':>6}")
     for name in args.specs:
-        network, _ = archspec.load_network(ROOT / name)
+        network, shapes = archspec.load_network(ROOT / name)
         shape = network.input.shape
-        network = network.model_copy(update={"input": network.input.model_copy(
+        small = network.model_copy(update={"input": network.input.model_copy(
             update={"shape": (shape[0], args.side, args.side)})})
-        shapes = infer(network, Diagnostics())
+        diags = Diagnostics()
+        small_shapes = infer(small, diags)
+        if len(shape) == 3 and shape[1] > args.side and not diags.has_errors:
+            # else at its own size (a flat input; AlexNet's windows need more than 64)
+            network, shapes = small, small_shapes
         blocks = ("blocks",) if any(m.kind == "block" for m in network.modules) else ()
         for checkpoint in (None, *blocks, *args.every):
             torch.manual_seed(0)
