@@ -59,7 +59,9 @@ def main() -> None:
             torch.manual_seed(0)
             module = archspec.to_torch(network, shapes, checkpoint=checkpoint)
             x = torch.randn(args.batch, *network.input.shape)
-            y = torch.randint(0, 1000, (args.batch,))
+            classes = shapes[network.output]
+            assert classes is not None
+            y = torch.randint(0, classes[0], (args.batch,))
             measured = training_peak(module, x, y)
             memory = build_report(network, shapes, batch=args.batch, dtype="float32",
                                   optimizer="momentum", checkpoint=checkpoint).memory

@@ -4,6 +4,8 @@ the compiled module really holds through one step, watched op by op on CPU
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from conftest import SPECS
 from test_memory import BATCH, SMALL, ZOO, cheap
@@ -40,7 +42,7 @@ def step_peak(network: Network, shapes: Shapes, optimizer: str = "momentum",
             "adam": lambda p: torch.optim.Adam(p), "adamw": lambda p: torch.optim.AdamW(p)}
     opt = make[optimizer](module.parameters())
     x = torch.randn(batch, *network.input.shape)
-    y = torch.randint(0, 2, (batch,))
+    y = torch.randint(0, min(2, math.prod(shapes[network.output] or (1,))), (batch,))
 
     low = getattr(torch, AMPS[amp].dtype) if amp else torch.float32
 

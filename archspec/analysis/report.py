@@ -553,7 +553,7 @@ def _assumptions(dtype: str, bpv: int, optimizer: PlannerOptimizer, amp: AmpName
         "CUDA's autocast lists are planned from torch's source, not measured",
         "measured (tests/test_peak.py): the training-step peak is within 5% of what the "
         "compiled module holds on CPU for every spec in specs/ and specs/zoo/, plain and "
-        "with checkpointed blocks",
+        "checkpointed, in float32 and under bf16 autocast",
         "not counted: the CUDA context, allocator caching and fragmentation, cuDNN "
         "workspaces, temporaries inside a layer (LRN's), a kernel's own workspace",
     )

@@ -8,7 +8,8 @@ builds, with the optimizer's state already made (a step after the first):
   node keeps beside it (statistics, indices, masks, autocast's casts and weight copies:
   `cost.keeping`); the generated `forward` drops a tensor after its last reader
   (`cost.lifetimes`), but a tensor a node keeps lives on until that node's backward;
-- the loss: log-softmax's output (float32, kept for its backward), then its gradients;
+- the loss: log-softmax's output (float32, kept for its backward) and the scalar loss (held
+  by the caller through backward), then backward's seed and the gradients of both;
 - backward, in autograd's order on CPU (reverse of creation: the engine runs the ready node
   made last): each node makes a gradient for each input that needs one and its weights'
   gradients (which `.grad` steals, so they fill up as backward goes; under autocast the
@@ -84,7 +85,8 @@ class _Live:
         self.acts = [LABEL_BYTES, 0]
         self.grads = [0, 0]
         self.weights = 0
-        self.best: Peak | None = None
+        self.top = -1
+        self.best: tuple[str, str, Size, Size, int, Size] | None = None
         self.largest: int | None = None
 
     def alloc(self, key: object, size: Size, *, grad: bool = False) -> None:
@@ -113,12 +115,19 @@ class _Live:
         if self.budget is not None:
             fits = max(0, self.budget - fixed) // sample
             self.largest = fits if self.largest is None else min(self.largest, fits)
+        if sample * self.batch + fixed > self.top:
+            self.top = sample * self.batch + fixed
+            self.best = (phase, layer, (self.acts[0], self.acts[1]),
+                         (self.grads[0], self.grads[1]), self.weights, temporary)
+
+    def peak(self) -> Peak:
+        """The moment the step held the most, and what it held then."""
+        assert self.best is not None
+        phase, layer, acts, grads, weights, temporary = self.best
         batch = self.batch
-        if self.best is None or sample * batch + fixed > self.best.total:
-            self.best = Peak(sample * batch + fixed, phase, layer,
-                             self.acts[0] * batch + self.acts[1],
-                             self.grads[0] * batch + self.grads[1], self.weights,
-                             temporary[0] * batch + temporary[1], None)
+        return Peak(self.top, phase, layer, acts[0] * batch + acts[1],
+                    grads[0] * batch + grads[1], weights, temporary[0] * batch + temporary[1],
+                    self.largest)
 
 
 def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
@@ -195,11 +204,16 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     out = network.output
     classes = math.prod(cost.shape_of(shapes, out)) * LOSS_BYTES
     live.alloc("log_softmax", (classes, 0))
+    live.alloc("loss", (0, LOSS_BYTES))  # the scalar, held through backward
+    live.alloc("total_weight", (0, LOSS_BYTES))  # nll_loss's sum of weights, kept
     live.mark("loss", out)
     for tensor in frees.get(len(layers), ()):
         live.release(tensor)
     live.release("cache")
+    live.alloc("seed", (0, LOSS_BYTES), grad=True)  # backward's seed: ones_like(loss)
     live.alloc("nll_grad", (classes, 0), grad=True)
+    live.mark("loss", out)
+    live.release("seed")
     live.alloc(("grad", out), size(out), grad=True)
     live.mark("loss", out)
     live.release("nll_grad")
@@ -301,11 +315,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
         for tensor in kept.frames[segment]:
             live.release(tensor)
     live.mark("step", "", (0, step_bytes))
-    assert live.best is not None
-    peak = live.best
-    return Peak(peak.total, peak.phase, peak.layer, peak.activations,
-                peak.activation_gradients, peak.weight_gradients, peak.temporaries,
-                live.largest)
+    return live.peak()
 
 
 def _passes(kind: reg.LayerKind, args: object, read: Size, out: Size) -> bool:
