@@ -152,11 +152,13 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     def size(name: str) -> Size:
         return sample[storage[name]], 0
 
-    def extra(keep: cost.Keeping, name: str) -> Size | None:
-        own = keep.extra.get(name)
-        if own is None or not (own.per_sample or own.per_batch or own.copies):
-            return None
-        return own.per_sample, own.per_batch + own.copies
+    def extras(keep: cost.Keeping) -> dict[str, Size]:  # what each node keeps of its own
+        return {name: (own.per_sample, own.per_batch + own.copies)
+                for name, own in keep.extra.items()
+                if own.per_sample or own.per_batch or own.copies}
+
+    kept_extra = extras(kept)
+    plain_extra = extras(plain) if plain is not kept else kept_extra
 
     live = _Live(batch, budget)
     live.alloc(INPUT_NODE, size(INPUT_NODE))  # the caller holds the batch throughout
@@ -177,7 +179,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
             members.setdefault(segments[layer.name], []).append(layer.name)
 
     def keeps(name: str) -> bool:
-        return bool(plain.tensors.get(name)) or extra(plain, name) is not None
+        return bool(plain.tensors.get(name)) or name in plain_extra
 
     frame_of = {names[0]: segment for segment, names in members.items()
                 if segment in kept.frames}
@@ -193,9 +195,8 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
             live.alloc(name, size(name))
         for tensor in kept.tensors.get(name, ()):
             live.hold(tensor)
-        own = extra(kept, name)
-        if own is not None:
-            live.alloc(("extra", name), own)
+        if name in kept_extra:
+            live.alloc(("extra", name), kept_extra[name])
         live.mark("forward", name)
         for tensor in frees.get(step, ()):
             live.release(tensor)
@@ -244,9 +245,8 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
                 live.alloc(key(name, segment), size(name))
             for tensor in plain.tensors.get(name, ()):
                 live.hold(key(tensor, segment))
-            own = extra(plain, name)
-            if own is not None:
-                live.alloc(("again extra", name), own)
+            if name in plain_extra:
+                live.alloc(("again extra", name), plain_extra[name])
             live.mark("recompute", name)
             for tensor in ends.get(i, ()):
                 live.release(key(tensor, segment))
@@ -286,9 +286,9 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
         if segment is not None and segment in redone:
             for tensor in plain.tensors.get(name, ()):
                 live.release(key(tensor, segment))
-            if extra(plain, name) is not None:
+            if name in plain_extra:
                 live.release(("again extra", name))
-        if extra(kept, name) is not None:
+        if name in kept_extra:
             live.release(("extra", name))
         for tensor in kept.tensors.get(name, ()):
             live.release(tensor)
