@@ -290,6 +290,26 @@ def test_memory_adds_up() -> None:
             == m.training_bytes
 
 
+@pytest.mark.parametrize(("checkpoint", "amp"), [("blocks", None), (10, None), (10, "bf16")])
+def test_the_column_follows_the_checkpointed_plan(checkpoint: str | int, amp: str | None
+                                                  ) -> None:
+    """Checkpointed, a layer inside a segment keeps nothing, and the column (rows and input
+    alike) is that plan's: it sums to the training total less the largest segment's saved
+    tensors while it is recomputed, which no one layer holds. Before, the rows showed the
+    plain plan and the input row the checkpointed one, summing to neither."""
+    r = report("resnet18", batch=4, checkpoint=checkpoint, amp=amp)
+    m = r.memory
+    segments = cost.checkpoint_segments(archspec.load_network(SPECS / "resnet18.arch")[0],
+                                        checkpoint)
+    last = {segment: name for name, segment in segments.items()}  # keeps the next one's input
+    inside = [row for row in r.rows if row.name in segments
+              and row.name != last[segments[row.name]]]
+    assert inside and all(row.saved_bytes == 0 for row in inside)
+    for rows in (r.rows, r.folded):
+        assert sum(row.training_bytes for row in rows) + r.input.training_bytes \
+            + m.segment_peak_bytes == m.training_bytes
+
+
 @pytest.mark.parametrize(("optimizer", "buffers"), [("sgd", 0), ("momentum", 1), ("adam", 2),
                                                     ("adamw", 2)])
 def test_optimizer_state(optimizer: str, buffers: int) -> None:

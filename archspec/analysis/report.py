@@ -260,13 +260,12 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
           sum(kept[n].per_batch + kept[n].copies for n in names))
          for names in by_segment.values()), key=lambda p: p[0] * batch + p[1], default=(0, 0))
     segment_peak = seg_sample * batch + seg_fixed
-    plain = kept
     if segments:
         keep = cost.keeping(network, shapes, bpv, policy, batch, segments, costs)
         kept = cost.saved_for_backward(network, shapes, keep)
     else:
         keep = plain_keep
-    rows = tuple(_row(layer, shapes, fields, plain, costs, batch, bpv, per_param)
+    rows = tuple(_row(layer, shapes, fields, kept, costs, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     own = {row.name: row for row in rows}
