@@ -221,11 +221,14 @@ class TrainSection:
                              directive.span)
             return None
         count = items[1]
-        signed = bool(self.source.text[every.span.end:count.span.start].strip())  # `every -4`
+        gap = self.source.text[every.span.end:count.span.start]
+        signed = bool(gap.strip())  # `every -4`: the error's span starts at the sign
+        where = self.source.span(every.span.end + len(gap) - len(gap.lstrip()),
+                                 count.span.end) if signed else count.span
         if not isinstance(count, s.Value) or count.kind != "number" \
                 or not INT.match(count.text) or not 1 <= int(count.text) <= MAX_INT or signed:
             self.diags.error("train", "`checkpoint every N` takes a whole number of layers, at "
-                             "least 1", count.span)
+                             "least 1", where)
             return None
         return int(count.text)
 
