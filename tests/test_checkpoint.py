@@ -210,7 +210,8 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
     assert "checkpointed (every 10 layers): saved for backward keeps the input of each " \
         "segment but the last, which runs plain" in capsys.readouterr().out
     assert main(["table", str(SPECS / "lenet5.arch"), "--checkpoint", "blocks"]) == 2
-    assert capsys.readouterr().err == "archspec: error: checkpoint='blocks': the spec calls " \
+    # The option's words, as the sibling `checkpoint every 69: ...` (not build()'s repr).
+    assert capsys.readouterr().err == "archspec: error: checkpoint blocks: the spec calls " \
         "no block\n"
     assert main(["table", path, "--checkpoint", "every", "69"]) == 2
     assert capsys.readouterr().err == "archspec: error: checkpoint every 69: all 69 layers " \

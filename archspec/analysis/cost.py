@@ -247,7 +247,7 @@ def checkpoint_problem(network: Network, checkpoint: Checkpoint) -> str | None:
     if checkpoint_segments(network, checkpoint):
         return None
     if checkpoint == "blocks":
-        return "checkpoint='blocks': the spec calls no block"
+        return "checkpoint blocks: the spec calls no block"
     if len(checkpoint_pieces(network)) == 1:
         return (f"checkpoint every {checkpoint}: the network has no place between its layers "
                 "where one tensor alone is alive, so it makes one segment")
