@@ -23,6 +23,7 @@ from archspec.core.diagnostics import Diagnostics
 from archspec.ir import Network
 from archspec.lang.shapes import infer
 from archspec.testing import networks
+from archspec.views.table import render_pieces
 
 
 def _run(network, shapes, checkpoint):
@@ -187,6 +188,22 @@ def test_every_n_layers_on_random_networks(network: Network, every: int) -> None
     torch.testing.assert_close(outs[1], outs[0])
 
 
+def test_the_plan_says_where_its_checkpointing_came_from() -> None:
+    """As batch, optimizer and amp do: the train: section's setting, --checkpoint over it,
+    or none."""
+    text = ("network t\ninput 3x16x16\nCONV3-8 - RELU - CONV3-8 - RELU - GAP - FC-10\n"
+            "train:\n  checkpoint every 2\n")
+    spec = archspec.loads(text)
+    assert spec.network is not None
+    sources = [(m.checkpoint, m.checkpoint_source) for m in (
+        build_report(spec.network, spec.shapes).memory,
+        build_report(spec.network, spec.shapes, checkpoint=3).memory,
+        build_report(*archspec.load_network(SPECS / "lenet5.arch")).memory)]
+    assert sources == [(2, "the train: section"), (3, "--checkpoint"), (None, "none")]
+    assert "checkpointed (every 2 layers, from the train: section): " in "\n".join(
+        render_pieces(build_report(spec.network, spec.shapes), "text", "default"))
+
+
 def test_the_planner_refuses_checkpointing_a_spec_without_blocks() -> None:
     with pytest.raises(ValueError, match="calls no block"):
         build_report(*archspec.load_network(SPECS / "lenet5.arch"), checkpoint="blocks")
@@ -204,11 +221,11 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
     batches = [m["fit"]["training_batch"] for m in memories]
     assert min(batches[1:]) > batches[0] > 0
     assert main(["table", path, "--checkpoint", "blocks"]) == 0
-    assert "checkpointed (blocks): saved for backward keeps each outermost block call's " \
-        "input" in capsys.readouterr().out
+    assert "checkpointed (blocks, from --checkpoint): saved for backward keeps each " \
+        "outermost block call's input" in capsys.readouterr().out
     assert main(["table", path, "--checkpoint", "every", "10"]) == 0
-    assert "checkpointed (every 10 layers): saved for backward keeps the input of each " \
-        "segment but the last, which runs plain" in capsys.readouterr().out
+    assert "checkpointed (every 10 layers, from --checkpoint): saved for backward keeps " \
+        "the input of each segment but the last, which runs plain" in capsys.readouterr().out
     assert main(["table", str(SPECS / "lenet5.arch"), "--checkpoint", "blocks"]) == 2
     # The option's words, as the sibling `checkpoint every 69: ...` (not build()'s repr).
     assert capsys.readouterr().err == "archspec: error: checkpoint blocks: the spec calls " \

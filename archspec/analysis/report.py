@@ -139,6 +139,7 @@ class Memory(Frozen):
     autocast_copies_bytes: int  # autocast's low-precision weight copies kept for backward
     saved_bytes: int  # everything autograd keeps for backward but the parameters
     checkpoint: Checkpoint | None  # build(checkpoint=...) planned: "blocks", N layers, or None
+    checkpoint_source: str
     recompute_macs: int  # the forward run again in backward: every checkpointed layer's MACs
     segment_peak_bytes: int  # the largest segment's saved tensors while it is recomputed
     autocast_cache_bytes: int  # every cast weight and bias autocast caches for the forward
@@ -246,8 +247,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     costs = cost.layer_costs(network, shapes)
     plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
     kept = cost.saved_for_backward(network, shapes, plain_keep)
-    if checkpoint is None and network.plan is not None:
-        checkpoint = network.plan.checkpoint
+    checkpoint_source = "--checkpoint" if checkpoint is not None else "none"
+    if checkpoint is None and network.plan is not None and network.plan.checkpoint:
+        checkpoint, checkpoint_source = network.plan.checkpoint, "the train: section"
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
     if checkpoint and not segments:
         raise ValueError(cost.checkpoint_problem(network, checkpoint))
@@ -318,7 +320,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         activations_bytes=saved_sample * batch + saved_batch,
         autocast_copies_bytes=copies,
         saved_bytes=saved_sample * batch + saved_batch + copies,
-        checkpoint=checkpoint, recompute_macs=sum(r.macs for r in rows if r.name in segments),
+        checkpoint=checkpoint, checkpoint_source=checkpoint_source,
+        recompute_macs=sum(r.macs for r in rows if r.name in segments),
         segment_peak_bytes=segment_peak, autocast_cache_bytes=cache, scaler_bytes=scaler,
         training_bytes=fixed_training + (saved_sample + seg_sample) * batch,
         training_peak_bytes=state + moment.total,

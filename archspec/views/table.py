@@ -169,8 +169,10 @@ _SEGMENTS = ("the input of each segment but the last, which runs plain",
 
 
 def _checkpoint(m: Memory) -> str:
-    """`blocks`, or `every 4 layers`: the checkpointing planned, as table's option says it."""
-    return "blocks" if m.checkpoint == "blocks" else f"every {m.checkpoint} layers"
+    """`blocks`, or `every 4 layers`: the checkpointing planned, as table's option says it,
+    and where it came from."""
+    what = "blocks" if m.checkpoint == "blocks" else f"every {m.checkpoint} layers"
+    return f"{what}, from {m.checkpoint_source}"
 
 
 def _peak_line(m: Memory) -> str:
