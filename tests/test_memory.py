@@ -182,6 +182,14 @@ def test_autocast_over_low_precision_parameters_is_refused(capsys) -> None:
     code = main(["table", str(SPECS / "lenet5.arch"), "--amp", "bf16", "--dtype", "bfloat16"])
     assert code == 2
     assert "pure low-precision training" in capsys.readouterr().err
+    # From the spec's dtype header, not --dtype: the error says how to plan autocast anyway.
+    spec = archspec.loads("network t\ninput 3x8x8\ndtype bfloat16\nCONV3-4 - GAP - FC-2\n")
+    assert spec.network is not None
+    with pytest.raises(ValueError, match=r"the spec's dtype header; --dtype float32 --amp "
+                                         r"bf16 plans autocast over it\)$"):
+        build_report(spec.network, spec.shapes, amp="bf16")
+    assert build_report(spec.network, spec.shapes, amp="bf16", dtype="float32").memory.amp \
+        == "bf16"
 
 
 def test_the_text_shows_the_breakdown_and_the_measured_band(capsys) -> None:

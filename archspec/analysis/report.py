@@ -227,6 +227,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             else (1, "the default")
     else:
         batch_source = "--batch"
+    header = dtype is None  # the spec's `dtype` header, not --dtype
     dtype = dtype or network.dtype
     bpv = BYTES_PER_VALUE[dtype]
     opt, opt_source = resolve_optimizer(network.plan, optimizer)
@@ -239,7 +240,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         else:
             raise ValueError(f"{amp_name} autocast keeps float32 parameters; {dtype} "
                              "throughout is pure low-precision training, planned without "
-                             "--amp")
+                             "--amp" + (f" (the spec's dtype header; --dtype float32 --amp "
+                                        f"{amp_name} plans autocast over it)" if header else ""))
     if amp_name is not None:
         policy = cost.Autocast(amp_device, BYTES_PER_VALUE[AMPS[amp_name].dtype])
 
