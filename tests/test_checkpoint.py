@@ -200,6 +200,13 @@ def test_the_plan_says_where_its_checkpointing_came_from() -> None:
         build_report(spec.network, spec.shapes, checkpoint=3).memory,
         build_report(*archspec.load_network(SPECS / "lenet5.arch")).memory)]
     assert sources == [(2, "the train: section"), (3, "--checkpoint"), (None, "none")]
+    # --checkpoint none plans the plain step over the train: section's setting.
+    off = build_report(spec.network, spec.shapes, checkpoint="none").memory
+    assert (off.checkpoint, off.checkpoint_source) == (None, "--checkpoint")
+    unset = archspec.loads(text.replace("checkpoint every 2", "seed 0"))
+    assert unset.network is not None
+    assert off == build_report(unset.network, unset.shapes).memory.model_copy(
+        update={"checkpoint_source": "--checkpoint"})
     assert "checkpointed (every 2 layers, from the train: section): " in "\n".join(
         render_pieces(build_report(spec.network, spec.shapes), "text", "default"))
 
@@ -238,10 +245,12 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
 @pytest.mark.parametrize(("words", "message"), [
     (["every", "0"], "every N: expected a whole number of at least 1, got '0'"),
     (["every", "x"], "every N: expected a whole number of at least 1, got 'x'"),
-    (["every"], "expected `blocks` or `every N`, got 'every'"),
-    (["all"], "expected `blocks` or `every N`, got 'all'"),
-    (["blocks", "4"], "expected `blocks` or `every N`, got 'blocks 4' (write FILE before "
-                      "--checkpoint)"),
+    (["every"], "expected `blocks`, `every N` or `none`, got 'every'"),
+    (["all"], "expected `blocks`, `every N` or `none`, got 'all'"),
+    (["blocks", "4"], "expected `blocks`, `every N` or `none`, got 'blocks 4' (write FILE "
+                      "before --checkpoint)"),
+    (["none", "4"], "expected `blocks`, `every N` or `none`, got 'none 4' (write FILE "
+                    "before --checkpoint)"),
 ])
 def test_table_refuses_a_bad_checkpoint(words, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -280,8 +289,9 @@ def test_the_train_section_checkpoints_the_trainers_model_and_the_plan(
     assert spec.network is not None and spec.network.plan is not None
     assert spec.network.plan.checkpoint == value
     memory = build_report(spec.network, spec.shapes).memory
-    assert memory == build_report(spec.network, spec.shapes, checkpoint=value).memory
-    assert memory.checkpoint == value
+    assert memory.model_copy(update={"checkpoint_source": "--checkpoint"}) \
+        == build_report(spec.network, spec.shapes, checkpoint=value).memory
+    assert (memory.checkpoint, memory.checkpoint_source) == (value, "the train: section")
     trainer = quiet_trainer(SECTION.replace("checkpoint blocks", f"checkpoint {setting}"),
                             tmp_path)
     model = trainer._model()
@@ -293,7 +303,7 @@ def test_the_train_section_checkpoints_the_trainers_model_and_the_plan(
     ("every", 3, "write `checkpoint every N`, N a whole number of layers"),
     ("every(4)", 3, "write `checkpoint every N`, N a whole number of layers"),
     ("every 4 5", 3, "write `checkpoint every N`, N a whole number of layers"),
-    ("every -4", 21, "`checkpoint every N` takes a whole number of layers, at least 1"),
+    ("every -4", 20, "`checkpoint every N` takes a whole number of layers, at least 1"),
     ("every 4.5", 20, "`checkpoint every N` takes a whole number of layers, at least 1"),
     ("every x", 20, "`checkpoint every N` takes a whole number of layers, at least 1"),
     ("every 99999999999999999999", 20,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from archspec.analysis import cost, fold, timeline
 from archspec.catalog import (
@@ -211,8 +212,8 @@ def resolve_amp(plan: TrainingPlan | None, override: AmpName | None, device: Dev
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
                  fit: int | None = None, amp: AmpName | None = None,
-                 device: Device | None = None, checkpoint: Checkpoint | None = None
-                 ) -> Report:
+                 device: Device | None = None,
+                 checkpoint: Checkpoint | Literal["none"] | None = None) -> Report:
     """Every figure `archspec table` shows, for a valid (complete) network. Under an autocast
     policy (`amp`, or the train: section's precision) the parameters are float32 and the
     saved tensors have the types autocast gives them on `device`; ValueError when the dtype
@@ -221,7 +222,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     outermost block call, or N, the network N layers at a time (`cost.checkpoint_segments`),
     keeps its input alone, its forward runs again in backward, and the training total adds
     the largest segment's saved tensors, held while it is recomputed; ValueError when it
-    would checkpoint nothing."""
+    would checkpoint nothing. `"none"` plans none whatever the train: section says."""
     if batch is None:
         batch, batch_source = (network.plan.batch, "the train: section") if network.plan \
             else (1, "the default")
@@ -250,7 +251,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
     kept = cost.saved_for_backward(network, shapes, plain_keep)
     checkpoint_source = "--checkpoint" if checkpoint is not None else "none"
-    if checkpoint is None and network.plan is not None and network.plan.checkpoint:
+    if checkpoint == "none":  # --checkpoint none: over the train: section's
+        checkpoint = None
+    elif checkpoint is None and network.plan is not None and network.plan.checkpoint:
         checkpoint, checkpoint_source = network.plan.checkpoint, "the train: section"
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
     if checkpoint and not segments:

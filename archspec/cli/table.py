@@ -36,25 +36,26 @@ def _size(text: str) -> int:
 
 
 class _Checkpoint(argparse.Action):
-    """`--checkpoint blocks` or `--checkpoint every N`: the value build(checkpoint=...) takes,
-    "blocks" or N."""
+    """`--checkpoint blocks`, `--checkpoint every N` or `--checkpoint none`: the value
+    build(checkpoint=...) takes, "blocks" or N, or "none" over the train: section's."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         words = [str(word) for word in values] if isinstance(values, list) else [str(values)]
         value: str | int
-        if words == ["blocks"]:
-            value = "blocks"
+        if words in (["blocks"], ["none"]):
+            value = words[0]
         elif len(words) == 2 and words[0] == "every":
             try:
                 value = whole_number(1)(words[1])
             except argparse.ArgumentTypeError as exc:
                 raise argparse.ArgumentError(self, f"every N: {exc}") from None
         else:
-            raise argparse.ArgumentError(self, "expected `blocks` or `every N`, got "
+            raise argparse.ArgumentError(self, "expected `blocks`, `every N` or `none`, got "
                                          f"{' '.join(words)!r}" + (
                                              " (write FILE before --checkpoint)"
-                                             if len(words) > 2 - (words[0] == "blocks") else ""))
+                                             if len(words) > 2 - (words[0] in ("blocks", "none"))
+                                             else ""))
         setattr(namespace, self.dest, value)
 
 
@@ -78,11 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="whose autocast op lists to follow (default: the train: "
                              "section's device, else cpu)")
     parser.add_argument("--checkpoint", action=_Checkpoint, nargs="+",
-                        metavar=("blocks|every", "N"),
+                        metavar=("blocks|every|none", "N"),
                         help="plan activation checkpointing as build(checkpoint=...) runs it: "
                              "`blocks`, each outermost block call, or `every N`, the network N "
                              "layers at a time (the last run plain), keeps its input alone and "
-                             "runs its forward again in backward")
+                             "runs its forward again in backward; `none` plans none over the "
+                             "train: section's")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
