@@ -141,16 +141,27 @@ def checkpoint_blocks(model: nn.Module, checkpoint: str) -> None:
         raise ValueError("checkpoint='blocks': the spec calls no block")
 
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return torch.utils.checkpoint.checkpoint(type(self).forward, self, x,
+        return torch.utils.checkpoint.checkpoint(super(type(self), self).forward, x,
                                                  use_reentrant=False)
 
+    classes: dict[type, type] = {}
     stack = list(model.children())
     while stack:
         module = stack.pop()
         if isinstance(module, BLOCKS):
-            module.forward = forward.__get__(module)  # bound: a deep copy runs its own
+            block = type(module)
+            if block not in classes:
+                classes[block] = with_forward(block, forward)
+            module.__class__ = classes[block]
         else:
             stack.extend(module.children())
+
+
+def with_forward(cls: type, forward: object) -> type:
+    """A subclass of `cls` of the same name whose forward is `forward`: a module given it as
+    its class runs it, and so does a deep copy (torch's AveragedModel), with no reference
+    cycle between a module and its own method keeping either alive."""
+    return type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
 
 
 # forward in pieces with one input and one output each (archspec.analysis.cost's
@@ -194,11 +205,13 @@ def checkpoint_every(model: nn.Module, layers: int) -> None:
         return x
 
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        for paths in segments[:-1]:
+        *checkpointed, last = self.checkpoint_segments
+        for paths in checkpointed:
             x = torch.utils.checkpoint.checkpoint(run, self, paths, x, use_reentrant=False)
-        return run(self, segments[-1], x)
+        return run(self, last, x)
 
-    model.forward = forward.__get__(model)  # bound: a deep copy runs its own pieces
+    model.checkpoint_segments = segments
+    model.__class__ = with_forward(type(model), forward)
 
 
 def build(weights: str | None = None, checkpoint: str | int | None = None) -> Flat:
