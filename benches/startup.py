@@ -3,8 +3,8 @@
     python benches/startup.py [--runs N] [--spec specs/vgg16.arch]
 
 Runs three kinds of fresh process, interleaved N times each, every one reading compiled
-bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run, as in
-benches/table_vs_torchinfo.py):
+bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torchinfo's
+`bytecode_env` and `timed`):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
             (`time.process_time`) taken after each step: the libraries, archspec's modules
@@ -22,15 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from table_vs_torchinfo import bytecode_env, timed
 
 PHASES = """
 import json, sys, time
@@ -109,16 +104,6 @@ print("PHASES", json.dumps(figures), file=sys.stderr)
 """
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """CPU time (user + system) of one run of the command, in ms, and its standard error."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu * 1000, done.stderr
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each (default 7)")
@@ -129,18 +114,15 @@ def main() -> None:
         "phases": [sys.executable, "-c", PHASES, args.spec],
         "command": [sys.executable, "-m", "archspec", "table", args.spec],
     }
-    with tempfile.TemporaryDirectory(prefix="archspec-bench-pyc-") as pycache:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = pycache
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with bytecode_env() as env:
         for command in commands.values():  # warm-up: the OS file cache, the bytecode
-            run(command, env)
+            timed(command, env)
         totals: dict[str, list[float]] = {name: [] for name in commands}
         phases: dict[str, list[float]] = {}
         for _ in range(args.runs):
             for name, command in commands.items():
-                cpu, err = run(command, env)
-                totals[name].append(cpu)
+                _, cpu, err = timed(command, env)
+                totals[name].append(cpu * 1000)
                 if name == "phases":
                     line = next(x for x in err.splitlines() if x.startswith("PHASES "))
                     for phase, ms in json.loads(line.removeprefix("PHASES ")).items():

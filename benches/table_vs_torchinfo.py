@@ -28,6 +28,7 @@ shell sees them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,14 +70,30 @@ Layer(name="conv1")
 """
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall time and CPU time (user + system) of one run of the command, in seconds."""
+@contextlib.contextmanager
+def bytecode_env() -> Iterator[dict[str, str]]:
+    """The children's environment: this one, with archspec on the path and bytecode written
+    to and read from a private PYTHONPYCACHEPREFIX (removed afterwards), so that after a
+    warm-up run every process reads compiled bytecode as an installed package does."""
+    with tempfile.TemporaryDirectory(prefix="archspec-bench-pyc-") as pycache:
+        env = {key: value for key, value in os.environ.items()
+               if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = pycache
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        yield env
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time and CPU time (user + system) of one run of the command, in seconds, and
+    its standard error."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stderr
 
 
 def main() -> None:
@@ -91,16 +109,14 @@ def main() -> None:
     }
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
-    pycache = tempfile.TemporaryDirectory(prefix="archspec-bench-pyc-")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = pycache.name
-    for command in commands.values():  # one warm-up each: the OS file cache, the bytecode
-        timed(command, env)
-    for _ in range(args.runs):
-        for name, command in commands.items():
-            wall, cpu = timed(command, env)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
+    with bytecode_env() as env:
+        for command in commands.values():  # one warm-up each: the OS file cache, the bytecode
+            timed(command, env)
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                wall, cpu, _ = timed(command, env)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
     wall_median = {name: statistics.median(values) for name, values in walls.items()}
     cpu_median = {name: statistics.median(values) for name, values in cpus.items()}
     for name in commands:
@@ -114,7 +130,6 @@ def main() -> None:
           "wall, the most any command could reach; torchinfo / pydantic+lark import = "
           f"{wall_median['torchinfo'] / wall_median['stack']:.1f}x, the most a front end "
           "built on them could reach")
-    pycache.cleanup()
 
 
 if __name__ == "__main__":

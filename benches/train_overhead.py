@@ -198,6 +198,8 @@ def kornia_step(step: Any) -> nn.Module:
 
 
 def hand_optimizer(plan: TrainingPlan, model: nn.Module) -> torch.optim.Optimizer:
+    """The plan's optimizer as a user writes it: the same torch.optim call as archspec's
+    make_optimizer, written again on purpose so that the hand loop runs no archspec code."""
     spec = plan.optimizer
     params = list(model.parameters())
     decayed = params if plan.decay_norm_and_bias else [p for p in params if p.ndim > 1]
