@@ -209,6 +209,18 @@ def resolve_amp(plan: TrainingPlan | None, override: AmpName | None, device: Dev
     return None, "none", where
 
 
+def resolve_checkpoint(plan: TrainingPlan | None,
+                       override: Checkpoint | Literal["none"] | None
+                       ) -> tuple[Checkpoint | None, str]:
+    """The activation checkpointing the memory plan assumes, and where it came from:
+    `--checkpoint` (its `none` over the train: section's), else the train: section's."""
+    if override is not None:
+        return (None if override == "none" else override), "--checkpoint"
+    if plan is not None and plan.checkpoint:
+        return plan.checkpoint, "the train: section"
+    return None, "none"
+
+
 def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
                  dtype: DType | None = None, optimizer: PlannerOptimizer | None = None,
                  fit: int | None = None, amp: AmpName | None = None,
@@ -250,11 +262,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     costs = cost.layer_costs(network, shapes)
     plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
     kept = cost.saved_for_backward(network, shapes, plain_keep)
-    checkpoint_source = "--checkpoint" if checkpoint is not None else "none"
-    if checkpoint == "none":  # --checkpoint none: over the train: section's
-        checkpoint = None
-    elif checkpoint is None and network.plan is not None and network.plan.checkpoint:
-        checkpoint, checkpoint_source = network.plan.checkpoint, "the train: section"
+    checkpoint, checkpoint_source = resolve_checkpoint(network.plan, checkpoint)
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
     if checkpoint and not segments:
         raise ValueError(cost.checkpoint_problem(network, checkpoint))
@@ -389,8 +397,7 @@ def _folded(principal: Layer, members: list[Row], shapes: Shapes) -> Row:
     if at:  # the principal reads what the first member reads
         part = cost.layer_cost(principal, shapes, first.input_shape)
         main = part.formula
-        pieces[at] = f"{part.formula} + {part.biases}" if part.biases and part.formula \
-            else part.formula
+        pieces[at] = _formula(part)
     return _summed(members, name=principal.name, kind=principal.kind,
                    written=principal.written, implicit=principal.implicit,
                    folds=tuple(row.kind for row in members if row.name != principal.name
@@ -451,12 +458,16 @@ def _row(layer: Layer, shapes: Shapes, fields: dict[str, cost.Field | None],
         output_shape=cost.shape_of(shapes, layer.name), weights=part.weights,
         biases=part.biases, buffers=part.buffers, buffer_bytes=buffer_bytes,
         weights_formula=part.formula,
-        formula=f"{part.formula} + {part.biases}" if part.biases and part.formula
-        else part.formula,
+        formula=_formula(part),
         activations=activations, activation_bytes=activations * bpv, macs=part.macs,
         receptive_field=_size(field), jump=_jump(field), saved_bytes=own.per_sample,
         training_bytes=(part.weights + part.biases) * per_param + buffer_bytes
         + own.per_sample * batch + own.per_batch + own.copies)
+
+
+def _formula(part: reg.Cost) -> str:
+    """Every parameter of a layer as the table writes it: `(3*3*3)*64 + 64`."""
+    return f"{part.formula} + {part.biases}" if part.biases and part.formula else part.formula
 
 
 def _size(field: cost.Field | None) -> tuple[int, int] | None:
