@@ -24,7 +24,7 @@ from archspec.analysis import cost
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
-from archspec.core.text import json_indented, metric
+from archspec.core.text import json_pieces, metric
 from archspec.ir import Network
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
@@ -843,6 +843,11 @@ JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.tex
                 | st.integers(-10**40, 10**40))
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(), inner, max_size=4), max_leaves=20)
+
+
+def json_indented(value: object) -> str:
+    """The document json_pieces writes, whole."""
+    return "".join(json_pieces(value))
 
 
 @given(JSON_VALUES)

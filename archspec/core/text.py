@@ -58,11 +58,6 @@ def align(rows: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
             for row in rows]
 
 
-def json_indented(value: object) -> str:
-    """`json.dumps(value, indent=2)`, character for character (`json_pieces` joined)."""
-    return "".join(json_pieces(value))
-
-
 def json_pieces(value: object, pad: str = "") -> Iterator[str]:
     """`json.dumps(value, indent=2)` in pieces, character for character, for JSON values
     (dicts with string keys, lists, tuples, strings, ints, floats, True, False, None), many
