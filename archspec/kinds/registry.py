@@ -770,11 +770,6 @@ def kind_hint(words: Iterable[str], extra: Iterable[str] = (), family: Family | 
     return None
 
 
-def join_of(op: str) -> LayerKind:
-    """The join written with an operator (`+` → ADD)."""
-    return next(join for join in JOINS if join.op == op)
-
-
 def lookup(word: str) -> LayerKind | None:
     """The kind for a case-insensitive name or alias (`pool` → MAXPOOL)."""
     return _BY_NAME.get(word.upper())
