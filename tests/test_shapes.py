@@ -140,3 +140,16 @@ def test_a_window_warning_comes_once_per_written_layer() -> None:
     """Each copy of the repeat skips pixels (32, 16 and 8 rows in); one warning, the first."""
     spec = loads("network t\ninput 3x32x32\n[CONV(8, 1, stride=2)]*3 - FC-2\n")
     assert [d.message.split(":")[0] for d in spec.diagnostics] == ["conv1"]
+
+
+@pytest.mark.parametrize(("body", "found"), [
+    ("(CONV1-4 - (CONV1-4/2 | CONV3-4/2) | CONV1-4 - CONV1-4/2)", "3:48: conv5"),
+    ("(CONV1-4 - CONV1-4/2 | CONV1-4 - (CONV1-4/2 | CONV3-4/2))", "3:12: conv2"),
+])
+def test_layers_alike_warn_by_their_own_readers(body: str, found: str) -> None:
+    """Both CONV1-4/2 read a 4x8x8 map with the same arguments, so what the registry's rules
+    say of them is worked out once; only the one no sibling covers is told, in either order."""
+    spec = loads(f"network t\ninput 4x8x8\n{body} - FC-2\n")
+    assert [f"{d.span.line}:{d.span.col}: {d.message.split(':')[0]}"
+            for d in spec.diagnostics] == [found]
+    assert spec.ok and spec.shapes["concat2"] == (12, 4, 4)

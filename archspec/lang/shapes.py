@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import NamedTuple, cast
 
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_COVERAGE, MAX_PARAMS
@@ -11,56 +12,104 @@ from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 
 Shapes = dict[str, Shape | None]
+# A window that leaves pixels of its input unread, and the rows and columns it reads.
+_Partial = tuple[reg.Window, bytearray, bytearray]
+
+
+class _Outcome(NamedTuple):
+    """What a kind's rules say of given arguments and input shapes (see `_rule`)."""
+
+    out: Shape
+    partial: _Partial | None  # its window, when that alone leaves input pixels unread
+    size: int  # values of the output
+    weights: int | None  # weights and biases; None when the output is over MAX_ACTIVATIONS
 
 
 def infer(network: Network, diags: Diagnostics) -> Shapes:
-    """Output shape per layer name (and `input`); None where unknown (a sketch, or an error)."""
+    """Output shape per layer name (and `input`); None where unknown (a sketch, or an error).
+
+    The registry's rules run once per distinct kind, arguments and input shapes (the copies
+    of a repeat, a long chain of the same words share them); the findings name each layer."""
     shapes: Shapes = {INPUT_NODE: network.input.shape}
     reported: set[int] = set()
     warned: set[int] = set()
-    whole: set[tuple[reg.Window, int, int]] = set()  # windows that read all of an input size
+    outcomes: dict[tuple[object, ...], _Outcome] = {}
+    readers: dict[str, list[Layer]] | None = None  # worked out when a window may warn
     params = 0
-    readers = _readers(network)
+    full = diags.full  # only this loop's errors can change it
     for layer in network.layers:
-        if diags.full:
+        if full:
             shapes[layer.name] = None
             continue
         ins = [shapes[i] for i in layer.inputs]
-        kind = reg.kind_of(layer.kind)
-        if layer.args is None or any(s is None for s in ins):
+        args = layer.args
+        if args is None or None in ins:
             shapes[layer.name] = None
             continue
-        known = [s for s in ins if s is not None]
-        try:
-            out = kind.join(known) if kind.join is not None else kind.shape(layer.args, known[0])
-        except reg.ShapeError as exc:
-            # A join goes on with its first branch's sizes, so later mistakes still show.
-            shapes[layer.name] = exc.fallback
-            if layer.span.start not in reported:
-                reported.add(layer.span.start)
-                diags.error("shape", f"{layer.name}: {exc}", layer.span,
-                            hint=_call_site(layer))
-            continue
+        known = cast(list[Shape], ins)
+        # The values' types too: 1, 1.0 and True are equal keys, but may not say the same.
+        key = (layer.kind, tuple(args.items()), tuple(map(type, args.values())), *known)
+        outcome = outcomes.get(key)
+        if outcome is None:
+            try:
+                outcome = outcomes[key] = _rule(reg.kind_of(layer.kind), args, known)
+            except reg.ShapeError as exc:
+                # A join goes on with its first branch's sizes, so later mistakes still show.
+                shapes[layer.name] = exc.fallback
+                if layer.span.start not in reported:
+                    reported.add(layer.span.start)
+                    diags.error("shape", f"{layer.name}: {exc}", layer.span,
+                                hint=_call_site(layer))
+                    full = diags.full
+                continue
         # Once per written layer: the copies of a repeat would only say it again.
-        window = kind.window(layer.args) if kind.window is not None else None
-        if window is not None and layer.span.start not in warned and _window_warning(
-                layer, window, known[0], readers[layer.inputs[0]], diags, whole):
-            warned.add(layer.span.start)
-        if math.prod(out) > MAX_ACTIVATIONS:
-            diags.error("limit", f"{layer.name}: an output of {math.prod(out):,} values "
+        if outcome.partial is not None and layer.span.start not in warned:
+            if readers is None:
+                readers = _readers(network)
+            if _window_warning(layer, outcome.partial, known[0], readers[layer.inputs[0]],
+                               diags):
+                warned.add(layer.span.start)
+        if outcome.weights is None:
+            diags.error("limit", f"{layer.name}: an output of {outcome.size:,} values "
                         "could not fit any machine", layer.span)
+            full = diags.full
             shapes[layer.name] = None
             continue
-        cost = kind.cost(layer.args, known[0], out)
-        params += cost.weights + cost.biases
+        params += outcome.weights
         if params > MAX_PARAMS:
             diags.error("limit", f"{layer.name}: the network reaches {params:,} parameters, "
                         f"more than any machine could hold (the limit is {MAX_PARAMS:,})",
                         layer.span)
+            full = diags.full
             shapes[layer.name] = None
             continue
-        shapes[layer.name] = out
+        shapes[layer.name] = outcome.out
     return shapes
+
+
+def _rule(kind: reg.LayerKind, args: reg.Args, known: list[Shape]) -> _Outcome:
+    """The output shape (raises ShapeError), the window if it leaves pixels unread, the
+    output's size and, unless that is over MAX_ACTIVATIONS, the weights and biases."""
+    out = kind.join(known) if kind.join is not None else kind.shape(args, known[0])
+    window = kind.window(args) if kind.window is not None else None
+    partial = _partial(window, known[0]) if window is not None else None
+    size = math.prod(out)
+    if size > MAX_ACTIVATIONS:
+        return _Outcome(out, partial, size, None)
+    cost = kind.cost(args, known[0], out)
+    return _Outcome(out, partial, size, cost.weights + cost.biases)
+
+
+def _partial(window: reg.Window, shape: Shape) -> _Partial | None:
+    """The window with the rows and columns of the input it reads, unless it reads them all
+    (or the input is too large to work out which)."""
+    h, w = shape[1], shape[2]
+    if max(h, w) > MAX_COVERAGE:
+        return None
+    rows, cols = window.reads(h, 0), window.reads(w, 1)
+    if rows.count(1) == h and cols.count(1) == w:
+        return None
+    return window, rows, cols
 
 
 def _readers(network: Network) -> dict[str, list[Layer]]:
@@ -72,19 +121,13 @@ def _readers(network: Network) -> dict[str, list[Layer]]:
     return found
 
 
-def _window_warning(layer: Layer, window: reg.Window, shape: Shape, readers: list[Layer],
-                    diags: Diagnostics, whole: set[tuple[reg.Window, int, int]]) -> bool:
-    """Warn when input pixels reach no tap of this window nor of any other layer reading the
-    same tensor (torchvision's 1x1 stride-2 shortcut beside a 3x3 stride-2 conv is fine).
-    True when it warned. `whole`: the windows and input sizes found to read every pixel,
-    which the layers that share them need not work out again."""
+def _window_warning(layer: Layer, partial: _Partial, shape: Shape, readers: list[Layer],
+                    diags: Diagnostics) -> bool:
+    """Warn when input pixels reach no tap of this window (which alone leaves some unread)
+    nor of any other layer reading the same tensor (torchvision's 1x1 stride-2 shortcut
+    beside a 3x3 stride-2 conv is fine). True when it warned."""
+    window, rows, cols = partial
     h, w = shape[1], shape[2]
-    if max(h, w) > MAX_COVERAGE or (window, h, w) in whole:
-        return False
-    rows, cols = window.reads(h, 0), window.reads(w, 1)
-    if rows.count(1) == h and cols.count(1) == w:
-        whole.add((window, h, w))
-        return False
     coverage = [(rows, cols)]
     for other in readers:
         kind = reg.kind_of(other.kind)
