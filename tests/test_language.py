@@ -3,9 +3,7 @@ arguments, edges."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from conftest import all_specs
@@ -666,43 +664,6 @@ def test_expressions_compute_what_python_does(text: str, a: int, b: int) -> None
         return
     got = expr.evaluate(expr.parse(text), lambda name, i, j: {"a": a, "b": b}[name])
     assert got == pytest.approx(want) and (isinstance(got, int) or not float(got).is_integer())
-
-
-def test_stored_parser_tables_are_current_and_parse_as_built_ones() -> None:
-    """lang/tables.json (scripts/parser_tables.py) is for the grammar as it is; a parser
-    loaded from it parses every spec and bad file exactly as one built from the grammar."""
-    from lark import Lark
-
-    from archspec.lang import parser
-
-    grammar = parser.grammar_text()
-    stored = (Path(parser.__file__).parent / "tables.json").read_text(encoding="utf-8")
-    tables = parser.tables_from_json(stored)
-    assert tables["digest"] == parser.grammar_digest(grammar), \
-        "stale lang/tables.json: run scripts/parser_tables.py"
-    assert parser.tables_from_json(json.dumps(parser.tables_to_json(tables))) == tables
-    parser._lark.cache_clear()
-    loaded = loads_all()
-    build = parser._lark()[1]
-    built = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
-                 maybe_placeholders=False, transformer=build)
-    with mock.patch.object(parser, "_lark", lambda: (built, build)):
-        assert loads_all() == loaded
-
-
-def loads_all() -> list[str]:
-    """Every spec and bad file's syntax tree (or diagnostics), as text."""
-    from archspec.core.diagnostics import Diagnostics
-    from archspec.core.source import Source
-    from archspec.lang import parser
-
-    root = Path(__file__).resolve().parent.parent
-    out = []
-    for path in sorted([*root.glob("specs/**/*.arch"), *root.glob("tests/bad/*.arch")]):
-        diags = Diagnostics()
-        tree = parser.parse(Source(path.read_text(encoding="utf-8"), str(path)), diags)
-        out.append(f"{tree!r}\n{[d.message for d in diags.items]}")
-    return out
 
 
 def test_an_expression_in_defaults_is_worked_out_once() -> None:

@@ -1,4 +1,4 @@
-"""Text → syntax tree: splits a spec into logical lines and parses each with the lark grammar."""
+"""Text → syntax tree: splits a spec into logical lines and parses each with the LALR tables."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import re
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib.resources import files
-from typing import Any, cast
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.grammar import Rule
-from lark.lexer import TerminalDef
+from typing import TYPE_CHECKING, Any, cast
 
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.core.source import Source, Span
 from archspec.kinds import registry as reg
+from archspec.lang import lalr
 from archspec.lang import syntax as s
+
+if TYPE_CHECKING:  # lark is imported only to build the tables or to say why a line is wrong
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
 
 # What line splitting looks at: strings, comments, brackets, and newlines (a run of blank lines
 # is one match, so a file of blank lines is not a loop over them).
@@ -56,46 +56,58 @@ class _Line:
     end: int
 
 
-class _Build(Transformer[Token, Any]):
-    """Inline lark callbacks (no tree, no recursion) that build syntax nodes with file spans."""
+class _Build:
+    """The parser's callbacks, one per grammar rule (lalr.Parser calls them as it reduces, as
+    does lark's parser where it reads a line): syntax nodes with file spans, no tree, no
+    recursion. A token is a str with `.type`, `.start_pos` and `.end_pos` in its line."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.source = Source("")
-        self.base = 0
+        self.base = 0  # the offset in the file of the line being parsed
+        # Where that line has no newline: its line number and what turns an offset into a
+        # column (a span is made without searching the file's line starts); else 0.
+        self.row = 0
+        self.shift = 0
+
+    def at(self, source: Source, line: _Line) -> None:
+        """Build the nodes of this line of this file next."""
+        self.source, self.base = source, line.start
+        if source.text.find("\n", line.start, line.end) < 0:
+            self.row, column = source.position(line.start)
+            self.shift = column - line.start
+        else:
+            self.row = 0
+
+    def _make(self, start: int, end: int) -> Span:
+        """source.span(start, end), the same Span, found faster on a line of one row."""
+        if self.row:
+            return Span.model_construct(start=start, end=end, line=self.row,
+                                        col=start + self.shift, end_line=self.row,
+                                        end_col=end + self.shift)
+        return self.source.span(start, end)
 
     def _span(self, first: Any, last: Any) -> Span:
-        if first is last and not isinstance(first, Token):
+        if first is last and not isinstance(first, str):
             span: Span = first.span  # a chain of one element spans just that element
             return span
-        return self.source.span(self._start(first), self._end(last))
+        # A token is a str (lalr's or lark's Token): its offsets are in the line.
+        start = (self.base + cast(lalr.Token, first).start_pos if isinstance(first, str)
+                 else first.span.start)
+        end = self.base + cast(lalr.Token, last).end_pos if isinstance(last, str) else last.span.end
+        return self._make(start, end)
 
-    def _start(self, item: Any) -> int:
-        if isinstance(item, Token):
-            assert item.start_pos is not None  # lark sets it on every token it lexes
-            return self.base + item.start_pos
-        start: int = item.span.start
-        return start
-
-    def _end(self, item: Any) -> int:
-        if isinstance(item, Token):
-            assert item.end_pos is not None
-            return self.base + item.end_pos
-        end: int = item.span.end
-        return end
-
-    def _tok(self, token: Token) -> Span:
-        return self._span(token, token)
+    def _tok(self, token: lalr.Token) -> Span:
+        return self._make(self.base + token.start_pos, self.base + token.end_pos)
 
     def _repeat(self, children: list[Any]) -> s.Repeat | None:
         last = children[-1]
-        if isinstance(last, Token) and last.type == "REPEAT":
+        if isinstance(last, str) and cast(lalr.Token, last).type == "REPEAT":
             count = re.sub(r"^[*xX×][ \t]*", "", str(last))
-            return s.Repeat(count=count, span=self._tok(last))
+            return s.Repeat(count=count, span=self._tok(cast(lalr.Token, last)))
         return None
 
     def chain(self, children: list[Any]) -> s.Chain:
-        elements = tuple(c for c in children if not isinstance(c, Token))
+        elements = tuple(c for c in children if not isinstance(c, str))
         return s.Chain(elements=elements, span=self._span(children[0], children[-1]))
 
     def named(self, children: list[Any]) -> s.Named:
@@ -112,7 +124,8 @@ class _Build(Transformer[Token, Any]):
 
     def branch(self, children: list[Any]) -> s.Branch:
         chains = tuple(c for c in children if isinstance(c, s.Chain))
-        op = next(c for c in children if isinstance(c, Token) and c.type in _JOIN_TOKENS)
+        op = next(cast(lalr.Token, c) for c in children
+                  if isinstance(c, str) and cast(lalr.Token, c).type in _JOIN_TOKENS)
         return s.Branch(join=_JOIN_TOKENS[op.type].name, chains=chains,
                         repeat=self._repeat(children),
                         span=self._span(children[0], children[-1]))
@@ -125,7 +138,7 @@ class _Build(Transformer[Token, Any]):
         return s.Call(word=str(word), word_span=word_span,
                       args=None if args is None else args[0], span=span)
 
-    def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], Token]:
+    def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], lalr.Token]:
         return tuple(c for c in children if isinstance(c, s.Arg)), children[-1]
 
     def kwarg(self, children: list[Any]) -> s.Arg:
@@ -136,7 +149,7 @@ class _Build(Transformer[Token, Any]):
     def posarg(self, children: list[Any]) -> s.Arg:
         return s.Arg(name=None, value=children[0], span=children[0].span)
 
-    def _value(self, kind: s.ValueKind, token: Token) -> s.Value:
+    def _value(self, kind: s.ValueKind, token: lalr.Token) -> s.Value:
         return s.Value(kind=kind, text=str(token), span=self._tok(token))
 
     def word(self, children: list[Any]) -> s.Value:
@@ -191,8 +204,18 @@ def grammar_digest(grammar: str) -> str:
 def build_tables(grammar: str) -> dict[str, Any]:
     """Build the LALR tables from the grammar (20-45 ms): lark's serialized parser, a dict of
     plain values (what `lang/tables.json` holds, written by scripts/parser_tables.py)."""
+    from lark import Lark
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef, _create_unless
+
     parser = Lark(grammar, parser="lalr", start=["chain", "directive"], keep_all_tokens=True,
                   maybe_placeholders=False)
+    # lark retypes a token of a pattern that a string terminal's text also matches (a
+    # keyword that is also a WORD); lalr.Parser does not: a grammar needing it is refused.
+    _, retyped = _create_unless(parser.terminals, 0, re, False)  # type: ignore[no-untyped-call]
+    if retyped:
+        raise ValueError(f"terminals {sorted(retyped)} match string terminals' text: "
+                         "lalr.Parser does not retype tokens as lark does")
     data, memo = parser.memo_serialize([TerminalDef, Rule])
     return {"digest": grammar_digest(grammar), "data": data, "memo": memo}
 
@@ -225,20 +248,35 @@ def tables_from_json(text: str) -> Any:
 
 
 @cache
-def _lark() -> tuple[Lark, _Build]:
+def _tables() -> dict[str, Any]:
     # No lark cache: lark's is a pickle (in the shared temp folder by default) that any local
     # user could plant. The tables come from lang/tables.json (plain JSON, no code; generated
     # by scripts/parser_tables.py) when its digest is that of the grammar; else they are
-    # built here (benches/grammar_build.py).
+    # built here by lark (benches/grammar_build.py).
     grammar = grammar_text()
     stored = files("archspec.lang").joinpath("tables.json")
     tables = tables_from_json(stored.read_text(encoding="utf-8")) if stored.is_file() else {}
     if tables.get("digest") != grammar_digest(grammar):
         tables = build_tables(grammar)
+    return tables
+
+
+@cache
+def _runtime() -> tuple[lalr.Parser, _Build]:
+    """The parser of every line: archspec's LALR runtime over the tables, and its callbacks."""
     build = _Build()
-    parser = Lark._load_from_dict(  # type: ignore[no-untyped-call]
-        tables["data"], tables["memo"], transformer=build)
-    return parser, build
+    return lalr.Parser(_tables(), build), build
+
+
+@cache
+def _lark() -> Lark:
+    """lark's own parser from the same tables with the same callbacks: it reads the lines the
+    runtime rejects, to say why (lark is imported only then)."""
+    from lark import Lark
+
+    tables = _tables()
+    return Lark._load_from_dict(  # type: ignore[no-any-return,no-untyped-call]
+        tables["data"], tables["memo"], transformer=_runtime()[1])
 
 
 def _expecting(expected: set[str]) -> str:
@@ -352,7 +390,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
         )
         start = "directive" if train_span is not None or is_header else "chain"
         node = _try_line(source, line, start)
-        if isinstance(node, UnexpectedInput):
+        if not isinstance(node, s.Chain | s.Directive):
             guess = None
             if start == "chain" and first is not None and train_span is None:
                 guess = _misspelt_keyword(first.group(1))
@@ -374,7 +412,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                 train_span = span
                 continue
             node = _try_line(source, line, "directive")
-            if isinstance(node, UnexpectedInput):
+            if not isinstance(node, s.Chain | s.Directive):
                 continue
             assert isinstance(node, s.Directive)
             node = replace(node, keyword=guess, status="guessed")
@@ -396,13 +434,21 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
 def _try_line(source: Source, line: _Line,
               start: str) -> s.Chain | s.Directive | UnexpectedInput:
     """One logical line as a chain or a directive, or lark's account of why not."""
-    parser, build = _lark()
-    build.source = source
-    build.base = line.start
+    runtime, build = _runtime()
+    build.at(source, line)
+    text = source.text[line.start:line.end]
     try:
-        # The transformer runs inline: what lark returns is the syntax node it built.
-        return cast(s.Chain | s.Directive,
-                    parser.parse(source.text[line.start:line.end], start=start))
+        # The callbacks run as the parser reduces: what it returns is the syntax node built.
+        node: s.Chain | s.Directive = runtime.parse(text, start)
+        return node
+    except lalr.Rejected:
+        pass
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        # lark rejects every line the runtime does (tests/test_lalr.py); were it to accept
+        # one, the node its parse built with the same callbacks is the line's.
+        return cast(s.Chain | s.Directive, _lark().parse(text, start=start))
     except UnexpectedInput as exc:
         return exc
 
@@ -418,6 +464,8 @@ def _misspelt_keyword(word: str) -> str | None:
 
 
 def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostics) -> None:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         assert exc.pos_in_stream is not None  # always set where characters are unexpected
         offset = line.start + exc.pos_in_stream

@@ -1,0 +1,283 @@
+"""archspec's LALR runtime (lang/lalr.py) parses as lark does from the same tables: the same
+syntax trees with the same spans, the same lines rejected and so the same diagnostics (lark
+says why a line is wrong); a spec whose lines all parse never imports lark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from conftest import all_specs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lark import Lark, Tree
+from lark.exceptions import UnexpectedInput
+
+from archspec.core.diagnostics import Diagnostics
+from archspec.core.source import Source
+from archspec.lang import lalr, parser
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = [*all_specs(), *sorted((ROOT / "tests" / "bad").glob("*.arch"))]
+
+
+@contextmanager
+def lark_only() -> Iterator[None]:
+    """The runtime rejects every line, so that lark parses each one, with the same callbacks
+    (how parser.py read lines before it had a runtime)."""
+    with mock.patch.object(lalr.Parser, "parse", side_effect=lalr.Rejected):
+        yield
+
+
+def parsed(text: str) -> str:
+    """A whole spec's syntax tree and diagnostics (message and span), as text."""
+    diags = Diagnostics()
+    tree = parser.parse(Source(text, "spec.arch"), diags)
+    return f"{tree!r}\n{[(d.message, d.hint, d.span) for d in diags.items]}"
+
+
+def line_both_ways(text: str, start: str) -> tuple[Any, Any]:
+    """The node each parser builds from one line (None where it rejects the line)."""
+    runtime, build = parser._runtime()
+    build.at(Source(text), parser._Line(0, len(text)))
+    try:
+        ours = runtime.parse(text, start)
+    except lalr.Rejected:
+        ours = None
+    try:
+        theirs = parser._lark().parse(text, start=start)
+    except UnexpectedInput:
+        theirs = None
+    return ours, theirs
+
+
+def logical_lines(text: str) -> list[str]:
+    source = Source(text)
+    return [text[line.start:line.end] for line in parser._split(source, Diagnostics())]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_spec_and_bad_file_parses_as_lark_parses_it(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    ours = parsed(text)
+    with lark_only():
+        assert parsed(text) == ours
+
+
+def test_every_line_of_the_corpus_as_a_chain_and_as_a_directive() -> None:
+    """Each logical line read both ways: where lark accepts it the runtime builds the same
+    node, where lark rejects it the runtime rejects it too (some of each, both ways)."""
+    outcomes = set()
+    for path in FILES:
+        for line in logical_lines(path.read_text(encoding="utf-8")):
+            for start in ("chain", "directive"):
+                ours, theirs = line_both_ways(line, start)
+                assert ours == theirs, (path.name, line, start)
+                outcomes.add((start, ours is None))
+    assert len(outcomes) == 4
+
+
+# Pieces of the grammar (every terminal, in forms that test its pattern's edges, and pieces
+# that are none), so that random lines exercise the lexer's order and the parser's errors.
+PIECES = [
+    "CONV3-64", "conv1-8", "CONV3-$c/$s", "CONV1-{$c*4}", "POOL3/2", "POOL2/{$s}", "FC-4096",
+    "a$b", "a{1}", "_x", "x3", "X2", "x", "RELU", "name", "3", "64", "0.5", ".5", "5.", "1e-2",
+    "2E+3", "3x3", "3×3", "224x224x3", "3x", '"text"', '"a\\"b"', '"', "$c", "$", "{$a+1}",
+    "{", "}", "-", "->", "→", "--", "- >", "[", "]", "(", ")", "|", "+", "*", "*3", "* 3",
+    "*$n", "*{2}", "x 2", "×4", ",", ":", "=", "/", "#", "# note", " ", " ", "\t", "\n", "@",
+]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=24),
+       st.lists(st.sampled_from(["", " ", ""]), min_size=24, max_size=24))
+def test_random_lines_are_accepted_and_rejected_as_lark_does(pieces: list[str],
+                                                           gaps: list[str]) -> None:
+    text = "".join(piece + gap for piece, gap in zip(pieces, gaps, strict=False))
+    for start in ("chain", "directive"):
+        ours, theirs = line_both_ways(text, start)
+        assert ours == theirs
+    spec = "network t\ninput 3x8x8\n" + text + "\n"
+    ours_spec = parsed(spec)
+    with lark_only():
+        assert parsed(spec) == ours_spec
+
+
+def _chains(words: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Valid chains built from the grammar's rules: calls with arguments, named elements,
+    groups and branches with repeats, separators `-` and `->`."""
+    value = st.sampled_from(["3", "0.5", "-1", "3x3", '"s"', "$c", "{$c*2}", "same", "1e3"])
+    arg = st.one_of(value, st.tuples(st.sampled_from(["k", "stride"]), value).map("=".join))
+    call = st.tuples(words, st.one_of(st.none(), st.lists(arg, max_size=3))).map(
+        lambda t: t[0] if t[1] is None else f"{t[0]}({', '.join(t[1])})")
+    repeat = st.sampled_from(["", "*2", " x 3", "×$n", "*{2}"])
+
+    def extend(chain: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        group = st.tuples(st.sampled_from(["[]", "()"]), chain, repeat).map(
+            lambda t: f"{t[0][0]}{t[1]}{t[0][1]}{t[2]}")
+        branch = st.tuples(st.lists(chain, min_size=2, max_size=3),
+                           st.sampled_from([" | ", "+", " * "]), repeat).map(
+            lambda t: f"({t[1].join(t[0])}){t[2]}")
+        element = st.one_of(call, group, branch)
+        named = st.tuples(st.sampled_from(["b", "skip"]), element).map(": ".join)
+        return st.lists(st.one_of(element, named), min_size=1, max_size=4).flatmap(
+            lambda es: st.sampled_from([" - ", " -> ", "→", "\t-\t"]).map(
+                lambda sep: sep.join(es)))
+
+    return st.recursive(call, extend, max_leaves=10)
+
+
+WORDS = st.sampled_from(["CONV3-64", "FC-10", "RELU", "POOL2/2", "CONV1-{$c*4}", "b", "x"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_chains(WORDS), st.sampled_from(["", "- ", "-> "]), st.sampled_from(["", " -", " #c"]))
+def test_valid_chains_build_the_same_trees(chain: str, before: str, after: str) -> None:
+    text = before + chain + after
+    ours, theirs = line_both_ways(text, "chain")
+    assert ours is not None, text
+    assert ours == theirs
+    ours, theirs = line_both_ways("block b($c): " + text, "directive")
+    assert ours is not None, text
+    assert ours == theirs
+
+
+def test_stored_tables_are_current_and_parse_as_built_ones() -> None:
+    """lang/tables.json (scripts/parser_tables.py) is for the grammar as it is; the runtime
+    (and lark, for errors) from it parse every spec and bad file exactly as from tables
+    built from the grammar."""
+    grammar = parser.grammar_text()
+    stored = (Path(parser.__file__).parent / "tables.json").read_text(encoding="utf-8")
+    tables = parser.tables_from_json(stored)
+    assert tables["digest"] == parser.grammar_digest(grammar), \
+        "stale lang/tables.json: run scripts/parser_tables.py"
+    assert parser.tables_from_json(json.dumps(parser.tables_to_json(tables))) == tables
+    texts = [path.read_text(encoding="utf-8") for path in FILES]
+    loaded = [parsed(text) for text in texts]
+    try:
+        for cached in (parser._tables, parser._runtime, parser._lark):
+            cached.cache_clear()
+        with mock.patch.object(parser, "files", side_effect=AssertionError("read")):
+            built = parser.build_tables(grammar)
+        with mock.patch.object(parser, "_tables", lambda: built):
+            assert [parsed(text) for text in texts] == loaded
+    finally:
+        for cached in (parser._tables, parser._runtime, parser._lark):
+            cached.cache_clear()
+
+
+# A grammar of its own for what archspec's does not show: a `?rule` of one child and of
+# more, a rule without a callback, an inlined `_rule` of several children, tokens filtered
+# out (keep_all_tokens off for a rule), a terminal's flag, priorities against longer matches.
+TOY = r"""
+start: _items
+_items: item (_sep item)*
+_sep: ";" | "," ","
+?item: pair | NAME | NUM -> num | BIG | "[" start "]" | other
+pair: NAME "=" value
+?value: NUM | NAME NAME
+other: "@" NAME
+NAME: /[a-z]+/
+NUM.2: /[0-9]+/
+BIG: /[0-9]+x/i
+%ignore " "
+"""
+
+
+class Toy:
+    def pair(self, children: list[Any]) -> tuple[str, ...]:
+        return ("pair", *children)
+
+    def num(self, children: list[Any]) -> tuple[str, ...]:
+        return ("num", *children)
+
+    def start(self, children: list[Any]) -> list[Any]:
+        return ["start", *children]
+
+
+@pytest.mark.parametrize("text", ["a", "a=1", "a = b c", "a;b , ,c", "12", "12X", "[a;1]",
+                                  "@ q", "a=", "1x1", "a,b", "=", "a;;b", "[[a]]", ""])
+def test_the_runtime_runs_another_grammar_as_lark_does(text: str) -> None:
+    toy = Lark(TOY, parser="lalr", maybe_placeholders=False)
+    data, memo = toy.memo_serialize(parser_classes())
+    ours = lalr.Parser({"data": data, "memo": memo}, Toy())
+    theirs = Lark._load_from_dict(data, memo, transformer=Toy())
+    try:
+        want: Any = theirs.parse(text)
+    except UnexpectedInput:
+        with pytest.raises(lalr.Rejected):
+            ours.parse(text, "start")
+        return
+    assert shown(ours.parse(text, "start")) == shown(want)
+
+
+def shown(value: Any) -> Any:
+    """Tokens as their type, text and offsets (lark's Token and lalr.Token alike), and the
+    node of a rule without a callback as its children (lark's is a Tree of them)."""
+    if isinstance(value, str) and hasattr(value, "type"):
+        return f"{value.type}:{value}@{value.start_pos}-{value.end_pos}"
+    if isinstance(value, Tree):
+        return shown(value.children)
+    if isinstance(value, list | tuple):
+        return [shown(v) for v in value]
+    return value
+
+
+def parser_classes() -> list[type]:
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    return [TerminalDef, Rule]
+
+
+def test_a_grammar_whose_tokens_lark_would_retype_is_refused() -> None:
+    """lark makes a WORD `if` the keyword IF; the runtime does not: such tables are not built."""
+    grammar = 'chain: WORD | "if"\ndirective: WORD\nWORD: /[a-z]+/\n'
+    with pytest.raises(ValueError, match="retype"):
+        parser.build_tables(grammar)
+
+
+def run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+
+
+@pytest.mark.parametrize("command", [["table", "specs/vgg16.arch"], ["check", "specs/vgg16.arch"],
+                                     ["table", "specs/zoo/inception_v3.arch", "--format", "json"]])
+def test_lark_is_never_imported_for_a_spec_that_parses(command: list[str]) -> None:
+    done = run("import io, sys\nfrom contextlib import redirect_stdout\n"
+               "from archspec.cli import main\n"
+               f"with redirect_stdout(io.StringIO()):\n    status = main({command!r})\n"
+               "assert 'lark' not in sys.modules, 'lark was imported'\nsys.exit(status)\n")
+    assert done.returncode == 0, done.stderr
+
+
+SLIP = """\
+{path}:3:9: error: unexpected `64`; expected a layer or name, `[`, `]`, `(`, `)`, `|`, ...
+   3 | CONV3 - 64 - RELU
+     |         ^~
+     = help: a `-` followed by a space separates layers; write the shorthand without spaces, \
+e.g. CONV3-64 or FC-4096
+{path}:4:7: error: unexpected `FC-10`; expected `-`, `->`, `]`, `(`, `)`, `|`, ...
+   4 | FC-10 FC-10
+     |       ^~~~~
+"""
+
+
+def test_a_syntax_error_is_told_by_lark_word_for_word(tmp_path: Path) -> None:
+    """The lines the runtime rejects are read again by lark (imported then), whose account
+    of the error gives the message: the same as before the runtime (output of main@1b43d05)."""
+    spec = tmp_path / "slip.arch"
+    spec.write_text("network t\ninput 3x8x8\nCONV3 - 64 - RELU\nFC-10 FC-10\n")
+    done = run("import sys\nfrom archspec.cli import main\n"
+               f"status = main(['check', {str(spec)!r}])\n"
+               "print('lark' in sys.modules)\nsys.exit(status)\n")
+    assert (done.returncode, done.stdout) == (1, "True\n")
+    assert done.stderr == SLIP.format(path=spec)
