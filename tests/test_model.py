@@ -1,17 +1,24 @@
-"""core.model.Frozen: its fast model_construct builds the instance pydantic's would."""
+"""core.model.Frozen: its fast model_construct and its validated build the instances pydantic's
+would."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import NoneType, UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
+import pytest
 from conftest import SPECS
-from pydantic import BaseModel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 import archspec
 from archspec.analysis.report import Memory, Row, build_report
-from archspec.core.model import Frozen
+from archspec.core.model import Frozen, vouched
 from archspec.core.source import Span
 from archspec.ir import (
+    AugmentSpec,
     DataSpec,
     InitScheme,
     Layer,
@@ -96,3 +103,100 @@ def test_defaults_built_unvalidated_are_what_validation_gives():
     assert plan == TrainingPlan.model_validate({"data": {}, "optimizer": {}, "schedule": {}})
     assert plan.optimizer == OptimizerSpec.model_validate({})
     assert plan.optimizer.model_fields_set == OptimizerSpec.model_validate({}).model_fields_set
+
+
+# Frozen.validated builds the `train:` section's and `init`'s models without pydantic's
+# validator where `vouched` vouches for the values: the instance must be the one pydantic's
+# validation makes, and every value it vouches for one that pydantic accepts. Values as the
+# spec's settings give them (args.literal: str, int, float, bool) and as the section gathers
+# them (instances, tuples, dicts), right and wrong.
+VALIDATED: tuple[type[Frozen], ...] = (DataSpec, OptimizerSpec, ScheduleSpec, AugmentSpec,
+                                       InitScheme, TrainingPlan)
+WORDS = sorted({word for cls in VALIDATED for info in cls.model_fields.values()
+                for member in (info.annotation, *get_args(info.annotation))
+                if get_origin(member) is Literal for word in get_args(member)})
+SPAN = Span.model_construct(start=0, end=1, line=1, col=1, end_line=1, end_col=2)
+NUMBERS = st.one_of(st.integers(-3, 40), st.integers(), st.floats(), st.sampled_from(
+    [0, 1, 2, 0.0, 0.5, 1.0, 1e-9, 1000, 1000.0, 2**31 - 1, 2**31, 2**53 + 1, -0.0]))
+VALUES = st.one_of(
+    NUMBERS, st.booleans(), st.none(), st.sampled_from(WORDS), st.text(max_size=3),
+    st.dictionaries(st.sampled_from(["size", "deg", "min", "max", "hue"]),
+                    st.one_of(NUMBERS, st.booleans(), st.text(max_size=2)), max_size=3),
+    st.sampled_from([DataSpec.model_construct(), ScheduleSpec.model_construct(),
+                     TrainingPlan.model_construct().optimizer, {"batch": SPAN}, {1: SPAN},
+                     (AugmentSpec.model_construct(name="hflip"),), (), ("hflip",)]))
+
+
+INSTANCES: dict[object, st.SearchStrategy[Frozen]] = {cls: st.just(instance) for cls, instance in [
+    (DataSpec, DataSpec.model_construct()), (ScheduleSpec, ScheduleSpec.model_construct()),
+    (OptimizerSpec, TrainingPlan.model_construct().optimizer), (Span, SPAN),
+    (AugmentSpec, AugmentSpec.model_construct(name="hflip"))]}
+
+
+def fitting(annotation: object) -> st.SearchStrategy[object]:
+    """Values of the annotation's type (within its bounds or not)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin is Annotated:
+        return fitting(args[0])
+    if origin in (Union, UnionType):
+        return st.one_of([fitting(arg) for arg in args])
+    if origin is tuple:
+        return st.lists(fitting(args[0]), max_size=2).map(tuple)
+    if origin is dict:
+        return st.dictionaries(st.text(max_size=3), fitting(args[1]), max_size=2)
+    simple = {float: NUMBERS, int: NUMBERS, bool: st.booleans(), str: st.text(max_size=3),
+              NoneType: st.none()}
+    return simple[annotation] if annotation in simple else INSTANCES[annotation]
+
+
+def case(cls: type[Frozen]) -> st.SearchStrategy[tuple[type[Frozen], dict[str, object]]]:
+    """Some of the class's fields (or an unknown one), each given a value of its type or any."""
+    fields = {name: st.one_of(fitting(info.annotation), fitting(info.annotation), VALUES)
+              for name, info in cls.model_fields.items()} | {"other": VALUES}
+    return st.tuples(st.just(cls), st.lists(st.sampled_from(list(fields)), max_size=4).flatmap(
+        lambda names: st.fixed_dictionaries({name: fields[name] for name in names})))
+
+
+CASES = st.sampled_from(VALIDATED).flatmap(case)
+
+
+@given(CASES)
+@settings(max_examples=3000, deadline=None)
+def test_what_vouched_builds_is_what_validation_builds(
+        case: tuple[type[Frozen], dict[str, object]]) -> None:
+    cls, values = case
+    ours = vouched(cls, values)
+    try:
+        theirs = cls(**values)
+    except (ValidationError, TypeError):  # TypeError: OptimizerSpec's validator, name={}
+        assert ours is None, (cls, values)
+        return
+    if ours is not None:
+        assert list(map(repr, ours.__dict__.items())) == list(map(repr, theirs.__dict__.items()))
+        assert [type(v) for v in ours.__dict__.values()] == \
+            [type(v) for v in theirs.__dict__.values()]
+        assert ours.model_fields_set == theirs.model_fields_set
+
+
+def test_vouched_takes_what_the_specs_give() -> None:
+    # Every spec's `train:` section and `init` is built without a validator (test_table.py
+    # checks no validator is built at all); these are settings as a section writes them.
+    assert vouched(OptimizerSpec, {"name": "sgd", "lr": 0.01, "momentum": 0.9,
+                                   "weight_decay": 5e-4}) == OptimizerSpec(
+        name="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
+    assert vouched(AugmentSpec, {"name": "rotate", "args": {"deg": 20}}) == AugmentSpec(
+        name="rotate", args={"deg": 20.0})
+    assert vouched(TrainingPlan, {"batch": 128, "checkpoint": 4, "spans": {"batch": SPAN}}) \
+        == TrainingPlan(batch=128, checkpoint=4, spans={"batch": SPAN})
+    for refused in ({"batch": 0}, {"batch": True}, {"checkpoint": "every"}, {"other": 1},
+                    {"batch": 1.0}):
+        assert vouched(TrainingPlan, refused) is None, refused
+    assert vouched(OptimizerSpec, {"name": "adam", "momentum": 0.9}) is None  # not adam's
+
+
+def test_validated_refuses_as_pydantic_does() -> None:
+    with pytest.raises(ValidationError) as caught:
+        OptimizerSpec.validated(name="sgd", lr=-1)
+    assert [e["msg"] for e in caught.value.errors()] == ["Input should be greater than 0"]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from types import NoneType
-from typing import Any, Self
+import inspect
+import operator
+from collections.abc import Callable
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Self, TypeVar, Union, cast, get_args, get_origin
 
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict
+from pydantic.fields import FieldInfo
+from pydantic.types import Strict
 
 # Defaults pydantic hands out as they are (its smart_deepcopy copies no immutable value), so
 # an instance may share them.
@@ -52,6 +58,166 @@ class Frozen(BaseModel):
         _set(model, "__pydantic_private__", None)
         return model
 
+    @classmethod
+    def validated(cls, **values: Any) -> Self:
+        """`cls(**values)`: the same instance, or the same ValidationError, but without
+        building pydantic's validator where `vouched` can vouch for the values (building the
+        validators of the `train:` section's five models costs ~18 ms, and the first imports
+        pydantic's plugin loader: importlib.metadata, ~9 ms more). A value it cannot vouch for
+        goes to pydantic's validator, which decides and words the refusal."""
+        model = vouched(cls, values)
+        return cls(**values) if model is None else model
+
+
+F = TypeVar("F", bound=Frozen)
+
+
+def vouched(cls: type[F], values: dict[str, Any]) -> F | None:
+    """The instance pydantic's validation makes of `values`, made without its validator, or
+    None where a value is not one these rules vouch for. The rules follow pydantic's lax mode
+    for the annotations archspec's models use, and vouch only for inputs whose outcome is
+    plain: a value of the field's own type within its bounds (an int for a float field is
+    converted, as pydantic does; an instance of a model field is kept, as pydantic does);
+    every field given, known and not required-and-missing; "before" model validators run as
+    pydantic runs them. Anything else (another type, a bound not met, an unknown field, a
+    model with other validators) is None: tests/test_model.py checks against pydantic."""
+    rules = _RULES[cls] if cls in _RULES else _rules(cls)
+    if rules is None:
+        return None
+    fields, before = rules
+    data: Any = values
+    for validator in before:
+        try:
+            data = validator(data)
+        except Exception:  # pydantic's own run decides what it means (and raises it)
+            return None
+    if not isinstance(data, dict) or not data.keys() <= fields.keys() or any(
+            name not in data for name in _required(cls)):
+        return None
+    converted = {}
+    for name, value in data.items():
+        made = fields[name](value)
+        if made is _NO:
+            return None
+        converted[name] = made
+    return cast(F, cls.model_construct(**converted))  # mypy's pydantic plugin: a Frozen
+
+
+_NO: Any = object()  # what a rule returns for a value it does not vouch for
+Rule = Callable[[Any], Any]
+
+
+def _rules(cls: type[Frozen]) -> tuple[dict[str, Rule], list[Callable[[Any], Any]]] | None:
+    """The rule of each field and the model's "before" validators, or None where some field's
+    annotation is not one `_rule` knows, or the model has a validator of another kind."""
+    decorators = cls.__pydantic_decorators__
+    found: tuple[dict[str, Rule], list[Callable[[Any], Any]]] | None = None
+    if not (decorators.field_validators or decorators.root_validators
+            or decorators.validators) and all(
+            d.info.mode == "before" and len(inspect.signature(d.func).parameters) == 1
+            for d in decorators.model_validators.values()):
+        fields = {name: _rule(info.annotation, info.metadata)
+                  for name, info in cls.__pydantic_fields__.items()}
+        if all(rule is not None for rule in fields.values()):
+            found = ({name: rule for name, rule in fields.items() if rule is not None},
+                     [d.func for d in decorators.model_validators.values()])
+    _RULES[cls] = found
+    return found
+
+
+def _required(cls: type[Frozen]) -> list[str]:
+    return [name for name, info in cls.__pydantic_fields__.items() if info.is_required()]
+
+
+def _rule(annotation: Any, metadata: list[Any]) -> Rule | None:
+    """The value pydantic makes of an input for this annotation and these constraints, or
+    _NO; None for an annotation or a constraint these rules do not cover."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _rule(args[0], [*metadata, *args[1:]])
+    bounds: list[tuple[Callable[[Any, Any], bool], Any]] = []
+    pending = list(metadata)  # a FieldInfo inside Annotated brings its own constraints
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, FieldInfo):
+            pending.extend(item.metadata)
+        elif isinstance(item, Gt):
+            bounds.append((operator.gt, item.gt))
+        elif isinstance(item, Ge):
+            bounds.append((operator.ge, item.ge))
+        elif isinstance(item, Lt):
+            bounds.append((operator.lt, item.lt))
+        elif isinstance(item, Le):
+            bounds.append((operator.le, item.le))
+        elif not (isinstance(item, Strict) and annotation is int):  # ints are taken strictly
+            return None
+    plain = _plain(annotation, origin, args)
+    # bounds on a number, or on an optional number's number (pydantic's rule for Optional)
+    numbers = {*args} - {NoneType} if origin in (Union, UnionType) and NoneType in args \
+        else {annotation}
+    if plain is None or (bounds and not (len(numbers) == 1 and numbers <= {int, float})):
+        return None
+    if not bounds:
+        return plain
+
+    def bounded(value: Any) -> Any:
+        made = plain(value)
+        return made if made is None or (
+            made is not _NO and all(holds(made, bound) for holds, bound in bounds)) else _NO
+
+    return bounded
+
+
+def _plain(annotation: Any, origin: Any, args: tuple[Any, ...]) -> Rule | None:
+    """A rule without bounds, for the annotations archspec's models use."""
+    if annotation is float:
+        # pydantic converts an int, exactly (no int the rules see is beyond 2**53)
+        return lambda v: v if type(v) is float else float(v) if type(v) is int and abs(
+            v) <= 2**53 else _NO
+    if annotation in (int, bool, str):
+        return lambda v: v if type(v) is annotation else _NO
+    if annotation is NoneType:
+        return lambda v: v if v is None else _NO
+    if origin is Literal and all(type(arg) is str for arg in args):
+        return lambda v: v if type(v) is str and v in args else _NO
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and \
+            annotation.model_config.get("revalidate_instances", "never") == "never":
+        return lambda v: v if type(v) is annotation else _NO  # kept as it is
+    if origin in (Union, UnionType):
+        members = [_rule(arg, []) for arg in args]
+        if any(member is None for member in members):
+            return None
+        return lambda v: _one([m(v) for m in members if m is not None])
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        items = _rule(args[0], [])
+        return None if items is None else lambda v: _items(v, items)
+    if origin is dict and args[0] is str:
+        entries = _rule(args[1], [])
+        return None if entries is None else lambda v: _entries(v, entries)
+    return None
+
+
+def _one(made: list[Any]) -> Any:
+    """A union's value: that of the one member that takes it (none or two: not vouched)."""
+    taken = [value for value in made if value is not _NO]
+    return taken[0] if len(taken) == 1 else _NO
+
+
+def _items(value: Any, rule: Rule) -> Any:
+    """A tuple of items each made by `rule` (pydantic makes a new tuple)."""
+    if type(value) is not tuple:
+        return _NO
+    made = tuple(rule(item) for item in value)
+    return _NO if any(item is _NO for item in made) else made
+
+
+def _entries(value: Any, rule: Rule) -> Any:
+    """A dict with str keys of values each made by `rule` (pydantic makes a new dict)."""
+    if type(value) is not dict or any(type(key) is not str for key in value):
+        return _NO
+    made = {key: rule(item) for key, item in value.items()}
+    return _NO if any(item is _NO for item in made.values()) else made
+
 
 class _Layout:
     """A class's fields in order, their names, and the defaults an instance may share."""
@@ -79,5 +245,6 @@ def _layout(cls: type[Frozen]) -> _Layout | None:
 
 
 _LAYOUTS: dict[type[Frozen], _Layout | None] = {}
+_RULES: dict[type[Frozen], tuple[dict[str, Rule], list[Callable[[Any], Any]]] | None] = {}
 _GIVEN: dict[tuple[Any, ...], set[str]] = {}
 _set = object.__setattr__

@@ -228,7 +228,7 @@ class HeaderReader:
         if values is None:
             return
         try:
-            self.header.init = InitScheme(name=name, **values)
+            self.header.init = InitScheme.validated(name=name, **values)
         except ValidationError as exc:
             self.args.validation(exc, call)
 

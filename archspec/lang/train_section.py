@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from archspec.catalog import (
     AUGMENTS,
@@ -20,6 +20,7 @@ from archspec.catalog import (
 )
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_INT
+from archspec.core.model import Frozen
 from archspec.core.source import Source, Span
 from archspec.ir import (
     AugmentSpec,
@@ -31,7 +32,7 @@ from archspec.ir import (
 from archspec.lang import syntax as s
 from archspec.lang.args import INT, Arguments, must
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Frozen)
 
 
 class TrainSection:
@@ -66,7 +67,7 @@ class TrainSection:
             else:
                 fields[key] = value
         try:
-            plan = TrainingPlan(**fields, spans=spans)
+            plan = TrainingPlan.validated(**fields, spans=spans)
         except ValidationError as exc:
             for error in exc.errors():
                 key = str(error["loc"][0])
@@ -129,7 +130,7 @@ class TrainSection:
                                  hint=suggest(key, sorted(allowed)))
                 return None
         try:
-            return model(name=name, **values)
+            return model.validated(name=name, **values)
         except ValidationError as exc:
             self.args.validation(exc, call)
             return None
@@ -201,7 +202,7 @@ class TrainSection:
             if values is None or problem is not None:
                 ok = False
                 continue
-            out.append(AugmentSpec(name=name, args=values))
+            out.append(AugmentSpec.validated(name=name, args=values))
         return tuple(out) if ok else None
 
     def _device(self, directive: s.Directive) -> str | None:
