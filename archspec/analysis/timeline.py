@@ -38,8 +38,11 @@ kernel's own workspace, the allocator's caching and rounding.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import operator
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
 
 from archspec.analysis import cost
 from archspec.ir import INPUT_NODE, Network
@@ -81,7 +84,7 @@ class _Live:
         self.batch = batch
         self.budget = budget
         self.refs: dict[object, int] = {}
-        self.allocs: dict[object, tuple[int, int, bool]] = {}
+        self.allocs: dict[object, tuple[Size, list[int]]] = {}
         self.acts = [LABEL_BYTES, 0]
         self.grads = [0, 0]
         self.weights = 0
@@ -89,10 +92,11 @@ class _Live:
         self.best: tuple[str, str, Size, Size, int, Size] | None = None
         self.largest: int | None = None
 
-    def alloc(self, key: object, size: Size, *, grad: bool = False) -> None:
-        self.refs[key] = 1
-        self.allocs[key] = (size[0], size[1], grad)
+    def alloc(self, key: object, size: Size, grad: bool = False, refs: int = 1) -> None:
+        """A new tensor of `size`, an activation's or a gradient's, and its `refs`."""
         into = self.grads if grad else self.acts
+        self.refs[key] = refs
+        self.allocs[key] = (size, into)
         into[0] += size[0]
         into[1] += size[1]
 
@@ -100,25 +104,50 @@ class _Live:
         self.refs[key] += 1
 
     def release(self, key: object) -> None:
-        self.refs[key] -= 1
-        if not self.refs[key]:
-            del self.refs[key]
-            sample, fixed, grad = self.allocs.pop(key)
-            into = self.grads if grad else self.acts
-            into[0] -= sample
-            into[1] -= fixed
+        refs = self.refs[key] - 1
+        if refs:
+            self.refs[key] = refs
+            return
+        del self.refs[key]
+        size, into = self.allocs.pop(key)
+        into[0] -= size[0]
+        into[1] -= size[1]
 
     def mark(self, phase: str, layer: str, temporary: Size = NONE) -> None:
         """A moment the step may peak at: what is alive now, plus a `temporary`."""
         sample = self.acts[0] + self.grads[0] + temporary[0]
         fixed = self.acts[1] + self.grads[1] + temporary[1] + self.weights
         if self.budget is not None:
-            fits = max(0, self.budget - fixed) // sample
-            self.largest = fits if self.largest is None else min(self.largest, fits)
+            self._fits(max(0, self.budget - fixed) // sample)
         if sample * self.batch + fixed > self.top:
             self.top = sample * self.batch + fixed
             self.best = (phase, layer, (self.acts[0], self.acts[1]),
                          (self.grads[0], self.grads[1]), self.weights, temporary)
+
+    def forward(self, layers: Sequence[str], samples: Sequence[int], fixeds: Sequence[int]
+                ) -> None:
+        """The forward's moments at once, one `mark` each: at the i-th `layers[i]` has run
+        and activations of `samples[i]` bytes per sample and `fixeds[i]` bytes are alive
+        beyond what is alive now."""
+        sample = self.acts[0] + self.grads[0]
+        fixed = self.acts[1] + self.grads[1] + self.weights
+        if self.budget is not None:
+            budget = self.budget - fixed
+            self._fits(min(max(0, budget - more_fixed) // (sample + more)
+                           for more, more_fixed in zip(samples, fixeds, strict=True)))
+        totals = [(sample + more) * self.batch + fixed + more_fixed
+                  for more, more_fixed in zip(samples, fixeds, strict=True)]
+        top = max(totals)
+        if top > self.top:
+            at = totals.index(top)  # the first moment of the most, as `mark` keeps
+            self.top = top
+            self.best = ("forward", layers[at], (self.acts[0] + samples[at],
+                                                 self.acts[1] + fixeds[at]),
+                         (self.grads[0], self.grads[1]), self.weights, NONE)
+
+    def _fits(self, batch: int) -> None:
+        """A moment's largest batch under the budget: the step's is the least of them."""
+        self.largest = batch if self.largest is None else min(self.largest, batch)
 
     def peak(self) -> Peak:
         """The moment the step held the most, and what it held then."""
@@ -148,9 +177,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     layers = network.layers
     sample = {name: math.prod(cost.shape_of(shapes, name)) * width[name]
               for name in width}  # a tensor's bytes per sample, by its storage
-
-    def size(name: str) -> Size:
-        return sample[storage[name]], 0
+    sizes = {name: (sample[tensor], 0) for name, tensor in storage.items()}  # by layer
 
     def extras(keep: cost.Keeping) -> dict[str, Size]:  # what each node keeps of its own
         return {name: (own.per_sample, own.per_batch + own.copies)
@@ -161,15 +188,42 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     plain_extra = extras(plain) if plain is not kept else kept_extra
 
     live = _Live(batch, budget)
-    live.alloc(INPUT_NODE, size(INPUT_NODE))  # the caller holds the batch throughout
+    live.alloc(INPUT_NODE, sizes[INPUT_NODE])  # the caller holds the batch throughout
     live.alloc("cache", (0, cache_bytes))
 
-    # Forward.
+    # Forward, its moments at once: at each layer what it allocates (its output, what its
+    # node keeps of its own) joins what is alive, and a tensor is freed after its last
+    # reader unless a node or a checkpoint keeps it (each takes it at a layer no later than
+    # that reader, so nothing kept is freed before backward).
     born, last_use = spans or cost.lifetimes(network)
-    frees: dict[int, list[str]] = {}
-    for name in born:
+    end = len(layers)
+    holds = Counter(chain(*kept.tensors.values(), *kept.frames.values()))
+    allocated, allocated_fixed, freed = [0] * end, [0] * end, [0] * (end + 1)
+    for name, step in born.items():
         if name != INPUT_NODE:
-            frees.setdefault(last_use[name], []).append(name)
+            allocated[step] += sample[name]
+            if name not in holds and last_use[name] < end:
+                freed[last_use[name] + 1] += sample[name]
+    for step, layer in enumerate(layers):
+        if layer.name in kept_extra:
+            allocated[step] += kept_extra[layer.name][0]
+            allocated_fixed[step] += kept_extra[layer.name][1]
+    live.forward([layer.name for layer in layers],
+                 list(accumulate(map(operator.sub, allocated, freed))),
+                 list(accumulate(allocated_fixed)))
+    # What outlives it: each tensor kept (a reference for each keeper), the output (its
+    # caller's until the loss is made: `lifetimes` ends it there) and what the nodes keep
+    # of their own.
+    result = storage[network.output]
+    for name, count in holds.items():
+        if name != INPUT_NODE:
+            live.alloc(name, sizes[name], refs=count + (name == result))
+    if result not in holds and result != INPUT_NODE:
+        live.alloc(result, sizes[result])
+    live.refs[INPUT_NODE] += holds[INPUT_NODE]
+    for name, extra in kept_extra.items():
+        live.alloc(("extra", name), extra)
+
     # Checkpointed segments: their layers in order. A segment's checkpoint keeps its inputs
     # from its first layer until the first of its layers that keeps anything (run plain) has
     # run its backward; each segment runs again once in backward.
@@ -181,25 +235,8 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     def keeps(name: str) -> bool:
         return bool(plain.tensors.get(name)) or name in plain_extra
 
-    frame_of = {names[0]: segment for segment, names in members.items()
-                if segment in kept.frames}
     frame_ends = {next(n for n in names if keeps(n)): segment
                   for segment, names in members.items() if segment in kept.frames}
-
-    for step, layer in enumerate(layers):
-        name = layer.name
-        if name in frame_of:
-            for tensor in kept.frames[frame_of[name]]:
-                live.hold(tensor)
-        if storage[name] == name:
-            live.alloc(name, size(name))
-        for tensor in kept.tensors.get(name, ()):
-            live.hold(tensor)
-        if name in kept_extra:
-            live.alloc(("extra", name), kept_extra[name])
-        live.mark("forward", name)
-        for tensor in frees.get(step, ()):
-            live.release(tensor)
 
     # The loss: log-softmax (kept), then its gradient and the output's.
     out = network.output
@@ -208,14 +245,14 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     live.alloc("loss", (0, LOSS_BYTES))  # the scalar, held through backward
     live.alloc("total_weight", (0, LOSS_BYTES))  # nll_loss's sum of weights, kept
     live.mark("loss", out)
-    for tensor in frees.get(len(layers), ()):
-        live.release(tensor)
+    if result != INPUT_NODE:
+        live.release(result)
     live.release("cache")
-    live.alloc("seed", (0, LOSS_BYTES), grad=True)  # backward's seed: ones_like(loss)
-    live.alloc("nll_grad", (classes, 0), grad=True)
+    live.alloc("seed", (0, LOSS_BYTES), True)  # backward's seed: ones_like(loss)
+    live.alloc("nll_grad", (classes, 0), True)
     live.mark("loss", out)
     live.release("seed")
-    live.alloc(("grad", out), size(out), grad=True)
+    live.alloc(("grad", out), sizes[out], True)
     live.mark("loss", out)
     live.release("nll_grad")
     live.release("log_softmax")
@@ -242,7 +279,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
                 ends.setdefault(last.get(name, i), []).append(name)
         for i, name in enumerate(names):
             if storage[name] == name:
-                live.alloc(key(name, segment), size(name))
+                live.alloc(key(name, segment), sizes[name])
             for tensor in plain.tensors.get(name, ()):
                 live.hold(key(tensor, segment))
             if name in plain_extra:
@@ -251,11 +288,12 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
             for tensor in ends.get(i, ()):
                 live.release(key(tensor, segment))
 
+    alloc, release, mark = live.alloc, live.release, live.mark
     for layer in reversed(layers):
         name = layer.name
-        if name not in grads:
+        grad = grads.pop(name, None)
+        if grad is None:
             continue
-        grad = grads.pop(name)
         segment = segments.get(name)
         if segment is not None and segment not in redone and keeps(name):
             redone.add(segment)
@@ -266,49 +304,49 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
         for read in dict.fromkeys(layer.inputs):
             if not recorded[read]:
                 continue
-            if _passes(kind, layer.args, size(read), size(name)):
+            if _passes(kind, layer.args, sizes[read], sizes[name]):
                 live.hold(grad)
                 made.append((read, grad))
             else:
-                live.alloc(("grad", name, read), size(read), grad=True)
+                alloc(("grad", name, read), sizes[read], True)
                 made.append((read, ("grad", name, read)))
-                if kind.join is not None and size(read) != size(name):
+                if kind.join is not None and sizes[read] != sizes[name]:
                     # the full product, before it is summed down to the broadcast factor
-                    temporary = (temporary[0] + size(name)[0], temporary[1])
+                    temporary = (temporary[0] + sizes[name][0], temporary[1])
         own_plain = plain.extra.get(name)
         copies = own_plain.copies if own_plain is not None else 0
         if copies:  # autocast: the gradient of the low weight copy, cast up by its own node
-            live.mark("backward", name, (temporary[0], temporary[1] + copies))
+            mark("backward", name, (temporary[0], temporary[1] + copies))
         else:
             live.weights += weight_bytes.get(name, 0)
-            live.mark("backward", name, temporary)
-        live.release(grad)
+            mark("backward", name, temporary)
+        release(grad)
         if segment is not None and segment in redone:
             for tensor in plain.tensors.get(name, ()):
-                live.release(key(tensor, segment))
+                release(key(tensor, segment))
             if name in plain_extra:
-                live.release(("again extra", name))
+                release(("again extra", name))
         if name in kept_extra:
-            live.release(("extra", name))
+            release(("extra", name))
         for tensor in kept.tensors.get(name, ()):
-            live.release(tensor)
+            release(tensor)
         if name in frame_ends:
             for tensor in kept.frames[frame_ends.pop(name)]:
-                live.release(tensor)
+                release(tensor)
         if copies:
             live.weights += weight_bytes.get(name, 0)
-            live.mark("backward", name, (0, copies))
+            mark("backward", name, (0, copies))
         for read, new in made:
             old = grads.get(read)
             if old is None:
                 grads[read] = new
             elif live.refs[old] == 1 and old != new:  # added in place
-                live.release(new)
+                release(new)
             else:  # into a new tensor
-                live.alloc(("sum", name, read), size(read), grad=True)
-                live.mark("backward", name)
-                live.release(old)
-                live.release(new)
+                alloc(("sum", name, read), sizes[read], True)
+                mark("backward", name)
+                release(old)
+                release(new)
                 grads[read] = ("sum", name, read)
 
     for segment in frame_ends.values():  # backward is done: autograd frees its graph
