@@ -7,10 +7,11 @@ bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torc
 `bytecode_env` and `timed`):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
-            (`time.process_time`) taken after each step: the libraries, archspec's modules
+            (`time.process_time`) taken after each step: pydantic, archspec's modules
             (of which the dataclasses, pydantic model classes and regular expressions they
             define at import, each timed where it is made), the command
-            line, the parser from its stored tables, parsing, pydantic's plugin loader (which
+            line, the LALR runtime from its stored tables, parsing (lark is never imported:
+            the phases fail if it is), pydantic's plugin loader (which
             the first validator imports: only a spec with a `train:` section has one),
             lowering (with the `train:` section's validators), shapes, report, rendering.
   command   `python -m archspec table SPEC` itself, whose CPU time the phases should add up to
@@ -36,8 +37,6 @@ def mark(name):
 
 import pydantic, pydantic.fields, pydantic.main
 mark("import pydantic (BaseModel, fields)")
-import lark
-mark("import lark")
 
 import dataclasses, re
 from pydantic._internal import _model_construction
@@ -75,13 +74,14 @@ from archspec.lang.lower import lower
 from archspec.lang.shapes import infer
 from archspec.views.table import render
 
-parser._lark()
-mark("parser from lang/tables.json")
+parser._runtime()
+mark("LALR runtime from lang/tables.json")
 with collector_paused():
     source = Source.read(args.file)
     diags = Diagnostics()
     syntax = parser.parse(source, diags)
-    mark("parse (lark's lexer compiles its regexes)")
+    assert "lark" not in sys.modules, "lark was imported"
+    mark("parse (compiling the lexer's regular expression)")
     if syntax.train_span is not None:
         import pydantic.plugin._loader
         mark("pydantic's plugin loader (importlib.metadata)")

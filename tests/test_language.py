@@ -3,6 +3,7 @@ arguments, edges."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -672,3 +673,22 @@ def test_an_expression_in_defaults_is_worked_out_once() -> None:
     assert by_name(net)["conv1"].args["groups"] == 4
     spec = spec_of("CONV3-8", "network t\ninput 8x8x8\ndefaults CONV(groups={$g})\n")
     assert [d.message for d in spec.errors] == ["`$g` is a block parameter, used outside a block"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(["e", "E", "e+", "e-", ".", "x", " ", "#", '"', "\n", "CONV", "-"]),
+    st.sampled_from([1, 2, 308, 309, 310]).map(lambda n: "9" * n), st.integers(0, 400).map(str)),
+    max_size=8))
+def test_a_number_beyond_floating_point_is_found_as_reading_every_number_finds_it(
+        pieces: list[str]) -> None:
+    """parser._huge_number reads numbers only where one may be huge (an exponent, 309
+    digits): it finds what reading every number outside comments and strings finds."""
+    from archspec.lang import parser
+
+    text = "".join(pieces)
+    masked = parser._COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)
+    want = next((m.span() for m in parser._NUMBER_TEXT.finditer(masked)
+                 if not math.isfinite(float(m.group()))), None)
+    found = parser._huge_number(text)
+    assert (found.span() if found else None) == want

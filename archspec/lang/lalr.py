@@ -7,8 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 # A reduction: how many values it takes off the stack, the rule's origin (the goto's symbol)
-# and what builds the rule's value from its children.
-_Reduce = tuple[int, str, Callable[[list[Any]], Any]]
+# and what builds the rule's value from its children (None: the one child is the value).
+_Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
+
+
+_IGNORED: _Reduce = (0, "%ignore", None)
 
 
 class Token(str):
@@ -52,10 +55,12 @@ class Parser:
         names = table["tokens"]
         reductions = {ref: _reduction(memo[ref], callbacks) for ref in memo
                       if memo[ref].get("__type__") == "Rule"}
-        # state -> symbol -> the state a shift goes to (an int), or a reduction
+        # state -> symbol -> the state a shift goes to (an int), or a reduction; an ignored
+        # terminal -> _IGNORED (in every state: the lexer skips it wherever it stands)
         self._actions: dict[int, dict[str, int | _Reduce]] = {
             state: {names[symbol]: arg if action == 0 else reductions[arg["@"]]
                     for symbol, (action, arg) in row.items()}
+                   | dict.fromkeys(self._ignore, _IGNORED)
             for state, row in table["states"].items()}
         self._start: dict[str, int] = table["start_states"]
         self._end: dict[str, int] = table["end_states"]
@@ -83,7 +88,7 @@ class Parser:
         if found is None:
             row = self._actions[state]
             found = self._scanners[state] = self._scanner(
-                [name for name in self._order if name in row or name in self._ignore])
+                [name for name in self._order if name in row])
         return found
 
     def parse(self, text: str, start: str) -> Any:
@@ -96,7 +101,7 @@ class Parser:
         if self._everything is None:
             self._everything = self._scanner(self._order)
         match, kinds = self._everything[0].match, self._everything[1]
-        actions, ignore = self._actions, self._ignore
+        actions = self._actions
         end_state = self._end[start]
         state = self._start[start]
         states = [state]
@@ -106,23 +111,22 @@ class Parser:
         while pos < size:
             m = match(text, pos)
             kind = kinds[m.lastindex] if m is not None else ""  # type: ignore[index]
-            if kind not in row and kind not in ignore:
+            arg = row.get(kind)
+            if arg is None:
                 pattern, names = self._state_scanner(state)
                 m = pattern.match(text, pos)
                 if m is None:
                     raise Rejected
                 kind = names[m.lastindex]  # type: ignore[index]
+                arg = row[kind]
             end = m.end()  # type: ignore[union-attr]
-            if kind in ignore:
+            if arg is _IGNORED:
                 pos = end
                 continue
             token = Token(text[pos:end])
             token.type, token.start_pos, token.end_pos = kind, pos, end
             pos = end
             while True:
-                arg = row.get(kind)
-                if arg is None:
-                    raise Rejected
                 if arg.__class__ is int:
                     states.append(arg)
                     values.append(token)
@@ -132,7 +136,8 @@ class Parser:
                 count, origin, build = arg  # type: ignore[misc]
                 if count == 1:  # most reductions: the top of the stacks is replaced
                     state = states[-1] = actions[states[-2]][origin]  # type: ignore[assignment]
-                    values[-1] = build([values[-1]])
+                    if build is not None:
+                        values[-1] = build([values[-1]])
                 else:
                     if count:
                         children = values[-count:]
@@ -141,8 +146,11 @@ class Parser:
                         children = []
                     state = actions[states[-1]][origin]  # type: ignore[assignment]
                     states.append(state)
-                    values.append(build(children))
+                    values.append(build(children))  # type: ignore[misc]  # count != 1
                 row = actions[state]
+                arg = row.get(kind)
+                if arg is None:
+                    raise Rejected
         while True:  # the end of the text: reduce until the start symbol is complete
             arg = row.get("$END")
             if arg is None or arg.__class__ is int:
@@ -155,7 +163,7 @@ class Parser:
                 children = []
             state = actions[states[-1]][origin]  # type: ignore[assignment]
             states.append(state)
-            values.append(build(children))
+            values.append(children[0] if build is None else build(children))
             if state == end_state:
                 return values[-1]
             row = actions[state]
@@ -189,6 +197,8 @@ def _reduction(rule: dict[str, Any], callbacks: object) -> _Reduce:
     # A rule without a callback (a `_rule` to be spliced into its parent) gives its
     # children as a list, as lark gives a Tree of them.
     call: Callable[[list[Any]], Any] = getattr(callbacks, name, None) or list
+    if options["expand1"] and not rule["alias"] and kept == [(0, False)] and len(expansion) == 1:
+        return 1, rule["origin"]["name"], None  # `?rule: x`: its value is x's
     build = call
     if options["expand1"] and not rule["alias"]:
         def build(children: list[Any]) -> Any:

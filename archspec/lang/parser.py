@@ -8,7 +8,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from archspec.core.diagnostics import Diagnostics, closest
@@ -37,7 +37,12 @@ _BAD_ANYWHERE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 # A number as the grammar's NUMBER token reads it (also inside words: CONV3-64).
 _NUMBER_TEXT = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# What a number beyond floating point needs: an exponent, or 309 digits before any point.
+_MAYBE_HUGE = re.compile(r"[\d.][eE][+-]?\d|\d{309}")
 
+# The grammar and its tables lie beside this module (package data; importlib.resources would
+# cost a start ~1.5 ms of imports).
+_HERE = Path(__file__).parent
 # Each join's operator is its own terminal, named after the join (`+` is JOIN_ADD).
 _JOIN_TOKENS = {f"JOIN_{join.name}": join for join in reg.JOINS}
 _TOKEN_NAMES = {
@@ -188,7 +193,7 @@ class _Build:
 
 def grammar_text() -> str:
     """The grammar with one branch alternative and one terminal per registered join."""
-    grammar = files("archspec.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    grammar = _HERE.joinpath("grammar.lark").read_text(encoding="utf-8")
     alternatives = "".join(f'     | "(" chain ({token} chain)+ ")" REPEAT? -> branch\n'
                            for token in _JOIN_TOKENS)
     terminals = "".join(f"{token}: {json.dumps(join.op)}\n"
@@ -254,7 +259,7 @@ def _tables() -> dict[str, Any]:
     # by scripts/parser_tables.py) when its digest is that of the grammar; else they are
     # built here by lark (benches/grammar_build.py).
     grammar = grammar_text()
-    stored = files("archspec.lang").joinpath("tables.json")
+    stored = _HERE / "tables.json"
     tables = tables_from_json(stored.read_text(encoding="utf-8")) if stored.is_file() else {}
     if tables.get("digest") != grammar_digest(grammar):
         tables = build_tables(grammar)
@@ -330,7 +335,12 @@ def _split(source: Source, diags: Diagnostics) -> list[_Line]:
                             source.span(m.start(), m.start() + 1))
         elif token in "])" and open_at:
             open_at.pop()
-    return [line for line in lines if _COMMENT.sub("", text[line.start:line.end]).strip()]
+    return [line for line in lines if _has_text(text[line.start:line.end])]
+
+
+def _has_text(line: str) -> bool:
+    """Whether a line holds anything but blanks and comments."""
+    return bool((_COMMENT.sub("", line) if "#" in line else line).strip())
 
 
 def _bad_character(text: str) -> re.Match[str] | None:
@@ -344,6 +354,8 @@ def _huge_number(text: str) -> re.Match[str] | None:
     """The first number (outside comments and strings) too large for a float: `1e999`, or a
     thousand digits, which would be infinity, or too long for int() to read."""
     masked = _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)
+    if not _MAYBE_HUGE.search(masked):  # most files: no number need be read
+        return None
     return next((m for m in _NUMBER_TEXT.finditer(masked)
                  if not math.isfinite(float(m.group()))), None)
 
