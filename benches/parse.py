@@ -4,9 +4,10 @@ whole commands at 100k layers beside issue #15's goals.
     python benches/parse.py [--repeat N] [--layers N] [--branches N]
                             [--only front|mistakes|commands]
 
-The front end (parse + validate: lower, shapes), in process: two generated forms per size,
-every layer written out (the parser's work grows with the file) and one `[...]*N` repeat (the
-lowering's work grows with the expansion). Prints the best wall and CPU time per size (of N
+The front end (parse + validate: lower, shapes), in process: three generated forms per size,
+every layer written out ten a line and all on one line (the parser's work grows with the file,
+and must not grow faster with a line's length) and one `[...]*N` repeat (the lowering's work
+grows with the expansion). Prints the best wall and CPU time per size (of N
 runs, ten times as many for 1k layers, whose times are short and noisy) and the growth ratio
 to the previous size (of CPU times: on a shared machine the wall time is the load's as much
 as the front end's); linear growth is a ratio near 10.
@@ -44,6 +45,12 @@ def written(layers: int) -> str:
     words = [UNIT[i % len(UNIT)] for i in range(layers - 2)] + ["FC-10"]  # + implied flatten
     lines = [" - ".join(words[i:i + 10]) for i in range(0, len(words), 10)]
     return HEADER + "\n".join(lines) + "\n"
+
+
+def one_line(layers: int) -> str:
+    """Every layer written out on one line: one chain of `layers` elements."""
+    words = [UNIT[i % len(UNIT)] for i in range(layers - 2)] + ["FC-10"]
+    return HEADER + " - ".join(words) + "\n"
 
 
 def repeated(layers: int) -> str:
@@ -148,7 +155,7 @@ def front(repeat: int) -> None:
     loads(HEADER + "FC-10\n")  # build the grammar once, outside the timings
     print(f"{'form':<10}{'layers':>9}{'bytes':>10}{'seconds':>10}{'CPU s':>8}{'layers/CPU s':>14}"
           f"{'growth':>8}")
-    for form, make in (("written", written), ("repeated", repeated)):
+    for form, make in (("written", written), ("one line", one_line), ("repeated", repeated)):
         previous = None
         for size in (1_000, 10_000, 100_000):
             text = make(size)

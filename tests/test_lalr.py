@@ -149,6 +149,21 @@ def test_valid_chains_build_the_same_trees(chain: str, before: str, after: str) 
     assert ours == theirs
 
 
+def test_a_left_recursive_rule_grows_one_list() -> None:
+    """lark reads `element (_sep element)*` as a left-recursive `_rule`: reducing it again
+    appends to the list its last reduction built, which the parent splices. A copy a
+    reduction made a line of 100k layers take 100 s instead of 1 (benches/parse.py's
+    one-line form)."""
+    runtime, _ = parser._runtime()
+    star = next(arg for row in runtime._actions.values() for arg in row.values()
+                if isinstance(arg, tuple) and arg[:2] == (3, "__chain_star_0"))
+    grown = ["CONV3-8", "-", "RELU"]
+    build = star[2]
+    assert build is not None
+    assert build([grown, ["-"], "FC-10"]) is grown
+    assert grown == ["CONV3-8", "-", "RELU", "-", "FC-10"]
+
+
 def test_stored_tables_are_current_and_parse_as_built_ones() -> None:
     """lang/tables.json (scripts/parser_tables.py) is for the grammar as it is; the runtime
     (and lark, for errors) from it parse every spec and bad file exactly as from tables

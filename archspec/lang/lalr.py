@@ -194,9 +194,10 @@ def _reduction(rule: dict[str, Any], callbacks: object) -> _Reduce:
             for i, symbol in enumerate(expansion)
             if keep_all or not (symbol["__type__"] == "Terminal" and symbol["filter_out"])]
     name = rule["alias"] or options["template_source"] or rule["origin"]["name"]
-    # A rule without a callback (a `_rule` to be spliced into its parent) gives its
-    # children as a list, as lark gives a Tree of them.
-    call: Callable[[list[Any]], Any] = getattr(callbacks, name, None) or list
+    # A rule without a callback (a `_rule` to be spliced into its parent) gives the list of
+    # its children, as lark gives a Tree of them: that list itself, not a copy, so that a
+    # left-recursive `_rule` (`_x: _x y | y`) grows one list in place, not a copy a child.
+    call: Callable[[list[Any]], Any] = getattr(callbacks, name, None) or _children
     if options["expand1"] and not rule["alias"] and kept == [(0, False)] and len(expansion) == 1:
         return 1, rule["origin"]["name"], None  # `?rule: x`: its value is x's
     build = call
@@ -217,3 +218,7 @@ def _reduction(rule: dict[str, Any], callbacks: object) -> _Reduce:
                     filtered = children[i]
             return inner(filtered)
     return len(expansion), rule["origin"]["name"], build
+
+
+def _children(children: list[Any]) -> list[Any]:
+    return children
