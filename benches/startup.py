@@ -7,13 +7,12 @@ bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torc
 `bytecode_env` and `timed`):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
-            (`time.process_time`) taken after each step: pydantic, archspec's modules
-            (of which the dataclasses, pydantic model classes and regular expressions they
-            define at import, each timed where it is made), the command
-            line, the LALR runtime from its stored tables, parsing (lark is never imported:
-            the phases fail if it is), pydantic's plugin loader (which
-            the first validator imports: only a spec with a `train:` section has one),
-            lowering (with the `train:` section's validators), shapes, report, rendering.
+            (`time.process_time`) taken after each step: pydantic, archspec's modules (of
+            which the dataclasses, pydantic model classes and regular expressions they define
+            at import, each timed where it is made), the command line, the LALR runtime from
+            its stored tables, parsing, lowering, shapes, report, rendering. It fails if lark,
+            pydantic's plugin loader (imported by the first validator pydantic builds) or torch
+            was imported: none is on this path.
   command   `python -m archspec table SPEC` itself, whose CPU time the phases should add up to
             with the interpreter's (the rest is `-m`'s runpy and the exit).
 Prints each phase's median over the runs.
@@ -80,13 +79,9 @@ with collector_paused():
     source = Source.read(args.file)
     diags = Diagnostics()
     syntax = parser.parse(source, diags)
-    assert "lark" not in sys.modules, "lark was imported"
     mark("parse (compiling the lexer's regular expression)")
-    if syntax.train_span is not None:
-        import pydantic.plugin._loader
-        mark("pydantic's plugin loader (importlib.metadata)")
     network = lower(syntax, source, diags)
-    mark("lower (with the train: section's validators)")
+    mark("lower (the train: section read)")
     shapes = infer(network, diags)
     plan_checks.check(network, shapes, diags)
     mark("shapes and plan checks")
@@ -97,6 +92,8 @@ with collector_paused():
     mark("render")
 sys.stdout.write(text)
 mark("write")
+imported = [name for name in ("lark", "pydantic.plugin._loader", "torch") if name in sys.modules]
+assert not imported, f"imported: {imported}"
 figures = {name: (at - before) * 1000 for (_, before), (name, at) in zip(marks, marks[1:])}
 for kind in spent:
     figures[f"  of which {counts[kind]} {kind}"] = spent[kind] * 1000

@@ -736,8 +736,9 @@ def test_torch_is_never_imported(command: list[str]) -> None:
 # `init`'s settings without a validator where the values are plain (core.model.vouched;
 # tests/test_model.py checks it against pydantic's): for every spec, pydantic builds no
 # validator, so its plugin loader, which imports importlib.metadata, is never imported, nor is
-# torch. The command loads no pydantic plugins unless the user says otherwise.
-NEVER_IMPORTED = ["importlib.metadata", "pydantic.plugin._loader", "torch"]
+# torch, nor lark (lang/lalr.py parses every line that parses). The command loads no pydantic
+# plugins unless the user says otherwise.
+NEVER_IMPORTED = ["importlib.metadata", "lark", "pydantic.plugin._loader", "torch"]
 
 
 @pytest.mark.parametrize("env", [{}, {"PYDANTIC_DISABLE_PLUGINS": ""}])
