@@ -9,7 +9,6 @@ and runtime factory handles every name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, get_args
 
 InitName = Literal["torch", "normal", "xavier", "kaiming", "orthogonal"]
@@ -28,8 +27,7 @@ Checkpoint = Literal["blocks"] | int
 AmpName = Literal["bf16", "fp16"]
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """A choice written like a call, `step(30, 0.1)`: the arguments it takes by position, then
     those it takes only by name."""
 
@@ -49,8 +47,7 @@ INIT_SCHEMES: dict[InitName, Choice] = {
 BYTES_PER_VALUE: dict[DType, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
-@dataclass(frozen=True)
-class Optimizer:
+class Optimizer(NamedTuple):
     """A training optimizer: its arguments with their defaults (torch's own, except SGD's lr
     and momentum: torch has no default lr for SGD, and momentum 0)."""
 
@@ -72,8 +69,7 @@ OPTIMIZERS: dict[OptimizerName, Optimizer] = {
 }
 
 
-@dataclass(frozen=True)
-class OptimizerState:
+class OptimizerState(NamedTuple):
     """What an optimizer keeps per parameter, for the memory planner and its views."""
 
     title: str
@@ -92,8 +88,7 @@ OPTIMIZER_STATE: dict[PlannerOptimizer, OptimizerState] = {
                             "exp_avg_sq)"),
 }
 
-@dataclass(frozen=True)
-class Amp:
+class Amp(NamedTuple):
     """A mixed-precision policy (PyTorch autocast): the low-precision type its listed ops run
     at, and the bytes of the gradient scaler it needs (fp16's GradScaler keeps a float32
     scale, an int32 growth tracker and a float32 found-inf flag on the device; bf16 needs
@@ -116,8 +111,7 @@ SCHEDULES: dict[ScheduleName, Choice] = {
 }
 
 
-@dataclass(frozen=True)
-class Augment:
+class Augment(NamedTuple):
     """An augmentation step: its arguments (all numbers) and which of them it needs."""
 
     positional: tuple[str, ...] = ()
@@ -143,11 +137,10 @@ class Builtin(NamedTuple):
     samples: int
 
 
-@dataclass(frozen=True)
-class Dataset:
+class Dataset(NamedTuple):
     """A dataset: its arguments, and for a built-in one what is known before loading it."""
 
-    choice: Choice = field(default_factory=Choice)
+    choice: Choice = Choice()
     builtin: Builtin | None = None
 
 

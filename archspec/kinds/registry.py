@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from archspec.core.diagnostics import closest
 from archspec.core.text import shape_text
@@ -30,8 +29,7 @@ class ShapeError(Exception):
         self.fallback = fallback
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
+class Param(NamedTuple):
     """One argument: its type, default and allowed range (checked with a located message)."""
 
     name: str
@@ -54,8 +52,7 @@ class Param:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """A sliding window (conv or pool), per spatial dimension."""
 
     kernel: tuple[int, int]
@@ -94,8 +91,7 @@ class Window:
         return read
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """How a layer without a fixed sliding window moves the receptive field, per dimension:
     each output value sees `extent` input positions, neighbours `stride` positions apart, and
     `up` output positions share an input position (upsampling divides the jump)."""
@@ -105,8 +101,7 @@ class Step:
     up: tuple[int, int] = (1, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
+class Cost(NamedTuple):
     """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
     notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
 
@@ -122,8 +117,7 @@ class Cost:
         return (self.buffers - self.counters) * bytes_per_value + 8 * self.counters
 
 
-@dataclass(frozen=True, slots=True)
-class Saved:
+class Saved(NamedTuple):
     """What autograd keeps of one layer for the backward pass: its input and/or output tensor;
     per sample `extra` more values at the network's dtype and `extra_bytes` fixed-size bytes
     (int64 pooling indices); `stats` values per batch, whatever its size (BN's batch stats)."""
@@ -138,8 +132,7 @@ class Saved:
 Runs = Literal["low", "fp32", "input", "widest"]
 
 
-@dataclass(frozen=True, slots=True)
-class Autocast:
+class Autocast(NamedTuple):
     """How a kind runs under PyTorch autocast on one device, after torch's op lists for it.
 
     `runs`: "low" casts its input to the low-precision type (autocast's lower-precision list:
@@ -172,8 +165,7 @@ _FP32_ON_CUDA = {"cpu": Autocast("input"), "cuda": Autocast("fp32")}
 _NORM_FP32_ON_CUDA = {"cpu": Autocast("input", stats_fp32=True), "cuda": Autocast("fp32")}
 
 
-@dataclass(frozen=True)
-class LayerKind:
+class LayerKind(NamedTuple):
     """Everything archspec knows about one kind of layer, declared once."""
 
     name: str
@@ -187,11 +179,11 @@ class LayerKind:
     slash: str | None = None
     shorthand_implies: tuple[tuple[str, ArgValue], ...] = ()
     out_rank: int | None = None  # None: same rank as the input
-    shape: Callable[[Args, Shape], Shape] = field(default=lambda args, shape: shape)
+    shape: Callable[[Args, Shape], Shape] = lambda args, shape: shape
     # A sliding window (None for some arguments: an adaptive pool), or else a field `step`.
     window: Callable[[Args], Window | None] | None = None
     step: Callable[[Args, Shape], Step] | None = None
-    cost: Callable[[Args, Shape, Shape], Cost] = field(default=lambda args, i, o: Cost())
+    cost: Callable[[Args, Shape, Shape], Cost] = lambda args, i, o: Cost()
     # Joins only (a join is a kind written as an operator between branches, `( A + B )`):
     # `op` the operator, `verb` what it does (for hints), `symbol` how tables and diagrams
     # show it, `join` the output shape from the
@@ -201,10 +193,10 @@ class LayerKind:
     verb: str = ""
     symbol: str = ""
     join: Callable[[list[Shape]], Shape] | None = None
-    field_from: Callable[[list[Shape], Shape], list[bool]] = field(
-        default=lambda shapes, out: [True] * len(shapes))
-    saves_inputs: Callable[[list[bool]], list[bool]] = field(
-        default=lambda recorded: [False] * len(recorded))
+    field_from: Callable[[list[Shape], Shape], list[bool]] = (
+        lambda shapes, out: [True] * len(shapes))
+    saves_inputs: Callable[[list[bool]], list[bool]] = (
+        lambda recorded: [False] * len(recorded))
     commutative: bool = False  # the branches' order does not matter (`archspec diff` reads it)
     # Memory and receptive-field facts, read by archspec.analysis.cost:
     # What the `activation` and `batchnorm` headers insert after it, and whether a flatten is
@@ -219,16 +211,16 @@ class LayerKind:
     view: bool = False  # output is a view of its input: no new storage (flatten)
     # A view that skips values of each sample (a channel SLICE): with more than one sample in
     # the batch its output is not contiguous in memory.
-    strided: Callable[[Args, Shape], bool] = field(default=lambda args, inp: False)
+    strided: Callable[[Args, Shape], bool] = lambda args, inp: False
     # Computes on a contiguous copy of a strided input, and that copy is what it saves
     # (torch's group_norm calls .contiguous() on its input).
     contiguous_input: bool = False
     # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
-    returns_input: Callable[[Args], bool] = field(default=lambda args: False)
+    returns_input: Callable[[Args], bool] = lambda args: False
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
     args_hint: str = ""  # a hint when arguments are given that it does not take (GAP(7))
-    saves: Callable[[Args, Shape, Shape], Saved] = field(default=lambda args, i, o: Saved())
+    saves: Callable[[Args, Shape, Shape], Saved] = lambda args, i, o: Saved()
     # How it runs under autocast, per device ("cpu", "cuda": the catalog's devices); every
     # kind and join states it (tests/test_table.py checks), read by the memory planner.
     autocast: Mapping[str, Autocast] | None = None

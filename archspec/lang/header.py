@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import cast
 
 from pydantic import ValidationError
@@ -22,26 +21,38 @@ from archspec.lang.args import INT, Arguments, unquote
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass
+# Plain classes with slots, not dataclasses: CPython 3.11 compiles a dataclass's methods from
+# source when its module is imported, ~0.5 ms a class at every start (docs/table.md, Speed).
 class Block:
-    name: str
-    params: list[tuple[str, s.Value | None]]
-    chain: s.Chain
-    span: Span
+    """A `block` definition: its name, parameters (with their defaults), chain and where."""
+
+    __slots__ = ("chain", "name", "params", "span")
+
+    def __init__(self, name: str, params: list[tuple[str, s.Value | None]], chain: s.Chain,
+                 span: Span) -> None:
+        self.name = name
+        self.params = params
+        self.chain = chain
+        self.span = span
 
 
-@dataclass
 class Header:
-    name: str | None = None
-    description: str = ""
-    input: InputSpec | None = None
-    activation: tuple[str, dict[str, ArgValue]] | None = None
-    batchnorm: bool = False
-    bn_args: dict[str, ArgValue] = field(default_factory=dict)  # the implicit BN's, defaults in
-    defaults: dict[str, list[s.Arg]] = field(default_factory=dict)
-    init: InitScheme = field(default_factory=InitScheme.model_construct)
-    dtype: DType = "float32"
-    blocks: dict[str, Block] = field(default_factory=dict)
+    """What the header lines say, filled in by HeaderReader, each field its default until then."""
+
+    __slots__ = ("activation", "batchnorm", "blocks", "bn_args", "defaults", "description",
+                 "dtype", "init", "input", "name")
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.description = ""
+        self.input: InputSpec | None = None
+        self.activation: tuple[str, dict[str, ArgValue]] | None = None
+        self.batchnorm = False
+        self.bn_args: dict[str, ArgValue] = {}  # the implicit BN's, defaults included
+        self.defaults: dict[str, list[s.Arg]] = {}
+        self.init = InitScheme.model_construct()
+        self.dtype: DType = "float32"
+        self.blocks: dict[str, Block] = {}
 
 
 class HeaderReader:
@@ -211,7 +222,7 @@ class HeaderReader:
                 elif (value := self.args.subst(arg.value, {})) is not None and \
                         self.args.convert(param, value) is not None:  # {2*2} is 4 here
                     self.header.defaults.setdefault(kind.name, []).append(
-                        replace(arg, value=value))
+                        arg._replace(value=value))
 
     def init(self, directive: s.Directive) -> None:
         call = self._only_call(directive, "one scheme: torch, normal(std=0.01), xavier, "

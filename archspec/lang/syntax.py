@@ -1,9 +1,15 @@
-"""The surface syntax tree: what the user wrote, with spans, before any meaning is given."""
+"""The surface syntax tree: what the user wrote, with spans, before any meaning is given.
+
+Its nodes are NamedTuples, immutable and compared by value as frozen dataclasses are, but
+~10x cheaper to define: CPython 3.11 compiles a dataclass's methods from source at every
+import, ~0.5 ms a class (docs/table.md, Speed). Two stay dataclasses: `Repeat`, whose field
+`count` a tuple's method would shadow, and `Directive`, which the parser rewrites with
+`dataclasses.replace`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from archspec.core.source import Span
 
@@ -13,8 +19,7 @@ HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "i
 ValueKind = Literal["word", "number", "size", "string", "param", "expr"]
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     kind: ValueKind
     text: str  # for "expr", with its braces: `{$c*4}`
     span: Span
@@ -22,16 +27,14 @@ class Value:
     expr: str | None = None  # a number computed from this `{expression}`, for messages
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
+class Arg(NamedTuple):
     name: str | None
     value: Value
     span: Span
     name_span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """A word with optional arguments: `CONV3-64`, `CONV(96, 11, stride=4)`, `basic(64, 2)`."""
 
     word: str
@@ -46,15 +49,13 @@ class Repeat:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(NamedTuple):
     chain: Chain
     repeat: Repeat | None
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Branch:
+class Branch(NamedTuple):
     """`( A op B ... )`: the branches and the join (a registry join's name) that meets them."""
 
     join: str
@@ -63,8 +64,7 @@ class Branch:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Named:
+class Named(NamedTuple):
     name: str
     name_span: Span
     atom: Atom
@@ -75,8 +75,7 @@ Atom = Call | Group | Branch
 Element = Atom | Named
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
+class Chain(NamedTuple):
     elements: tuple[Element, ...]
     span: Span
 
@@ -95,8 +94,7 @@ class Directive:
     status: Literal["written", "guessed", "broken"] = "written"
 
 
-@dataclass(frozen=True, slots=True)
-class SpecSyntax:
+class SpecSyntax(NamedTuple):
     header: tuple[Directive, ...]
     body: tuple[Chain, ...]
     train: tuple[Directive, ...]
