@@ -4,7 +4,9 @@ says why a line is wrong); a spec whose lines all parse never imports lark."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from lark import Lark, Tree
 from lark.exceptions import UnexpectedInput
 
 from archspec.core.diagnostics import Diagnostics
-from archspec.core.source import Source
+from archspec.core.source import Source, Span
 from archspec.lang import lalr, parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,33 @@ def test_every_spec_and_bad_file_parses_as_lark_parses_it(path: Path) -> None:
         assert parsed(text) == ours
 
 
+def spans(node: Any) -> Iterator[Span]:
+    """Every span in a syntax tree."""
+    if isinstance(node, Span):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from spans(item)
+    elif dataclasses.is_dataclass(node):
+        for field in dataclasses.fields(node):
+            yield from spans(getattr(node, field.name))
+
+
+ROWS = "network t\ninput 3x8x8\n[CONV3-8 -\n  RELU]*2 - (ID |\n CONV1-8)\r\n  - FC-10\n"
+
+
+def test_every_span_is_the_one_the_source_makes() -> None:
+    """_Build finds a span's line and columns without searching when its line is one row;
+    each is the span Source.span makes (where a bracket carries a line over rows too)."""
+    count = 0
+    for text in [*(path.read_text(encoding="utf-8") for path in FILES), ROWS]:
+        source = Source(text)
+        for span in spans(parser.parse(source, Diagnostics())):
+            assert span == source.span(span.start, span.end), text
+            count += 1
+    assert count > 5_000
+
+
 def test_every_line_of_the_corpus_as_a_chain_and_as_a_directive() -> None:
     """Each logical line read both ways: where lark accepts it the runtime builds the same
     node, where lark rejects it the runtime rejects it too (some of each, both ways)."""
@@ -82,6 +111,38 @@ def test_every_line_of_the_corpus_as_a_chain_and_as_a_directive() -> None:
                 assert ours == theirs, (path.name, line, start)
                 outcomes.add((start, ours is None))
     assert len(outcomes) == 4
+
+
+def docs_texts() -> list[str]:
+    return [path.read_text(encoding="utf-8")
+            for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]]
+
+
+def test_every_fenced_block_of_the_docs_parses_as_lark_parses_it() -> None:
+    """Each fenced block as a spec (specs, shell lines and outputs alike: text to read)."""
+    blocks = [block for text in docs_texts()
+              for block in re.findall(r"(?ms)^```[^\n]*\n(.*?)^```", text)]
+    assert len(blocks) > 50
+    for block in blocks:
+        ours = parsed(block)
+        with lark_only():
+            assert parsed(block) == ours, block
+
+
+def test_every_code_span_and_block_line_of_the_docs_as_a_chain_and_a_directive() -> None:
+    """`CONV3-64`, `[CONV3-64]*2 - POOL2`, `input 224x224x3 hwc`...: the forms the docs
+    show, and the lines of their blocks, read both ways by both parsers."""
+    spans = [span for text in docs_texts() for span in re.findall(r"`([^`\n]+)`", text)]
+    lines = [line for text in docs_texts()
+             for block in re.findall(r"(?ms)^```[^\n]*\n(.*?)^```", text)
+             for line in logical_lines(block)]
+    accepted = 0
+    for line in [*spans, *lines]:
+        for start in ("chain", "directive"):
+            ours, theirs = line_both_ways(line, start)
+            assert ours == theirs, (line, start)
+            accepted += ours is not None
+    assert len(spans) > 500 and accepted > 500
 
 
 # Pieces of the grammar (every terminal, in forms that test its pattern's edges, and pieces
