@@ -312,6 +312,16 @@ def parser_classes() -> list[type]:
     return [TerminalDef, Rule]
 
 
+@pytest.mark.parametrize("options", [{"lexer": "basic"}, {"maybe_placeholders": True},
+                                     {"lexer_callbacks": {"NAME": str}}])
+def test_tables_of_a_parser_the_runtime_does_not_run_are_refused(options: dict[str, Any]) -> None:
+    """Its lexer tries a state's terminals, not all; its children have no placeholders."""
+    toy = Lark(TOY, parser="lalr", **{"maybe_placeholders": False, **options})
+    data, memo = toy.memo_serialize(parser_classes())
+    with pytest.raises(ValueError, match="does not run"):
+        lalr.Parser({"data": data, "memo": memo}, Toy())
+
+
 def test_a_grammar_whose_tokens_lark_would_retype_is_refused() -> None:
     """lark makes a WORD `if` the keyword IF; the runtime does not: such tables are not built."""
     grammar = 'chain: WORD | "if"\ndirective: WORD\nWORD: /[a-z]+/\n'

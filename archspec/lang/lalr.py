@@ -29,7 +29,7 @@ class Rejected(Exception):
 
 class Parser:
     """lark's LALR parser and contextual lexer for the tables `Lark.memo_serialize` gave
-    (keep_all_tokens, maybe_placeholders=False, no post-lexer or lexer callbacks), calling
+    (maybe_placeholders=False, no post-lexer or lexer callbacks, Python's `re`), calling
     `callbacks`' method for each rule as lark's inline transformer does: named after the
     rule's alias, else its origin, with the children lark passes (tokens kept, a `_rule`'s
     children spliced into its parent, a `?rule` of one child replaced by that child)."""
@@ -37,8 +37,9 @@ class Parser:
     def __init__(self, tables: dict[str, Any], callbacks: object) -> None:
         memo, data = tables["memo"], tables["data"]
         options = data["options"]
-        if (options["parser"], options["lexer"]) != ("lalr", "contextual") or options[
-                "postlex"] or options["lexer_callbacks"] or options["maybe_placeholders"]:
+        if (options["parser"], options["lexer"]) != ("lalr", "contextual") or any(
+                options[name] for name in ("postlex", "lexer_callbacks", "maybe_placeholders",
+                                           "regex")):
             raise ValueError("tables of a parser this runtime does not run")
         lexer, table = data["parser"]["lexer_conf"], data["parser"]["parser"]
         if lexer["use_bytes"]:
