@@ -2,6 +2,6 @@
 
 import sys
 
-from archspec.cli import main
+from archspec.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -58,6 +58,8 @@ dataclasses._process_class = process_class
 _model_construction.ModelMetaclass.__new__ = new_model
 re.compile = compile_re
 mark("archspec's modules")
+import gc
+gc.freeze()  # as archspec.cli.run does before the command
 
 import os
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as archspec.cli.main does

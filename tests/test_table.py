@@ -766,6 +766,25 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
     assert plugins == env.get("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
+def test_the_process_freezes_what_start_up_made_and_main_does_not() -> None:
+    # `archspec` (run) hands start-up's objects to gc.freeze() (docs/table.md, Speed); a
+    # program calling main() keeps its collector as it was. The output is the same.
+    code = ("import contextlib, gc, io, json, sys\nfrom archspec.cli import main, run\n"
+            "def table(call):\n    out = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n        status = call()\n"
+            "    return status, out.getvalue(), gc.get_freeze_count()\n"
+            "called = table(lambda: main(['table', 'specs/vgg16.arch']))\n"
+            "sys.argv = ['archspec', 'table', 'specs/vgg16.arch']\n"
+            "print(json.dumps([called, table(run)]))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    (status, text, frozen), (run_status, run_text, run_frozen) = json.loads(done.stdout)
+    assert status == run_status == 0
+    assert text == run_text == (ROOT / "tests" / "golden" / "table_vgg16.txt").read_text()
+    assert frozen == 0
+    assert run_frozen > 10_000  # ~26,000 for this command
+
+
 @pytest.mark.parametrize("name", ["table_vgg16_fold.txt", "table_vgg16_cs231n.txt",
                                   "table_vgg16_torchinfo.txt"])
 def test_docs_show_the_current_output(name: str) -> None:
