@@ -34,13 +34,17 @@ class Frozen(BaseModel):
         makes a 2.2 KB set per instance: more than half of a table row). Frozen: that set is
         never added to (model_copy copies it). Anything else (an explicit `_fields_set`, an
         unknown name, a left-out field without an immutable default) goes to pydantic's."""
-        layout = _LAYOUTS[cls] if cls in _LAYOUTS else _layout(cls)
-        if _fields_set is not None or layout is None or not values.keys() <= layout.names:
+        layout = _LAYOUTS.get(cls, _UNSEEN)
+        if layout is _UNSEEN:
+            layout = _layout(cls)
+        if _fields_set is not None or layout is None:
             return super().model_construct(_fields_set, **values)
-        if len(values) == len(layout.order):
-            # pydantic's order: kept when the caller gave it (a comparison, not a new dict)
-            data = values if list(values) == layout.listed else {
-                name: values[name] for name in layout.order}
+        if tuple(values) == layout.order:  # the common case: every field, in pydantic's order
+            data, given = values, layout.names
+        elif not values.keys() <= layout.names:
+            return super().model_construct(None, **values)
+        elif len(values) == len(layout.order):
+            data = {name: values[name] for name in layout.order}
             given = layout.names
         else:
             defaults = layout.defaults
@@ -51,7 +55,7 @@ class Frozen(BaseModel):
                 return super().model_construct(None, **values)
             key = (cls, *values)
             given = _GIVEN.get(key) or _GIVEN.setdefault(key, set(values))
-        model = cls.__new__(cls)
+        model = _new(cls)
         _set(model, "__dict__", data)
         _set(model, "__pydantic_fields_set__", given)
         _set(model, "__pydantic_extra__", None)
@@ -222,11 +226,10 @@ def _entries(value: Any, rule: Rule) -> Any:
 class _Layout:
     """A class's fields in order, their names, and the defaults an instance may share."""
 
-    __slots__ = ("defaults", "listed", "names", "order")
+    __slots__ = ("defaults", "names", "order")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.order = tuple(fields)
-        self.listed = list(fields)
         self.names = set(fields)
         self.defaults = {name: field.default for name, field in fields.items()
                          if not field.is_required() and field.default_factory is None
@@ -235,10 +238,11 @@ class _Layout:
 
 def _layout(cls: type[Frozen]) -> _Layout | None:
     """The class's layout, or None where pydantic's model_construct must run (a post-init
-    hook or private attributes, which the fast path would skip)."""
+    hook, private attributes or a `__new__` of its own, which the fast path would skip)."""
     fields = cls.__pydantic_fields__
     plain = not cls.__pydantic_post_init__ and not cls.__private_attributes__ and not any(
-        field.alias or field.validation_alias for field in fields.values())
+        field.alias or field.validation_alias for field in fields.values()
+    ) and cls.__new__ is object.__new__
     layout = _Layout(fields) if plain else None
     _LAYOUTS[cls] = layout
     return layout
@@ -246,5 +250,7 @@ def _layout(cls: type[Frozen]) -> _Layout | None:
 
 _LAYOUTS: dict[type[Frozen], _Layout | None] = {}
 _RULES: dict[type[Frozen], tuple[dict[str, Rule], list[Callable[[Any], Any]]] | None] = {}
+_UNSEEN = _Layout({})  # a class not laid out yet
 _GIVEN: dict[tuple[Any, ...], set[str]] = {}
+_new = object.__new__
 _set = object.__setattr__

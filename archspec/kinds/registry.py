@@ -725,6 +725,7 @@ for _kind in KINDS:
     for _name in (_kind.name, *_kind.aliases):
         _BY_NAME[_name] = _kind
 _ALL: dict[str, LayerKind] = {k.name: k for k in (*KINDS, *JOINS, UNKNOWN)}
+_JOIN_NAMES = frozenset(name for name, kind in _ALL.items() if kind.family == "join")
 
 
 # How a layer's name says its family (INSTANCENORM is a normalisation, HARDTANH an
@@ -775,7 +776,7 @@ def kind_of(name: str) -> LayerKind:
 def forward_step(kind: str, implicit: bool) -> bool:
     """Whether a layer is a step of a module's `forward` rather than one of its submodules:
     a join, or the flatten an FC implies."""
-    return kind_of(kind).family == "join" or (kind == "FLATTEN" and implicit)
+    return kind in _JOIN_NAMES or (implicit and kind == "FLATTEN")
 
 
 def all_names() -> list[str]:

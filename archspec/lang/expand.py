@@ -9,8 +9,10 @@ the one description of how the syntax tree nests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
 from archspec.core.limits import MAX_LAYERS, MAX_NESTING
@@ -26,7 +28,7 @@ from archspec.lang.header import NAME, Block, Header
 _STAND_IN = Span.model_construct(start=-1, end=-1, line=0, col=0, end_line=0, end_col=0)
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """A layer as expanded, before naming: inputs are 1-based node numbers, 0 the input."""
 
@@ -57,7 +59,17 @@ class Box:
     name_span: Span | None = None
     block: str | None = None
     params: dict[str, ArgValue] | None = None
-    items: list[int] | None = None
+    items: list[int] = field(default_factory=list)
+
+
+class _Word(NamedTuple):
+    """What a call's word (its `$params` replaced) names; see `Expander._word`."""
+
+    block: Block | None  # the block it calls
+    upper: str
+    match: re.Match[str] | None  # the word as a kind's shorthand reads it
+    kind: reg.LayerKind | None  # None: no kind (and no block) of that name
+    after: list[tuple[str, dict[str, ArgValue]]]  # the implicit layers that follow it
 
 
 def elements(chain: s.Chain) -> Iterator[tuple[s.Atom, s.Named | None]]:
@@ -82,11 +94,15 @@ class Expander:
         self.args = args
         self.diags = diags
         self.nodes: list[Node] = []
-        self.boxes: list[Box] = [Box(parent=0, kind="top", label="", span=_STAND_IN, items=[])]
+        self.boxes: list[Box] = [Box(parent=0, kind="top", label="", span=_STAND_IN)]
         self.box = 0  # the box being filled
         self.scope_ids = 0
         self.blocks_open = args.blocks_open
         self.recursive: set[str] = set()  # blocks whose expansion would never end
+        # What each word names and the layers a call of it adds: the same wherever it
+        # stands, so worked out once per word (`_word`, `_layers_per_call`).
+        self._words: dict[str, _Word] = {}
+        self._per_call: dict[str, int] = {}
 
     # -- limits, before expanding -----------------------------------------------------------
 
@@ -142,6 +158,8 @@ class Expander:
         1; what only that stand-in causes is not reported. Each repeat is expanded once, and
         all of them together at most MAX_LAYERS layers, so unused blocks cost about what
         their text is long, never more than a body could."""
+        if not self.header.blocks:
+            return  # nothing to check, and no need to walk the body for calls
         called: set[str] = set()
         todo = list(body)
         while todo:
@@ -208,11 +226,13 @@ class Expander:
 
     def _layers_per_call(self, word: str) -> int:
         """A written layer and the implicit BN and activation the header adds after it."""
-        match = SHORTHAND.match(EXPR_REF.sub("1", PARAM_REF.sub("1", word)))
-        kind = reg.lookup(match.group("base")) if match else None
-        if kind is None:
-            return 1
-        return 1 + len(self._implicit_after(kind))
+        count = self._per_call.get(word)
+        if count is None:
+            match = SHORTHAND.match(EXPR_REF.sub("1", PARAM_REF.sub("1", word)))
+            kind = reg.lookup(match.group("base")) if match else None
+            count = 1 if kind is None else 1 + len(self._implicit_after(kind))
+            self._per_call[word] = count
+        return count
 
     # -- expansion --------------------------------------------------------------------------
 
@@ -264,15 +284,13 @@ class Expander:
         self.boxes.append(Box(parent=self.box, kind=kind, label=label, span=span,
                               user_name=name[0] if name else None,
                               name_span=name[1] if name else None, block=block,
-                              params=params, items=[]))
+                              params=params))
         number = len(self.boxes) - 1
         self._item(-number)
         return number
 
     def _item(self, item: int) -> None:
-        items = self.boxes[self.box].items
-        assert items is not None
-        items.append(item)
+        self.boxes[self.box].items.append(item)
 
     def _branch(self, branch: s.Branch, tail: int, rank: int, env: Env,
                 scopes: tuple[Scope, ...]) -> tuple[int, int]:
@@ -289,10 +307,11 @@ class Expander:
     def _add(self, node: Node, box: int | None = None) -> int:
         """Appends a node to the current box (or `box`); a layer, not a step, is an item."""
         node.box = self.box if box is None else box
-        self.nodes.append(node)
+        nodes = self.nodes
+        nodes.append(node)
         if not reg.forward_step(node.kind, node.implicit):
-            self._item(len(self.nodes))
-        return len(self.nodes)
+            self.boxes[self.box].items.append(len(nodes))
+        return len(nodes)
 
     def _layer(self, call: s.Call, tail: int, rank: int, env: Env,
                scopes: tuple[Scope, ...], name: tuple[str, Span] | None,
@@ -300,19 +319,15 @@ class Expander:
         word = self.args.word(call, env)
         if word is None:
             return tail, rank
-        plain = NAME.match(word) is not None
-        if plain and word in self.header.blocks:
-            return self._block_call(self.header.blocks[word], call, tail, rank, env, scopes,
-                                    name)
-        upper = word.upper()
+        block, upper, match, kind, after = self._word(word)
+        if block is not None:
+            return self._block_call(block, call, tail, rank, env, scopes, name)
         if upper == "INPUT" and call.args is None:
             if not leading:
                 self.diags.error("body", "INPUT may only begin a chain", call.word_span)
             return tail, rank
         if upper == reg.IDENTITY and call.args is None:
             return tail, rank
-        match = SHORTHAND.match(word)
-        kind = reg.lookup(match.group("base")) if match else None
         if kind is None:
             base = match.group("base") if match else word
             what = "layer kind or block" if self.header.blocks else "layer kind"
@@ -336,10 +351,21 @@ class Expander:
         node = Node(kind.name, args, [tail], call.span, written, scopes,
                     user_name=name[0] if name else None, name_span=name[1] if name else None)
         tail = origin = self._add(node)
-        for implicit, implicit_args in self._implicit_after(kind):
+        for implicit, implicit_args in after:
             tail = self._add(Node(implicit, dict(implicit_args), [tail], call.span, implicit,
                                   scopes, implicit=True, origin=origin))
         return tail, kind.out_rank or rank
+
+    def _word(self, word: str) -> _Word:
+        """What a word names: a block, else a kind as its shorthand reads it."""
+        known = self._words.get(word)
+        if known is None:
+            block = self.header.blocks.get(word) if NAME.match(word) else None
+            match = SHORTHAND.match(word)
+            kind = reg.lookup(match.group("base")) if match else None
+            after = self._implicit_after(kind) if kind is not None else []
+            known = self._words[word] = _Word(block, word.upper(), match, kind, after)
+        return known
 
     def _implicit_after(self, kind: reg.LayerKind) -> list[tuple[str, dict[str, ArgValue]]]:
         """The layers the `batchnorm` and `activation` headers insert after a written one."""

@@ -18,27 +18,27 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
         _drop_classifier_activation(nodes)
         _warn_double_activation(nodes, diags)
     _warn_softmax_output(nodes, diags)
-    alias: dict[int, int] = {}
+    paths, box_paths, sequential = _paths(nodes, boxes, diags)
+    names = {index: path[0] if len(path) == 1 else ".".join(path)
+             for index, path in paths.items()}
+    # What each input reads: a removed node's input stands for it (nodes read earlier ones).
+    sources = names
     for index, node in enumerate(nodes, start=1):
         if node.removed:
-            alias[index] = node.inputs[0]
-    paths, box_paths, sequential = _paths(nodes, boxes, diags)
-    names = {index: ".".join(path) for index, path in paths.items()}
+            if sources is names:
+                sources = dict(names)
+            sources[index] = sources.get(node.inputs[0], INPUT_NODE)
     layers: list[Layer] = []
     for index, node in enumerate(nodes, start=1):
         if node.removed:
             continue
-        inputs = []
-        for i in node.inputs:
-            while i in alias:
-                i = alias[i]
-            inputs.append(names.get(i, INPUT_NODE))
+        path = paths[index]
         layers.append(Layer.model_construct(
-            name=names[index], kind=node.kind, args=node.args, inputs=tuple(inputs),
+            name=names[index], kind=node.kind, args=node.args,
+            inputs=tuple([sources.get(i, INPUT_NODE) for i in node.inputs]),
             span=node.span, written=node.written, implicit=node.implicit,
             origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
-            named=node.user_name is not None and paths[index][-1] == node.user_name,
-            path=paths[index]))
+            named=node.user_name is not None and path[-1] == node.user_name, path=path))
     modules = [Module.model_construct(
                    path=box_paths[number], kind="block" if box.kind == "block" else "group",
                    block=box.block, label=box.label, span=box.span, params=box.params or {},
@@ -52,30 +52,31 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
     """Each live node's and box's path, and whether each box is a plain chain (its items
     keyed by position) rather than a module with a `forward` of its own."""
     live: set[int] = set()  # boxes holding a layer
-    for node in nodes:
-        if not node.removed:
-            number = node.box
-            while number not in live:
-                live.add(number)
-                number = boxes[number].parent
-    steps = {node.box for node in nodes
-             if not node.removed and reg.forward_step(node.kind, node.implicit)}
+    steps: dict[int, list[int]] = {}  # each box's live steps, in order (its items are layers)
+    removed = False
+    for index, node in enumerate(nodes, start=1):
+        if node.removed:
+            removed = True
+            continue
+        number = node.box
+        while number not in live:
+            live.add(number)
+            number = boxes[number].parent
+        if reg.forward_step(node.kind, node.implicit):
+            steps.setdefault(node.box, []).append(index)
     sequential = {number: number != 0 and number not in steps for number in live}
-    in_box: dict[int, list[int]] = {}  # each box's live nodes, in order: one pass, not one a box
-    for i, node in enumerate(nodes, start=1):
-        if not node.removed:
-            in_box.setdefault(node.box, []).append(i)
     paths: dict[int, tuple[str, ...]] = {}
     box_paths: dict[int, tuple[str, ...]] = {0: ()}
     for number, box in enumerate(boxes):
         if number not in live:
             continue
         prefix = box_paths[number]
-        items = [i for i in box.items or () if (i < 0 and -i in live)
-                 or (i > 0 and not nodes[i - 1].removed)]
-        listed = set(items)
-        steps_of = [i for i in in_box.get(number, ()) if i not in listed]
-        keys = _keys(nodes, boxes, items, steps_of, sequential[number], box.kind, diags)
+        items = box.items
+        if removed or len(live) < len(boxes):
+            items = [i for i in items if (i < 0 and -i in live)
+                     or (i > 0 and not nodes[i - 1].removed)]
+        keys = _keys(nodes, boxes, items, steps.get(number, []), sequential[number], box.kind,
+                     diags)
         for item, key in keys.items():
             if item < 0:
                 box_paths[-item] = (*prefix, key)
@@ -88,19 +89,14 @@ def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int
           positional: bool, where: str, diags: Diagnostics) -> dict[int, str]:
     """The key of each item and step of one box: the spec's name, else the item's position
     (a plain chain) or a name after its kind or block (`conv3`, `relu5`, `basic2`)."""
-    def user(item: int) -> tuple[str | None, Span | None, Span]:
-        if item < 0:
-            box = boxes[-item]
-            return box.user_name, box.name_span, box.span
-        node = nodes[item - 1]
-        return node.user_name, node.name_span, node.span
-
     keys: dict[int, str] = {}
     used: dict[str, Span | None] = {}  # a user's name → where; generated → None
     for item in items:
-        name, name_span, span = user(item)
+        owner = boxes[-item] if item < 0 else nodes[item - 1]
+        name = owner.user_name
         if name is None:
             continue
+        name_span, span = owner.name_span, owner.span
         if where == "top" and name == INPUT_NODE:
             diags.error("name", f"`{INPUT_NODE}` names the network's input; choose "
                         "another name", name_span or span)
@@ -122,18 +118,21 @@ def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int
             keys.setdefault(item, str(position))
         return keys
     counters: dict[str, int] = {}
+    implicit: list[int] = []  # named after the layer they follow, below
     for item in [*items, *steps]:
-        if item > 0 and nodes[item - 1].implicit:
-            continue
-        short = boxes[-item].block or "group" if item < 0 else reg.kind_of(
-            nodes[item - 1].kind).short
+        if item > 0:
+            node = nodes[item - 1]
+            if node.implicit:
+                implicit.append(item)
+                continue
+            short = reg.kind_of(node.kind).short
+        else:
+            short = boxes[-item].block or "group"
         counters[short] = counters.get(short, 0) + 1  # named layers keep their place
         if item not in keys:
             joint = "_" if short[-1].isdigit() else ""  # relu6_1, not relu61
             keys[item] = _fresh(f"{short}{joint}{counters[short]}", used)
-    for item in [*items, *steps]:
-        if item in keys:
-            continue
+    for item in implicit:
         node = nodes[item - 1]
         short = reg.kind_of(node.kind).short
         base = keys.get(node.origin or 0)
