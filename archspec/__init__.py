@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from archspec.ir import Network, TrainingPlan
-from archspec.lang.frontend import Spec, SpecError, load, load_network, loads
+if TYPE_CHECKING:
+    from archspec.backends.torch.build import to_torch
+    from archspec.ir import Network, TrainingPlan
+    from archspec.lang.frontend import Spec, SpecError, load, load_network, loads
 
 __all__ = ["Network", "Spec", "SpecError", "TrainingPlan", "load", "load_network", "loads",
            "to_torch"]
 __version__ = "0.1.0"
 
+# Each public name's module, imported at the name's first use: `import archspec` alone
+# imports nothing else, so the command line (archspec.cli.run) starts its imports (pydantic's
+# among them) with the cycle collector paused (docs/table.md, Speed); and torch only when a
+# module is built (`archspec.to_torch`).
+_HOMES = {"Network": "archspec.ir", "TrainingPlan": "archspec.ir",
+          "Spec": "archspec.lang.frontend", "SpecError": "archspec.lang.frontend",
+          "load": "archspec.lang.frontend", "load_network": "archspec.lang.frontend",
+          "loads": "archspec.lang.frontend", "to_torch": "archspec.backends.torch.build"}
+
 
 def __getattr__(name: str) -> Any:
-    # torch is imported only when a module is built: `archspec.to_torch` loads it lazily.
-    if name == "to_torch":
-        from archspec.backends.torch.build import to_torch
-
-        return to_torch
-    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'archspec' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -34,6 +34,8 @@ marks = [("start", clock())]
 def mark(name):
     marks.append((name, clock()))
 
+import gc
+gc.disable()  # as archspec.cli.run does while start-up imports
 import pydantic, pydantic.fields, pydantic.main
 mark("import pydantic (BaseModel, fields)")
 
@@ -58,8 +60,8 @@ dataclasses._process_class = process_class
 _model_construction.ModelMetaclass.__new__ = new_model
 re.compile = compile_re
 mark("archspec's modules")
-import gc
 gc.freeze()  # as archspec.cli.run does before the command
+gc.enable()
 
 import os
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as archspec.cli.main does

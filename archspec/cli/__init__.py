@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import TextIO
 
 import archspec
-from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code. Imported on demand,
 # so `archspec table` never pays for the modules of `train` or `draw`.
@@ -55,9 +54,17 @@ def run() -> int:
     (docs/table.md, Speed). Not main()'s doing: a program that calls main() keeps its
     collector as it was."""
     argv = sys.argv[1:]
-    if argv and argv[0] in COMMANDS:
-        command_module(argv[0])
-    gc.freeze()
+    collecting = gc.isenabled()
+    gc.disable()  # while start-up makes them (~8 ms of collections over them otherwise)
+    try:
+        import archspec.cli.common  # noqa: F401  # what main() needs, whatever the command
+
+        if argv and argv[0] in COMMANDS:
+            command_module(argv[0])
+        gc.freeze()
+    finally:
+        if collecting:
+            gc.enable()
     return main(argv)
 
 
@@ -66,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit code, never a traceback: usage errors, files that cannot be read or written, memory,
     an optional library not installed (naming the extra that brings it), and standard output
     cut short (a full disk, a file-size limit, a closed pipe)."""
+    # Here, not at the module's top: importing archspec.cli imports nothing heavy, so that
+    # run() imports all of it with the collector paused.
+    from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
+
     # No pydantic plugins in archspec's process: pydantic looks for them by reading the entry
     # points of every installed distribution when it builds its first validator (a `train:`
     # section's), ~4 ms here and more the more is installed. A value of the user's own is
