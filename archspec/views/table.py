@@ -3,7 +3,6 @@ number comes from `archspec.analysis.report`, none is computed here."""
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -332,6 +331,8 @@ _CSV = ("name", "kind", "written", "output_shape", "params", "params_no_bias", "
 def to_csv(report: Report, rows: Sequence[Row]) -> str:
     """One row per layer, the input first; shapes as `64x224x224`, receptive fields and jumps
     as the text table writes them (`pair`)."""
+    import csv  # here: the other formats never pay its import (~0.5 ms)
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_CSV)
