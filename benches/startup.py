@@ -7,9 +7,10 @@ bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torc
 `bytecode_env` and `timed`):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
-            (`time.process_time`) taken after each step: pydantic, archspec's modules (of
-            which the dataclasses, pydantic model classes and regular expressions they define
-            at import, each timed where it is made), the command line, the LALR runtime from
+            (`time.process_time`) taken after each step: pydantic, the standard library
+            modules archspec adds, archspec's modules (of which the dataclasses, named
+            tuples, pydantic model classes and regular expressions they define at import,
+            each timed where it is made), the command line, the LALR runtime from
             its stored tables, parsing, lowering, shapes, report, rendering. It fails if lark,
             pydantic's plugin loader (imported by the first validator pydantic builds) or torch
             was imported: none is on this path.
@@ -38,10 +39,13 @@ import gc
 gc.disable()  # as archspec.cli.run does while start-up imports
 import pydantic, pydantic.fields, pydantic.main
 mark("import pydantic (BaseModel, fields)")
+import argparse, json
+mark("the standard library archspec adds (argparse, json)")
 
-import dataclasses, re
+import dataclasses, re, typing
 from pydantic._internal import _model_construction
-spent = {"dataclasses": 0.0, "pydantic model classes": 0.0, "regular expressions": 0.0}
+spent = {"dataclasses": 0.0, "named tuples": 0.0, "pydantic model classes": 0.0,
+         "regular expressions": 0.0}
 counts = dict.fromkeys(spent, 0)
 def timed(kind, make):
     def wrapper(*args, **kwargs):
@@ -53,10 +57,13 @@ def timed(kind, make):
     return wrapper
 process_class, new_model = dataclasses._process_class, _model_construction.ModelMetaclass.__new__
 dataclasses._process_class = timed("dataclasses", process_class)
+new_tuple = typing.NamedTupleMeta.__new__
+typing.NamedTupleMeta.__new__ = timed("named tuples", new_tuple)
 _model_construction.ModelMetaclass.__new__ = timed("pydantic model classes", new_model)
 compile_re, re.compile = re.compile, timed("regular expressions", re.compile)
 import archspec.cli, archspec.cli.table
 dataclasses._process_class = process_class
+typing.NamedTupleMeta.__new__ = new_tuple
 _model_construction.ModelMetaclass.__new__ = new_model
 re.compile = compile_re
 mark("archspec's modules")
