@@ -53,13 +53,23 @@ def layer_cost(layer: Layer, shapes: Shapes, inp: Shape | None = None) -> reg.Co
     return kind.cost(layer.args, inp or input_shape(layer, shapes), shape_of(shapes, layer.name))
 
 
-def new_activations(layer: Layer, shapes: Shapes) -> int:
+def values(shapes: Shapes) -> dict[str, int]:
+    """Values per sample of every tensor (the input and each layer's output), by name:
+    worked out once for the analyses that count them."""
+    counts = {name: math.prod(shape) for name, shape in shapes.items() if shape is not None}
+    if len(counts) < len(shapes):
+        shape_of(shapes, next(name for name in shapes if name not in counts))  # raises
+    return counts
+
+
+def new_activations(layer: Layer, values: Mapping[str, int]) -> int:
     """Values a layer adds to memory in the forward pass, per sample: its output, or nothing
-    for a view or a layer that may run in place (CS231n's count, ReLU folded into its CONV)."""
+    for a view or a layer that may run in place (CS231n's count, ReLU folded into its CONV).
+    `values`: `values(shapes)`."""
     kind = reg.kind_of(layer.kind)
     if kind.view or kind.in_place:
         return 0
-    return math.prod(shape_of(shapes, layer.name))
+    return values[layer.name]
 
 
 def layer_costs(network: Network, shapes: Shapes) -> dict[str, reg.Cost]:
@@ -273,17 +283,19 @@ class Keeping:
     frames: dict[tuple[str, ...], tuple[str, ...]]
 
 
-def saved_for_backward(network: Network, shapes: Shapes, keep: Keeping) -> dict[str, Kept]:
+def saved_for_backward(network: Network, values: Mapping[str, int], keep: Keeping
+                       ) -> dict[str, Kept]:
     """What autograd keeps for the backward pass (`keep`, from `keeping`), attributed to the
     layer (or `input`) whose tensor it is, the input batch included. Each tensor counts once
-    however many layers or checkpoints keep it; a view is its source's tensor."""
+    however many layers or checkpoints keep it; a view is its source's tensor. `values`:
+    `values(shapes)`."""
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
     for names in (*keep.tensors.values(), *keep.frames.values()):
         saved.update(names)
     kept: dict[str, Kept] = {}
     for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
         own = keep.extra.get(name, _NONE_KEPT)
-        tensor = math.prod(shape_of(shapes, name)) * keep.width[name] if name in saved else 0
+        tensor = values[name] * keep.width[name] if name in saved else 0
         kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
     return kept
 
@@ -325,7 +337,7 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
         if storage[layer.name] == layer.name:
             width[layer.name] = FP32 if rule.out_fp32 else runs
         recorded[layer.name] = bool(cost.weights or cost.biases) or any(
-            recorded[name] for name in layer.inputs)
+            map(recorded.__getitem__, layer.inputs))
         adds: dict[str, None] = {}  # the tensors this layer keeps, once each, in order
         own = _NONE_KEPT
         if layer.args is not None and recorded[layer.name] and kind.join is not None:
@@ -349,8 +361,9 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
             stat = FP32 if autocast and rule.stats_fp32 else runs
             copies = cost.weights * runs if autocast and rule.runs == "low" and (
                 not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
-            own = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
-                       rule_saved.stats * stat, copies)
+            if rule_saved.extra or rule_saved.extra_bytes or casts or rule_saved.stats or copies:
+                own = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
+                           rule_saved.stats * stat, copies)
         segment = segments.get(layer.name)
         if segment is None:
             if adds:
@@ -360,7 +373,7 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
             continue
         entering.setdefault(segment, {}).update(
             (storage[name], None) for name in layer.inputs if segments.get(name) != segment)
-        if adds or own != _NONE_KEPT:
+        if adds or own is not _NONE_KEPT:
             saving.add(segment)
     frames = {segment: tuple(entering[segment]) for segment in entering if segment in saving}
     return Keeping(storage, width, recorded, tensors, extra, frames)
@@ -391,15 +404,15 @@ def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autoca
     return kind.autocast[autocast.device]
 
 
-def inference_peak(network: Network, shapes: Shapes,
+def inference_peak(network: Network, values: Mapping[str, int],
                    spans: tuple[dict[str, int], dict[str, int]] | None = None) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
     sample: each tensor lives from the layer that makes it to its last reader (`lifetimes`,
-    or `spans` when already known)."""
+    or `spans` when already known). `values`: `values(shapes)`."""
     born, last_use = spans or lifetimes(network)
     change = [0] * (len(network.layers) + 2)  # values allocated (+) and freed (-) at each step
     for name, step in born.items():
-        size = math.prod(shape_of(shapes, name))
+        size = values[name]
         change[step] += size
         change[last_use[name] + 1] -= size
     alive, peak = 0, 0

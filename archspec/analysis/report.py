@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Literal
 
 from archspec.analysis import cost, fold, timeline
@@ -260,8 +262,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
 
     fields = cost.receptive_fields(network, shapes)
     costs = cost.layer_costs(network, shapes)
+    values = cost.values(shapes)
     plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
-    kept = cost.saved_for_backward(network, shapes, plain_keep)
+    kept = cost.saved_for_backward(network, values, plain_keep)
     checkpoint, checkpoint_source = resolve_checkpoint(network.plan, checkpoint)
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
     if checkpoint and not segments:
@@ -277,10 +280,10 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     segment_peak = seg_sample * batch + seg_fixed
     if segments:
         keep = cost.keeping(network, shapes, bpv, policy, batch, segments, costs)
-        kept = cost.saved_for_backward(network, shapes, keep)
+        kept = cost.saved_for_backward(network, values, keep)
     else:
         keep = plain_keep
-    rows = tuple(_row(layer, shapes, fields, kept, costs, batch, bpv, per_param)
+    rows = tuple(_row(layer, shapes, values, fields, kept, costs, batch, bpv, per_param)
                  for layer in network.layers)
     by_name = {layer.name: layer for layer in network.layers}
     own = {row.name: row for row in rows}
@@ -308,14 +311,14 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     scaler = AMPS[amp_name].scaler_bytes if amp_name else 0
     cache = _autocast_cache(network, costs, policy)
     spans = cost.lifetimes(network)
-    peak = cost.inference_peak(network, shapes, spans) * bpv
+    peak = cost.inference_peak(network, values, spans) * bpv
     fixed_inference = params * bpv + buffers_bytes
     fixed_training = (params * per_param + buffers_bytes + saved_batch + copies + scaler
                       + seg_fixed)
     state = params * per_param - params * bpv + buffers_bytes + scaler  # all but gradients
     step = _step_bytes(rows, opt, _decays(network.plan, opt, opt_source), amp_device, bpv)
     moment = timeline.training_peak(
-        network, shapes, keep, plain_keep, batch=batch,
+        network, values, keep, plain_keep, batch=batch,
         weight_bytes={row.name: row.params * bpv for row in rows if row.params},
         segments=segments, spans=spans, cache_bytes=cache - copies, step_bytes=step,
         budget=None if fit is None else fit - state)
@@ -392,7 +395,7 @@ def _folded(principal: Layer, members: list[Row], shapes: Shapes) -> Row:
     after its implied flatten names the map the flatten reads (7*7*512), not the vector."""
     first = members[0]
     pieces = [row.formula for row in members]
-    at = next(i for i, row in enumerate(members) if row.name == principal.name)
+    at = [row.name for row in members].index(principal.name)
     main = members[at].weights_formula
     if at:  # the principal reads what the first member reads
         part = cost.layer_cost(principal, shapes, first.input_shape)
@@ -400,9 +403,9 @@ def _folded(principal: Layer, members: list[Row], shapes: Shapes) -> Row:
         pieces[at] = _formula(part)
     return _summed(members, name=principal.name, kind=principal.kind,
                    written=principal.written, implicit=principal.implicit,
-                   folds=tuple(row.kind for row in members if row.name != principal.name
-                               and not reg.kind_of(row.kind).view),
-                   weights_formula=main, formula=" + ".join(piece for piece in pieces if piece))
+                   folds=tuple([row.kind for i, row in enumerate(members)
+                                if i != at and not reg.kind_of(row.kind).view]),
+                   weights_formula=main, formula=" + ".join(filter(None, pieces)))
 
 
 def _summed(rows: Sequence[Row], *, name: str, kind: str, written: str, implicit: bool,
@@ -411,18 +414,21 @@ def _summed(rows: Sequence[Row], *, name: str, kind: str, written: str, implicit
     sum of theirs (the training bytes too: each row's is linear in its own figures), the
     first one's input, the last one's output, receptive field and jump."""
     first, last = rows[0], rows[-1]
+    (weights, biases, buffers, buffer_bytes, activations, activation_bytes, macs, saved,
+     training) = map(sum, zip(*map(_SUMMED, rows), strict=True))
     return Row.model_construct(
         name=name, kind=kind, written=written, implicit=implicit,
-        members=tuple(member for row in rows for member in row.members), folds=folds,
+        members=tuple(chain.from_iterable(row.members for row in rows)), folds=folds,
         input_shape=first.input_shape, output_shape=last.output_shape,
-        weights=sum(r.weights for r in rows), biases=sum(r.biases for r in rows),
-        buffers=sum(r.buffers for r in rows), buffer_bytes=sum(r.buffer_bytes for r in rows),
-        weights_formula=weights_formula, formula=formula,
-        activations=sum(r.activations for r in rows),
-        activation_bytes=sum(r.activation_bytes for r in rows),
-        macs=sum(r.macs for r in rows), receptive_field=last.receptive_field, jump=last.jump,
-        saved_bytes=sum(r.saved_bytes for r in rows),
-        training_bytes=sum(r.training_bytes for r in rows))
+        weights=weights, biases=biases, buffers=buffers, buffer_bytes=buffer_bytes,
+        weights_formula=weights_formula, formula=formula, activations=activations,
+        activation_bytes=activation_bytes, macs=macs, receptive_field=last.receptive_field,
+        jump=last.jump, saved_bytes=saved, training_bytes=training)
+
+
+# The figures of a row that `_summed` adds up, in its order.
+_SUMMED = attrgetter("weights", "biases", "buffers", "buffer_bytes", "activations",
+                     "activation_bytes", "macs", "saved_bytes", "training_bytes")
 
 
 def group_params(report: Report, groups: Iterable[tuple[str, Iterable[str]]]
@@ -444,18 +450,18 @@ def first_over(report: Report, max_params: int) -> Row | None:
     return None
 
 
-def _row(layer: Layer, shapes: Shapes, fields: dict[str, cost.Field | None],
-         kept: dict[str, cost.Kept], costs: dict[str, reg.Cost], batch: int, bpv: int,
-         per_param: int) -> Row:
+def _row(layer: Layer, shapes: Shapes, values: dict[str, int],
+         fields: dict[str, cost.Field | None], kept: dict[str, cost.Kept],
+         costs: dict[str, reg.Cost], batch: int, bpv: int, per_param: int) -> Row:
     """One layer's row (a folded row sums its members' rows: `_folded`)."""
-    part, own = costs[layer.name], kept[layer.name]
-    activations = cost.new_activations(layer, shapes)
+    name = layer.name
+    part, own, field = costs[name], kept[name], fields[name]
+    activations = cost.new_activations(layer, values)
     buffer_bytes = part.buffer_bytes(bpv)
-    field = fields[layer.name]
     return Row.model_construct(  # the fields in their declared order
-        name=layer.name, kind=layer.kind, written=layer.written, implicit=layer.implicit,
-        members=(layer.name,), folds=(), input_shape=cost.input_shape(layer, shapes),
-        output_shape=cost.shape_of(shapes, layer.name), weights=part.weights,
+        name=name, kind=layer.kind, written=layer.written, implicit=layer.implicit,
+        members=(name,), folds=(), input_shape=cost.input_shape(layer, shapes),
+        output_shape=cost.shape_of(shapes, name), weights=part.weights,
         biases=part.biases, buffers=part.buffers, buffer_bytes=buffer_bytes,
         weights_formula=part.formula,
         formula=_formula(part),

@@ -37,7 +37,6 @@ kernel's own workspace, the allocator's caching and rounding.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -47,7 +46,6 @@ from itertools import accumulate, chain
 from archspec.analysis import cost
 from archspec.ir import INPUT_NODE, Network
 from archspec.kinds import registry as reg
-from archspec.lang.shapes import Shapes
 
 LABEL_BYTES = 8  # a class index per sample, int64
 LOSS_BYTES = 4  # cross-entropy's log-softmax and its gradients are float32
@@ -159,14 +157,15 @@ class _Live:
                     self.largest)
 
 
-def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
+def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keeping,
                   plain: cost.Keeping, *, batch: int, weight_bytes: Mapping[str, int],
                   segments: Mapping[str, tuple[str, ...]],
                   spans: tuple[dict[str, int], dict[str, int]] | None = None,
                   cache_bytes: int = 0, step_bytes: int = 0, budget: int | None = None
                   ) -> Peak:
     """The peak of one training step beyond the parameters, buffers and optimizer state (see
-    the module's docstring), at `batch`. `kept` says what each node keeps (`cost.keeping`
+    the module's docstring), at `batch`. `values`: each tensor's values per sample
+    (`cost.values`); `kept` says what each node keeps (`cost.keeping`
     with the `segments`), `plain` what it keeps without checkpointing (the same without
     segments); `weight_bytes` each layer's parameters' bytes (its gradients'), `spans`
     `cost.lifetimes` when already known, `cache_bytes` the autocast weight cache
@@ -175,8 +174,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
     state), also the largest batch whose peak fits it."""
     storage, width, recorded = kept.storages, kept.width, kept.recorded
     layers = network.layers
-    sample = {name: math.prod(cost.shape_of(shapes, name)) * width[name]
-              for name in width}  # a tensor's bytes per sample, by its storage
+    sample = {name: values[name] * width[name] for name in width}  # bytes, by storage
     sizes = {name: (sample[tensor], 0) for name, tensor in storage.items()}  # by layer
 
     def extras(keep: cost.Keeping) -> dict[str, Size]:  # what each node keeps of its own
@@ -240,7 +238,7 @@ def training_peak(network: Network, shapes: Shapes, kept: cost.Keeping,
 
     # The loss: log-softmax (kept), then its gradient and the output's.
     out = network.output
-    classes = math.prod(cost.shape_of(shapes, out)) * LOSS_BYTES
+    classes = values[out] * LOSS_BYTES
     live.alloc("log_softmax", (classes, 0))
     live.alloc("loss", (0, LOSS_BYTES))  # the scalar, held through backward
     live.alloc("total_weight", (0, LOSS_BYTES))  # nll_loss's sum of weights, kept
