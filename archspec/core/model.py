@@ -41,25 +41,20 @@ class Frozen(BaseModel):
             return super().model_construct(_fields_set, **values)
         if tuple(values) == layout.order:  # the common case: every field, in pydantic's order
             data, given = values, layout.names
-        elif not values.keys() <= layout.names:
-            return super().model_construct(None, **values)
-        elif len(values) == len(layout.order):
-            data = {name: values[name] for name in layout.order}
-            given = layout.names
         else:
-            defaults = layout.defaults
-            try:
-                data = {name: values[name] if name in values else defaults[name]
-                        for name in layout.order}
-            except KeyError:  # a required field left out, or a default made by a factory
-                return super().model_construct(None, **values)
             key = (cls, *values)
-            given = _GIVEN.get(key) or _GIVEN.setdefault(key, set(values))
+            fill = _FILLS[key] if key in _FILLS else _fill(key, layout)
+            if fill is None:  # an unknown name, or a left-out field without a shared default
+                return super().model_construct(None, **values)
+            given, defaults, trailing = fill
+            data = {**values, **defaults} if trailing else {
+                name: values[name] if name in values else defaults[name]
+                for name in layout.order}
         model = _new(cls)
-        _set(model, "__dict__", data)
-        _set(model, "__pydantic_fields_set__", given)
-        _set(model, "__pydantic_extra__", None)
-        _set(model, "__pydantic_private__", None)
+        _set_dict(model, data)
+        _set_fields_set(model, given)
+        _set_extra(model, None)
+        _set_private(model, None)
         return model
 
     @classmethod
@@ -248,9 +243,31 @@ def _layout(cls: type[Frozen]) -> _Layout | None:
     return layout
 
 
+def _fill(key: tuple[Any, ...], layout: _Layout) -> _Fill | None:
+    """How an instance given the names in `key` (after its class) is completed: the set of
+    given names (shared by every such instance), the defaults of the fields left out, and
+    whether those fields come last in declared order (the given ones in it); None where a
+    name is unknown or a left-out field has no default an instance may share."""
+    given = set(key[1:])
+    left_out = [name for name in layout.order if name not in given]
+    fill = None
+    if given <= layout.names and all(name in layout.defaults for name in left_out):
+        fill = (given, {name: layout.defaults[name] for name in left_out},
+                (*key[1:], *left_out) == layout.order)
+    _FILLS[key] = fill
+    return fill
+
+
 _LAYOUTS: dict[type[Frozen], _Layout | None] = {}
 _RULES: dict[type[Frozen], tuple[dict[str, Rule], list[Callable[[Any], Any]]] | None] = {}
 _UNSEEN = _Layout({})  # a class not laid out yet
-_GIVEN: dict[tuple[Any, ...], set[str]] = {}
+# Per class and names given (in their order), how such an instance is completed (`_fill`).
+_Fill = tuple[set[str], dict[str, Any], bool]
+_FILLS: dict[tuple[Any, ...], _Fill | None] = {}
 _new = object.__new__
-_set = object.__setattr__
+# The slots of a pydantic instance, set through their descriptors (a frozen model's own
+# __setattr__ refuses; object.__setattr__ would look each descriptor up again).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__

@@ -261,12 +261,12 @@ class Expander:
                 scopes = (*scopes, Scope.model_construct(id=self.scope_ids, index=0, count=1,
                                                          label=name[0]))
             self.scope_ids += 1
-            scope_id = self.scope_ids
+            scope_id, label = self.scope_ids, f"x{count}"
+            errors = self.diags.error_count
             for copy in range(count):
                 inner = scopes if count == 1 else (
                     *scopes, Scope.model_construct(id=scope_id, index=copy, count=count,
-                                          label=f"x{count}"))
-                errors = self.diags.error_count
+                                                   label=label))
                 if isinstance(atom, s.Group):
                     tail, rank = self.chain(atom.chain, tail, rank, env, inner)
                 else:

@@ -18,9 +18,7 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
         _drop_classifier_activation(nodes)
         _warn_double_activation(nodes, diags)
     _warn_softmax_output(nodes, diags)
-    paths, box_paths, sequential = _paths(nodes, boxes, diags)
-    names = {index: path[0] if len(path) == 1 else ".".join(path)
-             for index, path in paths.items()}
+    paths, names, box_paths, sequential = _paths(nodes, boxes, diags)
     # What each input reads: a removed node's input stands for it (nodes read earlier ones).
     sources = names
     for index, node in enumerate(nodes, start=1):
@@ -47,10 +45,11 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
     return layers, modules
 
 
-def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
-           ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]], dict[int, bool]]:
-    """Each live node's and box's path, and whether each box is a plain chain (its items
-    keyed by position) rather than a module with a `forward` of its own."""
+def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics) -> tuple[
+        dict[int, tuple[str, ...]], dict[int, str], dict[int, tuple[str, ...]], dict[int, bool]]:
+    """Each live node's path and name (the path dotted), each live box's path, and whether
+    each box is a plain chain (its items keyed by position) rather than a module with a
+    `forward` of its own."""
     live: set[int] = set()  # boxes holding a layer
     steps: dict[int, list[int]] = {}  # each box's live steps, in order (its items are layers)
     removed = False
@@ -66,11 +65,13 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
             steps.setdefault(node.box, []).append(index)
     sequential = {number: number != 0 and number not in steps for number in live}
     paths: dict[int, tuple[str, ...]] = {}
+    names: dict[int, str] = {}
     box_paths: dict[int, tuple[str, ...]] = {0: ()}
     for number, box in enumerate(boxes):
         if number not in live:
             continue
         prefix = box_paths[number]
+        dotted = ".".join(prefix)
         items = box.items
         if removed or len(live) < len(boxes):
             items = [i for i in items if (i < 0 and -i in live)
@@ -82,7 +83,8 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics
                 box_paths[-item] = (*prefix, key)
             else:
                 paths[item] = (*prefix, key)
-    return paths, box_paths, sequential
+                names[item] = f"{dotted}.{key}" if dotted else key
+    return paths, names, box_paths, sequential
 
 
 def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int],
