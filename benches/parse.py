@@ -2,7 +2,7 @@
 whole commands at 100k layers beside issue #15's goals.
 
     python benches/parse.py [--repeat N] [--layers N] [--branches N]
-                            [--only front|mistakes|commands]
+                            [--only front|phases|mistakes|commands]
 
 The front end (parse + validate: lower, shapes), in process: three generated forms per size,
 every layer written out ten a line and all on one line (the parser's work grows with the file,
@@ -10,7 +10,9 @@ and must not grow faster with a line's length) and one `[...]*N` repeat (the low
 grows with the expansion). Prints the best wall and CPU time per size (of N
 runs, ten times as many for 1k layers, whose times are short and noisy) and the growth ratio
 to the previous size (of CPU times: on a shared machine the wall time is the load's as much
-as the front end's); linear growth is a ratio near 10.
+as the front end's); linear growth is a ratio near 10. Then the same forms at `--layers`
+layers with the front end's phases apart (parse, lower, shapes: best CPU seconds of N, the
+previous run's objects freed outside the timings).
 
 Then what a mistake costs beside the valid spec it spoils: one error inside a 99,999-copy
 repeat is found once, and blocks the body never calls are checked at the cost of their text.
@@ -34,7 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from archspec.lang.frontend import loads
+from archspec.core.diagnostics import Diagnostics
+from archspec.core.source import Source
+from archspec.lang.frontend import collector_paused, loads
+from archspec.lang.lower import lower
+from archspec.lang.parser import parse
+from archspec.lang.shapes import infer
 
 HEADER = "network bench\ninput 8x16x16\n"
 UNIT = ("CONV3-8", "BN", "RELU", "POOL1")  # shape-preserving: 8x16x16 throughout
@@ -166,18 +173,43 @@ def front(repeat: int) -> None:
             previous = cpu
 
 
+def phases(repeat: int, layers: int) -> None:
+    print(f"\n{'form':<10}{'layers':>9}{'parse':>8}{'lower':>8}{'shapes':>8}   (CPU s)")
+    for form, make in (("written", written), ("one line", one_line), ("repeated", repeated)):
+        text = make(layers)
+        best = [float("inf")] * 3
+        for _ in range(repeat):
+            source, diags = Source(text, "bench.arch"), Diagnostics()
+            with collector_paused():
+                start = time.process_time()
+                syntax = parse(source, diags)
+                parsed = time.process_time()
+                network = lower(syntax, source, diags)
+                lowered = time.process_time()
+                if network is None or diags.has_errors:
+                    raise SystemExit(f"generated spec is invalid: {diags.items[:3]}")
+                infer(network, diags)
+                end = time.process_time()
+            best = [min(b, t) for b, t in zip(best, (parsed - start, lowered - parsed,
+                                                     end - lowered), strict=True)]
+            del syntax, network  # freed here, not inside the next run's timings
+        print(f"{form:<10}{layers:>9,}" + "".join(f"{b:>8.3f}" for b in best))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (best is shown)")
     parser.add_argument("--layers", type=int, default=100_000,
-                        help="layers of the chain the commands run on")
+                        help="layers of the chain the commands (and the phases) run on")
     parser.add_argument("--branches", type=int, default=20_000,
                         help="branches of the concat draw runs on")
-    parser.add_argument("--only", choices=("front", "mistakes", "commands"),
-                        help="run one part (default: all three)")
+    parser.add_argument("--only", choices=("front", "phases", "mistakes", "commands"),
+                        help="run one part (default: all four)")
     args = parser.parse_args()
     if args.only in (None, "front"):
         front(args.repeat)
+    if args.only in (None, "phases"):
+        phases(args.repeat, args.layers)
     if args.only in (None, "mistakes"):
         mistakes(args.repeat)
     if args.only in (None, "commands"):
