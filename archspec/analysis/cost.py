@@ -98,34 +98,45 @@ def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None
         _c, h, w = network.input.shape
         fields[INPUT_NODE] = Field((1, 1), (1, 1), (h, w))
     for layer in network.layers:
-        ins = [fields[name] for name in layer.inputs]
-        if any(f is None for f in ins):
-            fields[layer.name] = None
-            continue
-        known = [f for f in ins if f is not None]
         kind = reg.kind_of(layer.kind)
-        if kind.join is not None:  # the largest field of the branches that set it
-            sets = kind.field_from([shape_of(shapes, name) for name in layer.inputs],
-                                   shape_of(shapes, layer.name))
-            known = [f for f, used in zip(known, sets, strict=True) if used] or known
-            fields[layer.name] = Field(
-                (max(f.size[0] for f in known), max(f.size[1] for f in known)),
-                (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
-            continue
-        field = known[0]
-        window = kind.window(layer.args) if kind.window and layer.args is not None else None
-        if window is not None:
-            out = shape_of(shapes, layer.name)
-            field = _slide(field, (window.extent(0), window.extent(1)), window.stride,
-                           (out[1], out[2]))
-        elif kind.step is not None and layer.args is not None:
-            step = kind.step(layer.args, input_shape(layer, shapes))
-            out = shape_of(shapes, layer.name)
-            field = _slide(field, step.extent, step.stride, (out[1], out[2]), step.up)
-        elif kind.global_view:  # one window over the whole grid
-            field = _slide(field, field.grid, field.grid, (1, 1))
+        field = fields[layer.inputs[0]]
+        if kind.join is not None:
+            field = _joined(kind, layer, fields, shapes)
+        elif field is not None:
+            field = _through(kind, layer, field, shapes)
         fields[layer.name] = field
     return fields
+
+
+def _through(kind: reg.LayerKind, layer: Layer, field: Field, shapes: Shapes) -> Field:
+    """The field of a layer's output, from its input's: grown by its window or the field
+    `step` of its kind, or one window over the whole grid (a global view)."""
+    if kind.window is not None and layer.args is not None and (
+            window := kind.window(layer.args)) is not None:
+        out = shape_of(shapes, layer.name)
+        return _slide(field, (window.extent(0), window.extent(1)), window.stride,
+                      (out[1], out[2]))
+    if kind.step is not None and layer.args is not None:
+        step = kind.step(layer.args, input_shape(layer, shapes))
+        out = shape_of(shapes, layer.name)
+        return _slide(field, step.extent, step.stride, (out[1], out[2]), step.up)
+    if kind.global_view:  # one window over the whole grid
+        return _slide(field, field.grid, field.grid, (1, 1))
+    return field
+
+
+def _joined(kind: reg.LayerKind, layer: Layer, fields: dict[str, Field | None],
+            shapes: Shapes) -> Field | None:
+    """A join's field: the largest of the branches that set it (`field_from`)."""
+    ins = [fields[name] for name in layer.inputs]
+    if any(f is None for f in ins):
+        return None
+    known = [f for f in ins if f is not None]
+    sets = kind.field_from([shape_of(shapes, name) for name in layer.inputs],
+                           shape_of(shapes, layer.name))
+    known = [f for f, used in zip(known, sets, strict=True) if used] or known
+    return Field((max(f.size[0] for f in known), max(f.size[1] for f in known)),
+                 (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
 
 
 def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
@@ -422,35 +433,37 @@ def inference_peak(network: Network, values: Mapping[str, int],
     return peak
 
 
-def lifetimes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
+def lifetimes(network: Network, storage: Mapping[str, str] | None = None
+              ) -> tuple[dict[str, int], dict[str, int]]:
     """The step (layer index) at which each tensor is made and the last at which the compiled
     module's `forward` holds it: its last reader, the input (the caller holds it) and the
-    output to the end (`len(layers)`); views share their source's storage. The `forward`
-    frees each as this counts (a `del` after its last reader), and a block or named group is
-    a submodule whose caller holds its argument until it returns: a tensor entering one lives
-    to the submodule's last layer."""
-    storage = _storage(network)
+    output to the end (`len(layers)`); views share their source's storage (`storage`, the
+    `Keeping`'s when at hand). The `forward` frees each as this counts (a `del` after its
+    last reader), and a block or named group is a submodule whose caller holds its argument
+    until it returns: a tensor entering one lives to the submodule's last layer."""
+    storage = storage or _storage(network)
     end = len(network.layers)
     born = {INPUT_NODE: 0}
-    last_use = {INPUT_NODE: end}
+    last_use = {INPUT_NODE: 0}
     path = {INPUT_NODE: ()} | {layer.name: layer.path[:-1] for layer in network.layers}
     entering: dict[tuple[str, ...], set[str]] = {}  # submodule -> tensors its caller holds
     module_end: dict[tuple[str, ...], int] = {}
     for step, layer in enumerate(network.layers):
-        if storage[layer.name] == layer.name:
-            born[layer.name] = last_use[layer.name] = step
-        for name in layer.inputs:
-            last_use[storage[name]] = max(last_use[storage[name]], step)
-        inside = path[layer.name]
+        name = layer.name
+        if storage[name] == name:
+            born[name] = last_use[name] = step
+        for read in layer.inputs:  # in order: the last reader sets it last
+            last_use[storage[read]] = step
+        inside = path[name]
         for depth in range(1, len(inside) + 1):
             module = inside[:depth]
             module_end[module] = step
             entering.setdefault(module, set()).update(
-                storage[name] for name in layer.inputs if path[name][:depth] != module)
+                storage[read] for read in layer.inputs if path[read][:depth] != module)
     for module, names in entering.items():
-        for name in names:
-            last_use[name] = max(last_use[name], module_end[module])
-    last_use[storage[network.output]] = end
+        for tensor in names:
+            last_use[tensor] = max(last_use[tensor], module_end[module])
+    last_use[INPUT_NODE] = last_use[storage[network.output]] = end
     return born, last_use
 
 

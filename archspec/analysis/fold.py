@@ -7,6 +7,9 @@ that layer's only consumer in the same scope (`CONV3-64 - BN - RELU` is one row,
 
 from __future__ import annotations
 
+from collections import Counter
+from itertools import chain
+
 from archspec.ir import INPUT_NODE, Layer, Network
 from archspec.kinds import registry as reg
 
@@ -14,16 +17,12 @@ from archspec.kinds import registry as reg
 def owners(network: Network) -> dict[str, str]:
     """Every layer's name mapped to the layer it folds into (itself when it stands alone)."""
     by_name = {layer.name: layer for layer in network.layers}
-    consumers: dict[str, list[str]] = {INPUT_NODE: []}
-    for layer in network.layers:
-        consumers[layer.name] = []
-        for name in layer.inputs:
-            consumers[name].append(layer.name)
+    reads = Counter(chain.from_iterable(layer.inputs for layer in network.layers))
     owner: dict[str, str] = {}
     for layer in network.layers:
         if reg.kind_of(layer.kind).view and layer.implicit and layer.origin is not None:
             owner[layer.name] = layer.origin
-        elif _follows(layer, by_name, consumers):
+        elif _follows(layer, by_name, reads):
             owner[layer.name] = owner[layer.inputs[0]]
         else:
             owner[layer.name] = layer.name
@@ -40,11 +39,12 @@ def groups(network: Network) -> list[tuple[str, list[str]]]:
     return list(members.items())
 
 
-def _follows(layer: Layer, by_name: dict[str, Layer], consumers: dict[str, list[str]]) -> bool:
-    """Batch norm or an activation that is the only consumer of a layer in its own scope."""
+def _follows(layer: Layer, by_name: dict[str, Layer], reads: Counter[str]) -> bool:
+    """Batch norm or an activation that is the only reader of a layer in its own scope
+    (`reads`: how many times each tensor is read)."""
     if layer.kind != "BN" and reg.kind_of(layer.kind).family != "activation":
         return False
     if len(layer.inputs) != 1 or layer.inputs[0] == INPUT_NODE:
         return False
     source = by_name[layer.inputs[0]]
-    return consumers[source.name] == [layer.name] and source.scopes == layer.scopes
+    return reads[source.name] == 1 and source.scopes == layer.scopes
