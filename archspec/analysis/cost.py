@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from archspec.catalog import Checkpoint
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
@@ -22,8 +22,7 @@ _BITS = re.compile(r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*")
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """A receptive field (input pixels one output value sees) and its jump (effective
     stride: input pixels between neighbouring output values), both height by width."""
 
@@ -150,8 +149,7 @@ def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
                   max(1, field.jump[1] * stride[1] // up[1])), grid)
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
+class Kept(NamedTuple):
     """Bytes autograd keeps for backward, split by how they scale with the batch; `copies`
     are autocast's low-precision copies of the layer's weights, kept for its backward."""
 
@@ -160,8 +158,7 @@ class Kept:
     copies: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Autocast:
+class Autocast(NamedTuple):
     """Mixed precision as the planner follows it: whose op lists apply (`device`) and the
     low-precision type's bytes per value; the parameters and the input stay float32."""
 
@@ -172,8 +169,7 @@ class Autocast:
 FP32 = 4  # bytes of a float32 value
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
+class Piece(NamedTuple):
     """A piece of forward with one input and one output: its layers in order, and the path
     of the one layer, block call or named group it is (None for a branched group)."""
 
@@ -277,8 +273,7 @@ def checkpoint_problem(network: Network, checkpoint: Checkpoint) -> str | None:
             f"{len(network.layers)}")
 
 
-@dataclass(frozen=True, slots=True)
-class Keeping:
+class Keeping(NamedTuple):
     """Who keeps what for backward: `tensors` names, per layer, the tensors (by the layer
     that allocated each, see `storages`) its backward node holds, `frames` per checkpointed
     segment whose layers save anything the inputs its checkpoint keeps instead; `extra` a

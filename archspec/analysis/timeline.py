@@ -40,8 +40,8 @@ from __future__ import annotations
 import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import accumulate, chain
+from typing import NamedTuple
 
 from archspec.analysis import cost
 from archspec.ir import INPUT_NODE, Network
@@ -51,8 +51,7 @@ LABEL_BYTES = 8  # a class index per sample, int64
 LOSS_BYTES = 4  # cross-entropy's log-softmax and its gradients are float32
 
 
-@dataclass(frozen=True, slots=True)
-class Peak:
+class Peak(NamedTuple):
     """The most a training step holds beyond the parameters, buffers and optimizer state,
     when (`phase`: forward, loss, backward, recompute or step) and at which layer, and what
     is alive then: activations (outputs, what nodes keep, the input batch and labels, the
