@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
@@ -28,38 +27,51 @@ from archspec.lang.header import NAME, Block, Header
 _STAND_IN = Span.model_construct(start=-1, end=-1, line=0, col=0, end_line=0, end_col=0)
 
 
-@dataclass(slots=True)
+# Plain classes with slots, not dataclasses: CPython 3.11 compiles a dataclass's methods from
+# source when its module is imported, ~0.5 ms a class at every start (docs/table.md, Speed).
 class Node:
     """A layer as expanded, before naming: inputs are 1-based node numbers, 0 the input."""
 
-    kind: str
-    args: dict[str, ArgValue] | None
-    inputs: list[int]
-    span: Span
-    written: str
-    scopes: tuple[Scope, ...]
-    implicit: bool = False
-    origin: int | None = None
-    user_name: str | None = None
-    name_span: Span | None = None
-    removed: bool = False
-    box: int = 0  # the Box (named group or block call) it belongs to; 0 the top level
+    __slots__ = ("args", "box", "implicit", "inputs", "kind", "name_span", "origin", "removed",
+                 "scopes", "span", "user_name", "written")
+
+    def __init__(self, kind: str, args: dict[str, ArgValue] | None, inputs: list[int],
+                 span: Span, written: str, scopes: tuple[Scope, ...], implicit: bool = False,
+                 origin: int | None = None, user_name: str | None = None,
+                 name_span: Span | None = None) -> None:
+        self.kind = kind
+        self.args = args
+        self.inputs = inputs
+        self.span = span
+        self.written = written
+        self.scopes = scopes
+        self.implicit = implicit
+        self.origin = origin
+        self.user_name = user_name
+        self.name_span = name_span
+        self.removed = False
+        self.box = 0  # the Box (named group or block call) it belongs to; 0 the top level
 
 
-@dataclass
 class Box:
     """A named group or block call as expanded: one module of the hierarchy, its items (node
     numbers, and `-box` for a box inside) in the order written."""
 
-    parent: int  # the enclosing box; 0 the top level (the box list's first entry)
-    kind: str  # "group", "block" or "top"
-    label: str
-    span: Span
-    user_name: str | None = None
-    name_span: Span | None = None
-    block: str | None = None
-    params: dict[str, ArgValue] | None = None
-    items: list[int] = field(default_factory=list)
+    __slots__ = ("block", "items", "kind", "label", "name_span", "params", "parent", "span",
+                 "user_name")
+
+    def __init__(self, parent: int, kind: str, label: str, span: Span,
+                 user_name: str | None = None, name_span: Span | None = None,
+                 block: str | None = None, params: dict[str, ArgValue] | None = None) -> None:
+        self.parent = parent  # the enclosing box; 0 the top level (the box list's first entry)
+        self.kind = kind  # "group", "block" or "top"
+        self.label = label
+        self.span = span
+        self.user_name = user_name
+        self.name_span = name_span
+        self.block = block
+        self.params = params
+        self.items: list[int] = []
 
 
 class _Word(NamedTuple):

@@ -6,10 +6,9 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
@@ -55,8 +54,7 @@ _TOKEN_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
+class _Line(NamedTuple):
     start: int
     end: int
 
@@ -427,7 +425,7 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
             if not isinstance(node, s.Chain | s.Directive):
                 continue
             assert isinstance(node, s.Directive)
-            node = replace(node, keyword=guess, status="guessed")
+            node = node._replace(keyword=guess, status="guessed")
         if is_header and body and keyword != "block" and first is not None:
             diags.warning("header", f"`{keyword}` comes after the layers; it applies to the "
                           "whole network", source.span(line.start + first.start(1),

@@ -2,9 +2,8 @@
 
 Its nodes are NamedTuples, immutable and compared by value as frozen dataclasses are, but
 ~10x cheaper to define: CPython 3.11 compiles a dataclass's methods from source at every
-import, ~0.5 ms a class (docs/table.md, Speed). Two stay dataclasses: `Repeat`, whose field
-`count` a tuple's method would shadow, and `Directive`, which the parser rewrites with
-`dataclasses.replace`."""
+import, ~0.5 ms a class (docs/table.md, Speed). `Repeat` stays a dataclass: a tuple's method
+would shadow its field `count`."""
 
 from __future__ import annotations
 
@@ -80,8 +79,7 @@ class Chain(NamedTuple):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class Directive:
+class Directive(NamedTuple):
     """A header line or a train setting: a keyword, items, and for `block` a chain."""
 
     keyword: str
