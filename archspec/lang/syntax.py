@@ -1,13 +1,11 @@
 """The surface syntax tree: what the user wrote, with spans, before any meaning is given.
 
-Its nodes are NamedTuples, immutable and compared by value as frozen dataclasses are, but
-~10x cheaper to define: CPython 3.11 compiles a dataclass's methods from source at every
-import, ~0.5 ms a class (docs/table.md, Speed). `Repeat` stays a dataclass: a tuple's method
-would shadow its field `count`."""
+Its nodes are NamedTuples (`Repeat` a slotted class), compared by value as frozen dataclasses
+are, at a third of their cost to define: CPython 3.11 compiles a dataclass's methods from
+source at every import, ~0.5 ms a class (docs/table.md, Speed)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from archspec.core.source import Span
@@ -42,10 +40,24 @@ class Call(NamedTuple):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
 class Repeat:
-    count: str  # digits, $param or {expression}
-    span: Span
+    """`*3`, `x$n`, `*{$n+1}`: how many times a group or branch repeats. A plain class (a
+    named tuple's `count` method would shadow the field), compared by value as the others."""
+
+    __slots__ = ("count", "span")
+
+    def __init__(self, count: str, span: Span) -> None:
+        self.count = count  # digits, $param or {expression}
+        self.span = span
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Repeat and (self.count, self.span) == (other.count, other.span)
+
+    def __hash__(self) -> int:
+        return hash((self.count, self.span))
+
+    def __repr__(self) -> str:
+        return f"Repeat(count={self.count!r}, span={self.span!r})"
 
 
 class Group(NamedTuple):
