@@ -4,6 +4,7 @@ autograd really saves for backward."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import archspec
+from archspec import cli
 from archspec.analysis import cost
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
@@ -736,9 +738,10 @@ def test_torch_is_never_imported(command: list[str]) -> None:
 # `init`'s settings without a validator where the values are plain (core.model.vouched;
 # tests/test_model.py checks it against pydantic's): for every spec, pydantic builds no
 # validator, so its plugin loader, which imports importlib.metadata, is never imported, nor is
-# torch, nor lark (lang/lalr.py parses every line that parses). The command loads no pydantic
-# plugins unless the user says otherwise.
-NEVER_IMPORTED = ["importlib.metadata", "lark", "pydantic.plugin._loader", "torch"]
+# torch, nor lark (lang/lalr.py parses every line that parses), nor shutil (argparse's help
+# formatter imports it when set up: cli._Formatter waits until it formats something). The
+# command loads no pydantic plugins unless the user says otherwise.
+NEVER_IMPORTED = ["importlib.metadata", "lark", "pydantic.plugin._loader", "shutil", "torch"]
 
 
 @pytest.mark.parametrize("env", [{}, {"PYDANTIC_DISABLE_PLUGINS": ""}])
@@ -764,6 +767,22 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
     assert complete == []
     assert imported == []
     assert plugins == env.get("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
+@pytest.mark.parametrize("columns", ["100", "57"])
+def test_help_and_usage_are_argparses_own(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    # cli._Formatter sets itself up only when it formats: the same help and usage as
+    # argparse's own formatter, at any terminal width.
+    monkeypatch.setenv("COLUMNS", columns)
+    ours = cli.build_parser()
+    monkeypatch.setattr(cli, "_Formatter", argparse.HelpFormatter)
+    theirs = cli.build_parser()
+    assert ours.format_help() == theirs.format_help()
+    for name in cli.COMMANDS:
+        mine, its = (next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+                     .choices[name] for p in (ours, theirs))
+        assert (mine.prog, mine.format_usage(), mine.format_help()) == \
+            (its.prog, its.format_usage(), its.format_help())
 
 
 def test_the_process_freezes_what_start_up_made_and_main_does_not() -> None:

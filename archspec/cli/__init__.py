@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TextIO
+from typing import Any, TextIO
 
 import archspec
 
@@ -25,20 +25,42 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"archspec.cli.{name}")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, set up only when it formats something. argparse makes one
+    for every option added, to check the option's metavar, which needs none of its settings;
+    setting one up sizes it to the terminal, which imports shutil (~2.5 ms of a start, with
+    the bz2 and lzma it imports). Help and usage come out as argparse's own."""
+
+    def __init__(self, prog: str, **settings: Any) -> None:  # argparse's waits: __getattr__
+        self._prog = prog
+        self._settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        """The first setting asked for sets them all up (argparse's own __init__)."""
+        settings = self.__dict__.pop("_settings", None)
+        if settings is None:
+            raise AttributeError(name)
+        super().__init__(self._prog, **settings)
+        return getattr(self, name)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (for speed: ~1 ms) one with command `only` alone, which is all
     that parsing a command line that starts with it needs."""
     parser = argparse.ArgumentParser(
-        prog="archspec",
+        prog="archspec", formatter_class=_Formatter,
         description="Compile .arch network specs: check, tables, PyTorch code, diagrams, "
                     "training.")
     parser.add_argument("--version", action="version", version=f"archspec {archspec.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # prog given: else argparse formats the usage to find it, which sets a formatter up
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                prog="archspec")
     for name in COMMANDS:
         if only is not None and name != only:
             continue
         module = command_module(name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                                 formatter_class=_Formatter)
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
