@@ -335,50 +335,53 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
     entering: dict[tuple[str, ...], dict[str, None]] = {}  # each segment's inputs, in order
     saving: set[tuple[str, ...]] = set()  # the segments whose layers save anything
     for layer in network.layers:
-        cost = costs[layer.name]
+        name, inputs = layer.name, layer.inputs
+        cost = costs[name]
         kind = reg.kind_of(layer.kind)
         rule = _autocast_rule(kind, autocast)
-        ins = [width[storage[name]] for name in layer.inputs]
+        ins = [width[storage[read]] for read in inputs]
         runs = _runs_width(rule.runs, ins, autocast)
-        if storage[layer.name] == layer.name:
-            width[layer.name] = FP32 if rule.out_fp32 else runs
-        recorded[layer.name] = bool(cost.weights or cost.biases) or any(
-            map(recorded.__getitem__, layer.inputs))
+        if storage[name] == name:
+            width[name] = FP32 if rule.out_fp32 else runs
+        recorded[name] = grad = bool(cost.weights or cost.biases) or any(
+            map(recorded.__getitem__, inputs))
         adds: dict[str, None] = {}  # the tensors this layer keeps, once each, in order
         own = _NONE_KEPT
-        if layer.args is not None and recorded[layer.name] and kind.join is not None:
-            keeps = kind.saves_inputs([recorded[name] for name in layer.inputs])
-            adds.update((storage[name], None)
-                        for name, keep in zip(layer.inputs, keeps, strict=True) if keep)
-        elif layer.args is not None and recorded[layer.name]:
+        if layer.args is None or not grad:
+            pass  # no gradient flows through it (or a sketch's layer): it keeps nothing
+        elif kind.join is not None:
+            keeps = kind.saves_inputs([recorded[read] for read in inputs])
+            adds.update((storage[read], None)
+                        for read, keep in zip(inputs, keeps, strict=True) if keep)
+        else:
             rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
-                                    shape_of(shapes, layer.name))
+                                    shape_of(shapes, name))
             casts = 0
             if rule_saved.input:
-                for name, have in zip(layer.inputs, ins, strict=True):
-                    if kind.contiguous_input and name in strided:  # its own contiguous copy
-                        casts += math.prod(shape_of(shapes, name)) * runs
+                for read, have in zip(inputs, ins, strict=True):
+                    if kind.contiguous_input and read in strided:  # its own contiguous copy
+                        casts += math.prod(shape_of(shapes, read)) * runs
                     elif have == runs:
-                        adds[storage[name]] = None
+                        adds[storage[read]] = None
                     else:  # autocast's cast of this input, made for this layer
-                        casts += math.prod(shape_of(shapes, name)) * runs
+                        casts += math.prod(shape_of(shapes, read)) * runs
             if rule_saved.output:
-                adds[storage[layer.name]] = None
+                adds[storage[name]] = None
             stat = FP32 if autocast and rule.stats_fp32 else runs
             copies = cost.weights * runs if autocast and rule.runs == "low" and (
-                not rule.copy_needs_input_grad or recorded[layer.inputs[0]]) else 0
+                not rule.copy_needs_input_grad or recorded[inputs[0]]) else 0
             if rule_saved.extra or rule_saved.extra_bytes or casts or rule_saved.stats or copies:
                 own = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
                            rule_saved.stats * stat, copies)
-        segment = segments.get(layer.name)
+        segment = segments.get(name)
         if segment is None:
             if adds:
-                tensors[layer.name] = tuple(adds)
+                tensors[name] = tuple(adds)
             if own is not _NONE_KEPT:
-                extra[layer.name] = own
+                extra[name] = own
             continue
         entering.setdefault(segment, {}).update(
-            (storage[name], None) for name in layer.inputs if segments.get(name) != segment)
+            (storage[read], None) for read in inputs if segments.get(read) != segment)
         if adds or own is not _NONE_KEPT:
             saving.add(segment)
     frames = {segment: tuple(entering[segment]) for segment in entering if segment in saving}

@@ -295,12 +295,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         folded.append(_folded(by_name[owner], [own[name] for name in names], shapes))
 
     inp = network.input.shape
-    params = sum(r.params for r in rows)
-    weights = sum(r.weights for r in rows)
-    buffers = sum(r.buffers for r in rows)
-    buffers_bytes = sum(r.buffer_bytes for r in rows)
-    activations = math.prod(inp) + sum(r.activations for r in rows)
-    macs = sum(r.macs for r in rows)
+    weights, biases, buffers, buffers_bytes, activations, _, macs, _, _ = _sums(rows)
+    params = weights + biases
+    activations += math.prod(inp)
     totals = Totals.model_construct(
         params=params, params_no_bias=weights, trainable_params=params, buffers=buffers,
         activations=activations, activation_bytes=activations * bpv, macs=macs, flops=2 * macs)
@@ -359,7 +356,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
             training_bytes=kept[INPUT_NODE].per_sample * batch,
             receptive_field=_size(fields[INPUT_NODE]), jump=_jump(fields[INPUT_NODE])),
         rows=rows, folded=tuple(folded), totals=totals, memory=memory,
-        torchinfo=_torchinfo(network, shapes, costs, rows, batch, bpv))
+        torchinfo=_torchinfo(network, shapes, costs, rows, params, batch, bpv))
 
 
 def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ...]:
@@ -415,7 +412,7 @@ def _summed(rows: Sequence[Row], *, name: str, kind: str, written: str, implicit
     first one's input, the last one's output, receptive field and jump."""
     first, last = rows[0], rows[-1]
     (weights, biases, buffers, buffer_bytes, activations, activation_bytes, macs, saved,
-     training) = map(sum, zip(*map(_SUMMED, rows), strict=True))
+     training) = _sums(rows)
     return Row.model_construct(
         name=name, kind=kind, written=written, implicit=implicit,
         members=tuple(chain.from_iterable(row.members for row in rows)), folds=folds,
@@ -426,9 +423,17 @@ def _summed(rows: Sequence[Row], *, name: str, kind: str, written: str, implicit
         jump=last.jump, saved_bytes=saved, training_bytes=training)
 
 
-# The figures of a row that `_summed` adds up, in its order.
-_SUMMED = attrgetter("weights", "biases", "buffers", "buffer_bytes", "activations",
-                     "activation_bytes", "macs", "saved_bytes", "training_bytes")
+# The figures of a row that add up over rows (`_summed`, the totals), in `_sums`' order.
+_FIGURES = ("weights", "biases", "buffers", "buffer_bytes", "activations", "activation_bytes",
+            "macs", "saved_bytes", "training_bytes")
+_figures = attrgetter(*_FIGURES)
+
+
+def _sums(rows: Sequence[Row]) -> list[int]:
+    """Each of `_FIGURES` summed over the rows, in one pass over them."""
+    if not rows:
+        return [0] * len(_FIGURES)
+    return list(map(sum, zip(*map(_figures, rows), strict=True)))
 
 
 def group_params(report: Report, groups: Iterable[tuple[str, Iterable[str]]]
@@ -485,8 +490,7 @@ def _jump(field: cost.Field | None) -> tuple[int, int] | None:
 
 
 def _torchinfo(network: Network, shapes: Shapes, costs: dict[str, reg.Cost],
-               rows: tuple[Row, ...], batch: int, bpv: int) -> TorchinfoTotals:
-    params = sum(r.params for r in rows)
+               rows: tuple[Row, ...], params: int, batch: int, bpv: int) -> TorchinfoTotals:
     outputs = sum(math.prod(r.output_shape) for r in rows if r.params)
     return TorchinfoTotals.model_construct(
         input_shape=(batch, *network.input.shape), total_params=params, trainable_params=params,

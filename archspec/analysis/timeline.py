@@ -77,6 +77,9 @@ class _Live:
     step's peak so far. Every amount is linear in the batch, so the largest batch under a
     budget is the least over the moments of the step."""
 
+    __slots__ = ("acts", "allocs", "batch", "best", "budget", "grads", "largest", "refs", "top",
+                 "weights")
+
     def __init__(self, batch: int, budget: int | None) -> None:
         self.batch = batch
         self.budget = budget

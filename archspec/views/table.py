@@ -276,15 +276,16 @@ def _readable(n: int) -> tuple[str, str]:
 # --- data ------------------------------------------------------------------------------------
 
 def _layer(r: Row) -> dict[str, Any]:
+    """A row's data: its shapes, fields and members as tuples (JSON arrays), `folds` a list."""
     return {"name": r.name, "kind": r.kind, "written": r.written, "folds": list(r.folds),
-            "output_shape": list(r.output_shape), "params": r.params,
+            "output_shape": r.output_shape, "params": r.params,
             "params_no_bias": r.weights, "biases": r.biases, "buffers": r.buffers,
             "formula": r.formula, "activations": r.activations,
             "activation_bytes": r.activation_bytes, "macs": r.macs,
             "flops": r.flops,
-            "receptive_field": _list(r.receptive_field), "jump": _list(r.jump),
+            "receptive_field": r.receptive_field, "jump": r.jump,
             "implicit": r.implicit,
-            "members": list(r.members), "saved_bytes_per_sample": r.saved_bytes,
+            "members": r.members, "saved_bytes_per_sample": r.saved_bytes,
             "training_bytes": r.training_bytes}
 
 
