@@ -102,18 +102,24 @@ _NOT_ASCII = re.compile(r"[^\x00-\x7e]")  # json escapes these (ensure_ascii), D
 
 
 def _json_chunk(items: list[object], inner: str) -> str:
-    """List items at the indent `inner`, joined as json.dumps joins them."""
+    """List items at the indent `inner`, joined as json.dumps joins them. The items go to
+    the encoder inside as many one-item lists as their indent needs (`[[1, 2]]` writes 1 and
+    2 at an indent of 4), so its text needs no indenting afterwards, only the lists' brackets
+    taken off."""
+    depth = len(inner) // 2
+    nested: object = items
+    for _ in range(depth - 1):
+        nested = [nested]
     try:
-        text = to_json(items, indent=2).decode()
+        text = to_json(nested, indent=2).decode()
     except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold
         text = ""
     if not text or _differs(text):
         return ",\n".join(inner + "".join(json_pieces(v, inner)) for v in items)
     if not text.isascii() or "\x7f" in text:  # outside strings JSON text is ASCII
         text = _NOT_ASCII.sub(_json_escape, text)
-    body = text[2:-2]  # the items, at an indent of 2: `[\n  1,\n  2\n]`
-    pad = inner[:-2]
-    return pad + body.replace("\n", "\n" + pad) if pad else body
+    # The items between the brackets: `[\n  [\n    1,\n    2\n  ]\n]` at a depth of 2.
+    return text[depth * (depth + 1):-depth * (depth + 1)]
 
 
 def _differs(text: str) -> bool:
