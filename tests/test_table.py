@@ -627,6 +627,24 @@ def test_golden_vgg16(name: str, args: tuple[str, ...], golden,
     golden(name, out)
 
 
+@pytest.mark.parametrize(("name", "args"), [
+    ("table_resnet18_every4_bf16.txt", ("specs/resnet18.arch", "--checkpoint", "every", "4",
+                                        "--amp", "bf16", "--batch", "8", "--fit", "2GiB")),
+    ("table_googlenet_blocks_fp16.txt", ("specs/googlenet.arch", "--checkpoint", "blocks",
+                                         "--amp", "fp16", "--device", "cuda", "--optimizer",
+                                         "adam", "--batch", "4", "--fit", "4GiB")),
+])
+def test_golden_memory_plans(name: str, args: tuple[str, ...], golden,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Every figure of a branched network's plan under checkpointing, autocast and --fit,
+    pinned: what autograd keeps, the training-step timeline (its forward marked at once, its
+    backward's passed, summed and in-place gradients, the segments recomputed) and the
+    largest batch, which the VGG16 goldens (one chain, no checkpoint) do not reach."""
+    code, out, _ = table(*args, capsys=capsys)
+    assert code == 0
+    golden(name, out)
+
+
 def test_json_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = table(str(SPECS / "resnet18.arch"), "--format", "json", capsys=capsys)
     assert code == 0
