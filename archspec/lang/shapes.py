@@ -47,8 +47,11 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
             shapes[layer.name] = None
             continue
         known = cast(list[Shape], ins)
-        # The values' types too: 1, 1.0 and True are equal keys, but may not say the same.
-        key = (layer.kind, tuple(args.items()), tuple(map(type, args.values())), *known)
+        # Flat, as it is cheapest: the names, the values and their types (1, 1.0 and True are
+        # equal, but may not say the same), then the input shapes. A type sits only where a
+        # layer of as many arguments has one, so layers of different names never share a key.
+        values = args.values()
+        key = (layer.kind, *args, *values, *map(type, values), *known)
         outcome = outcomes.get(key)
         if outcome is None:
             try:
