@@ -768,8 +768,8 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
     code = ("import io, json, os, sys\nfrom contextlib import redirect_stdout, redirect_stderr\n"
             "from pydantic import BaseModel\nfrom archspec.cli import main\n"
             "with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):\n"
-            f"    status = [main([command, spec]) for spec in {specs!r}\n"
-            "              for command in ('table', 'check')]\n"
+            f"    status = [main([*command, spec]) for spec in {specs!r}\n"
+            "              for command in (['table'], ['check'], ['check', '--format', 'json'])]\n"
             "def models(cls):\n    for sub in cls.__subclasses__():\n"
             "        yield sub\n        yield from models(sub)\n"
             "print(json.dumps([status, sorted(m.__name__ for m in models(BaseModel)\n"
@@ -781,7 +781,7 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
                           text=True, check=True, env=environ | env)
     status, complete, imported, plugins = json.loads(done.stdout)
     assert len(specs) > 40 and "specs/vgg16.arch" in specs  # zoo/ too; vgg16 has `train:`
-    assert status == [1 if "sketch" in spec else 0 for spec in specs for _ in range(2)]
+    assert status == [1 if "sketch" in spec else 0 for spec in specs for _ in range(3)]
     assert complete == []
     assert imported == []
     assert plugins == env.get("PYDANTIC_DISABLE_PLUGINS", "__all__")

@@ -8,6 +8,7 @@ import sys
 
 from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, read_spec
 from archspec.core.diagnostics import printable
+from archspec.core.model import json_data
 from archspec.core.text import shape_text
 
 HELP = "validate specs: syntax, arguments, names and shapes"
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             report: dict[str, object] = {
                 "file": spec.source.path, "ok": spec.ok,
-                "diagnostics": [d.model_dump(mode="json") for d in spec.diagnostics]}
+                "diagnostics": [json_data(d) for d in spec.diagnostics]}
             if spec.ok and spec.network is not None:
                 out = spec.shapes.get(spec.network.output)
                 report.update(network=spec.network.name, layers=len(spec.network.layers),
