@@ -7,8 +7,8 @@ keyed by those names; `tests/test_catalog.py` checks the two agree and that ever
 and runtime factory handles every name.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the named tuples' annotations would be strings,
+# each compiled into a ForwardRef as the class is made (~0.5 ms of every start).
 from typing import Literal, NamedTuple, get_args
 
 InitName = Literal["torch", "normal", "xavier", "kaiming", "orthogonal"]
