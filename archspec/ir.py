@@ -1,7 +1,7 @@
 """The validated IR: frozen pydantic models of a network graph and its training plan."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# string as it makes the class (~0.9 ms of every start for these models).
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
