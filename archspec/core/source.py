@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import re
 from pathlib import Path
 from typing import BinaryIO
 
 from archspec.core.limits import MAX_SOURCE_BYTES
 from archspec.core.model import Frozen
+
+_NEWLINE = re.compile("\n")
 
 
 class Span(Frozen):
@@ -30,7 +33,7 @@ class Source:
         text = self.text
         self.path = path
         self._line_starts = [0]
-        self._line_starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+        self._line_starts.extend(m.end() for m in _NEWLINE.finditer(text))
 
     @classmethod
     def read(cls, path: str | Path) -> Source:
