@@ -178,6 +178,9 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     layers = network.layers
     sample = {name: values[name] * width[name] for name in width}  # bytes, by storage
     sizes = {name: (sample[tensor], 0) for name, tensor in storage.items()}  # by layer
+    # A gradient has its tensor's own shape, whatever storage the tensor shares: a view's
+    # (a slice's, a flatten's of one) is the size of its own values, not of its input's.
+    grad_sizes = {name: (values[name] * width[tensor], 0) for name, tensor in storage.items()}
 
     def extras(keep: cost.Keeping) -> dict[str, Size]:  # what each node keeps of its own
         return {name: (own.per_sample, own.per_batch + own.copies)
@@ -252,7 +255,7 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     live.alloc("nll_grad", (classes, 0), True)
     live.mark("loss", out)
     live.release("seed")
-    live.alloc(("grad", out), sizes[out], True)
+    live.alloc(("grad", out), grad_sizes[out], True)
     live.mark("loss", out)
     live.release("nll_grad")
     live.release("log_softmax")
@@ -304,15 +307,15 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
         for read in dict.fromkeys(layer.inputs):
             if not recorded[read]:
                 continue
-            if _passes(kind, layer.args, sizes[read], sizes[name]):
+            if _passes(kind, layer.args, values[read], values[name]):
                 live.hold(grad)
                 made.append((read, grad))
             else:
-                alloc(("grad", name, read), sizes[read], True)
+                alloc(("grad", name, read), grad_sizes[read], True)
                 made.append((read, ("grad", name, read)))
-                if kind.join is not None and sizes[read] != sizes[name]:
+                if kind.join is not None and grad_sizes[read] != grad_sizes[name]:
                     # the full product, before it is summed down to the broadcast factor
-                    temporary = (temporary[0] + sizes[name][0], temporary[1])
+                    temporary = (temporary[0] + grad_sizes[name][0], temporary[1])
         own_plain = plain.extra.get(name)
         copies = own_plain.copies if own_plain is not None else 0
         if copies:  # autocast: the gradient of the low weight copy, cast up by its own node
@@ -343,7 +346,7 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
             elif live.refs[old] == 1 and old != new:  # added in place
                 release(new)
             else:  # into a new tensor
-                alloc(("sum", name, read), sizes[read], True)
+                alloc(("sum", name, read), grad_sizes[read], True)
                 mark("backward", name)
                 release(old)
                 release(new)
@@ -356,10 +359,12 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     return live.peak()
 
 
-def _passes(kind: reg.LayerKind, args: object, read: Size, out: Size) -> bool:
+def _passes(kind: reg.LayerKind, args: object, read: int, out: int) -> bool:
     """Whether a layer's backward hands its input the very gradient it got (or slices of it)
     rather than a new one: a join that keeps none of its inputs (add, concatenation), a view
-    that keeps every value (flatten), a layer that returns its input (dropout at p=0)."""
+    that keeps every value (flatten: `read` and `out`, the values per sample of its input and
+    of its own output, are equal; a slice's backward makes a gradient of its input's size), a
+    layer that returns its input (dropout at p=0)."""
     if kind.join is not None:
         return not any(kind.saves_inputs([True] * 2))
     if kind.view:
