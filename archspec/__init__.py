@@ -28,3 +28,8 @@ def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'archspec' has no attribute {name!r}")
     return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    # the public names too, as when they were imported here (completion, help(archspec))
+    return sorted({*globals(), *__all__})

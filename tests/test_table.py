@@ -751,6 +751,19 @@ def test_torch_is_never_imported(command: list[str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_import_archspec_is_lazy_and_lists_its_public_names() -> None:
+    # archspec's public names are imported at first use (PEP 562), yet dir() lists them as
+    # when the package imported them itself, and `from archspec import *` gives each.
+    code = ("import sys, archspec\n"
+            "heavy = [m for m in ('pydantic', 'archspec.ir') if m in sys.modules]\n"
+            "listed = [n for n in archspec.__all__ if n not in dir(archspec)]\n"
+            "names = {}\nexec('from archspec import *', names)\n"
+            "print(heavy, listed, sorted(set(archspec.__all__) - set(names)))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout == "[] [] []\n"
+
+
 # What start-up relies on (docs/table.md, Speed): archspec builds its own data (the IR, its
 # defaults, the report, the findings) without validating it, and the `train:` section's and
 # `init`'s settings without a validator where the values are plain (core.model.vouched;
