@@ -25,9 +25,15 @@ _HOMES = {"Network": "archspec.ir", "TrainingPlan": "archspec.ir",
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'archspec' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    # A subpackage or module (`archspec.ir`), as when this package imported them itself.
+    try:
+        return importlib.import_module(f"archspec.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"archspec.{name}":
+            raise
+    raise AttributeError(f"module 'archspec' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

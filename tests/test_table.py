@@ -764,6 +764,18 @@ def test_import_archspec_is_lazy_and_lists_its_public_names() -> None:
     assert done.stdout == "[] [] []\n"
 
 
+def test_archspecs_modules_are_its_attributes_after_import_archspec() -> None:
+    # as when the package imported them itself: `import archspec; archspec.ir.Layer`
+    code = ("import archspec\n"
+            "print(archspec.ir.Layer.__name__, archspec.lang.__name__,"
+            " archspec.catalog.__name__)\n"
+            "try:\n    archspec.nothing\nexcept AttributeError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout == ("Layer archspec.lang archspec.catalog\n"
+                           "module 'archspec' has no attribute 'nothing'\n")
+
+
 # What start-up relies on (docs/table.md, Speed): archspec builds its own data (the IR, its
 # defaults, the report, the findings) without validating it, and the `train:` section's and
 # `init`'s settings without a validator where the values are plain (core.model.vouched;
