@@ -247,16 +247,40 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
     (["every", "x"], "every N: expected a whole number of at least 1, got 'x'"),
     (["every"], "expected `blocks`, `every N` or `none`, got 'every'"),
     (["all"], "expected `blocks`, `every N` or `none`, got 'all'"),
-    (["blocks", "4"], "expected `blocks`, `every N` or `none`, got 'blocks 4' (write FILE "
-                      "before --checkpoint)"),
-    (["none", "4"], "expected `blocks`, `every N` or `none`, got 'none 4' (write FILE "
-                    "before --checkpoint)"),
 ])
 def test_table_refuses_a_bad_checkpoint(words, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["table", str(SPECS / "resnet18.arch"), "--checkpoint", *words])
     assert exit_.value.code == 2
     assert f"error: argument --checkpoint: {message}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("words", "value"), [
+    (["--checkpoint", "blocks", "FILE"], "blocks"),
+    (["--checkpoint", "every", "4", "FILE"], 4),
+    (["--checkpoint", "none", "FILE"], None),
+    (["FILE", "--checkpoint", "every", "4"], 4),
+    (["--check", "every", "4", "FILE", "--format", "json"], 4),  # argparse's prefix
+    (["--checkpoint=blocks", "FILE"], "blocks"),
+])
+def test_table_reads_file_after_the_checkpoints_words(words, value, capsys) -> None:
+    # `blocks` and `none` take one word, `every N` two; the word after them is FILE (it was
+    # taken as a third word of the option, and FILE reported missing).
+    spec = str(SPECS / "resnet18.arch")
+    words = [spec if word == "FILE" else word for word in words]
+    assert main(["table", *words, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["memory"]["checkpoint"] == value
+
+
+@pytest.mark.parametrize(("words", "error"), [
+    (["blocks", "4"], "unrecognized arguments: 4"),  # FILE already given: one too many
+    (["every", "4", "5"], "unrecognized arguments: 5"),
+])
+def test_table_checkpoint_leaves_surplus_words_to_argparse(words, error, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["table", str(SPECS / "resnet18.arch"), "--checkpoint", *words])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(f"archspec: error: {error}\n")
 
 
 @pytest.mark.parametrize("name", ["flat", "tree"])

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from archspec import load, loads
 from archspec.backends.torch.layers import LAYERS
 from archspec.cli import main
+from archspec.cli.common import hand_back
 from archspec.ir import InitScheme
 from archspec.kinds import registry as reg
 from archspec.lang.frontend import InitError, parse_init
@@ -280,6 +281,42 @@ def test_cli_refuses_bad_input_without_a_traceback(tmp_path: Path,
     assert "error: CONV needs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["probe", spec, "--samples", "1"])
+
+
+@pytest.mark.parametrize("words", [
+    ["--init", "xavier", "normal(std=0.01)", "TANH"],
+    ["TANH", "--init", "xavier", "normal(std=0.01)"],
+    ["--init", "xavier", "TANH", "--init", "normal(std=0.01)"],
+])
+def test_cli_reads_files_after_the_init_schemes(words, capsys) -> None:
+    # The words after --init up to the first that is no scheme's shape are schemes, the rest
+    # FILEs (all of them were schemes, and FILE was reported missing).
+    spec = str(SPECS / "init_tanh.arch")
+    words = [spec if word == "TANH" else word for word in words]
+    assert main(["probe", *words, "--samples", "8", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(item["network"], item["init"]) for item in data] == \
+        [("init_tanh", "xavier"), ("init_tanh", "normal(std=0.01)")]
+
+
+def test_cli_init_without_a_scheme_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["probe", "--init", str(SPECS / "init_tanh.arch")])
+    assert exit_.value.code == 2
+    assert "argument --init: expected at least one argument" in capsys.readouterr().err
+
+
+def test_hand_back_moves_the_words_an_option_does_not_take() -> None:
+    takes = {"--checkpoint": lambda words: 2 if words[:1] == ["every"] else 1}
+    assert hand_back(["--checkpoint", "every", "4", "F", "--fold"], takes) == \
+        ["F", "--checkpoint", "every", "4", "--fold"]
+    assert hand_back(["--check", "blocks", "F", "G"], takes) == \
+        ["F", "G", "--check", "blocks"]
+    assert hand_back(["F", "--checkpoint", "every", "-1"], takes) == \
+        ["F", "--checkpoint", "every", "-1"]  # a negative number is a value, as argparse reads
+    assert hand_back(["--checkpoint", "--", "blocks", "F"], takes) == \
+        ["--checkpoint", "--", "blocks", "F"]
+    assert hand_back(["--checkpoint=blocks", "F"], takes) == ["--checkpoint=blocks", "F"]
 
 
 def test_the_command_module_does_not_import_torch() -> None:

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut short (a full disk, a file-size limit, a closed pipe)."""
     # Here, not at the module's top: importing archspec.cli imports nothing heavy, so that
     # run() imports all of it with the collector paused.
-    from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
+    from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, hand_back, missing_extra
 
     # No pydantic plugins in archspec's process: pydantic looks for them by reading the entry
     # points of every installed distribution when it builds its first validator (a `train:`
@@ -106,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
-    args = build_parser(only).parse_args(argv)
+    parser = build_parser(only)
+    if only is not None:  # an option's words past its value are positionals (FILE)
+        argv = hand_back(argv, getattr(command_module(only), "OPTION_WORDS", {}))
+    args = parser.parse_args(argv)
     stdout = sys.stdout
     sys.stdout = _checked(stdout)
     try:

@@ -121,3 +121,48 @@ def whole_number(minimum: int, maximum: int | None = None,
         return value
 
     return parse
+
+
+# An option of variable length (nargs="+") mapped to how many of the words after it its value
+# takes; a command module's OPTION_WORDS. argparse gives such an option every word up to the
+# next option, so `table --checkpoint blocks FILE` would leave FILE missing.
+OptionWords = dict[str, Callable[[list[str]], int]]
+
+
+def hand_back(argv: list[str], options: OptionWords) -> list[str]:
+    """`argv` with the words after each of `options` that its value does not take moved in
+    front of it, where argparse reads them as the positionals they are: `--checkpoint blocks
+    FILE` is `FILE --checkpoint blocks`. An option is matched as argparse matches it, by its
+    name or a prefix of it (`--check`); words end at the next option or at `--`."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            return out + argv[index:]
+        out.append(word)
+        index += 1
+        takes = next((count for name, count in options.items()
+                      if len(word) > 2 and name.startswith(word)), None)
+        if takes is None:
+            continue
+        end = index
+        while end < len(argv) and not _is_option(argv[end]):
+            end += 1
+        words = argv[index:end]
+        kept = min(takes(words), len(words))
+        out[-1:] = [*words[kept:], word, *words[:kept]]
+        index = end
+    return out
+
+
+def _is_option(word: str) -> bool:
+    """As argparse reads a word on a command line with no option that looks like a number:
+    `-` and negative numbers are values."""
+    if not word.startswith("-") or word == "-":
+        return False
+    try:
+        float(word)
+    except ValueError:
+        return True
+    return False

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,
+    OptionWords,
     check_output,
     load_or_report,
     whole_number,
@@ -16,6 +18,17 @@ from archspec.cli.common import (
 
 HELP = "what weight initialisation does to activations and gradients, layer by layer"
 MAX_SAMPLES = 1_000_000
+# A scheme as a spec's `init` line writes it: a name, and its arguments in brackets.
+_SCHEME = re.compile(r"[A-Za-z_]\w*(\(.*)?", re.DOTALL)
+
+
+def _schemes(words: list[str]) -> int:
+    """How many of the words after --init are schemes: those up to the first that is no
+    scheme's shape (`specs/x.arch`, `-`), which is a FILE (cli.main)."""
+    return next((n for n, word in enumerate(words) if not _SCHEME.fullmatch(word)), len(words))
+
+
+OPTION_WORDS: OptionWords = {"--init": _schemes}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from archspec.catalog import AMPS, DEVICES, DTYPES, OPTIMIZER_STATE
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
+    OptionWords,
     UsageError,
     check_output,
     load_or_report,
@@ -52,11 +53,12 @@ class _Checkpoint(argparse.Action):
                 raise argparse.ArgumentError(self, f"every N: {exc}") from None
         else:
             raise argparse.ArgumentError(self, "expected `blocks`, `every N` or `none`, got "
-                                         f"{' '.join(words)!r}" + (
-                                             " (write FILE before --checkpoint)"
-                                             if len(words) > 2 - (words[0] in ("blocks", "none"))
-                                             else ""))
+                                         f"{' '.join(words)!r}")
         setattr(namespace, self.dest, value)
+
+
+# `blocks` and `none` are one word, `every N` two: the words after them are FILE (cli.main).
+OPTION_WORDS: OptionWords = {"--checkpoint": lambda words: 2 if words[:1] == ["every"] else 1}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
