@@ -14,6 +14,7 @@ from conftest import ROOT, SPECS
 from test_compile import compile_spec, import_file
 
 from archspec.backends.torch.build import to_torch
+from archspec.backends.torch.weights import WeightsFileError, read_state
 from archspec.lang.frontend import load
 
 RESNET18 = SPECS / "zoo" / "resnet18.arch"
@@ -87,6 +88,22 @@ def test_compile_refuses_a_file_that_is_no_state_dict(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"archspec: error: {junk}: not a state_dict file torch "
                                     "can read with weights_only=True")
+
+
+def test_an_empty_or_cut_short_file_says_so(tmp_path: Path) -> None:
+    # torch raises a bare EOFError for both: the message ended in an empty `()`.
+    empty, cut = tmp_path / "empty.pt", tmp_path / "cut.pt"
+    empty.write_bytes(b"")
+    torch.save({"w": torch.zeros(3)}, cut)
+    cut.write_bytes(cut.read_bytes()[:40])
+    for path in (empty, cut):
+        with pytest.raises(WeightsFileError) as error:
+            read_state(path)
+        assert str(error.value).startswith(f"{path}: not a state_dict file torch can read "
+                                           "with weights_only=True (")
+        assert not str(error.value).endswith("()")
+    with pytest.raises(WeightsFileError, match=r"weights_only=True \(the file ends early\)$"):
+        read_state(empty)
 
 
 def test_compile_with_fitting_weights_says_so(tmp_path: Path,

@@ -28,9 +28,12 @@ def read_state(path: str | Path) -> dict[object, object]:
     except OSError:
         raise  # cannot be read at all: the command line's one-line error
     except Exception as exc:  # any failure of torch's unpickler on a bad file
-        first = printable(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        # An empty or cut-short file raises a bare EOFError: say so, not `()`.
+        text = str(exc).strip()
+        why = (printable(text.splitlines()[0])[:200] if text
+               else "the file ends early" if isinstance(exc, EOFError) else type(exc).__name__)
         raise WeightsFileError(f"{printable(str(path))}: not a state_dict file torch can read "
-                               f"with weights_only=True ({first[:200]})") from None
+                               f"with weights_only=True ({why})") from None
     if not isinstance(state, dict):
         raise WeightsFileError(f"{printable(str(path))}: holds a {type(state).__name__}, "
                                "not a state_dict (a dict of tensors)")
