@@ -5,7 +5,7 @@
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictInt, model_validator
 
 from archspec.catalog import (
     OPTIMIZERS,
@@ -74,19 +74,27 @@ class InputSpec(Frozen):
     span: Span
 
 
-class InitScheme(Frozen):
+class Setting(Frozen):
+    """A spec's setting (`init`, a `train:` call's arguments) as its text writes it: each value
+    of its field's type, never converted from another (`std=true` is not 1.0, `lr="0.5"` not
+    0.5; an int where a float is asked is taken, as pydantic's strict mode takes it)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class InitScheme(Setting):
     name: InitName = "torch"
     std: float = Field(0.01, gt=0)
 
 
-class DataSpec(Frozen):
+class DataSpec(Setting):
     name: DatasetName = "synthetic"
     path: str | None = None
     classes: int = Field(10, ge=2, le=MAX_INT)
     n: int = Field(512, ge=1, le=MAX_INT)
 
 
-class OptimizerSpec(Frozen):
+class OptimizerSpec(Setting):
     """An optimizer with each of its own arguments resolved; the others are None."""
 
     name: OptimizerName = "sgd"
@@ -127,7 +135,7 @@ def _optimizer_args(data: dict[str, Any]) -> dict[str, Any]:
     return defaults | data
 
 
-class ScheduleSpec(Frozen):
+class ScheduleSpec(Setting):
     name: ScheduleName = "none"
     every: int = Field(30, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
@@ -151,7 +159,7 @@ class ScheduleSpec(Frozen):
         return ends
 
 
-class AugmentSpec(Frozen):
+class AugmentSpec(Setting):
     name: AugmentName
     args: dict[str, float] = Field(default_factory=dict)
 

@@ -120,6 +120,7 @@ NUMBERS = st.one_of(st.integers(-3, 40), st.integers(), st.floats(), st.sampled_
     [0, 1, 2, 0.0, 0.5, 1.0, 1e-9, 1000, 1000.0, 2**31 - 1, 2**31, 2**53 + 1, -0.0]))
 VALUES = st.one_of(
     NUMBERS, st.booleans(), st.none(), st.sampled_from(WORDS), st.text(max_size=3),
+    st.sampled_from(["0.5", "1", "true", "1e-3"]),  # what lax pydantic would convert
     st.dictionaries(st.sampled_from(["size", "deg", "min", "max", "hue"]),
                     st.one_of(NUMBERS, st.booleans(), st.text(max_size=2)), max_size=3),
     st.sampled_from([DataSpec.model_construct(), ScheduleSpec.model_construct(),
@@ -194,6 +195,29 @@ def test_vouched_takes_what_the_specs_give() -> None:
                     {"batch": 1.0}):
         assert vouched(TrainingPlan, refused) is None, refused
     assert vouched(OptimizerSpec, {"name": "adam", "momentum": 0.9}) is None  # not adam's
+
+
+@pytest.mark.parametrize(("cls", "values"), [
+    (InitScheme, {"name": "normal", "std": True}),
+    (OptimizerSpec, {"name": "sgd", "lr": True}),
+    (OptimizerSpec, {"name": "sgd", "lr": 0.1, "momentum": "0.5"}),
+    (OptimizerSpec, {"name": "sgd", "lr": 0.1, "nesterov": 1}),
+    (ScheduleSpec, {"name": "step", "every": 2.0}),
+    (DataSpec, {"name": "synthetic", "classes": "3"}),
+    (AugmentSpec, {"name": "rotate", "args": {"deg": True}}),
+])
+def test_a_setting_takes_no_value_of_another_type(cls: type[Frozen],
+                                                  values: dict[str, object]) -> None:
+    # a spec's settings are strict: neither vouched nor pydantic converts a bool or a string
+    assert vouched(cls, values) is None
+    with pytest.raises(ValidationError):
+        cls.validated(**values)
+
+
+def test_a_setting_takes_an_int_for_a_float() -> None:
+    assert OptimizerSpec.validated(name="sgd", lr=1).lr == 1.0
+    assert type(OptimizerSpec(name="sgd", lr=1).lr) is float
+    assert type(InitScheme.validated(name="normal", std=1).std) is float
 
 
 def test_validated_refuses_as_pydantic_does() -> None:

@@ -73,10 +73,10 @@ F = TypeVar("F", bound=Frozen)
 
 def vouched(cls: type[F], values: dict[str, Any]) -> F | None:
     """The instance pydantic's validation makes of `values`, made without its validator, or
-    None where a value is not one these rules vouch for. The rules follow pydantic's lax mode
-    for the annotations archspec's models use, and vouch only for inputs whose outcome is
-    plain: a value of the field's own type within its bounds (an int for a float field is
-    converted, as pydantic does; an instance of a model field is kept, as pydantic does);
+    None where a value is not one these rules vouch for. The rules vouch only for inputs whose
+    outcome is plain, the same in pydantic's lax and strict modes (a spec's settings are
+    strict: ir.Setting): a value of the field's own type within its bounds (an int for a float
+    field is converted, as pydantic does in either mode; an instance of a model field is kept);
     every field given, known and not required-and-missing; "before" model validators run as
     pydantic runs them. Anything else (another type, a bound not met, an unknown field, a
     model with other validators) is None: tests/test_model.py checks against pydantic."""

@@ -380,9 +380,16 @@ class Arguments:
             message = error["msg"]
             if error["type"] == "extra_forbidden":
                 message = f"`{call.word if call else ''}` has no argument `{field_name}`"
+            elif field_name and error["type"] in _TYPES:  # worded as a layer argument's
+                message = f"{field_name} is {_TYPES[error['type']]}"
             elif field_name:
                 message = f"{field_name} {must(message)}"
             self.diags.error("train", message, where)
+
+
+# pydantic's refusal of a value of another type (a setting's model is strict), as what it takes
+_TYPES = {"float_type": "a number", "int_type": "a whole number", "bool_type": "true or false",
+          "string_type": "text in quotes"}
 
 
 class _Missing(Exception):
