@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,14 @@ if os.environ.get("CI"):
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 REFERENCE = ROOT / "tests" / "reference" / "networks.json"
+
+
+def python_c(code: str, *, check: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -c code` in a fresh interpreter at the checkout's root, its output as text:
+    what a process of its own shows (which modules a command imports, how it starts)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=check, env=env)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import python_c
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -368,8 +367,7 @@ def test_diff_and_draw_diff_never_import_torch() -> None:
             "assert main(['diff', 'specs/alexnet.arch', 'specs/zfnet.arch']) == 1\n"
             "assert main(['draw', '--diff', 'specs/vgg19.arch', 'specs/vgg16.arch']) == 0\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    done = python_c(code)
     assert done.returncode == 0, done.stderr
 
 

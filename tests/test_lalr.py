@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import all_specs
+from conftest import all_specs, python_c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lark import Lark, Tree
@@ -329,18 +327,13 @@ def test_a_grammar_whose_tokens_lark_would_retype_is_refused() -> None:
         parser.build_tables(grammar)
 
 
-def run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
-
-
 @pytest.mark.parametrize("command", [["table", "specs/vgg16.arch"], ["check", "specs/vgg16.arch"],
                                      ["table", "specs/zoo/inception_v3.arch", "--format", "json"]])
 def test_lark_is_never_imported_for_a_spec_that_parses(command: list[str]) -> None:
-    done = run("import io, sys\nfrom contextlib import redirect_stdout\n"
-               "from archspec.cli import main\n"
-               f"with redirect_stdout(io.StringIO()):\n    status = main({command!r})\n"
-               "assert 'lark' not in sys.modules, 'lark was imported'\nsys.exit(status)\n")
+    done = python_c("import io, sys\nfrom contextlib import redirect_stdout\n"
+                    "from archspec.cli import main\n"
+                    f"with redirect_stdout(io.StringIO()):\n    status = main({command!r})\n"
+                    "assert 'lark' not in sys.modules, 'lark was imported'\nsys.exit(status)\n")
     assert done.returncode == 0, done.stderr
 
 
@@ -361,8 +354,8 @@ def test_a_syntax_error_is_told_by_lark_word_for_word(tmp_path: Path) -> None:
     of the error gives the message: the same as before the runtime (output of main@1b43d05)."""
     spec = tmp_path / "slip.arch"
     spec.write_text("network t\ninput 3x8x8\nCONV3 - 64 - RELU\nFC-10 FC-10\n")
-    done = run("import sys\nfrom archspec.cli import main\n"
-               f"status = main(['check', {str(spec)!r}])\n"
-               "print('lark' in sys.modules)\nsys.exit(status)\n")
+    done = python_c("import sys\nfrom archspec.cli import main\n"
+                    f"status = main(['check', {str(spec)!r}])\n"
+                    "print('lark' in sys.modules)\nsys.exit(status)\n")
     assert (done.returncode, done.stdout) == (1, "True\n")
     assert done.stderr == SLIP.format(path=spec)

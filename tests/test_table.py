@@ -11,12 +11,10 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, python_c
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -746,8 +744,7 @@ def test_torch_is_never_imported(command: list[str]) -> None:
     code = ("import sys\nfrom archspec.cli import main\n"
             f"status = main({command!r})\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    done = python_c(code)
     assert done.returncode == 0, done.stderr
 
 
@@ -759,8 +756,7 @@ def test_import_archspec_is_lazy_and_lists_its_public_names() -> None:
             "listed = [n for n in archspec.__all__ if n not in dir(archspec)]\n"
             "names = {}\nexec('from archspec import *', names)\n"
             "print(heavy, listed, sorted(set(archspec.__all__) - set(names)))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = python_c(code, check=True)
     assert done.stdout == "[] [] []\n"
 
 
@@ -770,8 +766,7 @@ def test_archspecs_modules_are_its_attributes_after_import_archspec() -> None:
             "print(archspec.ir.Layer.__name__, archspec.lang.__name__,"
             " archspec.catalog.__name__)\n"
             "try:\n    archspec.nothing\nexcept AttributeError as exc:\n    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = python_c(code, check=True)
     assert done.stdout == ("Layer archspec.lang archspec.catalog\n"
                            "module 'archspec' has no attribute 'nothing'\n")
 
@@ -802,8 +797,7 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
             f"    [name for name in {NEVER_IMPORTED!r} if name in sys.modules],\n"
             "    os.environ['PYDANTIC_DISABLE_PLUGINS']]))\n")
     environ = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True, env=environ | env)
+    done = python_c(code, check=True, env=environ | env)
     status, complete, imported, plugins = json.loads(done.stdout)
     assert len(specs) > 40 and "specs/vgg16.arch" in specs  # zoo/ too; vgg16 has `train:`
     assert status == [1 if "sketch" in spec else 0 for spec in specs for _ in range(3)]
@@ -838,8 +832,7 @@ def test_the_process_freezes_what_start_up_made_and_main_does_not() -> None:
             "called = table(lambda: main(['table', 'specs/vgg16.arch']))\n"
             "sys.argv = ['archspec', 'table', 'specs/vgg16.arch']\n"
             "print(json.dumps([called, table(run)]))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = python_c(code, check=True)
     (status, text, frozen), (run_status, run_text, run_frozen) = json.loads(done.stdout)
     assert status == run_status == 0
     assert text == run_text == (ROOT / "tests" / "golden" / "table_vgg16.txt").read_text()

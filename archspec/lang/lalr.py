@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 # A reduction: how many values it takes off the stack, the rule's origin (the goto's symbol)
 # and what builds the rule's value from its children (None: the one child is the value).
@@ -140,14 +140,7 @@ class Parser:
                     if build is not None:
                         values[-1] = build([values[-1]])
                 else:
-                    if count:
-                        children = values[-count:]
-                        del values[-count:], states[-count:]
-                    else:
-                        children = []
-                    state = actions[states[-1]][origin]  # type: ignore[assignment]
-                    states.append(state)
-                    values.append(build(children))  # type: ignore[misc]  # count != 1
+                    state = _reduce(actions, states, values, count, origin, build)
                 row = actions[state]
                 arg = row.get(kind)
                 if arg is None:
@@ -156,18 +149,25 @@ class Parser:
             arg = row.get("$END")
             if arg is None or arg.__class__ is int:
                 raise Rejected
-            count, origin, build = arg  # type: ignore[misc]
-            if count:
-                children = values[-count:]
-                del values[-count:], states[-count:]
-            else:
-                children = []
-            state = actions[states[-1]][origin]  # type: ignore[assignment]
-            states.append(state)
-            values.append(children[0] if build is None else build(children))
+            state = _reduce(actions, states, values, *arg)  # type: ignore[misc]
             if state == end_state:
                 return values[-1]
             row = actions[state]
+
+
+def _reduce(actions: dict[int, dict[str, int | _Reduce]], states: list[int], values: list[Any],
+            count: int, origin: str, build: Callable[[list[Any]], Any] | None) -> int:
+    """Reduce by a rule: its `count` values off the stacks, the value `build` makes of them
+    (a `?rule` of one child: that child) and the goto's state on; the new state."""
+    if count:
+        children = values[-count:]
+        del values[-count:], states[-count:]
+    else:
+        children = []
+    state = cast(int, actions[states[-1]][origin])  # a goto on a rule's origin: a state
+    states.append(state)
+    values.append(children[0] if build is None else build(children))
+    return state
 
 
 def _regexp(pattern: dict[str, Any]) -> str:

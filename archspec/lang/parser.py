@@ -450,9 +450,13 @@ def _try_line(source: Source, line: _Line,
     try:
         # The callbacks run as the parser reduces: what it returns is the syntax node built.
         node: s.Chain | s.Directive = runtime.parse(text, start)
-        return node
     except lalr.Rejected:
-        pass
+        return _diagnose(text, start)
+    return node
+
+
+def _diagnose(text: str, start: str) -> s.Chain | s.Directive | UnexpectedInput:
+    """lark's account of why a line the runtime rejected is not in the language."""
     from lark.exceptions import UnexpectedInput
 
     try:
