@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import site
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,12 +33,20 @@ SPECS = ROOT / "specs"
 REFERENCE = ROOT / "tests" / "reference" / "networks.json"
 
 
-def python_c(code: str, *, check: bool = False,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def python_c(code: str, *, check: bool = False, env: dict[str, str] | None = None,
+             site_hooks: bool = True) -> subprocess.CompletedProcess[str]:
     """`python -c code` in a fresh interpreter at the checkout's root, its output as text:
-    what a process of its own shows (which modules a command imports, how it starts)."""
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=check, env=env)
+    what a process of its own shows (which modules a command imports, how it starts).
+
+    With site_hooks=False the interpreter starts with `-S` and is given this one's
+    site-packages folders by hand: their `.pth` files, which a machine may use to import
+    what it likes at every start (a sandbox's certifi hook imports tempfile and shutil),
+    do not run, so what the process imports is the code's own doing."""
+    argv = [sys.executable, "-c", code]
+    if not site_hooks:
+        folders = [*site.getsitepackages(), site.getusersitepackages()]
+        argv = [sys.executable, "-S", "-c", f"import sys; sys.path.extend({folders!r})\n{code}"]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=check, env=env)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -778,7 +778,8 @@ def test_archspecs_modules_are_its_attributes_after_import_archspec() -> None:
 # validator, so its plugin loader, which imports importlib.metadata, is never imported, nor is
 # torch, nor lark (lang/lalr.py parses every line that parses), nor shutil (argparse's help
 # formatter imports it when set up: cli._Formatter waits until it formats something). The
-# command loads no pydantic plugins unless the user says otherwise.
+# command loads no pydantic plugins unless the user says otherwise. The process starts without
+# site's `.pth` hooks (conftest.python_c), which on some machines import shutil themselves.
 NEVER_IMPORTED = ["importlib.metadata", "lark", "pydantic.plugin._loader", "shutil", "torch"]
 
 
@@ -797,7 +798,7 @@ def test_table_and_check_build_no_validator(env: dict[str, str]) -> None:
             f"    [name for name in {NEVER_IMPORTED!r} if name in sys.modules],\n"
             "    os.environ['PYDANTIC_DISABLE_PLUGINS']]))\n")
     environ = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    done = python_c(code, check=True, env=environ | env)
+    done = python_c(code, check=True, env=environ | env, site_hooks=False)
     status, complete, imported, plugins = json.loads(done.stdout)
     assert len(specs) > 40 and "specs/vgg16.arch" in specs  # zoo/ too; vgg16 has `train:`
     assert status == [1 if "sketch" in spec else 0 for spec in specs for _ in range(3)]
