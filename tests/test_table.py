@@ -952,3 +952,20 @@ def test_json_indented_writes_long_lists_in_chunks_as_json_dumps() -> None:
             assert json_indented(value) == expected
             value["layers"] = iter(value["layers"])
             assert json_indented(value) == expected
+
+
+@pytest.mark.parametrize("command", ["table", "check", "train"])
+def test_a_one_shot_command_runs_with_the_collector_paused(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    """`table`, `check`, `compile`, `diff` and `draw` say PAUSE_COLLECTOR: cli.main runs them
+    with the cycle collector paused (what they make is freed as they return), and turns it
+    back on after; `train`, which runs for long, keeps it as it is."""
+    import gc
+
+    seen: list[bool] = []
+    module = cli.command_module(command)
+    monkeypatch.setattr(module, "run", lambda args: seen.append(gc.isenabled()) or 0)
+    assert gc.isenabled()
+    assert main([command, str(SPECS / "vgg16.arch")]) == 0
+    assert seen == [command == "train"]
+    assert gc.isenabled()

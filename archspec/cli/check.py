@@ -11,6 +11,7 @@ from archspec.core.diagnostics import printable
 from archspec.core.model import json_data
 from archspec.core.text import shape_text
 
+PAUSE_COLLECTOR = True  # cli.main
 HELP = "validate specs: syntax, arguments, names and shapes"
 
 

@@ -19,11 +19,11 @@ from archspec.cli.common import (
 from archspec.core.diagnostics import Severity, printable, render_all
 from archspec.core.files import OutputSetError, replace_set, write_atomic
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
-from archspec.lang.frontend import collector_paused
 from archspec.runtime import plan
 from archspec.views import dot
 from archspec.views.table import render
 
+PAUSE_COLLECTOR = True  # cli.main
 HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes class_.py) with "
         "its table, diagram and plan")
 
@@ -54,14 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
     network = spec.network
     # The figures are computed once; the docstring table and the .md file are two views.
-    with collector_paused():
-        report = build_report(network, spec.shapes)
-        try:
-            source = emit(network, spec.shapes, origin=Path(spec.source.path).name,
-                          max_params=args.max_params, report=report)
-        except BuildError as exc:
-            print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
-            return EXIT_ERRORS
+    report = build_report(network, spec.shapes)
+    try:
+        source = emit(network, spec.shapes, origin=Path(spec.source.path).name,
+                      max_params=args.max_params, report=report)
+    except BuildError as exc:
+        print(render_all(exc.diagnostics, spec.source), file=sys.stderr)
+        return EXIT_ERRORS
     if args.weights is not None:
         from archspec.backends.torch.weights import WeightsFileError, check_state, read_state
 
@@ -79,15 +78,12 @@ def run(args: argparse.Namespace) -> int:
              plan.plan_path(".", network).name, *([f"{network.name}.onnx"] if args.onnx else [])]
     try:
         with replace_set(out, names) as stage:
-            # The views of 100k layers make as many small acyclic objects as the analysis:
-            # the cycle collector's passes over them cost 2 s and freed nothing.
-            with collector_paused():
-                too_big = dot.size_error(network)
-                write_atomic(stage / names[0], source)
-                write_atomic(stage / names[1], render(report, "markdown"))
-                dot.render_files(network, spec.shapes, stage / network.name, report=report,
-                                 fits=too_big is None)
-                plan.write_plan(spec, stage)
+            too_big = dot.size_error(network)
+            write_atomic(stage / names[0], source)
+            write_atomic(stage / names[1], render(report, "markdown"))
+            dot.render_files(network, spec.shapes, stage / network.name, report=report,
+                             fits=too_big is None)
+            plan.write_plan(spec, stage)
             if args.onnx:
                 from archspec.backends.torch.onnx import export_onnx
 

@@ -10,6 +10,7 @@ from archspec.analysis.diff import Loaded, compare
 from archspec.cli.common import EXIT_USAGE, load_or_report
 from archspec.views.diff import Format, render
 
+PAUSE_COLLECTOR = True  # cli.main
 HELP = ("what changed from A to B: layers added, removed and changed, and what each change "
         "does to shapes, parameters, MACs, memory and receptive fields")
 # diff(1)'s convention: 0 the same, 1 different, 2 trouble (a missing file, a spec error).

@@ -21,6 +21,7 @@ from archspec.core.files import write_atomic
 from archspec.lang.frontend import SHAPE_CODES
 from archspec.views import dot
 
+PAUSE_COLLECTOR = True  # cli.main
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
 
 

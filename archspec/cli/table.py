@@ -20,9 +20,9 @@ from archspec.cli.common import (
     whole_number,
 )
 from archspec.core.files import write_atomic
-from archspec.lang.frontend import collector_paused
 from archspec.views.table import Format, Style, render_pieces
 
+PAUSE_COLLECTOR = True  # cli.main
 HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
 
 
@@ -111,20 +111,19 @@ def run(args: argparse.Namespace) -> int:
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS
-    with collector_paused():
-        try:
-            report = build_report(spec.network, spec.shapes, batch=args.batch,
-                                  dtype=args.dtype, optimizer=args.optimizer, fit=args.fit,
-                                  amp=args.amp, device=args.device,
-                                  checkpoint=args.checkpoint)
-        except ValueError as exc:  # autocast over non-float32 parameters, nothing to checkpoint
-            raise UsageError(str(exc)) from None
-        rows = report.folded if args.fold else report.rows
-        if args.depth is not None:
-            rows = at_depth(rows, spec.network, args.depth)
-        pieces = render_pieces(report, args.format, args.style, rows=rows)
-        if args.output is not None:
-            write_atomic(args.output, pieces)
-        else:
-            sys.stdout.writelines(pieces)
+    try:
+        report = build_report(spec.network, spec.shapes, batch=args.batch,
+                              dtype=args.dtype, optimizer=args.optimizer, fit=args.fit,
+                              amp=args.amp, device=args.device,
+                              checkpoint=args.checkpoint)
+    except ValueError as exc:  # autocast over non-float32 parameters, nothing to checkpoint
+        raise UsageError(str(exc)) from None
+    rows = report.folded if args.fold else report.rows
+    if args.depth is not None:
+        rows = at_depth(rows, spec.network, args.depth)
+    pieces = render_pieces(report, args.format, args.style, rows=rows)
+    if args.output is not None:
+        write_atomic(args.output, pieces)
+    else:
+        sys.stdout.writelines(pieces)
     return EXIT_OK
