@@ -30,9 +30,11 @@ FILES = [*all_specs(), *sorted((ROOT / "tests" / "bad").glob("*.arch"))]
 
 @contextmanager
 def lark_only() -> Iterator[None]:
-    """The runtime rejects every line, so that lark parses each one, with the same callbacks
-    (how parser.py read lines before it had a runtime)."""
-    with mock.patch.object(lalr.Parser, "parse", side_effect=lalr.Rejected):
+    """The runtime rejects every line (and parser.py reads no line as a plain chain), so that
+    lark parses each one, with the same callbacks (how parser.py read lines before it had a
+    runtime)."""
+    with mock.patch.object(lalr.Parser, "parse", side_effect=lalr.Rejected), \
+            mock.patch.object(parser, "_plain_chain", return_value=None):
         yield
 
 
@@ -44,9 +46,11 @@ def parsed(text: str) -> str:
 
 
 def line_both_ways(text: str, start: str) -> tuple[Any, Any]:
-    """The node each parser builds from one line (None where it rejects the line)."""
+    """The node each parser builds from one line (None where it rejects the line); where
+    parser.py reads the line as a plain chain, without the runtime, the node is lark's too."""
     runtime, build = parser._runtime()
     build.at(Source(text), parser._Line(0, len(text)))
+    plain = parser._plain_chain(text, runtime, build) if start == "chain" else None
     try:
         ours = runtime.parse(text, start)
     except lalr.Rejected:
@@ -55,6 +59,7 @@ def line_both_ways(text: str, start: str) -> tuple[Any, Any]:
         theirs = parser._lark().parse(text, start=start)
     except UnexpectedInput:
         theirs = None
+    assert plain is None or plain == theirs, text
     return ours, theirs
 
 
@@ -206,6 +211,35 @@ def test_valid_chains_build_the_same_trees(chain: str, before: str, after: str) 
     ours, theirs = line_both_ways("block b($c): " + text, "directive")
     assert ours is not None, text
     assert ours == theirs
+
+
+# Lines of bare words and separators (parser.py reads them without the runtime), with blanks,
+# comments and pieces that make a line something else.
+PLAIN = ["CONV3-64", "RELU", "x3", "X", "a$b", "A-1", "_x", "POOL3/2", "CONV1-{$c*4}", "-",
+         "->", "→", "--", " ", "\t", "\n", " # note", "(", "(3)", ":", "*2", "×2", "[", "3"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PLAIN), min_size=1, max_size=12),
+       st.lists(st.sampled_from(["", " ", ""]), min_size=12, max_size=12))
+def test_plain_chains_are_read_as_the_runtime_and_lark_read_them(pieces: list[str],
+                                                                 gaps: list[str]) -> None:
+    text = "".join(piece + gap for piece, gap in zip(pieces, gaps, strict=False))
+    ours, theirs = line_both_ways(text, "chain")  # and parser._plain_chain's, if it reads it
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(("text", "plain"), [
+    ("CONV3-64 - RELU -> POOL2", True), ("- FC-10 -", True), ("→ x3\t# c", True),
+    ("CONV3-64 - RELU(0.1)", False), ("a: RELU", False), ("RELU RELU", False),
+    ("RELU - - RELU", False), ("-", False), ("", False), ("[RELU]*2", False)])
+def test_which_lines_are_read_as_plain_chains(text: str, plain: bool) -> None:
+    runtime, build = parser._runtime()
+    build.at(Source(text), parser._Line(0, len(text)))
+    read = parser._plain_chain(text, runtime, build)
+    assert (read is not None) == plain
+    if read is not None:
+        assert read == runtime.parse(text, "chain")
 
 
 def test_a_left_recursive_rule_grows_one_list() -> None:

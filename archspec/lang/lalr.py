@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 # A reduction: how many values it takes off the stack, the rule's origin (the goto's symbol)
 # and what builds the rule's value from its children (None: the one child is the value).
 _Reduce = tuple[int, str, Callable[[list[Any]], Any] | None]
-
-
-_IGNORED: _Reduce = (0, "%ignore", None)
 
 
 class Token(str):
@@ -50,18 +47,23 @@ class Parser:
         terminals.sort(key=lambda t: (-t["priority"], -_max_width(t["pattern"]),
                                       -len(t["pattern"]["value"]), t["name"]))
         self._regexps = {t["name"]: _regexp(t["pattern"]) for t in terminals}
-        self._order = list(self._regexps)
-        self._ignore = frozenset(lexer["ignore"])
+        ignore = frozenset(lexer["ignore"])
+        self._order = [name for name in self._regexps if name not in ignore]
         self._flags: int = lexer["g_regex_flags"]
+        # What the lexer skips wherever it stands (blanks, comments), as the prefix of every
+        # scanner: skipped there, it takes no turn of the parser's loop. The same as lark's
+        # one match at a time where no other terminal matches where a skipped one does (in
+        # archspec's grammar none begins with a blank or `#`).
+        self._skip = "|".join(self._regexps[name] for name in self._regexps if name in ignore)
+        if self._skip and re.compile(self._skip, self._flags).groups:
+            raise ValueError("tables of a parser whose ignored terminals have groups")
         names = table["tokens"]
         reductions = {ref: _reduction(memo[ref], callbacks) for ref in memo
                       if memo[ref].get("__type__") == "Rule"}
-        # state -> symbol -> the state a shift goes to (an int), or a reduction; an ignored
-        # terminal -> _IGNORED (in every state: the lexer skips it wherever it stands)
+        # state -> symbol -> the state a shift goes to (an int), or a reduction
         self._actions: dict[int, dict[str, int | _Reduce]] = {
             state: {names[symbol]: arg if action == 0 else reductions[arg["@"]]
                     for symbol, (action, arg) in row.items()}
-                   | dict.fromkeys(self._ignore, _IGNORED)
             for state, row in table["states"].items()}
         self._start: dict[str, int] = table["start_states"]
         self._end: dict[str, int] = table["end_states"]
@@ -69,14 +71,19 @@ class Parser:
         self._scanners: dict[int, tuple[re.Pattern[str], list[str]]] = {}
         self._compiled: dict[tuple[str, ...], tuple[re.Pattern[str], list[str]]] = {}
 
-    def _scanner(self, names: list[str]) -> tuple[re.Pattern[str], list[str]]:
-        """One regular expression trying `names` in lark's order, and the terminal that each
-        group index names (compiled once a process for each set of terminals)."""
+    def scanner(self, wanted: Collection[str]) -> tuple[re.Pattern[str], list[str]]:
+        """One regular expression skipping what the lexer ignores, then trying the `wanted`
+        terminals in lark's order (or none: the end of the text, or a character none of them
+        takes), and the terminal that each group index names (compiled once a process for
+        each set of terminals). Where the terminal it finds is the one lark's lexer finds
+        there, lark's lexer reads the same token (the same skipped text before it)."""
+        names = [name for name in self._order if name in wanted]
         key = tuple(names)
         found = self._compiled.get(key)
         if found is None:
-            pattern = re.compile("|".join(f"(?P<{name}>{self._regexps[name]})" for name in names),
-                                 self._flags)
+            terminals = "|".join(f"(?P<{name}>{self._regexps[name]})" for name in names)
+            pattern = re.compile(f"(?:{self._skip})*(?:{terminals})?" if self._skip
+                                 else f"(?:{terminals})?", self._flags)
             kinds = ["" for _ in range(pattern.groups + 1)]
             for name in names:
                 kinds[pattern.groupindex[name]] = name
@@ -87,9 +94,7 @@ class Parser:
         """The scanner of the terminals a parser state accepts, and the ignored ones."""
         found = self._scanners.get(state)
         if found is None:
-            row = self._actions[state]
-            found = self._scanners[state] = self._scanner(
-                [name for name in self._order if name in row])
+            found = self._scanners[state] = self.scanner(self._actions[state])
         return found
 
     def parse(self, text: str, start: str) -> Any:
@@ -100,7 +105,7 @@ class Parser:
         # subsequence of the same alternatives in the same order, finds the same; where it is
         # not, the state's own scanner looks again (and is compiled then).
         if self._everything is None:
-            self._everything = self._scanner(self._order)
+            self._everything = self.scanner(self._order)
         match, kinds = self._everything[0].match, self._everything[1]
         actions = self._actions
         end_state = self._end[start]
@@ -109,24 +114,27 @@ class Parser:
         values: list[Any] = []
         row = actions[state]
         pos, size = 0, len(text)
-        while pos < size:
-            m = match(text, pos)
-            kind = kinds[m.lastindex] if m is not None else ""  # type: ignore[index]
+        while True:
+            m = cast(re.Match[str], match(text, pos))  # each scanner matches (maybe nothing)
+            index = m.lastindex
+            if index is None:  # no terminal: the end of the text, or a character none takes
+                if m.end() == size:
+                    break
+                raise Rejected
+            kind = kinds[index]
             arg = row.get(kind)
             if arg is None:
                 pattern, names = self._state_scanner(state)
-                m = pattern.match(text, pos)
-                if m is None:
+                m = cast(re.Match[str], pattern.match(text, pos))
+                index = m.lastindex
+                if index is None:
                     raise Rejected
-                kind = names[m.lastindex]  # type: ignore[index]
+                kind = names[index]
                 arg = row[kind]
-            end = m.end()  # type: ignore[union-attr]
-            if arg is _IGNORED:
-                pos = end
-                continue
-            token = Token(text[pos:end])
-            token.type, token.start_pos, token.end_pos = kind, pos, end
-            pos = end
+            begin = m.start(index)
+            pos = m.end()
+            token = Token(text[begin:pos])
+            token.type, token.start_pos, token.end_pos = kind, begin, pos
             while True:
                 if arg.__class__ is int:
                     states.append(arg)

@@ -118,9 +118,6 @@ class _Build:
         return s.Named(name=str(name), name_span=self._tok(name), atom=atom,
                        span=self._span(name, atom))
 
-    def element(self, children: list[Any]) -> Any:
-        return children[0]
-
     def group(self, children: list[Any]) -> s.Group:
         return s.Group(chain=children[1], repeat=self._repeat(children),
                        span=self._span(children[0], children[-1]))
@@ -447,12 +444,46 @@ def _try_line(source: Source, line: _Line,
     runtime, build = _runtime()
     build.at(source, line)
     text = source.text[line.start:line.end]
+    if start == "chain":
+        plain = _plain_chain(text, runtime, build)
+        if plain is not None:
+            return plain
     try:
         # The callbacks run as the parser reduces: what it returns is the syntax node built.
         node: s.Chain | s.Directive = runtime.parse(text, start)
     except lalr.Rejected:
         return _diagnose(text, start)
     return node
+
+
+def _plain_chain(text: str, runtime: lalr.Parser, build: _Build) -> s.Chain | None:
+    """A line of bare words between separators (`CONV3-64 - RELU -> POOL2`, most lines of a
+    long generated spec) read without the LALR runtime, or None for any other line: the
+    runtime reads the same tokens (the same terminals, tried in lark's order) and reduces
+    them to the chain the same callbacks build here (tests/test_lalr.py), for a third of
+    the work (benches/parse.py)."""
+    pattern, kinds = runtime.scanner(("WORD", "MINUS", "ARROW"))
+    match = pattern.match
+    children: list[Any] = []
+    # The last token's kind: a word follows a separator or nothing, a separator a word or
+    # nothing, and the line ends after a word or a separator after one.
+    last = ""
+    pos, size = 0, len(text)
+    while True:
+        m = cast(re.Match[str], match(text, pos))  # it matches, maybe nothing
+        index = m.lastindex
+        if index is None:  # the end of the line (after a word), or anything else
+            return build.chain(children) if m.end() == size and any(
+                isinstance(child, s.Call) for child in children[:2]) else None
+        kind = kinds[index]
+        if last == "WORD" if kind == "WORD" else last not in ("WORD", ""):
+            return None
+        begin = m.start(index)
+        pos = m.end()
+        token = lalr.Token(text[begin:pos])
+        token.type, token.start_pos, token.end_pos = kind, begin, pos
+        children.append(build.call([token]) if kind == "WORD" else token)
+        last = kind
 
 
 def _diagnose(text: str, start: str) -> s.Chain | s.Directive | UnexpectedInput:
