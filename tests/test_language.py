@@ -143,7 +143,7 @@ def test_activation_after_every_conv_and_fc_but_the_classifier() -> None:
 
 
 def test_a_bare_word_means_the_same_everywhere_and_each_layer_has_its_own_arguments() -> None:
-    """A bare word's arguments are worked out once (`Arguments.layer`): the same wherever it
+    """A bare word's arguments are worked out once (`Expander._layer`): the same wherever it
     stands, in a block or not, with `defaults` applied; each layer holds its own dict; a word
     that fails is reported at each place, and an argument list is read at its own place."""
     spec = spec_of("block b(c): [CONV3-$c - CONV3-8]\n"

@@ -44,7 +44,6 @@ class Arguments:
         self.diags = diags
         self.defaults = defaults
         self.blocks_open = blocks_open
-        self._bare: dict[tuple[str, str], dict[str, ArgValue]] = {}  # see `layer`
 
     # -- values -----------------------------------------------------------------------------
 
@@ -270,18 +269,9 @@ class Arguments:
               env: Env) -> dict[str, ArgValue] | None:
         """A written layer's validated arguments, from its word (`match`: the word with its
         $params replaced, as the kind's shorthand reads it) and its argument list: `shorthand`
-        then `args`; None after reporting why not. A bare word (`CONV3-64`, no list) means
-        the same wherever it stands (its arguments read neither the block's parameters nor
-        the place), so a word that succeeded once, reporting nothing, is not worked out
-        again: each layer gets its own copy of those arguments."""
-        key = (kind.name, match.string)
-        if call.args is None and (known := self._bare.get(key)) is not None:
-            return dict(known)
+        then `args`; None after reporting why not."""
         shorthand = self.shorthand(kind, match, call)
-        args = None if shorthand is None else self.args(kind, call, shorthand, env)
-        if call.args is None and args is not None:
-            self._bare[key] = dict(args)
-        return args
+        return None if shorthand is None else self.args(kind, call, shorthand, env)
 
     def shorthand(self, kind: reg.LayerKind, match: re.Match[str],
                   call: s.Call) -> dict[str, s.Value] | None:

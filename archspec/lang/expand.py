@@ -115,6 +115,9 @@ class Expander:
         # stands, so worked out once per word (`_word`, `_layers_per_call`).
         self._words: dict[str, _Word] = {}
         self._per_call: dict[str, int] = {}
+        # A bare word's kind, arguments and implicit layers after it (see `_layer`).
+        self._bare: dict[str, tuple[reg.LayerKind, dict[str, ArgValue],
+                                    list[tuple[str, dict[str, ArgValue]]]]] = {}
 
     # -- limits, before expanding -----------------------------------------------------------
 
@@ -331,6 +334,10 @@ class Expander:
         word = self.args.word(call, env)
         if word is None:
             return tail, rank
+        bare = self._bare.get(word) if call.args is None else None
+        if bare is not None:
+            return self._written(bare[0], dict(bare[1]), bare[2], call, tail, rank, env,
+                                 scopes, name)
         block, upper, match, kind, after = self._word(word)
         if block is not None:
             return self._block_call(block, call, tail, rank, env, scopes, name)
@@ -351,6 +358,19 @@ class Expander:
             return tail, rank
         assert match is not None
         args = self.args.layer(kind, match, call, env)
+        if call.args is None and args is not None:
+            # A bare word (`CONV3-64`, no list) means the same wherever it stands (its
+            # arguments read neither the block's parameters nor the place): a word that
+            # succeeded once is not worked out again; each layer gets its own copy.
+            self._bare[word] = (kind, dict(args), after)
+        return self._written(kind, args, after, call, tail, rank, env, scopes, name)
+
+    def _written(self, kind: reg.LayerKind, args: dict[str, ArgValue] | None,
+                 after: list[tuple[str, dict[str, ArgValue]]], call: s.Call, tail: int,
+                 rank: int, env: Env, scopes: tuple[Scope, ...],
+                 name: tuple[str, Span] | None) -> tuple[int, int]:
+        """Adds a written layer of `kind` after node `tail`, with the implied flatten before
+        it and the implicit layers after it; returns the new tail and rank."""
         written = self.args.written(call, env)
         if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.

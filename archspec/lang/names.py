@@ -27,16 +27,20 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
                 sources = dict(names)
             sources[index] = sources.get(node.inputs[0], INPUT_NODE)
     layers: list[Layer] = []
+    layer, read = Layer.model_construct, sources.get
     for index, node in enumerate(nodes, start=1):
         if node.removed:
             continue
         path = paths[index]
-        layers.append(Layer.model_construct(
+        inputs = node.inputs
+        user = node.user_name
+        layers.append(layer(
             name=names[index], kind=node.kind, args=node.args,
-            inputs=tuple([sources.get(i, INPUT_NODE) for i in node.inputs]),
+            inputs=(read(inputs[0], INPUT_NODE),) if len(inputs) == 1
+            else tuple([read(i, INPUT_NODE) for i in inputs]),
             span=node.span, written=node.written, implicit=node.implicit,
             origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
-            named=node.user_name is not None and path[-1] == node.user_name, path=path))
+            named=user is not None and path[-1] == user, path=path))
     modules = [Module.model_construct(
                    path=box_paths[number], kind="block" if box.kind == "block" else "group",
                    block=box.block, label=box.label, span=box.span, params=box.params or {},
@@ -120,6 +124,7 @@ def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int
             keys.setdefault(item, str(position))
         return keys
     counters: dict[str, int] = {}
+    shorts: dict[str, tuple[str, str]] = {}  # by kind: its short name and its names' stem
     implicit: list[int] = []  # named after the layer they follow, below
     for item in [*items, *steps]:
         if item > 0:
@@ -127,13 +132,22 @@ def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int
             if node.implicit:
                 implicit.append(item)
                 continue
-            short = reg.kind_of(node.kind).short
+            found = shorts.get(node.kind)
+            if found is None:
+                short = reg.kind_of(node.kind).short
+                found = shorts[node.kind] = (short, _stem(short))
+            short, stem = found
         else:
             short = boxes[-item].block or "group"
-        counters[short] = counters.get(short, 0) + 1  # named layers keep their place
+            stem = _stem(short)
+        count = counters[short] = counters.get(short, 0) + 1  # named layers keep their place
         if item not in keys:
-            joint = "_" if short[-1].isdigit() else ""  # relu6_1, not relu61
-            keys[item] = _fresh(f"{short}{joint}{counters[short]}", used)
+            name = f"{stem}{count}"
+            if name in used:
+                name = _fresh(name, used)
+            else:
+                used[name] = None
+            keys[item] = name
     for item in implicit:
         node = nodes[item - 1]
         short = reg.kind_of(node.kind).short
@@ -178,6 +192,11 @@ def _warn_softmax_output(nodes: list[Node], diags: Diagnostics) -> None:
             "applies log-softmax to the output itself: the scores go through softmax twice, "
             "which trains slowly and to a worse loss", last.span,
             hint="end with the classifier's FC; apply softmax when you read probabilities out")
+
+
+def _stem(short: str) -> str:
+    """What a generated name's number follows: `conv`, `relu6_` (relu6_1, not relu61)."""
+    return f"{short}_" if short[-1].isdigit() else short
 
 
 def _fresh(name: str, used: dict[str, Span | None]) -> str:
