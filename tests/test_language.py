@@ -581,6 +581,16 @@ def test_modern_kinds_and_their_aliases() -> None:
     assert layers["groupnorm1"].args == {"groups": 2, "eps": 1e-5}
 
 
+def test_generated_names_count_each_kind_and_block_apart() -> None:
+    """Each short name counts its own: blocks `b1` and `b1_` give `b1_1` and `b1_1` (the
+    second made unique: `b1_1_2`), not `b1_1` and `b1_2`."""
+    spec = loads("network t\ninput 3x8x8\nblock b1(c): [CONV3-$c]\nblock b1_(c): [CONV3-$c]\n"
+                 "b1(8) - b1_(8) - b1(8) - b1_(8) - RELU6 - RELU6 - FC-10\n")
+    assert spec.network is not None and not spec.diagnostics
+    assert [layer.name for layer in spec.network.layers] == [
+        "b1_1.0", "b1_1_2.0", "b1_2.0", "b1_2_2.0", "relu6_1", "relu6_2", "fc1_flatten", "fc1"]
+
+
 def test_adaptive_pools_take_an_output_size() -> None:
     net = network("POOL2 - AVGPOOL(out=7) - MAXPOOL(out=3x2) - AVGPOOL(out=1)")
     layers = by_name(net)
