@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 import archspec
 from archspec.analysis.report import Memory, Row, build_report
-from archspec.core.model import Frozen, vouched
+from archspec.core.model import Frozen, made, vouched
 from archspec.core.source import Span
 from archspec.ir import (
     AugmentSpec,
@@ -29,6 +29,7 @@ from archspec.ir import (
     Scope,
     TrainingPlan,
 )
+from archspec.lang.frontend import load
 
 
 def models(value: object) -> Iterator[Frozen]:
@@ -74,6 +75,30 @@ def test_every_model_of_a_spec_and_its_report_is_built_as_pydantic_builds_it():
                 part = {k: v for k, v in values.items() if k != left_out}
                 same(cls.model_construct(**part), pydantics(cls, **part))
     assert {Layer, Scope, Span, Module, Network, Row, Memory} <= seen
+
+
+def test_every_span_and_layer_the_front_end_makes_is_pydantics():
+    """The front end makes spans and layers with `made` (every field given, the order not
+    checked): each is what pydantic's model_construct makes of the same fields."""
+    count = 0
+    for path in [*sorted(SPECS.glob("*.arch")), SPECS / "zoo" / "resnet50.arch"]:
+        for model in models(load(path).network):
+            if type(model) in (Span, Layer):
+                fields = {name: getattr(model, name) for name in type(model).model_fields}
+                same(model, pydantics(type(model), **fields))
+                count += 1
+    assert count > 1_000
+
+
+def test_made_goes_to_model_construct_where_pydantic_must_run():
+    class Hooked(Frozen):
+        value: int
+
+        def model_post_init(self, context: object) -> None:
+            pass
+
+    fields = {"value": 1}
+    same(made(Hooked, fields), pydantics(Hooked, **fields))
 
 
 def test_a_shared_set_of_names_is_not_the_instances_to_change():

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archspec.core.limits import MAX_SOURCE_BYTES
-from archspec.core.model import Frozen
+from archspec.core.model import Frozen, made
 
 _NEWLINE = re.compile("\n")
 
@@ -65,8 +65,8 @@ class Source:
             end_line, end_col = line, col + end - start  # on the same line: no second search
         else:
             end_line, end_col = self.position(end)
-        return Span.model_construct(start=start, end=end, line=line, col=col, end_line=end_line,
-                                    end_col=end_col)
+        return made(Span, {"start": start, "end": end, "line": line, "col": col,
+                           "end_line": end_line, "end_col": end_col})
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its newline (`\n` or `\r\n`)."""

@@ -115,7 +115,8 @@ class Parser:
         row = actions[state]
         pos, size = 0, len(text)
         while True:
-            m = cast(re.Match[str], match(text, pos))  # each scanner matches (maybe nothing)
+            # Each scanner matches (maybe nothing); no cast() call in the loop: it is one.
+            m: re.Match[str] = match(text, pos)  # type: ignore[assignment]
             index = m.lastindex
             if index is None:  # no terminal: the end of the text, or a character none takes
                 if m.end() == size:
@@ -125,7 +126,7 @@ class Parser:
             arg = row.get(kind)
             if arg is None:
                 pattern, names = self._state_scanner(state)
-                m = cast(re.Match[str], pattern.match(text, pos))
+                m = pattern.match(text, pos)  # type: ignore[assignment]
                 index = m.lastindex
                 if index is None:
                     raise Rejected

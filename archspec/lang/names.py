@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from archspec.core.diagnostics import Diagnostics
+from archspec.core.model import made
 from archspec.core.source import Span
 from archspec.ir import INPUT_NODE, Layer, Module
 from archspec.kinds import registry as reg
@@ -27,20 +28,20 @@ def finish(nodes: list[Node], boxes: list[Box], header_activation: bool,
                 sources = dict(names)
             sources[index] = sources.get(node.inputs[0], INPUT_NODE)
     layers: list[Layer] = []
-    layer, read = Layer.model_construct, sources.get
+    read = sources.get
     for index, node in enumerate(nodes, start=1):
         if node.removed:
             continue
         path = paths[index]
         inputs = node.inputs
         user = node.user_name
-        layers.append(layer(
-            name=names[index], kind=node.kind, args=node.args,
-            inputs=(read(inputs[0], INPUT_NODE),) if len(inputs) == 1
+        layers.append(made(Layer, {
+            "name": names[index], "kind": node.kind, "args": node.args,
+            "inputs": (read(inputs[0], INPUT_NODE),) if len(inputs) == 1
             else tuple([read(i, INPUT_NODE) for i in inputs]),
-            span=node.span, written=node.written, implicit=node.implicit,
-            origin=names.get(node.origin) if node.origin else None, scopes=node.scopes,
-            named=user is not None and path[-1] == user, path=path))
+            "span": node.span, "written": node.written, "implicit": node.implicit,
+            "origin": names.get(node.origin) if node.origin else None, "scopes": node.scopes,
+            "named": user is not None and path[-1] == user, "path": path}))
     modules = [Module.model_construct(
                    path=box_paths[number], kind="block" if box.kind == "block" else "group",
                    block=box.block, label=box.label, span=box.span, params=box.params or {},

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
+from archspec.core.model import made
 from archspec.core.source import Source, Span
 from archspec.kinds import registry as reg
 from archspec.lang import lalr
@@ -84,9 +85,9 @@ class _Build:
     def _make(self, start: int, end: int) -> Span:
         """source.span(start, end), the same Span, found faster on a line of one row."""
         if self.row:
-            return Span.model_construct(start=start, end=end, line=self.row,
-                                        col=start + self.shift, end_line=self.row,
-                                        end_col=end + self.shift)
+            return made(Span, {"start": start, "end": end, "line": self.row,
+                               "col": start + self.shift, "end_line": self.row,
+                               "end_col": end + self.shift})
         return self.source.span(start, end)
 
     def _span(self, first: Any, last: Any) -> Span:
@@ -110,8 +111,8 @@ class _Build:
         return None
 
     def chain(self, children: list[Any]) -> s.Chain:
-        elements = tuple(c for c in children if not isinstance(c, str))
-        return s.Chain(elements=elements, span=self._span(children[0], children[-1]))
+        elements = tuple([c for c in children if not isinstance(c, str)])
+        return s.Chain(elements, self._span(children[0], children[-1]))
 
     def named(self, children: list[Any]) -> s.Named:
         name, _colon, atom = children
@@ -132,11 +133,11 @@ class _Build:
 
     def call(self, children: list[Any]) -> s.Call:
         word = children[0]
-        args = children[1] if len(children) > 1 else None
-        word_span = self._tok(word)
-        span = word_span if args is None else self._span(word, args[1])
-        return s.Call(word=str(word), word_span=word_span,
-                      args=None if args is None else args[0], span=span)
+        word_span = self._make(self.base + word.start_pos, self.base + word.end_pos)
+        if len(children) == 1:  # most calls: a bare word (positional fields: fewer steps)
+            return s.Call(str(word), word_span, None, word_span)
+        args = children[1]
+        return s.Call(str(word), word_span, args[0], self._span(word, args[1]))
 
     def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], lalr.Token]:
         return tuple(c for c in children if isinstance(c, s.Arg)), children[-1]
@@ -470,7 +471,7 @@ def _plain_chain(text: str, runtime: lalr.Parser, build: _Build) -> s.Chain | No
     last = ""
     pos, size = 0, len(text)
     while True:
-        m = cast(re.Match[str], match(text, pos))  # it matches, maybe nothing
+        m: re.Match[str] = match(text, pos)  # type: ignore[assignment]  # maybe nothing
         index = m.lastindex
         if index is None:  # the end of the line (after a word), or anything else
             return build.chain(children) if m.end() == size and any(
