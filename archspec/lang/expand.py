@@ -10,7 +10,6 @@ the one description of how the syntax tree nests.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
@@ -84,13 +83,10 @@ class _Word(NamedTuple):
     after: list[tuple[str, dict[str, ArgValue]]]  # the implicit layers that follow it
 
 
-def elements(chain: s.Chain) -> Iterator[tuple[s.Atom, s.Named | None]]:
+def elements(chain: s.Chain) -> list[tuple[s.Atom, s.Named | None]]:
     """Each element of a chain as (atom, its `name:` label or None)."""
-    for element in chain.elements:
-        if isinstance(element, s.Named):
-            yield element.atom, element
-        else:
-            yield element, None
+    return [(element.atom, element) if isinstance(element, s.Named) else (element, None)
+            for element in chain.elements]
 
 
 def inner_chains(atom: s.Group | s.Branch) -> tuple[s.Chain, ...]:

@@ -133,11 +133,16 @@ class _Build:
 
     def call(self, children: list[Any]) -> s.Call:
         word = children[0]
-        word_span = self._make(self.base + word.start_pos, self.base + word.end_pos)
-        if len(children) == 1:  # most calls: a bare word (positional fields: fewer steps)
-            return s.Call(str(word), word_span, None, word_span)
+        if len(children) == 1:
+            return self.bare(str(word), word.start_pos, word.end_pos)
         args = children[1]
-        return s.Call(str(word), word_span, args[0], self._span(word, args[1]))
+        return s.Call(word=str(word), word_span=self._tok(word), args=args[0],
+                      span=self._span(word, args[1]))
+
+    def bare(self, word: str, start: int, end: int) -> s.Call:
+        """A call of a word without arguments (most calls), at `start`:`end` of its line."""
+        span = self._make(self.base + start, self.base + end)
+        return s.Call(word, span, None, span)
 
     def args(self, children: list[Any]) -> tuple[tuple[s.Arg, ...], lalr.Token]:
         return tuple(c for c in children if isinstance(c, s.Arg)), children[-1]
@@ -465,26 +470,42 @@ def _plain_chain(text: str, runtime: lalr.Parser, build: _Build) -> s.Chain | No
     the work (benches/parse.py)."""
     pattern, kinds = runtime.scanner(("WORD", "MINUS", "ARROW"))
     match = pattern.match
+    # The children the runtime passes `chain`, less the separators between elements, which
+    # it drops (a separator that begins or ends the line is the chain's first or last child,
+    # and places it).
     children: list[Any] = []
     # The last token's kind: a word follows a separator or nothing, a separator a word or
     # nothing, and the line ends after a word or a separator after one.
     last = ""
+    between = (0, 0)  # where the last separator after a word is
     pos, size = 0, len(text)
     while True:
         m: re.Match[str] = match(text, pos)  # type: ignore[assignment]  # maybe nothing
         index = m.lastindex
-        if index is None:  # the end of the line (after a word), or anything else
-            return build.chain(children) if m.end() == size and any(
-                isinstance(child, s.Call) for child in children[:2]) else None
+        if index is None:  # the end of the line, or anything else
+            if m.end() != size or not children or isinstance(children[-1], str):
+                return None
+            if last != "WORD":
+                children.append(_token(last, text, *between))
+            return build.chain(children)
         kind = kinds[index]
         if last == "WORD" if kind == "WORD" else last not in ("WORD", ""):
             return None
         begin = m.start(index)
         pos = m.end()
-        token = lalr.Token(text[begin:pos])
-        token.type, token.start_pos, token.end_pos = kind, begin, pos
-        children.append(build.call([token]) if kind == "WORD" else token)
+        if kind == "WORD":  # the call the runtime's `call` callback makes of its token
+            children.append(build.bare(text[begin:pos], begin, pos))
+        elif last:
+            between = (begin, pos)
+        else:
+            children.append(_token(kind, text, begin, pos))
         last = kind
+
+
+def _token(kind: str, text: str, begin: int, end: int) -> lalr.Token:
+    token = lalr.Token(text[begin:end])
+    token.type, token.start_pos, token.end_pos = kind, begin, end
+    return token
 
 
 def _diagnose(text: str, start: str) -> s.Chain | s.Directive | UnexpectedInput:

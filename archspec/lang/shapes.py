@@ -41,7 +41,8 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
         if full:
             shapes[layer.name] = None
             continue
-        ins = [shapes[i] for i in layer.inputs]
+        inputs = layer.inputs
+        ins = [shapes[inputs[0]]] if len(inputs) == 1 else [shapes[i] for i in inputs]
         args = layer.args
         if args is None or None in ins:
             shapes[layer.name] = None
