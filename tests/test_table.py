@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import archspec
 from archspec import cli
-from archspec.analysis import cost
+from archspec.analysis import cost, fold
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
@@ -471,6 +471,22 @@ def test_folding_keeps_totals_and_moves_implicit_layers() -> None:
     assert conv.formula == "(3*3*3)*8 + 8 + 8 + 8"
     assert conv.output_shape == (8, 32, 32)
     assert r.folded[-1].weights_formula == "16*16*8*10"  # the fan-in before the flatten
+
+
+def test_folded_rows_are_made_when_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `--fold` and the cs231n style read the folded rows (at 100k layers about as long
+    to make as the rows): building the report and the other views make none."""
+    calls = []
+    groups = fold.groups
+    monkeypatch.setattr(fold, "groups", lambda network: calls.append(network) or groups(network))
+    r = report("vgg16")
+    for fmt in ("text", "markdown", "csv", "json"):
+        render(r, fmt)
+    render(r, style="torchinfo")
+    assert not calls and "folded" not in r.__dict__
+    assert "CONV3-64: [224x224x64]" in render(r, style="cs231n")
+    assert r.folded is r.folded and len(calls) == 1  # made once, kept
+    assert [row.folds for row in r.folded][:2] == [("RELU",), ("RELU",)]
 
 
 def test_table_fold_and_draw_fold_the_same_layers() -> None:

@@ -9,9 +9,12 @@ anything itself.
 # string as it makes the models (~0.7 ms of every start).
 import math
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from itertools import chain
 from operator import attrgetter
 from typing import Literal
+
+from pydantic import PrivateAttr
 
 from archspec.analysis import cost, fold, timeline
 from archspec.catalog import (
@@ -181,10 +184,24 @@ class Report(Frozen):
     description: str
     input: InputInfo
     rows: tuple[Row, ...]
-    folded: tuple[Row, ...]
     totals: Totals
     memory: Memory
     torchinfo: TorchinfoTotals
+    # What `folded` is worked out from when first read (`build_report` sets them).
+    _network: Network = PrivateAttr()
+    _shapes: Shapes = PrivateAttr()
+
+    @cached_property
+    def folded(self) -> tuple[Row, ...]:
+        """The rows as `table --fold` shows them, a layer with what folds into it
+        (`fold.groups`): made when first read, as only `--fold` and the cs231n style read
+        them (at 100k layers they take about as long as the rows)."""
+        own = {row.name: row for row in self.rows}
+        by_name = {layer.name: layer for layer in self._network.layers}
+        return tuple(
+            own[owner] if names == [owner]  # a layer alone: its own row, the same Row
+            else _folded(by_name[owner], [own[name] for name in names], self._shapes)
+            for owner, names in fold.groups(self._network))
 
 
 def resolve_optimizer(plan: TrainingPlan | None, override: PlannerOptimizer | None
@@ -285,14 +302,6 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         keep = plain_keep
     rows = tuple(_row(layer, shapes, values, fields, kept, costs, batch, bpv, per_param)
                  for layer in network.layers)
-    by_name = {layer.name: layer for layer in network.layers}
-    own = {row.name: row for row in rows}
-    folded = []
-    for owner, names in fold.groups(network):
-        if names == [owner]:  # a layer alone: its own row (one Row built once, not twice)
-            folded.append(own[owner])
-            continue
-        folded.append(_folded(by_name[owner], [own[name] for name in names], shapes))
 
     inp = network.input.shape
     weights, biases, buffers, buffers_bytes, activations, _, macs, _, _ = _sums(rows)
@@ -348,15 +357,17 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         inference_bytes=fixed_inference + peak * batch, fit=budget,
         assumptions=_assumptions(dtype, bpv, opt, amp_name, amp_device))
 
-    return Report.model_construct(
+    report = Report.model_construct(
         network=network.name, description=network.description,
         input=InputInfo.model_construct(
             shape=inp, order=network.input.order, activations=math.prod(inp),
             activation_bytes=math.prod(inp) * bpv, saved_bytes=kept[INPUT_NODE].per_sample,
             training_bytes=kept[INPUT_NODE].per_sample * batch,
             receptive_field=_size(fields[INPUT_NODE]), jump=_jump(fields[INPUT_NODE])),
-        rows=rows, folded=tuple(folded), totals=totals, memory=memory,
+        rows=rows, totals=totals, memory=memory,
         torchinfo=_torchinfo(network, shapes, costs, rows, params, batch, bpv))
+    report._network, report._shapes = network, shapes
+    return report
 
 
 def at_depth(rows: Sequence[Row], network: Network, depth: int) -> tuple[Row, ...]:
