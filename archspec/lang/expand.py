@@ -260,7 +260,14 @@ class Expander:
                                      "digits and _", named.name_span)
                 name = (named.name, named.name_span)
             if isinstance(atom, s.Call):
-                tail, rank = self._layer(atom, tail, rank, env, scopes, name, index == 0)
+                # A bare word met before (`_layer`): one without $params is its own key and
+                # is written as it stands.
+                bare = self._bare.get(atom.word) if atom.args is None else None
+                if bare is not None:
+                    tail, rank = self._written(bare[0], dict(bare[1]), bare[2], atom, atom.word,
+                                               tail, rank, scopes, name)
+                else:
+                    tail, rank = self._layer(atom, tail, rank, env, scopes, name, index == 0)
                 continue
             count = self._repeat_count(atom.repeat, env)
             if count is None:
@@ -332,8 +339,8 @@ class Expander:
             return tail, rank
         bare = self._bare.get(word) if call.args is None else None
         if bare is not None:
-            return self._written(bare[0], dict(bare[1]), bare[2], call, tail, rank, env,
-                                 scopes, name)
+            return self._written(bare[0], dict(bare[1]), bare[2], call,
+                                 self.args.written(call, env), tail, rank, scopes, name)
         block, upper, match, kind, after = self._word(word)
         if block is not None:
             return self._block_call(block, call, tail, rank, env, scopes, name)
@@ -359,15 +366,15 @@ class Expander:
             # arguments read neither the block's parameters nor the place): a word that
             # succeeded once is not worked out again; each layer gets its own copy.
             self._bare[word] = (kind, dict(args), after)
-        return self._written(kind, args, after, call, tail, rank, env, scopes, name)
+        return self._written(kind, args, after, call, self.args.written(call, env), tail, rank,
+                             scopes, name)
 
     def _written(self, kind: reg.LayerKind, args: dict[str, ArgValue] | None,
-                 after: list[tuple[str, dict[str, ArgValue]]], call: s.Call, tail: int,
-                 rank: int, env: Env, scopes: tuple[Scope, ...],
+                 after: list[tuple[str, dict[str, ArgValue]]], call: s.Call, written: str,
+                 tail: int, rank: int, scopes: tuple[Scope, ...],
                  name: tuple[str, Span] | None) -> tuple[int, int]:
         """Adds a written layer of `kind` after node `tail`, with the implied flatten before
         it and the implicit layers after it; returns the new tail and rank."""
-        written = self.args.written(call, env)
         if kind.flat_input and rank == 3:
             # Implied flatten before the first FC after spatial layers; its origin is the FC.
             # It is a step of the outermost box the FC begins, so that box stays a chain.
