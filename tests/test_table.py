@@ -12,15 +12,18 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, SPECS, python_c
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 import archspec
 from archspec import cli
 from archspec.analysis import cost, fold
+from archspec.analysis import report as report_module
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
@@ -487,6 +490,38 @@ def test_folded_rows_are_made_when_first_read(monkeypatch: pytest.MonkeyPatch) -
     assert "CONV3-64: [224x224x64]" in render(r, style="cs231n")
     assert r.folded is r.folded and len(calls) == 1  # made once, kept
     assert [row.folds for row in r.folded][:2] == [("RELU",), ("RELU",)]
+
+
+def test_rows_alike_are_copies_with_their_own_name_and_fields(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layer like one before it (kind, as written, shapes, cost and saved tensors) gets a
+    copy of that row with its own name, members, receptive field and jump: each row is the
+    one worked out for its layer alone, whatever the plan, and the instance pydantic's
+    model_construct makes (fields in order, the set of given names, no extra or private)."""
+    network, shapes = archspec.load_network(SPECS / "zoo" / "resnet18.arch")
+    options = [{}, {"batch": 8, "amp": "bf16"}, {"checkpoint": 3}]
+    worked_out = []
+    row = report_module._row
+    monkeypatch.setattr(report_module, "_row",
+                        lambda layer, *rest: worked_out.append(layer) or row(layer, *rest))
+    made = [build_report(network, shapes, **kw).rows for kw in options]
+    assert len(worked_out) < len(options) * len(network.layers)  # some rows were copies
+
+    def alone(network: Network, shapes: Shapes, *rest: Any) -> tuple[report_module.Row, ...]:
+        return tuple(row(layer, shapes, *rest) for layer in network.layers)
+
+    monkeypatch.setattr(report_module, "_rows", alone)
+    for rows, kw in zip(made, options, strict=True):
+        expected = build_report(network, shapes, **kw).rows
+        assert [list(row.__dict__.items()) for row in rows] == \
+            [list(row.__dict__.items()) for row in expected]
+        for ours in rows:
+            theirs = BaseModel.model_construct.__func__(  # type: ignore[attr-defined]
+                report_module.Row, **ours.__dict__)
+            assert list(ours.__dict__.items()) == list(theirs.__dict__.items())
+            assert ours.model_fields_set == theirs.model_fields_set
+            assert (ours.__pydantic_extra__, ours.__pydantic_private__) == (None, None) == (
+                theirs.__pydantic_extra__, theirs.__pydantic_private__)
 
 
 def test_table_fold_and_draw_fold_the_same_layers() -> None:
