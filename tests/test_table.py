@@ -27,12 +27,12 @@ from archspec.analysis import report as report_module
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
-from archspec.core.text import json_pieces, metric
+from archspec.core.text import JsonList, json_flat, json_item, json_pieces, metric
 from archspec.ir import Network
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
 from archspec.views import dot
-from archspec.views.table import render, render_pieces
+from archspec.views.table import _layer, render, render_pieces
 
 # Seed networks of the reference and the specs that write them.
 SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",
@@ -739,6 +739,28 @@ def test_json_is_written_in_pieces_to_a_file_as_to_stdout(
     assert target.read_text() == out
 
 
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("text", [
+    "network long\ninput 8x12x12\n[CONV3-8 - BN - RELU]*40 - POOL2 - [CONV3-8 - RELU]*40 - "
+    "FC-10\n",
+    "network flat\ninput 12\n[FC-8 - RELU]*40 - FC-3\n",  # no receptive field: null
+])
+def test_json_rows_alike_are_each_their_own(text: str, fold: bool) -> None:
+    """A row like one written before in all but its name, receptive field, jump and members
+    (a long chain's) is written from that row's text (`views.table._Layers`): the document
+    is still json.dumps's, and each row's data its own."""
+    r = report_text(text)
+    rows = r.folded if fold else r.rows
+    out = render(r, "json", fold=fold)
+    data = json.loads(out)
+    assert out == json.dumps(data, indent=2) + "\n"
+    assert data["layers"] == [json.loads(json.dumps(_layer(row))) for row in rows]
+    long = text.startswith("network long")
+    assert len({(layer["receptive_field"] or [0])[0] for layer in data["layers"]}) > (
+        40 if long else 0)
+    assert len({(layer["jump"] or [0])[0] for layer in data["layers"]}) > (1 if long else 0)
+
+
 def test_output_file_needs_its_directory(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     """`-o` writes a file and creates no folders: a missing (or file) parent, or a directory
     as the target, is a one-line usage error, and nothing is created."""
@@ -985,6 +1007,15 @@ def test_json_indented_is_json_dumps(value: object) -> None:
     assert json_indented(value) == json.dumps(value, indent=2)
     if isinstance(value, list):  # an iterator is written as the list of its elements
         assert json_indented(iter(value)) == json.dumps(value, indent=2)
+        # and a list of items each written whole at their indent (the table's rows)
+        assert json_indented(JsonList(value, json_item)) == json.dumps(value, indent=2)
+
+
+@given(st.lists(JSON_SCALARS, max_size=5), st.integers(0, 3))
+def test_a_flat_list_is_written_as_json_dumps_at_its_indent(items: list, depth: int) -> None:
+    pad = "  " * depth
+    assert json_flat(items, pad) == json.dumps(items, indent=2).replace("\n", "\n" + pad)
+    assert json_flat(tuple(items), pad) == json_flat(items, pad)
 
 
 def test_json_indented_writes_long_lists_in_chunks_as_json_dumps() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii as _json_string
+from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -66,7 +68,7 @@ def json_pieces(value: object, pad: str = "") -> Iterator[str]:
     pydantic-core's encoder (Rust), and only what it writes otherwise is laid out here with
     each scalar written by the json module's C routines. An iterator is written as a list, a
     chunk at a time, and a chunk is a piece: a writer of the pieces holds neither a table's
-    rows as dicts nor its document whole."""
+    rows as dicts nor its document whole. A `JsonList`'s items are written by its writer."""
     inner = pad + "  "
     if isinstance(value, dict):
         if not value:
@@ -78,20 +80,50 @@ def json_pieces(value: object, pad: str = "") -> Iterator[str]:
             yield from json_pieces(item, inner)
             opening = ",\n"
         yield f"\n{pad}}}"
-    elif isinstance(value, list | tuple | Iterator):
-        items = iter(value)
+    elif isinstance(value, JsonList | list | tuple | Iterator):
+        items, write = (iter(value.items), value.write) if isinstance(value, JsonList) else (
+            iter(value), None)
         opening = "[\n"
         while chunk := list(islice(items, _CHUNK)):
-            yield opening + _json_chunk(chunk, inner)
+            yield opening + (_json_chunk(chunk, inner) if write is None else
+                             ",\n".join([inner + write(item, inner) for item in chunk]))
             opening = ",\n"
         yield "[]" if opening == "[\n" else f"\n{pad}]"
-    elif type(value) is str:
-        yield _json_string(value)
-    elif type(value) is int:
-        yield int.__repr__(value)
     else:
-        yield json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
+        yield _json_scalar(value)
 
+
+def _json_scalar(value: object) -> str:
+    if type(value) is str:
+        return _json_string(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
+
+
+@dataclass(frozen=True, slots=True)
+class JsonList:
+    """A list `json_pieces` writes an item at a time with `write(item, pad)`: the item's
+    text at the indent `pad`, as json.dumps(indent=2) writes it there (the table's rows,
+    which a writer of their own lays out faster than their data would be)."""
+
+    items: Iterable[Any]
+    write: Callable[[Any, str], str]
+
+
+def json_flat(items: Sequence[object], pad: str = "") -> str:
+    """A list of scalars (a shape, a row's members) as json.dumps(indent=2) writes it at the
+    indent `pad`."""
+    if not items:
+        return "[]"
+    inner = pad + "  "
+    return f"[\n{inner}" + f",\n{inner}".join(map(_json_scalar, items)) + f"\n{pad}]"
+
+
+def json_item(value: object, pad: str) -> str:
+    """`value`'s text at the indent `pad`, whole, as `json_pieces` writes it as an item of a
+    list there (a container by pydantic-core's encoder: ~5 µs a table row)."""
+    return _json_chunk([value], pad)[len(pad):] if pad else "".join(json_pieces(value))
 
 _CHUNK = 256  # list items pydantic-core writes at once
 # What pydantic-core writes otherwise than json: floats from 1e-9 to 1e-4 (`1e-6` for json's
