@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from itertools import accumulate, chain
+from collections.abc import Mapping
+from itertools import accumulate, chain, repeat
+from operator import itemgetter
 from typing import NamedTuple
 
 from archspec.analysis import cost
@@ -72,93 +73,6 @@ Size = tuple[int, int]  # bytes per sample and bytes whatever the batch
 NONE: Size = (0, 0)
 
 
-class _Live:
-    """Reference-counted tensors alive at once, activations apart from gradients, and the
-    step's peak so far. Every amount is linear in the batch, so the largest batch under a
-    budget is the least over the moments of the step."""
-
-    __slots__ = ("acts", "allocs", "batch", "best", "budget", "grads", "largest", "refs", "top",
-                 "weights")
-
-    def __init__(self, batch: int, budget: int | None) -> None:
-        self.batch = batch
-        self.budget = budget
-        self.refs: dict[object, int] = {}
-        self.allocs: dict[object, tuple[Size, list[int]]] = {}
-        self.acts = [LABEL_BYTES, 0]
-        self.grads = [0, 0]
-        self.weights = 0
-        self.top = -1
-        self.best: tuple[str, str, Size, Size, int, Size] | None = None
-        self.largest: int | None = None
-
-    def alloc(self, key: object, size: Size, grad: bool = False, refs: int = 1) -> None:
-        """A new tensor of `size`, an activation's or a gradient's, and its `refs`."""
-        into = self.grads if grad else self.acts
-        self.refs[key] = refs
-        self.allocs[key] = (size, into)
-        into[0] += size[0]
-        into[1] += size[1]
-
-    def hold(self, key: object) -> None:
-        self.refs[key] += 1
-
-    def release(self, key: object) -> None:
-        refs = self.refs[key] - 1
-        if refs:
-            self.refs[key] = refs
-            return
-        del self.refs[key]
-        size, into = self.allocs.pop(key)
-        into[0] -= size[0]
-        into[1] -= size[1]
-
-    def mark(self, phase: str, layer: str, temporary: Size = NONE) -> None:
-        """A moment the step may peak at: what is alive now, plus a `temporary`."""
-        sample = self.acts[0] + self.grads[0] + temporary[0]
-        fixed = self.acts[1] + self.grads[1] + temporary[1] + self.weights
-        if self.budget is not None:
-            self._fits(max(0, self.budget - fixed) // sample)
-        if sample * self.batch + fixed > self.top:
-            self.top = sample * self.batch + fixed
-            self.best = (phase, layer, (self.acts[0], self.acts[1]),
-                         (self.grads[0], self.grads[1]), self.weights, temporary)
-
-    def forward(self, layers: Sequence[str], samples: Sequence[int], fixeds: Sequence[int]
-                ) -> None:
-        """The forward's moments at once, one `mark` each: at the i-th `layers[i]` has run
-        and activations of `samples[i]` bytes per sample and `fixeds[i]` bytes are alive
-        beyond what is alive now."""
-        sample = self.acts[0] + self.grads[0]
-        fixed = self.acts[1] + self.grads[1] + self.weights
-        if self.budget is not None:
-            budget = self.budget - fixed
-            self._fits(min(max(0, budget - more_fixed) // (sample + more)
-                           for more, more_fixed in zip(samples, fixeds, strict=True)))
-        totals = [(sample + more) * self.batch + fixed + more_fixed
-                  for more, more_fixed in zip(samples, fixeds, strict=True)]
-        top = max(totals)
-        if top > self.top:
-            at = totals.index(top)  # the first moment of the most, as `mark` keeps
-            self.top = top
-            self.best = ("forward", layers[at], (self.acts[0] + samples[at],
-                                                 self.acts[1] + fixeds[at]),
-                         (self.grads[0], self.grads[1]), self.weights, NONE)
-
-    def _fits(self, batch: int) -> None:
-        """A moment's largest batch under the budget: the step's is the least of them."""
-        self.largest = batch if self.largest is None else min(self.largest, batch)
-
-    def peak(self) -> Peak:
-        """The moment the step held the most, and what it held then."""
-        assert self.best is not None
-        phase, layer, acts, grads, weights, temporary = self.best
-        batch = self.batch
-        return Peak(self.top, phase, layer, acts[0] * batch + acts[1],
-                    grads[0] * batch + grads[1], weights, temporary[0] * batch + temporary[1],
-                    self.largest)
-
-
 def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keeping,
                   plain: cost.Keeping, *, batch: int, weight_bytes: Mapping[str, int],
                   segments: Mapping[str, tuple[str, ...]],
@@ -173,14 +87,25 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     `cost.lifetimes` when already known, `cache_bytes` the autocast weight cache
     held through the forward beyond the copies nodes keep, `step_bytes` the optimizer step's
     temporaries. With a `budget` (bytes left beyond the parameters, buffers and optimizer
-    state), also the largest batch whose peak fits it."""
+    state), also the largest batch whose peak fits it.
+
+    What is alive is counted as bytes per sample and bytes whatever the batch, activations
+    apart from gradients. Three kinds of things live: tensors several owners may hold (a
+    layer's output, kept by the nodes that read it: by name in `refs`, their bytes per
+    sample in `sample`), gradients (numbered as made, reference-counted in `grad_refs`: a
+    gradient passed on is held by each input it reaches) and bytes of one owner that frees
+    them once (what a node keeps of its own, the loss's tensors). Every amount is linear in
+    the batch, so the largest batch under a budget is the least over the step's moments."""
     storage, width, recorded = kept.storages, kept.width, kept.recorded
     layers = network.layers
-    sample = {name: values[name] * width[name] for name in width}  # bytes, by storage
-    sizes = {name: (sample[tensor], 0) for name, tensor in storage.items()}  # by layer
-    # A gradient has its tensor's own shape, whatever storage the tensor shares: a view's
-    # (a slice's, a flatten's of one) is the size of its own values, not of its input's.
-    grad_sizes = {name: (values[name] * width[tensor], 0) for name, tensor in storage.items()}
+    names = [layer.name for layer in layers]
+    sample: dict[object, int] = {name: values[name] * width[name] for name in width}  # bytes
+
+    def grad_size(name: str) -> int:
+        # A gradient has its tensor's own shape, whatever storage the tensor shares: a
+        # view's (a slice's, a flatten's of one) is the size of its own values, not of its
+        # input's.
+        return values[name] * width[storage[name]]
 
     def extras(keep: cost.Keeping) -> dict[str, Size]:  # what each node keeps of its own
         return {name: (own.per_sample, own.per_batch + own.copies)
@@ -190,50 +115,99 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     kept_extra = extras(kept)
     plain_extra = extras(plain) if plain is not kept else kept_extra
 
-    live = _Live(batch, budget)
-    live.alloc(INPUT_NODE, sizes[INPUT_NODE])  # the caller holds the batch throughout
-    live.alloc("cache", (0, cache_bytes))
+    # What is alive, the step's peak so far (`top`, and what was alive then: `best`) and the
+    # largest batch under the budget so far.
+    acts, acts_fixed = LABEL_BYTES + sample[INPUT_NODE], cache_bytes
+    grads = grads_fixed = weights = 0
+    refs: dict[object, int] = {INPUT_NODE: 1}  # the caller holds the batch throughout
+    grad_refs: list[int] = []
+    grad_sizes: list[int] = []
+    top = -1
+    best: tuple[str, str, Size, Size, int, Size] = ("", "", NONE, NONE, 0, NONE)
+    largest: int | None = None
+
+    def mark(phase: str, layer: str, temporary: Size = NONE) -> None:
+        """A moment the step may peak at: what is alive now, plus a `temporary`."""
+        nonlocal top, best, largest
+        per_sample = acts + grads + temporary[0]
+        fixed = acts_fixed + grads_fixed + temporary[1] + weights
+        if budget is not None:
+            fits = max(0, budget - fixed) // per_sample
+            largest = fits if largest is None else min(largest, fits)
+        if per_sample * batch + fixed > top:
+            top = per_sample * batch + fixed
+            best = (phase, layer, (acts, acts_fixed), (grads, grads_fixed), weights, temporary)
+
+    def release(key: object) -> None:
+        """A reference to a tensor dropped: the last one frees it."""
+        nonlocal acts
+        count = refs[key] - 1
+        if count:
+            refs[key] = count
+        else:
+            del refs[key]
+            acts -= sample[key]
+
+    def gradient(size: int) -> int:
+        """A new gradient of `size` bytes per sample, with one reference; its number."""
+        nonlocal grads
+        grad_refs.append(1)
+        grad_sizes.append(size)
+        grads += size
+        return len(grad_refs) - 1
+
+    def release_gradient(grad: int) -> None:
+        """A reference to a gradient dropped: the last one frees it."""
+        nonlocal grads
+        count = grad_refs[grad] = grad_refs[grad] - 1
+        if not count:
+            grads -= grad_sizes[grad]
 
     # Forward, its moments at once: at each layer what it allocates (its output, what its
     # node keeps of its own) joins what is alive, and a tensor is freed after its last
     # reader unless a node or a checkpoint keeps it (each takes it at a layer no later than
-    # that reader, so nothing kept is freed before backward).
+    # that reader, so nothing kept is freed before backward). The most is the first moment
+    # of the most, as `mark` keeps.
     born, last_use = spans or cost.lifetimes(network)
     end = len(layers)
     holds = Counter(chain(*kept.tensors.values(), *kept.frames.values()))
-    allocated, allocated_fixed, freed = [0] * end, [0] * end, [0] * (end + 1)
+    allocated, freed = [0] * end, [0] * (end + 1)
     for name, step in born.items():
         if name != INPUT_NODE:
             allocated[step] += sample[name]
             if name not in holds and last_use[name] < end:
                 freed[last_use[name] + 1] += sample[name]
-    for step, layer in enumerate(layers):
-        if layer.name in kept_extra:
-            allocated[step] += kept_extra[layer.name][0]
-            allocated_fixed[step] += kept_extra[layer.name][1]
-    live.forward([layer.name for layer in layers],
-                 list(accumulate(map(operator.sub, allocated, freed))),
-                 list(accumulate(allocated_fixed)))
+    own = list(map(kept_extra.get, names, repeat(NONE)))  # by step
+    samples = list(accumulate(map(operator.sub, map(operator.add, allocated,
+                                                    map(itemgetter(0), own)), freed)))
+    fixeds = list(accumulate(map(itemgetter(1), own)))
+    if budget is not None:
+        largest = min(max(0, budget - acts_fixed - more_fixed) // (acts + more)
+                      for more, more_fixed in zip(samples, fixeds, strict=True))
+    totals = list(map(operator.add, map(operator.mul, samples, repeat(batch)), fixeds))
+    at = totals.index(max(totals))
+    top = (acts + samples[at]) * batch + acts_fixed + fixeds[at]
+    best = ("forward", names[at], (acts + samples[at], acts_fixed + fixeds[at]), (0, 0), 0,
+            NONE)
     # What outlives it: each tensor kept (a reference for each keeper), the output (its
     # caller's until the loss is made: `lifetimes` ends it there) and what the nodes keep
     # of their own.
     result = storage[network.output]
-    for name, count in holds.items():
-        if name != INPUT_NODE:
-            live.alloc(name, sizes[name], refs=count + (name == result))
-    if result not in holds and result != INPUT_NODE:
-        live.alloc(result, sizes[result])
-    live.refs[INPUT_NODE] += holds[INPUT_NODE]
-    for name, extra in kept_extra.items():
-        live.alloc(("extra", name), extra)
+    refs[INPUT_NODE] += holds.pop(INPUT_NODE, 0)
+    if result != INPUT_NODE:
+        holds[result] += 1
+    refs.update(holds)
+    acts += sum(map(sample.__getitem__, holds))
+    acts += sum(size[0] for size in kept_extra.values())
+    acts_fixed += sum(size[1] for size in kept_extra.values())
 
     # Checkpointed segments: their layers in order. A segment's checkpoint keeps its inputs
     # from its first layer until the first of its layers that keeps anything (run plain) has
     # run its backward; each segment runs again once in backward.
     members: dict[tuple[str, ...], list[str]] = {}
-    for layer in layers:
-        if layer.name in segments:
-            members.setdefault(segments[layer.name], []).append(layer.name)
+    for name in names if segments else ():
+        if name in segments:
+            members.setdefault(segments[name], []).append(name)
 
     def keeps(name: str) -> bool:
         return bool(plain.tensors.get(name)) or name in plain_extra
@@ -244,30 +218,29 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     # The loss: log-softmax (kept), then its gradient and the output's.
     out = network.output
     classes = values[out] * LOSS_BYTES
-    live.alloc("log_softmax", (classes, 0))
-    live.alloc("loss", (0, LOSS_BYTES))  # the scalar, held through backward
-    live.alloc("total_weight", (0, LOSS_BYTES))  # nll_loss's sum of weights, kept
-    live.mark("loss", out)
+    acts += classes  # log-softmax
+    acts_fixed += 2 * LOSS_BYTES  # the scalar loss, held through backward; nll_loss's sum
+    mark("loss", out)
     if result != INPUT_NODE:
-        live.release(result)
-    live.release("cache")
-    live.alloc("seed", (0, LOSS_BYTES), True)  # backward's seed: ones_like(loss)
-    live.alloc("nll_grad", (classes, 0), True)
-    live.mark("loss", out)
-    live.release("seed")
-    live.alloc(("grad", out), grad_sizes[out], True)
-    live.mark("loss", out)
-    live.release("nll_grad")
-    live.release("log_softmax")
-    grads: dict[str, object] = {out: ("grad", out)}  # layer -> the key of its gradient
+        release(result)
+    acts_fixed -= cache_bytes
+    grads_fixed += LOSS_BYTES  # backward's seed: ones_like(loss)
+    nll_grad = gradient(classes)
+    mark("loss", out)
+    grads_fixed -= LOSS_BYTES
+    grad_of = {out: gradient(grad_size(out))}  # layer -> its gradient
+    mark("loss", out)
+    release_gradient(nll_grad)
+    acts -= classes
 
-    by_name = {layer.name: layer for layer in layers}
+    by_name = {layer.name: layer for layer in layers} if segments else {}  # for `recompute`
     redone: set[tuple[str, ...]] = set()
 
     def key(name: str, segment: tuple[str, ...]) -> object:  # a recomputed tensor is new
         return ("again", name) if segments.get(name) == segment else name
 
     def recompute(segment: tuple[str, ...]) -> None:
+        nonlocal acts, acts_fixed
         names = members[segment]
         names = names[:max(i for i, n in enumerate(names) if keeps(n)) + 1]  # early stop
         inside = set(names)
@@ -282,81 +255,115 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
                 ends.setdefault(last.get(name, i), []).append(name)
         for i, name in enumerate(names):
             if storage[name] == name:
-                live.alloc(key(name, segment), sizes[name])
+                sample["again", name] = sample[name]
+                refs["again", name] = 1
+                acts += sample[name]
             for tensor in plain.tensors.get(name, ()):
-                live.hold(key(tensor, segment))
+                refs[key(tensor, segment)] += 1
             if name in plain_extra:
-                live.alloc(("again extra", name), plain_extra[name])
-            live.mark("recompute", name)
+                acts += plain_extra[name][0]
+                acts_fixed += plain_extra[name][1]
+            mark("recompute", name)
             for tensor in ends.get(i, ()):
-                live.release(key(tensor, segment))
+                release(key(tensor, segment))
 
-    alloc, release, mark = live.alloc, live.release, live.mark
-    for layer in reversed(layers):
-        name = layer.name
-        grad = grads.pop(name, None)
+    # Backward, layer by layer. Whether a layer's backward passes its gradient on to an input
+    # (`_passes`) depends on its kind alone but for a view or a layer that may return its
+    # input: the network's kinds are classified once (`_passing`).
+    passing = {kind: _passing(reg.kind_of(kind)) for kind in {layer.kind for layer in layers}}
+    backward = names[::-1]
+    for layer, name, own_plain, extra, tensors, weight in zip(
+            reversed(layers), backward, map(plain.extra.get, backward),
+            map(kept_extra.get, backward), map(kept.tensors.get, backward, repeat(())),
+            map(weight_bytes.get, backward, repeat(0)), strict=True):
+        grad = grad_of.pop(name, None)
         if grad is None:
             continue
-        segment = segments.get(name)
+        segment = segments.get(name) if segments else None
         if segment is not None and segment not in redone and keeps(name):
             redone.add(segment)
             recompute(segment)
-        kind = reg.kind_of(layer.kind)
-        made: list[tuple[str, object]] = []
+        passes, join = passing[layer.kind]
+        inputs = layer.inputs
+        made: list[tuple[str, int]] = []
         temporary = NONE
-        for read in dict.fromkeys(layer.inputs):
+        for read in dict.fromkeys(inputs) if len(inputs) > 1 else inputs:
             if not recorded[read]:
                 continue
-            if _passes(kind, layer.args, values[read], values[name]):
-                live.hold(grad)
+            if passes is not False and (
+                    passes is True or _passes(reg.kind_of(layer.kind), layer.args,
+                                              values[read], values[name])):
+                grad_refs[grad] += 1
                 made.append((read, grad))
             else:
-                alloc(("grad", name, read), grad_sizes[read], True)
-                made.append((read, ("grad", name, read)))
-                if kind.join is not None and grad_sizes[read] != grad_sizes[name]:
+                size = values[read] * width[storage[read]]  # `gradient(grad_size(read))`
+                grad_refs.append(1)
+                grad_sizes.append(size)
+                grads += size
+                made.append((read, len(grad_refs) - 1))
+                if join and size != grad_size(name):
                     # the full product, before it is summed down to the broadcast factor
-                    temporary = (temporary[0] + grad_sizes[name][0], temporary[1])
-        own_plain = plain.extra.get(name)
+                    temporary = (temporary[0] + grad_size(name), temporary[1])
         copies = own_plain.copies if own_plain is not None else 0
         if copies:  # autocast: the gradient of the low weight copy, cast up by its own node
             mark("backward", name, (temporary[0], temporary[1] + copies))
         else:
-            live.weights += weight_bytes.get(name, 0)
+            weights += weight
             mark("backward", name, temporary)
-        release(grad)
+        release_gradient(grad)
         if segment is not None and segment in redone:
             for tensor in plain.tensors.get(name, ()):
                 release(key(tensor, segment))
             if name in plain_extra:
-                release(("again extra", name))
-        if name in kept_extra:
-            release(("extra", name))
-        for tensor in kept.tensors.get(name, ()):
-            release(tensor)
+                acts -= plain_extra[name][0]
+                acts_fixed -= plain_extra[name][1]
+        if extra is not None:
+            acts -= extra[0]
+            acts_fixed -= extra[1]
+        for tensor in tensors:  # `release(tensor)`, inline: the most frequent event
+            count = refs[tensor] - 1
+            if count:
+                refs[tensor] = count
+            else:
+                del refs[tensor]
+                acts -= sample[tensor]
         if name in frame_ends:
             for tensor in kept.frames[frame_ends.pop(name)]:
                 release(tensor)
         if copies:
-            live.weights += weight_bytes.get(name, 0)
+            weights += weight
             mark("backward", name, (0, copies))
         for read, new in made:
-            old = grads.get(read)
+            old = grad_of.get(read)
             if old is None:
-                grads[read] = new
-            elif live.refs[old] == 1 and old != new:  # added in place
-                release(new)
+                grad_of[read] = new
+            elif grad_refs[old] == 1 and old != new:  # added in place
+                release_gradient(new)
             else:  # into a new tensor
-                alloc(("sum", name, read), grad_sizes[read], True)
+                grad_of[read] = gradient(grad_size(read))
                 mark("backward", name)
-                release(old)
-                release(new)
-                grads[read] = ("sum", name, read)
+                release_gradient(old)
+                release_gradient(new)
 
     for segment in frame_ends.values():  # backward is done: autograd frees its graph
         for tensor in kept.frames[segment]:
-            live.release(tensor)
-    live.mark("step", "", (0, step_bytes))
-    return live.peak()
+            release(tensor)
+    mark("step", "", (0, step_bytes))
+    phase, layer_name, (act_sample, act_fixed), (grad_sample, grad_fixed), weights, temporary \
+        = best
+    return Peak(top, phase, layer_name, act_sample * batch + act_fixed,
+                grad_sample * batch + grad_fixed, weights,
+                temporary[0] * batch + temporary[1], largest)
+
+
+def _passing(kind: reg.LayerKind) -> tuple[bool | None, bool]:
+    """How `_passes` goes for a kind: always (True), never (False) or it depends on the
+    layer (None); and whether the kind is a join."""
+    if kind.join is not None:
+        return _passes(kind, None, 0, 0), True
+    if kind.view or kind.returns_input is not reg.LayerKind._field_defaults["returns_input"]:
+        return None, False
+    return False, False
 
 
 def _passes(kind: reg.LayerKind, args: object, read: int, out: int) -> bool:
