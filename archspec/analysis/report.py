@@ -324,7 +324,8 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     step = _step_bytes(rows, opt, _decays(network.plan, opt, opt_source), amp_device, bpv)
     moment = timeline.training_peak(
         network, values, keep, plain_keep, batch=batch,
-        weight_bytes={row.name: row.params * bpv for row in rows if row.params},
+        weight_bytes={name: (part.weights + part.biases) * bpv
+                      for name, part in costs.items() if part.weights or part.biases},
         segments=segments, spans=spans, cache_bytes=cache - copies, step_bytes=step,
         budget=None if fit is None else fit - state)
     budget = None if fit is None else Fit.model_construct(
@@ -342,7 +343,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
         autocast_copies_bytes=copies,
         saved_bytes=saved_sample * batch + saved_batch + copies,
         checkpoint=checkpoint, checkpoint_source=checkpoint_source,
-        recompute_macs=sum(r.macs for r in rows if r.name in segments),
+        recompute_macs=sum(costs[name].macs for name in segments),
         segment_peak_bytes=segment_peak, autocast_cache_bytes=cache, scaler_bytes=scaler,
         training_bytes=fixed_training + (saved_sample + seg_sample) * batch,
         training_peak_bytes=state + moment.total,
