@@ -65,15 +65,86 @@ def new_activations(layer: Layer, values: Mapping[str, int]) -> int:
     """Values a layer adds to memory in the forward pass, per sample: its output, or nothing
     for a view or a layer that may run in place (CS231n's count, ReLU folded into its CONV).
     `values`: `values(shapes)`."""
+    return 0 if layer.kind in _ADDS_NOTHING else values[layer.name]
+
+
+_ADDS_NOTHING = frozenset(kind.name for kind in reg.KINDS if kind.view or kind.in_place)
+
+
+class Rule(NamedTuple):
+    """What the registry's rules say of one layer, from its kind, arguments and shapes alone
+    (`layer_rules`): the layers of a long chain of the same words share one."""
+
+    kind: reg.LayerKind
+    cost: reg.Cost | None  # None for a sketch's layer (no arguments)
+    params: bool  # it has weights or biases
+    # How its window or field step moves the receptive field: extent, stride, the output's
+    # grid and upsampling; None when neither applies (`kind.global_view` says the rest).
+    reach: tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]] | None
+    field_from: tuple[bool, ...]  # a join's branches that set its receptive field
+    saved: reg.Saved | None  # what autograd keeps of it; None for a join or a sketch's layer
+    same: bool  # its output is its input's storage: a view, or its very input (DROPOUT(p=0))
+    strided: bool  # its output is a view that skips values of each sample (a channel SLICE)
+
+
+def layer_rules(network: Network, shapes: Shapes) -> list[Rule]:
+    """Every layer's `Rule`, in order, for the analyses that read them: the registry's rules
+    run once per distinct kind, arguments and shapes (as `lang.shapes.infer` runs its shape
+    rules), which a long network repeats. Analyse only a valid spec."""
+    rules: list[Rule] = []
+    known: dict[tuple[object, ...], Rule] = {}
+    append = rules.append
+    for layer in network.layers:
+        args = layer.args
+        if args is None:  # a sketch's layer: nothing to share
+            append(_rule(layer, None, shapes))
+            continue
+        # Flat, as in lang.shapes: the names, the values and their types (1, 1.0 and True are
+        # equal, but may not say the same), then the output's and the inputs' shapes.
+        values = args.values()
+        key = (layer.kind, *args, *values, *map(type, values), shapes[layer.name],
+               *map(shapes.__getitem__, layer.inputs))
+        rule = known.get(key)
+        if rule is None:
+            rule = known[key] = _rule(layer, args, shapes)
+        append(rule)
+    return rules
+
+
+def _rule(layer: Layer, args: reg.Args | None, shapes: Shapes) -> Rule:
+    """A layer's `Rule`, from the registry's rules for its arguments and shapes."""
     kind = reg.kind_of(layer.kind)
-    if kind.view or kind.in_place:
-        return 0
-    return values[layer.name]
+    if args is None:
+        return Rule(kind, None, False, None, (), None, kind.view, False)
+    out = shape_of(shapes, layer.name)
+    ins = [shape_of(shapes, name) for name in layer.inputs]
+    inp = ins[0]
+    cost = kind.cost(args, inp, out)
+    reach = None
+    if kind.window is not None and (window := kind.window(args)) is not None:
+        reach = ((window.extent(0), window.extent(1)), window.stride, (out[1], out[2]), (1, 1))
+    elif kind.step is not None:
+        step = kind.step(args, inp)
+        reach = (step.extent, step.stride, (out[1], out[2]), step.up)
+    join = kind.join is not None
+    return Rule(kind, cost, bool(cost.weights or cost.biases), reach,
+                tuple(kind.field_from(ins, out)) if join else (),
+                None if join else kind.saves(args, inp, out),
+                kind.view or kind.returns_input(args), kind.strided(args, inp))
 
 
-def layer_costs(network: Network, shapes: Shapes) -> dict[str, reg.Cost]:
-    """Every layer's cost rule, by name: computed once for the analyses that read them."""
-    return {layer.name: layer_cost(layer, shapes) for layer in network.layers}
+def layer_costs(network: Network, shapes: Shapes, rules: Sequence[Rule] | None = None
+                ) -> dict[str, reg.Cost]:
+    """Every layer's cost rule, by name: computed once for the analyses that read them.
+    `rules`: `layer_rules`, when the caller has them."""
+    if rules is None:
+        rules = layer_rules(network, shapes)
+    costs: dict[str, reg.Cost] = {}
+    for layer, rule in zip(network.layers, rules, strict=True):
+        if rule.cost is None:
+            raise ValueError(f"{layer.name} lacks arguments: analyse only a complete spec")
+        costs[layer.name] = rule.cost
+    return costs
 
 
 def torchinfo_macs(layer: Layer, cost: reg.Cost, shapes: Shapes) -> int:
@@ -88,51 +159,37 @@ def torchinfo_macs(layer: Layer, cost: reg.Cost, shapes: Shapes) -> int:
     return params * math.prod(shape_of(shapes, layer.name)[1:])
 
 
-def receptive_fields(network: Network, shapes: Shapes) -> dict[str, Field | None]:
+def receptive_fields(network: Network, shapes: Shapes, rules: Sequence[Rule] | None = None
+                     ) -> dict[str, Field | None]:
     """Receptive field and jump of every tensor, branch-aware (a join takes the largest of the
     inputs its `field_from` names: all, or for a multiply the map and not its broadcast
-    gate); None throughout for a flat input, which has no pixels."""
+    gate); None throughout for a flat input, which has no pixels. `rules`: `layer_rules`,
+    when the caller has them."""
+    if rules is None:
+        rules = layer_rules(network, shapes)
     fields: dict[str, Field | None] = {INPUT_NODE: None}
     if len(network.input.shape) == 3:
         _c, h, w = network.input.shape
         fields[INPUT_NODE] = Field((1, 1), (1, 1), (h, w))
-    for layer in network.layers:
-        kind = reg.kind_of(layer.kind)
+    for layer, rule in zip(network.layers, rules, strict=True):
         field = fields[layer.inputs[0]]
-        if kind.join is not None:
-            field = _joined(kind, layer, fields, shapes)
-        elif field is not None:
-            field = _through(kind, layer, field, shapes)
+        if rule.field_from:
+            field = _joined(rule.field_from, [fields[name] for name in layer.inputs])
+        elif field is None:
+            pass
+        elif rule.reach is not None:
+            field = _slide(field, *rule.reach)
+        elif rule.kind.global_view:  # one window over the whole grid
+            field = _slide(field, field.grid, field.grid, (1, 1))
         fields[layer.name] = field
     return fields
 
 
-def _through(kind: reg.LayerKind, layer: Layer, field: Field, shapes: Shapes) -> Field:
-    """The field of a layer's output, from its input's: grown by its window or the field
-    `step` of its kind, or one window over the whole grid (a global view)."""
-    if kind.window is not None and layer.args is not None and (
-            window := kind.window(layer.args)) is not None:
-        out = shape_of(shapes, layer.name)
-        return _slide(field, (window.extent(0), window.extent(1)), window.stride,
-                      (out[1], out[2]))
-    if kind.step is not None and layer.args is not None:
-        step = kind.step(layer.args, input_shape(layer, shapes))
-        out = shape_of(shapes, layer.name)
-        return _slide(field, step.extent, step.stride, (out[1], out[2]), step.up)
-    if kind.global_view:  # one window over the whole grid
-        return _slide(field, field.grid, field.grid, (1, 1))
-    return field
-
-
-def _joined(kind: reg.LayerKind, layer: Layer, fields: dict[str, Field | None],
-            shapes: Shapes) -> Field | None:
-    """A join's field: the largest of the branches that set it (`field_from`)."""
-    ins = [fields[name] for name in layer.inputs]
+def _joined(sets: tuple[bool, ...], ins: list[Field | None]) -> Field | None:
+    """A join's field: the largest of the branches that set it (`sets`, its `field_from`)."""
     if any(f is None for f in ins):
         return None
     known = [f for f in ins if f is not None]
-    sets = kind.field_from([shape_of(shapes, name) for name in layer.inputs],
-                           shape_of(shapes, layer.name))
     known = [f for f, used in zip(known, sets, strict=True) if used] or known
     return Field((max(f.size[0] for f in known), max(f.size[1] for f in known)),
                  (max(f.jump[0] for f in known), max(f.jump[1] for f in known)), known[0].grid)
@@ -143,10 +200,10 @@ def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
     """A window of `extent` taken every `stride` positions: the field grows by the extent in
     the input's jumps, and the jump multiplies by the stride; upsampling by `up` divides it
     (whole input pixels, at least 1)."""
-    return Field((field.size[0] + (extent[0] - 1) * field.jump[0],
-                  field.size[1] + (extent[1] - 1) * field.jump[1]),
-                 (max(1, field.jump[0] * stride[0] // up[0]),
-                  max(1, field.jump[1] * stride[1] // up[1])), grid)
+    (size0, size1), (jump0, jump1), _grid = field
+    next0, next1 = jump0 * stride[0] // up[0], jump1 * stride[1] // up[1]
+    return Field((size0 + (extent[0] - 1) * jump0, size1 + (extent[1] - 1) * jump1),
+                 (next0 if next0 > 1 else 1, next1 if next1 > 1 else 1), grid)
 
 
 class Kept(NamedTuple):
@@ -296,20 +353,29 @@ def saved_for_backward(network: Network, values: Mapping[str, int], keep: Keepin
     however many layers or checkpoints keep it; a view is its source's tensor. `values`:
     `values(shapes)`."""
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
-    for names in (*keep.tensors.values(), *keep.frames.values()):
+    for names in keep.tensors.values():
         saved.update(names)
+    for names in keep.frames.values():
+        saved.update(names)
+    extra, width = keep.extra, keep.width
     kept: dict[str, Kept] = {}
-    for name in (INPUT_NODE, *(layer.name for layer in network.layers)):
-        own = keep.extra.get(name, _NONE_KEPT)
-        tensor = values[name] * keep.width[name] if name in saved else 0
-        kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
+    alone: dict[int, Kept] = {}  # one Kept for each tensor size kept without extras
+    for name in keep.recorded:  # the input, then every layer
+        tensor = values[name] * width[name] if name in saved else 0
+        own = extra.get(name)
+        if own is not None:
+            kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
+        elif (same := alone.get(tensor)) is not None:
+            kept[name] = same
+        else:
+            kept[name] = alone[tensor] = Kept(tensor, 0)
     return kept
 
 
 def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
             autocast: Autocast | None = None, batch: int = 2,
             segments: Mapping[str, tuple[str, ...]] | None = None,
-            costs: Mapping[str, reg.Cost] | None = None) -> Keeping:
+            rules: Sequence[Rule] | None = None) -> Keeping:
     """What each layer's backward node keeps, as the module archspec builds runs it (nothing
     in place). Autograd records a layer only once a gradient flows through it: layers before
     the first one with parameters (a pool or an activation on the input) keep nothing. In a
@@ -322,67 +388,87 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
     that casts it: autocast caches only parameters), and one that runs at low precision keeps
     the low-precision copy of its weights. A kind that computes on a contiguous copy of a
     strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
-    slice is contiguous and no copy is made. `costs`: each layer's `layer_cost`, when the
-    caller has them."""
-    costs = costs or layer_costs(network, shapes)
-    storage = _storage(network)
+    slice is contiguous and no copy is made. `rules`: `layer_rules`, when the caller has
+    them."""
+    if rules is None:
+        rules = layer_rules(network, shapes)
     segments = segments or {}
-    strided = _strided(network, shapes) if batch > 1 else set()
+    split = batch > 1  # whether a channel slice skips values (not with one sample)
+    storage = {INPUT_NODE: INPUT_NODE}  # the tensor behind each output (`_storage`)
+    strided: set[str] = set()  # the outputs that skip values of each sample
     width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
     tensors: dict[str, tuple[str, ...]] = {}
     extra: dict[str, Kept] = {}
     recorded = {INPUT_NODE: False}
     entering: dict[tuple[str, ...], dict[str, None]] = {}  # each segment's inputs, in order
     saving: set[tuple[str, ...]] = set()  # the segments whose layers save anything
-    for layer in network.layers:
+    owns: dict[tuple[int, int, int], Kept] = {}  # one Kept for equal figures
+    for layer, rule in zip(network.layers, rules, strict=True):
         name, inputs = layer.name, layer.inputs
-        cost = costs[name]
-        kind = reg.kind_of(layer.kind)
-        rule = _autocast_rule(kind, autocast)
-        ins = [width[storage[read]] for read in inputs]
-        runs = _runs_width(rule.runs, ins, autocast)
-        if storage[name] == name:
-            width[name] = FP32 if rule.out_fp32 else runs
-        recorded[name] = grad = bool(cost.weights or cost.biases) or any(
-            map(recorded.__getitem__, inputs))
-        adds: dict[str, None] = {}  # the tensors this layer keeps, once each, in order
-        own = _NONE_KEPT
-        if layer.args is None or not grad:
-            pass  # no gradient flows through it (or a sketch's layer): it keeps nothing
-        elif kind.join is not None:
-            keeps = kind.saves_inputs([recorded[read] for read in inputs])
-            adds.update((storage[read], None)
-                        for read, keep in zip(inputs, keeps, strict=True) if keep)
+        first = inputs[0]
+        cost = rule.cost
+        same = rule.same
+        tensor = storage[name] = storage[first] if same else name
+        if split and (rule.strided or (same and cost is not None and first in strided)):
+            strided.add(name)
+        kind = rule.kind
+        policy = _AT_INPUT if autocast is None else _autocast_rule(kind, autocast)
+        source = storage[first]
+        if len(inputs) == 1:
+            have = width[source]
+            runs = have if policy.runs == "input" else _runs_width(policy.runs, [have], autocast)
+            grad = rule.params or recorded[first]
         else:
-            rule_saved = kind.saves(layer.args, input_shape(layer, shapes),
-                                    shape_of(shapes, name))
+            ins = [width[storage[read]] for read in inputs]
+            have = ins[0]
+            runs = have if policy.runs == "input" else _runs_width(policy.runs, ins, autocast)
+            grad = rule.params or any(map(recorded.__getitem__, inputs))
+        if not same:
+            width[name] = FP32 if policy.out_fp32 else runs
+        recorded[name] = grad
+        keeps: tuple[str, ...] = ()  # the tensors this layer keeps, once each, in order
+        own = None  # its own further bytes
+        saved = rule.saved
+        if cost is None or not grad:
+            pass  # no gradient flows through it (or a sketch's layer): it keeps nothing
+        elif saved is None:  # a join
+            flags = kind.saves_inputs([recorded[read] for read in inputs])
+            keeps = tuple(dict.fromkeys(
+                storage[read] for read, keep in zip(inputs, flags, strict=True) if keep))
+        else:  # a layer that is no join reads one input
             casts = 0
-            if rule_saved.input:
-                for read, have in zip(inputs, ins, strict=True):
-                    if kind.contiguous_input and read in strided:  # its own contiguous copy
-                        casts += math.prod(shape_of(shapes, read)) * runs
-                    elif have == runs:
-                        adds[storage[read]] = None
-                    else:  # autocast's cast of this input, made for this layer
-                        casts += math.prod(shape_of(shapes, read)) * runs
-            if rule_saved.output:
-                adds[storage[name]] = None
-            stat = FP32 if autocast and rule.stats_fp32 else runs
-            copies = cost.weights * runs if autocast and rule.runs == "low" and (
-                not rule.copy_needs_input_grad or recorded[inputs[0]]) else 0
-            if rule_saved.extra or rule_saved.extra_bytes or casts or rule_saved.stats or copies:
-                own = Kept(rule_saved.extra * stat + rule_saved.extra_bytes + casts,
-                           rule_saved.stats * stat, copies)
+            if not saved.input:
+                pass
+            elif kind.contiguous_input and first in strided:  # its own contiguous copy
+                casts = math.prod(shape_of(shapes, first)) * runs
+            elif have == runs:
+                keeps = (source,)
+            else:  # autocast's cast of its input, made for this layer
+                casts = math.prod(shape_of(shapes, first)) * runs
+            if saved.output and (not keeps or tensor != source):
+                keeps += (tensor,)
+            if autocast is None:
+                stat, copies = runs, 0
+            else:
+                stat = FP32 if policy.stats_fp32 else runs
+                copies = cost.weights * runs if policy.runs == "low" and (
+                    not policy.copy_needs_input_grad or recorded[first]) else 0
+            if saved.extra or saved.extra_bytes or casts or saved.stats or copies:
+                figures = (saved.extra * stat + saved.extra_bytes + casts, saved.stats * stat,
+                           copies)
+                own = owns.get(figures)
+                if own is None:
+                    own = owns[figures] = Kept(*figures)
         segment = segments.get(name)
         if segment is None:
-            if adds:
-                tensors[name] = tuple(adds)
-            if own is not _NONE_KEPT:
+            if keeps:
+                tensors[name] = keeps
+            if own is not None:
                 extra[name] = own
             continue
         entering.setdefault(segment, {}).update(
             (storage[read], None) for read in inputs if segments.get(read) != segment)
-        if adds or own is not _NONE_KEPT:
+        if keeps or own is not None:
             saving.add(segment)
     frames = {segment: tuple(entering[segment]) for segment in entering if segment in saving}
     return Keeping(storage, width, recorded, tensors, extra, frames)
@@ -401,7 +487,6 @@ def _runs_width(runs: reg.Runs, ins: list[int], autocast: Autocast | None) -> in
 
 
 _AT_INPUT = reg.Autocast("input")  # every layer without autocast
-_NONE_KEPT = Kept(0, 0)
 
 
 def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autocast:
@@ -443,21 +528,23 @@ def lifetimes(network: Network, storage: Mapping[str, str] | None = None
     end = len(network.layers)
     born = {INPUT_NODE: 0}
     last_use = {INPUT_NODE: 0}
-    path = {INPUT_NODE: ()} | {layer.name: layer.path[:-1] for layer in network.layers}
+    inside: dict[str, tuple[str, ...]] = {}  # the modules around a layer, for those in one
     entering: dict[tuple[str, ...], set[str]] = {}  # submodule -> tensors its caller holds
     module_end: dict[tuple[str, ...], int] = {}
     for step, layer in enumerate(network.layers):
-        name = layer.name
+        name, inputs = layer.name, layer.inputs
         if storage[name] == name:
             born[name] = last_use[name] = step
-        for read in layer.inputs:  # in order: the last reader sets it last
+        for read in inputs:  # in order: the last reader sets it last
             last_use[storage[read]] = step
-        inside = path[name]
-        for depth in range(1, len(inside) + 1):
-            module = inside[:depth]
+        if len(layer.path) < 2:
+            continue
+        path = inside[name] = layer.path[:-1]
+        for depth in range(1, len(path) + 1):
+            module = path[:depth]
             module_end[module] = step
             entering.setdefault(module, set()).update(
-                storage[read] for read in layer.inputs if path[read][:depth] != module)
+                storage[read] for read in inputs if inside.get(read, ())[:depth] != module)
     for module, names in entering.items():
         for tensor in names:
             last_use[tensor] = max(last_use[tensor], module_end[module])
@@ -473,21 +560,6 @@ def _storage(network: Network) -> dict[str, str]:
         same = kind.view or (layer.args is not None and kind.returns_input(layer.args))
         storage[layer.name] = storage[layer.inputs[0]] if same else layer.name
     return storage
-
-
-def _strided(network: Network, shapes: Shapes) -> set[str]:
-    """The layers whose output is a view that skips values of each sample (a channel
-    SLICE, and views of it): not contiguous once the batch holds more than one sample."""
-    strided: set[str] = set()
-    for layer in network.layers:
-        if layer.args is None:
-            continue
-        kind = reg.kind_of(layer.kind)
-        same = kind.view or kind.returns_input(layer.args)
-        if kind.strided(layer.args, input_shape(layer, shapes)) or (
-                same and layer.inputs[0] in strided):
-            strided.add(layer.name)
-    return strided
 
 
 def largest_batch(fixed: int, per_sample: int, budget: int) -> int:

@@ -277,10 +277,11 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     if amp_name is not None:
         policy = cost.Autocast(amp_device, BYTES_PER_VALUE[AMPS[amp_name].dtype])
 
-    fields = cost.receptive_fields(network, shapes)
-    costs = cost.layer_costs(network, shapes)
+    rules = cost.layer_rules(network, shapes)
+    fields = cost.receptive_fields(network, shapes, rules)
+    costs = cost.layer_costs(network, shapes, rules)
     values = cost.values(shapes)
-    plain_keep = cost.keeping(network, shapes, bpv, policy, batch, costs=costs)
+    plain_keep = cost.keeping(network, shapes, bpv, policy, batch, rules=rules)
     kept = cost.saved_for_backward(network, values, plain_keep)
     checkpoint, checkpoint_source = resolve_checkpoint(network.plan, checkpoint)
     segments = cost.checkpoint_segments(network, checkpoint) if checkpoint else {}
@@ -296,7 +297,7 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
          for names in by_segment.values()), key=lambda p: p[0] * batch + p[1], default=(0, 0))
     segment_peak = seg_sample * batch + seg_fixed
     if segments:
-        keep = cost.keeping(network, shapes, bpv, policy, batch, segments, costs)
+        keep = cost.keeping(network, shapes, bpv, policy, batch, segments, rules)
         kept = cost.saved_for_backward(network, values, keep)
     else:
         keep = plain_keep
