@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import NamedTuple
 
 from archspec.catalog import Checkpoint
@@ -81,6 +82,7 @@ class Rule(NamedTuple):
     # How its window or field step moves the receptive field: extent, stride, the output's
     # grid and upsampling; None when neither applies (`kind.global_view` says the rest).
     reach: tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]] | None
+    still: bool  # its reach is one pixel at stride 1: the field stays (on the same grid)
     field_from: tuple[bool, ...]  # a join's branches that set its receptive field
     saved: reg.Saved | None  # what autograd keeps of it; None for a join or a sketch's layer
     same: bool  # its output is its input's storage: a view, or its very input (DROPOUT(p=0))
@@ -89,8 +91,9 @@ class Rule(NamedTuple):
 
 def layer_rules(network: Network, shapes: Shapes) -> list[Rule]:
     """Every layer's `Rule`, in order, for the analyses that read them: the registry's rules
-    run once per distinct kind, arguments and shapes (as `lang.shapes.infer` runs its shape
-    rules), which a long network repeats. Analyse only a valid spec."""
+    run once per distinct kind, arguments and input shapes (as `lang.shapes.infer` runs its
+    shape rules, whose output shape they give), which a long network repeats. Analyse only a
+    valid spec, with `infer`'s shapes."""
     rules: list[Rule] = []
     known: dict[tuple[object, ...], Rule] = {}
     append = rules.append
@@ -100,10 +103,11 @@ def layer_rules(network: Network, shapes: Shapes) -> list[Rule]:
             append(_rule(layer, None, shapes))
             continue
         # Flat, as in lang.shapes: the names, the values and their types (1, 1.0 and True are
-        # equal, but may not say the same), then the output's and the inputs' shapes.
+        # equal, but may not say the same), then the inputs' shapes (the output's follows).
         values = args.values()
-        key = (layer.kind, *args, *values, *map(type, values), shapes[layer.name],
-               *map(shapes.__getitem__, layer.inputs))
+        inputs = layer.inputs
+        ins = (shapes[inputs[0]],) if len(inputs) == 1 else tuple(map(shapes.__getitem__, inputs))
+        key = (layer.kind, *args, *values, *map(type, values), *ins)
         rule = known.get(key)
         if rule is None:
             rule = known[key] = _rule(layer, args, shapes)
@@ -115,7 +119,7 @@ def _rule(layer: Layer, args: reg.Args | None, shapes: Shapes) -> Rule:
     """A layer's `Rule`, from the registry's rules for its arguments and shapes."""
     kind = reg.kind_of(layer.kind)
     if args is None:
-        return Rule(kind, None, False, None, (), None, kind.view, False)
+        return Rule(kind, None, False, None, False, (), None, kind.view, False)
     out = shape_of(shapes, layer.name)
     ins = [shape_of(shapes, name) for name in layer.inputs]
     inp = ins[0]
@@ -128,6 +132,7 @@ def _rule(layer: Layer, args: reg.Args | None, shapes: Shapes) -> Rule:
         reach = (step.extent, step.stride, (out[1], out[2]), step.up)
     join = kind.join is not None
     return Rule(kind, cost, bool(cost.weights or cost.biases), reach,
+                reach is not None and reach[0] == reach[1] == reach[3] == (1, 1),
                 tuple(kind.field_from(ins, out)) if join else (),
                 None if join else kind.saves(args, inp, out),
                 kind.view or kind.returns_input(args), kind.strided(args, inp))
@@ -177,8 +182,9 @@ def receptive_fields(network: Network, shapes: Shapes, rules: Sequence[Rule] | N
             field = _joined(rule.field_from, [fields[name] for name in layer.inputs])
         elif field is None:
             pass
-        elif rule.reach is not None:
-            field = _slide(field, *rule.reach)
+        elif (reach := rule.reach) is not None:
+            if not rule.still or field.grid != reach[2]:
+                field = _slide(field, *reach)
         elif rule.kind.global_view:  # one window over the whole grid
             field = _slide(field, field.grid, field.grid, (1, 1))
         fields[layer.name] = field
@@ -213,6 +219,9 @@ class Kept(NamedTuple):
     per_sample: int
     per_batch: int
     copies: int = 0
+
+
+_NOTHING = Kept(0, 0)
 
 
 class Autocast(NamedTuple):
@@ -353,22 +362,19 @@ def saved_for_backward(network: Network, values: Mapping[str, int], keep: Keepin
     however many layers or checkpoints keep it; a view is its source's tensor. `values`:
     `values(shapes)`."""
     saved = {INPUT_NODE}  # the input batch is on the device whoever saves it
-    for names in keep.tensors.values():
-        saved.update(names)
-    for names in keep.frames.values():
-        saved.update(names)
+    saved.update(chain.from_iterable(keep.tensors.values()),
+                 chain.from_iterable(keep.frames.values()))
     extra, width = keep.extra, keep.width
     kept: dict[str, Kept] = {}
-    alone: dict[int, Kept] = {}  # one Kept for each tensor size kept without extras
+    made: dict[tuple[int, int], Kept] = {}  # one Kept for equal figures (`keeping`'s are shared)
     for name in keep.recorded:  # the input, then every layer
         tensor = values[name] * width[name] if name in saved else 0
-        own = extra.get(name)
-        if own is not None:
-            kept[name] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
-        elif (same := alone.get(tensor)) is not None:
-            kept[name] = same
-        else:
-            kept[name] = alone[tensor] = Kept(tensor, 0)
+        own = extra.get(name, _NOTHING)
+        key = (id(own), tensor)
+        found = made.get(key)
+        if found is None:
+            found = made[key] = Kept(own.per_sample + tensor, own.per_batch, own.copies)
+        kept[name] = found
     return kept
 
 
@@ -402,27 +408,31 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
     recorded = {INPUT_NODE: False}
     entering: dict[tuple[str, ...], dict[str, None]] = {}  # each segment's inputs, in order
     saving: set[tuple[str, ...]] = set()  # the segments whose layers save anything
-    owns: dict[tuple[int, int, int], Kept] = {}  # one Kept for equal figures
+    owns: dict[tuple[int, int, int, int], Kept] = {}  # one Kept for equal figures
     for layer, rule in zip(network.layers, rules, strict=True):
         name, inputs = layer.name, layer.inputs
         first = inputs[0]
-        cost = rule.cost
+        source = storage[first]
         same = rule.same
-        tensor = storage[name] = storage[first] if same else name
+        tensor = storage[name] = source if same else name
+        cost = rule.cost
         if split and (rule.strided or (same and cost is not None and first in strided)):
             strided.add(name)
         kind = rule.kind
-        policy = _AT_INPUT if autocast is None else _autocast_rule(kind, autocast)
-        source = storage[first]
         if len(inputs) == 1:
+            ins = None
             have = width[source]
-            runs = have if policy.runs == "input" else _runs_width(policy.runs, [have], autocast)
             grad = rule.params or recorded[first]
         else:
             ins = [width[storage[read]] for read in inputs]
             have = ins[0]
-            runs = have if policy.runs == "input" else _runs_width(policy.runs, ins, autocast)
             grad = rule.params or any(map(recorded.__getitem__, inputs))
+        if autocast is None:
+            policy, runs = _AT_INPUT, have
+        else:
+            policy = _autocast_rule(kind, autocast)
+            runs = have if policy.runs == "input" else _runs_width(policy.runs, ins or [have],
+                                                                  autocast)
         if not same:
             width[name] = FP32 if policy.out_fp32 else runs
         recorded[name] = grad
@@ -453,14 +463,13 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
                 stat = FP32 if policy.stats_fp32 else runs
                 copies = cost.weights * runs if policy.runs == "low" and (
                     not policy.copy_needs_input_grad or recorded[first]) else 0
-            if saved.extra or saved.extra_bytes or casts or saved.stats or copies:
-                figures = (saved.extra * stat + saved.extra_bytes + casts, saved.stats * stat,
-                           copies)
-                own = owns.get(figures)
+            if casts or copies or saved.stats or saved.extra_bytes or saved.extra:
+                key = (id(saved), stat, casts, copies)
+                own = owns.get(key)
                 if own is None:
-                    own = owns[figures] = Kept(*figures)
-        segment = segments.get(name)
-        if segment is None:
+                    own = owns[key] = Kept(saved.extra * stat + saved.extra_bytes + casts,
+                                           saved.stats * stat, copies)
+        if not segments or (segment := segments.get(name)) is None:
             if keeps:
                 tensors[name] = keeps
             if own is not None:
