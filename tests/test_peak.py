@@ -1,6 +1,7 @@
 """The training-step peak: the planner's timeline (archspec.analysis.timeline) against what
 the compiled module really holds through one step, watched op by op on CPU
-(archspec.runtime.meter), plain and with build(checkpoint="blocks")."""
+(archspec.runtime.meter), plain and with build(checkpoint="blocks"); and a plain chain's
+backward, which the timeline works out at once, against the same step event by event."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import math
 
 import pytest
 from conftest import SPECS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_memory import BATCH, SMALL, ZOO, cheap
 
 import archspec
-from archspec.analysis.report import build_report
+from archspec.analysis import timeline
+from archspec.analysis.report import Memory, build_report
 from archspec.catalog import AMPS
+from archspec.core.diagnostics import Diagnostics
 from archspec.ir import Network
-from archspec.lang.shapes import Shapes
+from archspec.lang.shapes import Shapes, infer
+from archspec.testing import networks
 
 BAND = 0.05  # issue #15's: within 5% of what the module holds
 # The fast lane runs the small specs of specs/; the big ones and the zoo run in the slow one.
@@ -177,3 +183,74 @@ def test_the_text_shows_where_the_step_peaks(capsys) -> None:
     out = capsys.readouterr().out
     assert "training-step peak " in out and "(in backward at " in out
     assert "activation gradients" in out and "weight gradients" in out
+
+
+# A plain chain's backward is worked out at once (timeline._chain_passes says when: each layer
+# reads the one before it alone, no join, no autocast weight copy, nothing checkpointed),
+# anything else event by event: both give the same step, its peak, moment and parts, and
+# --fit's batch. Pooling and activations before the first weights (autograd records nothing
+# there), gradients passed on (a flatten, a dropout that drops nothing), a slice, LRN.
+CHAINS = ["POOL2 - RELU - CONV3-8 - BN - RELU - DROPOUT(0) - CONV3-8 - FLATTEN - DROPOUT(0)"
+          " - FC-16 - DROPOUT(0.5) - FC-10",
+          "CONV3-8 - SLICE(0, 4) - CONV3-8 - GAP - FC-10",
+          "AVGPOOL2 - CONV3-8 - LRN - SIGMOID - GELU - POOL2 - FLATTEN - FC-10 - DROPOUT(0)",
+          "RELU - POOL2 - FLATTEN - FC-10",
+          "FC-10"]
+
+
+def _at_once_and_event_by_event(network: Network, shapes: Shapes, monkeypatch,
+                                **options: object) -> tuple[list[bool], tuple, tuple]:
+    """The report's training step as planned, and planned event by event; whether each
+    plan's backward was a plain chain's, at once."""
+    chain_passes = timeline._chain_passes
+    at_once: list[bool] = []
+
+    def spied(*args: object) -> list[bool] | None:
+        passes = chain_passes(*args)  # type: ignore[arg-type]
+        at_once.append(passes is not None)
+        return passes
+
+    def step(memory: Memory) -> tuple:
+        return memory.training_peak_bytes, memory.training_peak, memory.fit
+
+    with monkeypatch.context() as patch:
+        patch.setattr(timeline, "_chain_passes", spied)
+        planned = step(build_report(network, shapes, **options).memory)  # type: ignore[arg-type]
+    with monkeypatch.context() as patch:
+        patch.setattr(timeline, "_chain_passes", lambda *args: None)
+        events = step(build_report(network, shapes, **options).memory)  # type: ignore[arg-type]
+    return at_once, planned, events
+
+
+@pytest.mark.parametrize("body", CHAINS)
+def test_a_plain_chains_backward_at_once_is_the_step_event_by_event(body: str,
+                                                                   monkeypatch) -> None:
+    spec = archspec.loads(f"network chain\ninput 3x16x16\n{body}\n")
+    assert spec.network is not None and spec.shapes is not None
+    for options in ({}, {"batch": 7, "optimizer": "adam"}, {"fit": 2**20}, {"fit": 2**26}):
+        at_once, planned, events = _at_once_and_event_by_event(spec.network, spec.shapes,
+                                                               monkeypatch, **options)
+        assert at_once == [True]
+        assert planned == events
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16"])
+def test_the_specs_plain_chains_are_planned_at_once(name: str, monkeypatch) -> None:
+    network, shapes = archspec.load_network(SPECS / f"{name}.arch")
+    at_once, planned, events = _at_once_and_event_by_event(network, shapes, monkeypatch,
+                                                           batch=3, fit=2**30)
+    assert at_once == [True]
+    assert planned == events
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(max_size=10, max_channels=6), st.integers(1, 9))
+def test_random_networks_at_once_or_event_by_event_alike(network: Network, batch: int) -> None:
+    """Random networks (a chain is planned at once, a branched one event by event)."""
+    diags = Diagnostics()
+    shapes = infer(network, diags)
+    assert not diags.has_errors
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _, planned, events = _at_once_and_event_by_event(network, shapes, monkeypatch,
+                                                         batch=batch, fit=2**22)
+    assert planned == events
