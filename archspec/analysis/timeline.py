@@ -357,12 +357,13 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
         making = map(operator.mul, map(operator.mul, grad_at[run], records[run]),
                      map(operator.not_, passed[run]))  # for each one's input
         at_grads = list(map(operator.add, grad_at[first + 1:], making))[::-1]
+        grads = grad_at[first] * records[first]  # after backward: the input's, if recorded
+        del grad_at, records, passed, frees, own_sample, own_fixed  # (100k-layer chains)
         at_weights = list(accumulate(reversed(list(map(weight_bytes.get, names[run],
                                                         repeat(0)))), initial=weights))
         del at_weights[0]  # each layer's own weights' gradients are made at its moment
         moments("backward", names[run][::-1], at_sample, at_fixed, at_grads, at_weights)
         acts, acts_fixed, weights = at_sample[-1], at_fixed[-1], at_weights[-1]
-        grads = grad_at[first] * records[first]  # the input's, if recorded
     else:
         # Backward, event by event.
         backward = names[::-1]
