@@ -157,11 +157,13 @@ def torchinfo_macs(layer: Layer, cost: reg.Cost, shapes: Shapes) -> int:
     once per output position for a layer whose weights slide over its input in a window (a
     convolution: torchinfo's `Conv*` modules), once per sample for any other. `cost` is the
     layer's (`layer_cost`)."""
-    kind = reg.kind_of(layer.kind)
     params = cost.weights + cost.biases
-    if not params or kind.family != "conv" or layer.args is None:
+    if not params or layer.kind not in _CONVS or layer.args is None:
         return params
     return params * math.prod(shape_of(shapes, layer.name)[1:])
+
+
+_CONVS = frozenset(kind.name for kind in reg.KINDS if kind.family == "conv")
 
 
 def receptive_fields(network: Network, shapes: Shapes, rules: Sequence[Rule] | None = None
