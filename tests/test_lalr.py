@@ -159,12 +159,17 @@ PIECES = [
 ]
 
 
+def _lines(pieces: list[str], most: int) -> st.SearchStrategy[str]:
+    """Lines of 1 to `most` of the pieces, each followed by a blank or nothing."""
+    return st.tuples(st.lists(st.sampled_from(pieces), min_size=1, max_size=most),
+                     st.lists(st.sampled_from(["", " ", ""]), min_size=most, max_size=most)
+                     ).map(lambda t: "".join(piece + gap
+                                             for piece, gap in zip(*t, strict=False)))
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=24),
-       st.lists(st.sampled_from(["", " ", ""]), min_size=24, max_size=24))
-def test_random_lines_are_accepted_and_rejected_as_lark_does(pieces: list[str],
-                                                           gaps: list[str]) -> None:
-    text = "".join(piece + gap for piece, gap in zip(pieces, gaps, strict=False))
+@given(_lines(PIECES, 24))
+def test_random_lines_are_accepted_and_rejected_as_lark_does(text: str) -> None:
     for start in ("chain", "directive"):
         ours, theirs = line_both_ways(text, start)
         assert ours == theirs
@@ -220,11 +225,8 @@ PLAIN = ["CONV3-64", "RELU", "x3", "X", "a$b", "A-1", "_x", "POOL3/2", "CONV1-{$
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(PLAIN), min_size=1, max_size=12),
-       st.lists(st.sampled_from(["", " ", ""]), min_size=12, max_size=12))
-def test_plain_chains_are_read_as_the_runtime_and_lark_read_them(pieces: list[str],
-                                                                 gaps: list[str]) -> None:
-    text = "".join(piece + gap for piece, gap in zip(pieces, gaps, strict=False))
+@given(_lines(PLAIN, 12))
+def test_plain_chains_are_read_as_the_runtime_and_lark_read_them(text: str) -> None:
     ours, theirs = line_both_ways(text, "chain")  # and parser._plain_chain's, if it reads it
     assert ours == theirs
 

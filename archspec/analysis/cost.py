@@ -102,12 +102,10 @@ def layer_rules(network: Network, shapes: Shapes) -> list[Rule]:
         if args is None:  # a sketch's layer: nothing to share
             append(_rule(layer, None, shapes))
             continue
-        # Flat, as in lang.shapes: the names, the values and their types (1, 1.0 and True are
-        # equal, but may not say the same), then the inputs' shapes (the output's follows).
-        values = args.values()
+        # The output's shape follows from the key (`infer` made it with the same rules).
         inputs = layer.inputs
         ins = (shapes[inputs[0]],) if len(inputs) == 1 else tuple(map(shapes.__getitem__, inputs))
-        key = (layer.kind, *args, *values, *map(type, values), *ins)
+        key = reg.rules_key(layer.kind, args, ins)
         rule = known.get(key)
         if rule is None:
             rule = known[key] = _rule(layer, args, shapes)
@@ -182,13 +180,12 @@ def receptive_fields(network: Network, shapes: Shapes, rules: Sequence[Rule] | N
         field = fields[layer.inputs[0]]
         if rule.field_from:
             field = _joined(rule.field_from, [fields[name] for name in layer.inputs])
-        elif field is None:
-            pass
-        elif (reach := rule.reach) is not None:
-            if not rule.still or field.grid != reach[2]:
-                field = _slide(field, *reach)
-        elif rule.kind.global_view:  # one window over the whole grid
-            field = _slide(field, field.grid, field.grid, (1, 1))
+        elif field is not None:  # None: a flat tensor, which has no pixels
+            if (reach := rule.reach) is not None:
+                if not rule.still or field.grid != reach[2]:
+                    field = _slide(field, *reach)
+            elif rule.kind.global_view:  # one window over the whole grid
+                field = _slide(field, field.grid, field.grid, (1, 1))
         fields[layer.name] = field
     return fields
 
@@ -441,22 +438,18 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
         keeps: tuple[str, ...] = ()  # the tensors this layer keeps, once each, in order
         own = None  # its own further bytes
         saved = rule.saved
-        if cost is None or not grad:
-            pass  # no gradient flows through it (or a sketch's layer): it keeps nothing
-        elif saved is None:  # a join
+        # A layer no gradient flows through (or a sketch's) keeps nothing.
+        if cost is not None and grad and saved is None:  # a join
             flags = kind.saves_inputs([recorded[read] for read in inputs])
             keeps = tuple(dict.fromkeys(
                 storage[read] for read, keep in zip(inputs, flags, strict=True) if keep))
-        else:  # a layer that is no join reads one input
+        elif cost is not None and grad and saved is not None:  # no join: it reads one input
             casts = 0
-            if not saved.input:
-                pass
-            elif kind.contiguous_input and first in strided:  # its own contiguous copy
-                casts = math.prod(shape_of(shapes, first)) * runs
-            elif have == runs:
-                keeps = (source,)
-            else:  # autocast's cast of its input, made for this layer
-                casts = math.prod(shape_of(shapes, first)) * runs
+            if saved.input:
+                if have == runs and not (kind.contiguous_input and first in strided):
+                    keeps = (source,)
+                else:  # its own contiguous copy, or autocast's cast of its input for it
+                    casts = math.prod(shape_of(shapes, first)) * runs
             if saved.output and (not keeps or tensor != source):
                 keeps += (tensor,)
             if autocast is None:

@@ -415,13 +415,8 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
             if extra is not None:
                 acts -= extra[0]
                 acts_fixed -= extra[1]
-            for tensor in tensors:  # `release(tensor)`, inline: the most frequent event
-                count = refs[tensor] - 1
-                if count:
-                    refs[tensor] = count
-                else:
-                    del refs[tensor]
-                    acts -= sample[tensor]
+            for tensor in tensors:
+                release(tensor)
             if name in frame_ends:
                 for tensor in kept.frames[frame_ends.pop(name)]:
                     release(tensor)

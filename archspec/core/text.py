@@ -6,7 +6,6 @@ import json
 import math
 import re
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
@@ -101,14 +100,17 @@ def _json_scalar(value: object) -> str:
     return json.dumps(value)  # True, False, None, floats (NaN, Infinity) as json writes them
 
 
-@dataclass(frozen=True, slots=True)
 class JsonList:
     """A list `json_pieces` writes an item at a time with `write(item, pad)`: the item's
     text at the indent `pad`, as json.dumps(indent=2) writes it there (the table's rows,
-    which a writer of their own lays out faster than their data would be)."""
+    which a writer of their own lays out faster than their data would be). A slotted class,
+    not a dataclass: core.text is on every start's path (docs/table.md, Speed)."""
 
-    items: Iterable[Any]
-    write: Callable[[Any, str], str]
+    __slots__ = ("items", "write")
+
+    def __init__(self, items: Iterable[Any], write: Callable[[Any, str], str]) -> None:
+        self.items = items
+        self.write = write
 
 
 def json_flat(items: Sequence[object], pad: str = "") -> str:

@@ -773,6 +773,17 @@ def kind_of(name: str) -> LayerKind:
     return _ALL[name]
 
 
+def rules_key(kind: str, args: Args, inputs: Iterable[object]) -> tuple[object, ...]:
+    """What a kind's rules depend on, for sharing their outcome among layers (the shapes'
+    `infer`, the cost model's `layer_rules`; a long chain repeats a few layers): the kind,
+    the argument names, their values and the values' types (1, 1.0 and True are equal but
+    may not say the same; a type sits only where a layer of as many arguments has one, so
+    layers of different names never share a key), then the input shapes. Flat, as it is
+    cheapest."""
+    values = args.values()
+    return (kind, *args, *values, *map(type, values), *inputs)
+
+
 def forward_step(kind: str, implicit: bool) -> bool:
     """Whether a layer is a step of a module's `forward` rather than one of its submodules:
     a join, or the flatten an FC implies."""

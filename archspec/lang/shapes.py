@@ -48,11 +48,7 @@ def infer(network: Network, diags: Diagnostics) -> Shapes:
             shapes[layer.name] = None
             continue
         known = cast(list[Shape], ins)
-        # Flat, as it is cheapest: the names, the values and their types (1, 1.0 and True are
-        # equal, but may not say the same), then the input shapes. A type sits only where a
-        # layer of as many arguments has one, so layers of different names never share a key.
-        values = args.values()
-        key = (layer.kind, *args, *values, *map(type, values), *known)
+        key = reg.rules_key(layer.kind, args, known)
         outcome = outcomes.get(key)
         if outcome is None:
             try:

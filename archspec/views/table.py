@@ -333,11 +333,9 @@ class _Layers:
         if isinstance(texts, str):
             texts = self._texts[key] = _cut(texts, inner)
         head, after_name, after_field, after_jump, tail = texts
-        members = row.members
         return (f"{head}{_json_string(row.name)}{after_name}{self._pair(row.receptive_field)}"
                 f"{after_field}{self._pair(row.jump)}{after_jump}"
-                + (f"[\n{inner}  {_json_string(members[0])}\n{inner}]" if len(members) == 1
-                   else json_flat(members, inner)) + tail)
+                f"{json_flat(row.members, inner)}{tail}")
 
     def _pair(self, value: tuple[int, int] | None) -> str:
         text = self._pairs.get(value)
