@@ -399,6 +399,7 @@ def test_any_line_renders_printable_bounded_and_aligned(line: str, col: int, wid
     """Whatever the line holds and wherever the span is: every rendered character is
     printable, each line is bounded, and the caret stands under the span's first character."""
     source = Source(f"{line}\nx\n", "f.arch")
+    line = line.removeprefix("\ufeff")  # a leading byte-order mark is not the file's text
     start = min(col, len(line))
     end = min(start + width, len(line))
     finding = Diagnostic(severity=Severity.ERROR, code="x", message=line[:20],

@@ -5,7 +5,6 @@ says why a line is wrong); a spec whose lines all parse never imports lark."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from lark.exceptions import UnexpectedInput
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.source import Source, Span
 from archspec.lang import lalr, parser
+from archspec.lang.tables import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [*all_specs(), *sorted((ROOT / "tests" / "bad").glob("*.arch"))]
@@ -260,15 +260,12 @@ def test_a_left_recursive_rule_grows_one_list() -> None:
 
 
 def test_stored_tables_are_current_and_parse_as_built_ones() -> None:
-    """lang/tables.json (scripts/parser_tables.py) is for the grammar as it is; the runtime
+    """lang/tables.py (scripts/parser_tables.py) is for the grammar as it is; the runtime
     (and lark, for errors) from it parse every spec and bad file exactly as from tables
     built from the grammar."""
     grammar = parser.grammar_text()
-    stored = (Path(parser.__file__).parent / "tables.json").read_text(encoding="utf-8")
-    tables = parser.tables_from_json(stored)
-    assert tables["digest"] == parser.grammar_digest(grammar), \
-        "stale lang/tables.json: run scripts/parser_tables.py"
-    assert parser.tables_from_json(json.dumps(parser.tables_to_json(tables))) == tables
+    assert TABLES["digest"] == parser.grammar_digest(grammar), \
+        "stale lang/tables.py: run scripts/parser_tables.py"
     texts = [path.read_text(encoding="utf-8") for path in FILES]
     loaded = [parsed(text) for text in texts]
     try:

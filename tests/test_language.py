@@ -4,6 +4,7 @@ arguments, edges."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -686,6 +687,22 @@ def test_an_expression_in_defaults_is_worked_out_once() -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.text(st.one_of(st.characters(max_codepoint=0x7F),
+                         st.sampled_from(["×", "→", "é", "\x85", "\ufffd", '"', "#", "\n"])),
+               max_size=30))
+def test_a_bad_character_is_found_as_both_patterns_find_it(text: str) -> None:
+    """parser._bad_character looks at ASCII text with one small pattern (in ASCII both
+    forbid the same control characters): it finds what the two patterns find, a character
+    forbidden anywhere or one forbidden outside comments and strings."""
+    from archspec.lang import parser
+
+    found = [m.span() for m in (re.search(parser._BAD_ANYWHERE, text),
+                                re.search(parser._BAD_CHAR, parser._masked(text))) if m]
+    bad = parser._bad_character(text)
+    assert (bad.span() if bad else None) == min(found, default=None)
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(
     st.sampled_from(["e", "E", "e+", "e-", ".", "x", " ", "#", '"', "\n", "CONV", "-"]),
     st.sampled_from([1, 2, 308, 309, 310]).map(lambda n: "9" * n), st.integers(0, 400).map(str)),
@@ -698,7 +715,7 @@ def test_a_number_beyond_floating_point_is_found_as_reading_every_number_finds_i
 
     text = "".join(pieces)
     masked = parser._COMMENT_OR_STRING.sub(lambda m: " " * len(m.group()), text)
-    want = next((m.span() for m in parser._NUMBER_TEXT.finditer(masked)
+    want = next((m.span() for m in re.finditer(parser._NUMBER_TEXT, masked)
                  if not math.isfinite(float(m.group()))), None)
     found = parser._huge_number(text)
     assert (found.span() if found else None) == want

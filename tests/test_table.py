@@ -27,12 +27,13 @@ from archspec.analysis import report as report_module
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
 from archspec.core.diagnostics import Diagnostics
-from archspec.core.text import JsonList, json_flat, json_item, json_pieces, metric
+from archspec.core.json_text import JsonList, json_flat, json_item, json_pieces
+from archspec.core.text import metric
 from archspec.ir import Network
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
 from archspec.views import dot
-from archspec.views.table import _layer, render, render_pieces
+from archspec.views.table import layer_data, render, render_pieces
 
 # Seed networks of the reference and the specs that write them.
 SEEDS = {"lenet5": "lenet5", "alexnet_cs231n": "alexnet", "zfnet_cs231n": "zfnet",
@@ -747,14 +748,14 @@ def test_json_is_written_in_pieces_to_a_file_as_to_stdout(
 ])
 def test_json_rows_alike_are_each_their_own(text: str, fold: bool) -> None:
     """A row like one written before in all but its name, receptive field, jump and members
-    (a long chain's) is written from that row's text (`views.table._Layers`): the document
+    (a long chain's) is written from that row's text (`views.table_json._Layers`): the document
     is still json.dumps's, and each row's data its own."""
     r = report_text(text)
     rows = r.folded if fold else r.rows
     out = render(r, "json", fold=fold)
     data = json.loads(out)
     assert out == json.dumps(data, indent=2) + "\n"
-    assert data["layers"] == [json.loads(json.dumps(_layer(row))) for row in rows]
+    assert data["layers"] == [json.loads(json.dumps(layer_data(row))) for row in rows]
     long = text.startswith("network long")
     assert len({(layer["receptive_field"] or [0])[0] for layer in data["layers"]}) > (
         40 if long else 0)
@@ -819,6 +820,19 @@ def test_torch_is_never_imported(command: list[str]) -> None:
             "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(status)\n")
     done = python_c(code)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_text_table_imports_no_json() -> None:
+    # The parser's tables are a module (lang/tables.py) and the JSON writers import json
+    # where they write: text, markdown and CSV tables never pay its import (docs/table.md,
+    # Speed). Without site's `.pth` hooks, which may import json themselves.
+    code = ("import io, sys\nfrom contextlib import redirect_stdout\n"
+            "from archspec.cli import main\nwith redirect_stdout(io.StringIO()):\n"
+            "    status = [main(['table', 'specs/vgg16.arch', *fmt]) for fmt in\n"
+            "              ([], ['--format', 'markdown'], ['--format', 'csv'])]\n"
+            "print(status, [m for m in sys.modules if m == 'json' or m.startswith('json.')])\n")
+    done = python_c(code, check=True, site_hooks=False)
+    assert done.stdout == "[0, 0, 0] []\n"
 
 
 def test_import_archspec_is_lazy_and_lists_its_public_names() -> None:

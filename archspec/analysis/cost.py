@@ -4,8 +4,6 @@ Pure functions that read the registry's rules (`cost`, `window`, `saves`, `view`
 `in_place`, `global_view`); no kind is special-cased here and torch is never imported.
 """
 
-from __future__ import annotations
-
 import math
 import re
 from collections.abc import Mapping, Sequence

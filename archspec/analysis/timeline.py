@@ -42,8 +42,6 @@ Not counted: temporaries a layer makes and frees inside itself (LRN is six torch
 kernel's own workspace, the allocator's caching and rounding.
 """
 
-from __future__ import annotations
-
 import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence

@@ -7,8 +7,6 @@ All three walks (recursion, counting, expansion) go through `elements` and `inne
 the one description of how the syntax tree nests.
 """
 
-from __future__ import annotations
-
 import re
 from typing import NamedTuple
 

@@ -5,8 +5,6 @@ An expression is numbers and `$params` with `+ - * / // %`, unary minus, parenth
 the expression's text (an offset and a length) they are, so the caller can locate them.
 """
 
-from __future__ import annotations
-
 import math
 import operator
 import re

@@ -90,6 +90,12 @@ class Parser:
             found = self._compiled[key] = (pattern, kinds)
         return found
 
+    def everything(self) -> tuple[re.Pattern[str], list[str]]:
+        """The scanner of every terminal."""
+        if self._everything is None:
+            self._everything = self.scanner(self._order)
+        return self._everything
+
     def _state_scanner(self, state: int) -> tuple[re.Pattern[str], list[str]]:
         """The scanner of the terminals a parser state accepts, and the ignored ones."""
         found = self._scanners.get(state)
@@ -104,9 +110,8 @@ class Parser:
         # the state accepts (or an ignored one), that state's own scanner, which tries a
         # subsequence of the same alternatives in the same order, finds the same; where it is
         # not, the state's own scanner looks again (and is compiled then).
-        if self._everything is None:
-            self._everything = self.scanner(self._order)
-        match, kinds = self._everything[0].match, self._everything[1]
+        pattern, kinds = self.everything()
+        match = pattern.match
         actions = self._actions
         end_state = self._end[start]
         state = self._start[start]

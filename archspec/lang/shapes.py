@@ -1,7 +1,5 @@
 """Shape inference: every layer's output shape from the IR alone, with located shape errors."""
 
-from __future__ import annotations
-
 import math
 from collections import Counter
 from typing import NamedTuple, cast

@@ -2,9 +2,9 @@
 
 Its nodes are NamedTuples (`Repeat` a slotted class), compared by value as frozen dataclasses
 are, at a third of their cost to define: CPython 3.11 compiles a dataclass's methods from
-source at every import, ~0.5 ms a class (docs/table.md, Speed)."""
-
-from __future__ import annotations
+source at every import, ~0.5 ms a class (docs/table.md, Speed). No `from __future__ import
+annotations`: a named tuple's annotation strings become ForwardRefs, each compiled (only
+the three names used before they are defined are strings here)."""
 
 from typing import Literal, NamedTuple
 
@@ -61,7 +61,7 @@ class Repeat:
 
 
 class Group(NamedTuple):
-    chain: Chain
+    chain: "Chain"  # defined below: a chain holds groups
     repeat: Repeat | None
     span: Span
 
@@ -70,7 +70,7 @@ class Branch(NamedTuple):
     """`( A op B ... )`: the branches and the join (a registry join's name) that meets them."""
 
     join: str
-    chains: tuple[Chain, ...]
+    chains: tuple["Chain", ...]
     repeat: Repeat | None
     span: Span
 
@@ -78,7 +78,7 @@ class Branch(NamedTuple):
 class Named(NamedTuple):
     name: str
     name_span: Span
-    atom: Atom
+    atom: "Atom"
     span: Span
 
 
