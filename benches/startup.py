@@ -85,7 +85,7 @@ from archspec.lang.shapes import infer
 from archspec.views.table import render
 
 parser._runtime()
-mark("LALR runtime from lang/tables.json")
+mark("LALR runtime from lang/tables.py")
 with collector_paused():
     source = Source.read(args.file)
     diags = Diagnostics()

@@ -1,4 +1,4 @@
-"""An LALR(1) parser with lark's contextual lexer, run from the tables lark built (tables.json)."""
+"""An LALR(1) parser with lark's contextual lexer, run from the tables lark built (tables.py)."""
 
 from __future__ import annotations
 
