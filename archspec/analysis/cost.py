@@ -16,8 +16,9 @@ from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
 
 # A number of bytes, then B, or a prefix (k or K, M, G, T) with an optional i (1024s) and B.
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i)?)?(B)?\s*")
-_BITS = re.compile(r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*")
+# Patterns, compiled (and cached by `re`) when a size is first read: most runs read none.
+_SIZE = r"\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i)?)?(B)?\s*"
+_BITS = r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*"
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
@@ -572,9 +573,9 @@ def largest_batch(fixed: int, per_sample: int, budget: int) -> int:
 def parse_size(text: str) -> int:
     """`16GiB` → 17179869184, `16GB` → 16 * 10**9, `512MiB`, `2048` (bytes). A unit needs
     its B: `16G` could be either power, and a lower-case b means bits (`16Gb`), refused."""
-    match = _SIZE.fullmatch(text)
+    match = re.fullmatch(_SIZE, text)
     if match is None or (match.group(2) and not match.group(4)):
-        why = ("a lower-case b means bits" if _BITS.fullmatch(text)
+        why = ("a lower-case b means bits" if re.fullmatch(_BITS, text)
                else "not a memory size")
         raise ValueError(f"{why}: {text!r} (write bytes with B/KB/MB/GB or KiB/MiB/GiB, "
                          "e.g. 16GiB, 500MB or 2048)")
