@@ -39,8 +39,8 @@ import gc
 gc.disable()  # as archspec.cli.run does while start-up imports
 import pydantic, pydantic.fields, pydantic.main
 mark("import pydantic (BaseModel, fields)")
-import argparse, json
-mark("the standard library archspec adds (argparse, json)")
+import argparse
+mark("the standard library archspec adds (argparse)")
 
 import dataclasses, re, typing
 from pydantic._internal import _model_construction
