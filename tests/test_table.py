@@ -26,6 +26,7 @@ from archspec.analysis import cost, fold
 from archspec.analysis import report as report_module
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
+from archspec.cli import table as table_cli
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.json_text import JsonList, json_flat, json_item, json_pieces
 from archspec.core.text import metric
@@ -802,6 +803,32 @@ def test_bad_fit_is_a_usage_error(size: str, message: str,
         main(["table", str(SPECS / "vgg16.arch"), "--fit", size])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+UNSHOWN_VALUES = {"batch": ["4"], "amp": ["bf16"], "device": ["cuda"],
+                  "checkpoint": ["every", "3"], "optimizer": ["adam"], "fit": ["8GiB"],
+                  "fold": [], "depth": ["1"]}
+
+
+@pytest.mark.parametrize(("style", "name"), [(style, name) for style, names in
+                                             table_cli.NOT_SHOWN.items() for name in names])
+def test_an_option_the_style_does_not_show_is_refused(style: str, name: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`--style cs231n --fit 8GiB` would print what `--style cs231n` prints: a usage error
+    (exit 2, nothing written) that names the option; CSV and JSON, which hold every figure
+    whatever the style, take it."""
+    spec, option = "specs/resnet18.arch", [f"--{name}", *UNSHOWN_VALUES[name]]
+    with monkeypatch.context() as unchecked:  # the premise: the option changes nothing shown
+        unchecked.setattr(table_cli, "NOT_SHOWN", {})
+        for fmt in ("text", "markdown"):
+            plain = table(spec, "--style", style, "--format", fmt, capsys=capsys)
+            assert table(spec, "--style", style, "--format", fmt, *option, capsys=capsys) == plain
+    code, out, err = table(spec, "--style", style, *option, capsys=capsys)
+    assert (code, out) == (2, "")
+    assert f"does not show what --{name} changes" in err
+    code, out, _ = table(spec, "--style", style, "--format", "csv", *option, capsys=capsys)
+    assert code == 0 and out.startswith("name,kind,")
 
 
 def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:

@@ -105,7 +105,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write here instead of stdout (its directory must exist)")
 
 
+# The options whose figures a style of text and markdown does not show (CSV and JSON hold
+# every figure whatever the style): given with it, they would change nothing, silently.
+NOT_SHOWN = {
+    "cs231n": ("batch", "amp", "device", "checkpoint", "optimizer", "fit", "fold", "depth"),
+    "torchinfo": ("amp", "device", "checkpoint", "optimizer", "fit", "fold", "depth"),
+}
+
+
+def _unshown(args: argparse.Namespace) -> list[str]:
+    """The options given that the style asked for does not show."""
+    if args.format not in ("text", "markdown"):
+        return []
+    return [f"--{name}" for name in NOT_SHOWN.get(args.style, ())
+            if getattr(args, name) not in (None, False)]
+
+
 def run(args: argparse.Namespace) -> int:
+    unshown = _unshown(args)
+    if unshown:
+        raise UsageError(f"the {args.style} style does not show what {', '.join(unshown)} "
+                         f"{'changes' if len(unshown) == 1 else 'change'}: the default style, "
+                         "--format csv and --format json do")
     if args.output is not None:
         check_output(args.output)
     spec = load_or_report(args.file)
