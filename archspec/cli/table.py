@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "figure whatever the style)")
     parser.add_argument("--style", choices=get_args(Style), default="default",
                         help="default: the full table; cs231n: the course's VGG table; "
-                             "torchinfo: totals under torchinfo 1.8's conventions")
+                             "torchinfo: totals under torchinfo 1.8's conventions (an option "
+                             "whose figures the style does not show is refused)")
     parser.add_argument("--batch", type=whole_number(1), metavar="N",
                         help="batch size for memory (default: the train: section's, else 1)")
     parser.add_argument("--dtype", choices=DTYPES,

@@ -118,12 +118,12 @@ def _title(report: Report, markdown: bool = False) -> str:
 def markdown_text(text: str) -> str:
     """Text from a file inside markdown: escaped (`printable`), and the characters that could
     start markup backslashed, so it cannot open a link, an image, HTML or a table cell."""
-    return re.sub(_MARKDOWN, r"\\\g<0>", printable(text))
+    return _MARKDOWN.sub(r"\\\g<0>", printable(text))
 
 
 # What could start markup inside a heading: emphasis, code, links and images, HTML, a table
 # cell's edge, math; other punctuation (`-`, `(`) means nothing there and stays plain.
-_MARKDOWN = r"[\\`*_\[\]<>!|#~&$]"  # compiled at the first markdown table
+_MARKDOWN = re.compile(r"[\\`*_\[\]<>!|#~&$]")
 
 
 def _summary(report: Report) -> list[str]:
