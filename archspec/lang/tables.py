@@ -4,7 +4,9 @@ not edit; tables whose digest is not the grammar's are not used (lang/parser.py 
 then)."""
 
 # A module, not a data file: its bytecode loads in half the time JSON takes to read, and
-# `archspec table` need not import json (docs/table.md, Speed).
+# `archspec table` need not import json (docs/table.md, Speed). Where no bytecode can be
+# written or read (PYTHONDONTWRITEBYTECODE, a read-only install without it) it is compiled
+# at every start, ~11 ms, as every module then is.
 
 from typing import Any
 
