@@ -299,6 +299,20 @@ def test_cli_reads_files_after_the_init_schemes(words, capsys) -> None:
         [("init_tanh", "xavier"), ("init_tanh", "normal(std=0.01)")]
 
 
+def test_cli_reads_a_file_named_like_a_scheme_as_a_file(tmp_path, monkeypatch, capsys) -> None:
+    # `mynet` (a spec without a suffix) has a scheme's shape but names no scheme, and a file
+    # of that name is there: a FILE. A file named after a scheme (`kaiming`) stays a scheme.
+    monkeypatch.chdir(tmp_path)
+    text = (SPECS / "init_tanh.arch").read_text(encoding="utf-8")
+    for name in ("mynet", "kaiming"):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert main(["probe", "--init", "xavier", "kaiming", "mynet", "--samples", "8",
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(item["network"], item["init"]) for item in data] == \
+        [("init_tanh", "xavier"), ("init_tanh", "kaiming")]
+
+
 def test_cli_init_without_a_scheme_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["probe", "--init", str(SPECS / "init_tanh.arch")])

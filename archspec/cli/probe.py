@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
+from archspec.catalog import INIT_NAMES
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -23,9 +25,16 @@ _SCHEME = re.compile(r"[A-Za-z_]\w*(\(.*)?", re.DOTALL)
 
 
 def _schemes(words: list[str]) -> int:
-    """How many of the words after --init are schemes: those up to the first that is no
-    scheme's shape (`specs/x.arch`, `-`), which is a FILE (cli.main)."""
-    return next((n for n, word in enumerate(words) if not _SCHEME.fullmatch(word)), len(words))
+    """How many of the words after --init are schemes: those up to the first that is a FILE
+    (cli.main): no scheme's shape (`specs/x.arch`, `-`), or a file's name that names no
+    scheme (`mynet`, a spec without a suffix; a file named `xavier` is still the scheme)."""
+    return next((n for n, word in enumerate(words) if _is_file(word)), len(words))
+
+
+def _is_file(word: str) -> bool:
+    if _SCHEME.fullmatch(word) is None:
+        return True
+    return word.partition("(")[0].lower() not in INIT_NAMES and Path(word).exists()
 
 
 OPTION_WORDS: OptionWords = {"--init": _schemes}
