@@ -96,3 +96,38 @@ def test_two_processes_agree_with_one(tmp_path: Path) -> None:
     assert abs(one["test_accuracy"] - two["test_accuracy"]) <= 0.03
     assert abs(one["test_loss"] - two["test_loss"]) <= 0.08
     assert two["test_accuracy"] >= 0.9
+
+
+# Started by torchrun in place of `archspec train`: each process gets its own run folder, as
+# on two machines that do not share one (argv: the folder of process 0, of the others, then
+# the rest of the command line).
+EACH_ITS_FOLDER = """
+import os, sys
+from archspec.cli import run
+first, others, *rest = sys.argv[1:]
+folder = first if os.environ["RANK"] == "0" else others
+sys.argv = ["archspec", "train", *rest, "--out", folder]
+sys.exit(run())
+"""
+
+
+def test_processes_that_would_resume_from_different_points_all_stop(tmp_path: Path) -> None:
+    # Process 1's folder lacks the checkpoint process 0's holds: alone, process 1 would start
+    # afresh while process 0 went on from its epoch 2 (of 2: it has only its test left), and
+    # their collectives would never meet (the run hung). Every process stops with one located error instead, and writes nothing.
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    finish(str(DIGITS), "--out", str(shared), "--epochs", "2", "--nproc", "2")
+    alone.mkdir()
+    wrapper = tmp_path / "each_its_folder.py"
+    wrapper.write_text(EACH_ITS_FOLDER, encoding="utf-8")
+    before = sorted(p.name for p in shared.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(wrapper), str(shared), str(alone), str(DIGITS), "--epochs", "2", "--resume"],
+        env=ENV, capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert result.stderr.count("archspec: error: cannot resume: the processes would continue "
+                               "from different points (process 0 from epoch 2, process 1 "
+                               "from the start)") == 1, result.stderr
+    assert sorted(p.name for p in shared.iterdir()) == before
+    assert list(alone.iterdir()) == []

@@ -162,7 +162,8 @@ def _train(args: argparse.Namespace, spec: Spec, plan: TrainingPlan, data: Data,
             print(describe(spec, plan, data, world.size), flush=True)
         metrics = trainer.fit(args.resume)
     except ResumeError as exc:
-        print(f"archspec: error: {exc}", file=sys.stderr)
+        if world.main:  # every process stops with the same error: one says it
+            print(f"archspec: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         torch.set_num_threads(previous)

@@ -356,8 +356,36 @@ class Trainer:
     def load_checkpoint(self) -> None:
         """Read and check the run folder's checkpoint, if there is one, before anything is
         written: ResumeError if it is unreadable or cannot continue this plan. `fit` then
-        continues from it."""
-        self._resume_point = self._load(resume=True)
+        continues from it. Each process reads its own machine's run folder, and they agree:
+        one that cannot resume, or that would continue from elsewhere than the others (its
+        machine's folder lacks the checkpoint), stops them all with ResumeError; alone, it
+        would leave the others waiting for it at their first collective."""
+        point: tuple[int, dict[str, Any] | None] | None = None
+        try:
+            point = self._load(resume=True)
+            mine: tuple[str | None, tuple[int, int] | None] = \
+                (None, (point[0], point[1]["epoch"] if point[1] else 0))
+        except ResumeError as exc:
+            mine = (str(exc), None)
+        every = gather(self.world, mine)
+        for rank, (why, _) in enumerate(every):
+            if why is not None:
+                raise ResumeError(f"process {rank}: {why}" if self.world.distributed else why)
+        if len({where for _, where in every}) > 1:
+            points = ", ".join(f"process {rank} {self._from(where)}"
+                               for rank, (_, where) in enumerate(every))
+            raise ResumeError(f"cannot resume: the processes would continue from different "
+                              f"points ({points}); a run over several machines resumes from a "
+                              "run folder every machine sees")
+        self._resume_point = point
+
+    def _from(self, where: tuple[int, int] | None) -> str:
+        """Where a process would continue: `from epoch 5`, `from the start`."""
+        member, epoch = where or (0, 0)
+        if (member, epoch) == (0, 0):
+            return "from the start"
+        return (f"from member {member + 1}, epoch {epoch}" if self.plan.ensemble > 1
+                else f"from epoch {epoch}")
 
     def _load(self, resume: bool) -> tuple[int, dict[str, Any] | None]:
         """The member to start with, and the checkpoint to continue it from (if any)."""
