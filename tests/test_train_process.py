@@ -114,20 +114,21 @@ sys.exit(run())
 def test_processes_that_would_resume_from_different_points_all_stop(tmp_path: Path) -> None:
     # Process 1's folder lacks the checkpoint process 0's holds: alone, process 1 would start
     # afresh while process 0 went on from its epoch 2 (of 2: it has only its test left), and
-    # their collectives would never meet (the run hung). Every process stops with one located error instead, and writes nothing.
-    shared, alone = tmp_path / "shared", tmp_path / "alone"
-    finish(str(DIGITS), "--out", str(shared), "--epochs", "2", "--nproc", "2")
+    # their collectives would never meet (the run hung). Every process stops with one error
+    # instead, and writes nothing.
+    first, alone = tmp_path / "first", tmp_path / "alone"
+    finish(str(DIGITS), "--out", str(first), "--epochs", "2", "--nproc", "2")
     alone.mkdir()
     wrapper = tmp_path / "each_its_folder.py"
     wrapper.write_text(EACH_ITS_FOLDER, encoding="utf-8")
-    before = sorted(p.name for p in shared.iterdir())
+    before = sorted(p.name for p in first.iterdir())
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(wrapper), str(shared), str(alone), str(DIGITS), "--epochs", "2", "--resume"],
+         str(wrapper), str(first), str(alone), str(DIGITS), "--epochs", "2", "--resume"],
         env=ENV, capture_output=True, text=True, timeout=180)
     assert result.returncode != 0
     assert result.stderr.count("archspec: error: cannot resume: the processes would continue "
                                "from different points (process 0 from epoch 2, process 1 "
                                "from the start)") == 1, result.stderr
-    assert sorted(p.name for p in shared.iterdir()) == before
+    assert sorted(p.name for p in first.iterdir()) == before
     assert list(alone.iterdir()) == []
