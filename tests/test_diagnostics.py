@@ -294,6 +294,11 @@ def test_errors_stop_after_the_limit_and_say_so() -> None:
     assert spec.errors[-1].message == (
         f"more than {MAX_FINDINGS} errors; the rest are not shown")
     assert seconds < 5
+    # The text counts the findings past the first MAX_SHOWN, not the note, then says it.
+    assert spec.render().splitlines()[-2:] == [
+        f"big.arch: ... and {MAX_FINDINGS - MAX_SHOWN} more errors (`archspec check --format "
+        "json` lists them)",
+        f"big.arch: more than {MAX_FINDINGS} errors; the rest are not shown"]
 
 
 def test_a_repeated_error_is_reported_once() -> None:

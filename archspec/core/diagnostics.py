@@ -56,7 +56,7 @@ class Diagnostics:
         if self._counts[severity] == MAX_FINDINGS:
             finding = Diagnostic.model_construct(
                 severity=severity, code="limit", span=span, hint=None,
-                message=f"more than {MAX_FINDINGS} {severity.value}s; the rest are not shown")
+                message=_cap_message(severity))
         self._counts[severity] += 1
         self.items.append(finding)
 
@@ -122,14 +122,22 @@ def render_all(diagnostics: Iterable[Diagnostic], source: Source,
     """The first `shown` findings rendered, then one line counting the rest."""
     items = list(diagnostics)
     text = [render(d, source) for d in items[:shown]]
-    rest = items[shown:]
+    caps = [d for d in items[shown:] if d.message == _cap_message(d.severity)]
+    rest = [d for d in items[shown:] if d not in caps]
     if rest:
         errors = sum(d.severity is Severity.ERROR for d in rest)
         counts = [f"{n} more {what}{'s' * (n != 1)}" for n, what in
                   ((errors, "error"), (len(rest) - errors, "warning")) if n]
         text.append(f"{printable(source.path)}: ... and {' and '.join(counts)} "
-                    "(`archspec check --format json` lists every one)")
+                    f"(`archspec check --format json` lists {'them' if caps else 'every one'})")
+    # Where a collector stopped keeping findings: not one more finding, but what it says.
+    text += [f"{printable(source.path)}: {cap.message}" for cap in caps]
     return "\n".join(text)
+
+
+def _cap_message(severity: Severity) -> str:
+    """The last finding a collector keeps of a severity, where it stopped keeping them."""
+    return f"more than {MAX_FINDINGS} {severity.value}s; the rest are not shown"
 
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
