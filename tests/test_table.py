@@ -831,6 +831,15 @@ def test_an_option_the_style_does_not_show_is_refused(style: str, name: str,
     assert code == 0 and out.startswith("name,kind,")
 
 
+def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # `-o -` writes where no `-o` writes, as `-` reads standard input; no file named `-`.
+    monkeypatch.chdir(tmp_path)
+    spec = str(SPECS / "lenet5.arch")
+    assert table(spec, "-o", "-", capsys=capsys) == table(spec, capsys=capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:
     for path in SPECS.glob("*.arch"):
         if path.stem != "sketch":

@@ -84,6 +84,12 @@ def output_folder(path: str) -> Path:
     return Path(path)
 
 
+def text_output(path: str) -> str | None:
+    """An argparse `type` for a text output's `-o`: `-` is standard output (None), as when
+    no `-o` is given."""
+    return None if path == "-" else path
+
+
 def check_output(path: str, *, creates_folders: bool = False) -> None:
     """Refuse an output file that cannot be written before any work: an empty name, a
     folder, or (unless the command `creates_folders`) one in a folder that does not exist."""

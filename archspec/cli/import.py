@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError
+from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, text_output
 from archspec.core.files import write_atomic
 
 HELP = ("write an .arch spec for a PyTorch model (MODULE:CALLABLE or file.py:CALLABLE; "
@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "arguments")
     parser.add_argument("--input", default="3x224x224", metavar="CxHxW",
                         help="the input shape, batch left out (default 3x224x224)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the spec here (default: standard output)")
+    parser.add_argument("-o", "--output", metavar="FILE", type=text_output,
+                        help="write the spec here (default, or -: standard output)")
     parser.add_argument("--name", help="the network's name (default: from the callable)")
     parser.add_argument("--partial", action="store_true",
                         help="write the spec even when parts have no .arch form (they stand "

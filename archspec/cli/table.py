@@ -17,6 +17,7 @@ from archspec.cli.common import (
     UsageError,
     check_output,
     load_or_report,
+    text_output,
     whole_number,
 )
 from archspec.core.files import write_atomic
@@ -102,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fold the module hierarchy to N levels, as torchinfo's depth=: "
                              "each named group or block call N levels down is one row "
                              "(default: every layer)")
-    parser.add_argument("-o", "--output", metavar="PATH",
-                        help="write here instead of stdout (its directory must exist)")
+    parser.add_argument("-o", "--output", metavar="PATH", type=text_output,
+                        help="write here instead of stdout (its directory must exist; - is "
+                             "stdout)")
 
 
 # The options whose figures a style of text and markdown does not show (CSV and JSON hold
