@@ -840,6 +840,19 @@ def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["check", "-", "-"], ["diff", "-", "-"],
+                                     ["probe", "-", "specs/lenet5.arch", "-"]])
+def test_standard_input_given_twice_is_a_usage_error(command: list[str],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # It can be read once: the second `-` read nothing (diff said the spec had no network).
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(
+        (SPECS / "lenet5.arch").read_bytes())))
+    assert main(command) == 2
+    assert capsys.readouterr().err == ("archspec: error: `-` (standard input) is given 2 "
+                                       "times; it can be read once\n")
+
+
 def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:
     for path in SPECS.glob("*.arch"):
         if path.stem != "sketch":

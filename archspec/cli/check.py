@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from archspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, read_spec
+from archspec.cli.common import (
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    read_spec,
+    stdin_once,
+)
 from archspec.core.diagnostics import printable
 from archspec.core.model import json_data
 from archspec.core.text import shape_text
@@ -24,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     status = EXIT_OK
     reports = []
+    stdin_once(args.files)
     for path in args.files:
         try:
             spec = read_spec(path)

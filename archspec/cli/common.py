@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from archspec.core.diagnostics import printable, render_all
@@ -50,6 +50,13 @@ def read_spec(path: str) -> Spec:
         return load(path)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def stdin_once(paths: Sequence[str]) -> None:
+    """UsageError where `-` (standard input) is given more than once: it can be read once."""
+    times = list(paths).count(STDIN)
+    if times > 1:
+        raise UsageError(f"`-` (standard input) is given {times} times; it can be read once")
 
 
 def load_or_report(path: str, *, allow_sketch: bool = False,

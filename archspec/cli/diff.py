@@ -7,7 +7,7 @@ import sys
 from typing import get_args
 
 from archspec.analysis.diff import Loaded, compare
-from archspec.cli.common import EXIT_USAGE, load_or_report
+from archspec.cli.common import EXIT_USAGE, load_or_report, stdin_once
 from archspec.views.diff import Format, render
 
 PAUSE_COLLECTOR = True  # cli.main
@@ -34,6 +34,7 @@ def load(path: str) -> Loaded | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stdin_once((args.old, args.new))
     sides = [load(path) for path in (args.old, args.new)]  # both, so both files' errors show
     old, new = sides
     if old is None or new is None:

@@ -15,6 +15,7 @@ from archspec.cli.common import (
     OptionWords,
     check_output,
     load_or_report,
+    stdin_once,
     whole_number,
 )
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return EXIT_USAGE
     probes = []
+    stdin_once(args.files)
     for path in args.files:
         spec = load_or_report(path)
         if spec is None or spec.network is None:
