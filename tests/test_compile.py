@@ -160,9 +160,10 @@ def test_hostile_names_and_strings_cannot_inject_code(tmp_path: Path,
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 2)
     assert not list(tmp_path.rglob(CANARY))
     # Every layer still has its own attribute, renamed where its name was unsafe.
-    children = [name for name, _ in model.named_modules() if "." in name]
-    assert len(children) == len(load_network(spec)[0].layers)
-    assert "classifier.layer_training" in children and "features.layer_forward" in children
+    children = [name for name, _ in model.named_children()]
+    assert len(children) == len([layer for layer in load_network(spec)[0].layers
+                                 if not layer.implicit])
+    assert "layer_training" in children and "layer_forward" in children
 
 
 def test_invalid_or_oversized_specs_write_nothing(tmp_path: Path,
@@ -200,14 +201,26 @@ def test_renames_are_noted_and_a_keyword_network_gets_an_importable_file(
     module = __import__("class_")
     model = module.build()
     assert model(torch.randn(2, *module.INPUT_SHAPE)).shape == (2, 10)
-    assert [n for n, _ in model.named_children()] == ["features_2", "classifier"]
+    # The spec names its layers: each is an attribute (renamed where Python cannot use it).
+    assert [n for n, _ in model.named_children()] == ["layer_def", "layer_x", "features",
+                                                      "layer_None"]
     # The docstring's table names the layers as the spec and `archspec table` do, and notes
-    # every attribute named otherwise, the Sequential that lost `features` included.
+    # every attribute named otherwise.
     doc = type(model).__doc__
     rows = {line.split()[0] for line in doc.splitlines()[5:] if line.strip()}
     assert {"def", "x", "features", "None"} <= rows
     assert "layer_def" not in rows and "layer_None" not in rows
     note = " ".join(doc.split("renamed attributes:")[1].split())
+    assert note == "def -> layer_def, x -> layer_x, None -> layer_None"
+    # A network built without the spec's names (the API: `named` False) is laid out as an
+    # unnamed stack, its attributes made safe the same way, and the Sequential that lost
+    # `features` to a layer noted.
+    network = load_network(tmp_path / "class.arch")[0]
+    unnamed = network.model_copy(update={"layers": tuple(
+        layer.model_copy(update={"named": False}) for layer in network.layers)})
+    flat = emit(unnamed)
+    assert "self.features_2 = nn.Sequential(" in flat and "self.classifier = " in flat
+    note = " ".join(flat.split("renamed attributes:")[1].split('"""')[0].split())
     assert note == ("def -> layer_def, x -> layer_x, None -> layer_None, the stack's features "
                     "part -> features_2 (a layer is named features)")
     assert main(["table", str(tmp_path / "class.arch")]) == 0

@@ -192,6 +192,30 @@ def test_inception_concat_and_functional_steps() -> None:
     assert "GAP - FLATTEN - fc: FC-5" in text
 
 
+class Flat(nn.Module):
+    """A model whose layers are its own attributes, one after another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.bn(self.c1(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_a_flat_model_keeps_its_attribute_names() -> None:
+    # Its spec names its layers, which the compiled module keeps as attributes (c1.weight),
+    # not laid out as an unnamed stack is, in `features` and `classifier`.
+    model = Flat()
+    text = _reimport(model, (3, 16, 16))
+    assert "c1: CONV3-16 - bn: BN - RELU - pool: POOL2 - FLATTEN - fc: FC-10" in text
+    _assert_same(model, text, (3, 16, 16))
+
+
 class SE(nn.Module):
     def __init__(self, c: int, r: int) -> None:
         super().__init__()

@@ -88,7 +88,7 @@ def size_error(network: Network, report: Report, max_params: int) -> Diagnostic 
 def layer_paths(network: Network) -> dict[str, str]:
     """Where each (non-join) layer lives in the built module: `features.conv1`, `relu3`,
     `layer1.0.conv1`; a flatten that is a step of `forward` has no module."""
-    if network.modules:
+    if _keyed(network):
         return _hier_paths(network)
     names = _idents(network)
     paths: dict[str, str] = {}
@@ -99,6 +99,14 @@ def layer_paths(network: Network) -> dict[str, str]:
             ident = names[layer.name]
             paths[layer.name] = f"{unit.attr}.{ident}" if unit.sequential else ident
     return paths
+
+
+def _keyed(network: Network) -> bool:
+    """Whether the module's keys are the spec's: it has named groups or block calls, or
+    names a layer (`conv1: CONV...`): each name is an attribute (`conv1.weight`), as the
+    model `archspec import` read had them. A plain stack that names none is laid out as
+    torchvision lays out VGG, `features` and `classifier`."""
+    return bool(network.modules) or any(layer.named for layer in network.layers)
 
 
 def module_name(network: Network) -> str:
@@ -153,7 +161,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
     error = size_error(network, report, max_params)
     if error is not None:
         raise BuildError([error])
-    if network.modules:
+    if _keyed(network):
         return _emit_tree(network, known, report, origin)
     names = _idents(network)
     units = _units(network, names)
