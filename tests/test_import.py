@@ -379,6 +379,13 @@ def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert check.returncode == 0, check.stderr
+    # At another input size the spec's FC would take another fan-in than the model's Linear:
+    # refused, nothing written, rather than a spec that cannot load the model's weights.
+    wrong = _cli("nets.py:Net", "-o", "wrong.arch", cwd=tmp_path)
+    assert wrong.returncode == 1 and not (tmp_path / "wrong.arch").exists()
+    assert wrong.stderr == ("archspec: error: at input 3x224x224 the spec's head.weight is "
+                            "10x100352, the model's 10x128: give the model's input shape with "
+                            "--input CxHxW\n")
 
 
 @pytest.mark.slow  # seconds each (a compile, an export or a subprocess)

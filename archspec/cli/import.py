@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, text_output
 from archspec.core.files import write_atomic
+
+if TYPE_CHECKING:
+    from archspec.ir import Network
+    from archspec.lang.shapes import Shapes
 
 HELP = ("write an .arch spec for a PyTorch model (MODULE:CALLABLE or file.py:CALLABLE; "
         "importing it runs its code)")
@@ -68,8 +73,37 @@ def run(args: argparse.Namespace) -> int:
                   "import):", file=sys.stderr)
             print(spec.render(), file=sys.stderr)
             return EXIT_ERRORS
+        assert spec.network is not None
+        differs = _weights_differ(model, spec.network, spec.shapes, args.input)
+        if differs is not None:
+            print(f"archspec: error: {differs}", file=sys.stderr)
+            return EXIT_ERRORS
     if args.output:
         write_atomic(args.output, result.text)
     else:
         sys.stdout.write(result.text)
     return EXIT_ERRORS if result.findings else EXIT_OK
+
+
+def _weights_differ(model: Any, network: Network, shapes: Shapes, size: str) -> str | None:
+    """Why the written spec's module would not load the model's weights, or None: a tensor
+    the spec gives another shape (a Linear's fan-in follows the input size, which tracing
+    does not check), or keys that differ (a bug of archspec import)."""
+    import torch
+
+    from archspec.backends.torch.build import to_torch
+
+    with torch.device("meta"):
+        built = to_torch(network, shapes).state_dict()
+    theirs = model.state_dict()
+    if built.keys() != theirs.keys():
+        missing, extra = sorted(theirs.keys() - built.keys()), sorted(built.keys() - theirs.keys())
+        return (f"the written spec's state_dict keys are not the model's (a bug of archspec "
+                f"import): missing {missing[:3]}, unexpected {extra[:3]}")
+    for key, tensor in built.items():
+        mine, its = tuple(tensor.shape), tuple(theirs[key].shape)
+        if mine != its:
+            return (f"at input {size} the spec's {key} is {'x'.join(map(str, mine))}, the "
+                    f"model's {'x'.join(map(str, its))}: give the model's input shape with "
+                    "--input CxHxW")
+    return None
