@@ -853,6 +853,21 @@ def test_standard_input_given_twice_is_a_usage_error(command: list[str],
                                        "times; it can be read once\n")
 
 
+def test_output_keeps_a_replaced_files_permissions(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # `-o` replaces a file by a rename; the file keeps its mode, as an editor's save does.
+    private, fresh = tmp_path / "private.txt", tmp_path / "fresh.txt"
+    private.write_text("old")
+    private.chmod(0o600)
+    spec = str(SPECS / "lenet5.arch")
+    assert table(spec, "-o", str(private), capsys=capsys)[0] == 0
+    assert table(spec, "-o", str(fresh), capsys=capsys)[0] == 0
+    assert private.stat().st_mode & 0o777 == 0o600 and private.read_text() != "old"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_every_spec_tabulates(capsys: pytest.CaptureFixture[str]) -> None:
     for path in SPECS.glob("*.arch"):
         if path.stem != "sketch":

@@ -37,11 +37,15 @@ def _write(target: Path, data: str | bytes | Iterable[str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     import tempfile  # here: `table` and `check` writing to stdout never pay its ~0.5 ms
 
+    try:  # a file replaced keeps its permissions; a new one gets what open() would give it
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             _put(handle, pieces)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
