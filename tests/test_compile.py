@@ -285,3 +285,12 @@ def test_a_name_torch_modules_own_is_refused_inside_a_group(tmp_path: Path,
     spec.write_text("network t\ninput 3x8x8\nstage: [forward: CONV3-4 - BN]\n")
     assert compile_spec(spec, tmp_path / "out") == 1
     assert f"{spec}:3:18: error: `forward` cannot name a submodule" in capsys.readouterr().err
+    # `check` says so too (it had passed the spec), and so does `train`, before it writes
+    # anything (it had printed a traceback after writing its plan).
+    assert main(["check", str(spec)]) == 1
+    assert f"{spec}:3:18: error: `forward` cannot name a submodule" in capsys.readouterr().err
+    spec.write_text("network t\ninput 1x8x8\nstage: [forward: CONV3-4 - BN] - FC-10\n"
+                    "train:\n  data digits\n  epochs 1\n")
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
+    assert f"{spec}:3:18: error: `forward` cannot name a submodule" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -14,9 +14,10 @@ from archspec.cli.common import (
     read_spec,
     stdin_once,
 )
-from archspec.core.diagnostics import printable
+from archspec.core.diagnostics import printable, source_order
 from archspec.core.model import json_data
 from archspec.core.text import shape_text
+from archspec.lang.frontend import Spec
 
 PAUSE_COLLECTOR = True  # cli.main
 HELP = "validate specs: syntax, arguments, names and shapes"
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     stdin_once(args.files)
     for path in args.files:
         try:
-            spec = read_spec(path)
+            spec = _with_name_clashes(read_spec(path))
         except UsageError as exc:
             print(f"archspec: error: {exc}", file=sys.stderr)
             status = max(status, EXIT_USAGE)
@@ -67,3 +68,17 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(reports, indent=2))
     return status
+
+
+def _with_name_clashes(spec: Spec) -> Spec:
+    """The spec with the names its module could not key (`forward: CONV...` inside a named
+    group), which `compile`, `probe` and `train` refuse: found by `check` too."""
+    if not spec.ok or spec.network is None or not spec.network.modules:
+        return spec
+    from archspec.backends.torch.emit import name_clashes  # no torch: the emitter writes text
+
+    clashes = name_clashes(spec.network)
+    if not clashes:
+        return spec
+    return Spec(spec.source, spec.network, spec.shapes,
+                sorted([*spec.diagnostics, *clashes], key=source_order))

@@ -79,7 +79,12 @@ class Diagnostics:
 
     def sorted(self) -> list[Diagnostic]:
         """Findings in source order (each was kept once, by `_add`)."""
-        return sorted(self.items, key=lambda d: (d.span.start, d.severity != Severity.ERROR))
+        return sorted(self.items, key=source_order)
+
+
+def source_order(diagnostic: Diagnostic) -> tuple[int, bool]:
+    """What findings are sorted by: where they are, an error before a warning there."""
+    return diagnostic.span.start, diagnostic.severity is not Severity.ERROR
 
 
 def printable(text: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from archspec.analysis import cost
+from archspec.backends.torch.emit import name_clashes
 from archspec.catalog import DATASETS
 from archspec.core.diagnostics import Diagnostic, Diagnostics
 from archspec.core.source import Span
@@ -75,6 +76,8 @@ def check(spec: Spec, plan: TrainingPlan,
     if plan.channels_last and len(network.input.shape) != 3:
         diags.error("train", "channels_last needs an image input (CxHxW)",
                     where("channels_last"))
+    for clash in name_clashes(network):  # what only a build finds (`check` says it too)
+        diags.error(clash.code, clash.message, clash.span)
     problem = cost.checkpoint_problem(network, plan.checkpoint) if plan.checkpoint else None
     if problem is not None:  # what `check` cannot see: a network with no place to cut
         diags.error("train", problem, where("checkpoint"))
