@@ -169,6 +169,8 @@ HEAD = "network n\ninput 3x16x16\n"
     # a block inlined the other way round, a kernel written as a size, explicit activations
     HEAD + "block two(c): CONV3-$c - RELU - CONV3-$c - RELU\n"
            "two(8) - CONV(8, 3x3, pad=1) - RELU - POOL2 - FLATTEN - FC-10\n",
+    # the input written height, width, channels (the same input, stored channels first)
+    "network n\ninput 16x16x3 hwc\nactivation relu\n[CONV3-8]*3 - POOL2 - FC-10\n",
 ])
 def test_equal_graphs_written_differently_are_identical(other: str) -> None:
     first = text_side(HEAD + "activation relu\n[CONV3-8]*3 - POOL2 - FC-10\n")

@@ -665,7 +665,8 @@ def _linked(entries: Sequence[Entry], label: Callable[[LayerSide], str | None]
 
 def _network_changes(a: Network, b: Network) -> tuple[FieldChange, ...]:
     found = []
-    if a.input.shape != b.input.shape or a.input.order != b.input.order:
+    # The stored shape, channels first: `input 16x16x3 hwc` is how `3x16x16` was written.
+    if a.input.shape != b.input.shape:
         found.append(FieldChange(
             field="input", old=_input_text(a), new=_input_text(b),
             line_a=a.input.span.line, line_b=b.input.span.line))
