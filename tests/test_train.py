@@ -208,6 +208,17 @@ def test_a_broken_plan_file_is_reported(tmp_path: Path,
     assert "plan.batch is not what its spec text says (-1, the text gives 32)" in err
 
 
+def test_resume_with_nothing_to_resume_says_it_starts_afresh(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, out = write_tiny(tmp_path), tmp_path / "run"
+    status, _out, err = train(capsys, str(spec), "--out", str(out), "--epochs", "1", "--resume")
+    assert status == 0 and (out / "checkpoint.pt").is_file()
+    assert f"archspec: note: nothing to resume in {out} (no checkpoint): training from the " \
+        "start" in err
+    status, _out, err = train(capsys, str(spec), "--out", str(out), "--epochs", "1", "--resume")
+    assert status == 0 and "nothing to resume" not in err
+
+
 def test_resume_refuses_another_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec, out = write_tiny(tmp_path), str(tmp_path / "run")
     assert train(capsys, str(spec), "--out", out, "--epochs", "1")[0] == 0

@@ -20,7 +20,7 @@ from archspec.cli.common import (
     output_folder,
     whole_number,
 )
-from archspec.core.diagnostics import render_all
+from archspec.core.diagnostics import printable, render_all
 from archspec.core.limits import MAX_INT
 from archspec.ir import TrainingPlan
 from archspec.lang.frontend import Spec
@@ -155,8 +155,10 @@ def _train(args: argparse.Namespace, spec: Spec, plan: TrainingPlan, data: Data,
     previous = torch.get_num_threads()
     torch.set_num_threads(args.threads or _env_threads())
     try:
-        if args.resume:
-            trainer.load_checkpoint()  # checked before anything in the folder is written
+        # Checked before anything in the folder is written.
+        if args.resume and not trainer.load_checkpoint() and world.main:
+            print(f"archspec: note: nothing to resume in {printable(str(out))} (no checkpoint): "
+                  "training from the start", file=sys.stderr)
         if world.main:
             write_plan(spec, out, plan)
             print(describe(spec, plan, data, world.size), flush=True)

@@ -353,13 +353,14 @@ class Trainer:
         })
         report.write_history(self.out / "history.csv", self.history)
 
-    def load_checkpoint(self) -> None:
+    def load_checkpoint(self) -> bool:
         """Read and check the run folder's checkpoint, if there is one, before anything is
-        written: ResumeError if it is unreadable or cannot continue this plan. `fit` then
-        continues from it. Each process reads its own machine's run folder, and they agree:
-        one that cannot resume, or that would continue from elsewhere than the others (its
-        machine's folder lacks the checkpoint), stops them all with ResumeError; alone, it
-        would leave the others waiting for it at their first collective."""
+        written: ResumeError if it is unreadable or cannot continue this plan; whether there
+        was one to continue. `fit` then continues from it. Each process reads its own
+        machine's run folder, and they agree: one that cannot resume, or that would continue
+        from elsewhere than the others (its machine's folder lacks the checkpoint), stops them
+        all with ResumeError; alone, it would leave the others waiting for it at their first
+        collective."""
         point: tuple[int, dict[str, Any] | None] | None = None
         try:
             point = self._load(resume=True)
@@ -378,6 +379,7 @@ class Trainer:
                               f"points ({points}); a run over several machines resumes from a "
                               "run folder every machine sees")
         self._resume_point = point
+        return point != (0, None)
 
     def _from(self, where: tuple[int, int] | None) -> str:
         """Where a process would continue: `from epoch 5`, `from the start`."""
