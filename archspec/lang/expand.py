@@ -507,8 +507,8 @@ class Expander:
                 return None
             if not INT.match(value.text) or value.negative:
                 if report:
-                    self.diags.error("argument", f"a repeat count is a whole number, but "
-                                     f"`{text}` is {shown(value)}", value.span)
+                    self.diags.error("argument", "a repeat count is a whole number of at "
+                                     f"least 1, but `{text}` is {shown(value)}", value.span)
                 return None
             text, where = value.text, value.span
         elif text.startswith("$"):
@@ -519,8 +519,8 @@ class Expander:
                 return None
             if value.kind != "number" or not INT.match(value.text) or value.negative:
                 if report:
-                    self.diags.error("argument", f"a repeat count is a whole number, not "
-                                     f"`{value.text}`", value.span)
+                    self.diags.error("argument", "a repeat count is a whole number of at "
+                                     f"least 1, not `{value.text}`", value.span)
                 return None
             text, where = value.text, value.span  # point at the argument that gave it
         count = int(text)
