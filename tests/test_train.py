@@ -485,6 +485,18 @@ def test_bad_counts_are_usage_errors_that_say_why(flag: str, value: str, message
     assert message in capsys.readouterr().err
 
 
+def test_curves_mark_whole_epochs() -> None:
+    # Two or three epochs: ticks at 1, 2, 3, not at 1.5 and 2.5.
+    from archspec.runtime.train.report import curves_figure
+
+    rows = [{"member": 0, "epoch": e, "lr": 0.1, "train_loss": 1.0 / e, "train_accuracy": 0.5,
+             "val_loss": 1.0 / e, "val_accuracy": 0.5} for e in (1, 2, 3)]
+    figure = curves_figure(rows, "tiny")
+    for axis in figure.axes:
+        ticks = [t for t in axis.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_curves_do_not_touch_pyplot(tmp_path: Path) -> None:
     # pyplot is what switches and holds a process-wide backend; the curves never import it.
     code = ("import sys; from pathlib import Path; "

@@ -7,9 +7,12 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archspec.core.files import write_atomic
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
+    from matplotlib.figure import Figure
 
 HISTORY_FIELDS = ("member", "epoch", "lr", "train_loss", "train_accuracy", "val_loss",
                   "val_accuracy", "images_per_s", "seconds")
@@ -42,11 +45,19 @@ def _finite(value: Any) -> Any:
 
 
 def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:
+    """curves.png: `curves_figure` as a PNG."""
+    buffer = io.BytesIO()
+    curves_figure(rows, title).savefig(buffer, format="png", dpi=100)
+    write_atomic(path, buffer.getvalue())
+
+
+def curves_figure(rows: list[dict[str, float]], title: str) -> Figure:
     """Loss, accuracy and learning rate per epoch; one line per ensemble member."""
     # A figure on its own Agg canvas, as probe.py draws: pyplot would switch the whole
     # process's backend and keep the figure in its registry until closed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(13, 3.8), layout="constrained")
     FigureCanvasAgg(figure)
@@ -62,12 +73,11 @@ def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:
         axes[2].plot(epochs, [row["lr"] for row in mine], label=f"lr{tag}")
     for axis, name in zip(axes, ("loss", "accuracy", "learning rate"), strict=True):
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 1, 2, not 1.5
         axis.set_title(name)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     axes[1].legend(fontsize="small")
     axes[2].set_yscale("log")
     figure.suptitle(title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    write_atomic(path, buffer.getvalue())
+    return figure
