@@ -485,6 +485,14 @@ class Expander:
                 else:
                     bound[pname] = earlier
             elif default.kind == "expr":  # `block b(c, d={$c*4})`: from earlier parameters
+                later = next((m for m in PARAM_REF.finditer(default.text)
+                              if m.group(1) not in bound), None)
+                if later is not None:
+                    start = default.span.start + later.start()
+                    fail(f"the default of `{pname}` uses `{later.group()}`, no earlier "
+                         f"parameter of block `{block.name}`",
+                         self.args.source.span(start, start + len(later.group())))
+                    continue
                 computed = self.args.evaluate(default.text, default.span.start, bound, report)
                 if computed is None:
                     ok = False
