@@ -78,8 +78,7 @@ def _list(value: tuple[int, int] | None) -> list[int] | None:
 
 def to_json(report: Report, rows: Sequence[Row]) -> Iterator[str]:
     """The JSON document in pieces (`core.json_text.json_pieces`)."""
-    m, ti = report.memory, report.torchinfo
-    memory = json_data(m)
+    ti = report.torchinfo
     data = {
         "network": report.network,
         "description": report.description,
@@ -92,7 +91,7 @@ def to_json(report: Report, rows: Sequence[Row]) -> Iterator[str]:
                   "jump": _list(report.input.jump)},
         "layers": JsonList(rows, _Layers()),  # each row's text made as it is written
         "totals": json_data(report.totals),
-        "memory": memory,
+        "memory": json_data(report.memory),
         "torchinfo": {"input_size": list(ti.input_shape), "total_params": ti.total_params,
                       "trainable_params": ti.trainable_params,
                       "non_trainable_params": ti.non_trainable_params,

@@ -1198,11 +1198,16 @@ def name_clashes(network: Network) -> list[Diagnostic]:
     """The names inside a named group or block call that PyTorch cannot key (`forward:
     CONV3-8` in `g: [...]`: nn.Module has an attribute `forward`), as located errors. At the
     top level such a name is renamed (`layer_forward`); inside, it would change the key."""
+    return _clashes(_tree(network))
+
+
+def _clashes(root: _Box) -> list[Diagnostic]:
+    """`name_clashes` of the module tree `_tree` made."""
     return [Diagnostic(severity=Severity.ERROR, code="name", message=f"`{key}` cannot name "
                        "a submodule: PyTorch's nn.Module has an attribute of that name",
                        span=member.span if isinstance(member, Layer)
                        else member.module.span if member.module else member.layers[0].span)
-            for box in _walk(_tree(network)) if box.module is not None
+            for box in _walk(root) if box.module is not None
             for member in box.items
             if (key := member.key if isinstance(member, _Box) else member.path[-1])
             in MODULE_ATTRIBUTES]
@@ -1212,10 +1217,10 @@ def _emit_tree(network: Network, known: dict[str, Shape], report: Report,
                origin: str | None) -> str:
     """The source for a spec with named groups or block calls: a class per block, then the
     network's class composing them."""
-    clashes = name_clashes(network)
+    root = _tree(network)
+    clashes = _clashes(root)
     if clashes:
         raise BuildError(clashes)
-    root = _tree(network)
     top = _top_keys(root)
     renames = [f"{_text(key, 40)} -> {ident}" for key, ident in top.items() if key != ident]
     cls = class_name(network)

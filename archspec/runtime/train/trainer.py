@@ -361,13 +361,12 @@ class Trainer:
         from elsewhere than the others (its machine's folder lacks the checkpoint), stops them
         all with ResumeError; alone, it would leave the others waiting for it at their first
         collective."""
-        point: tuple[int, dict[str, Any] | None] | None = None
         try:
-            point = self._load(resume=True)
-            mine: tuple[str | None, tuple[int, int] | None] = \
-                (None, (point[0], point[1]["epoch"] if point[1] else 0))
+            member, state = point = self._load(resume=True)
         except ResumeError as exc:
-            mine = (str(exc), None)
+            mine: tuple[str | None, tuple[int, int] | None] = (str(exc), None)
+        else:
+            mine = (None, (member, state["epoch"] if state else 0))
         every = gather(self.world, mine)
         for rank, (why, _) in enumerate(every):
             if why is not None:
