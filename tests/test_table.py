@@ -976,20 +976,56 @@ def test_help_and_usage_are_argparses_own(monkeypatch: pytest.MonkeyPatch, colum
 
 def test_the_process_freezes_what_start_up_made_and_main_does_not() -> None:
     # `archspec` (run) hands start-up's objects to gc.freeze() (docs/table.md, Speed); a
-    # program calling main() keeps its collector as it was. The output is the same.
-    code = ("import contextlib, gc, io, json, sys\nfrom archspec.cli import main, run\n"
-            "def table(call):\n    out = io.StringIO()\n"
-            "    with contextlib.redirect_stdout(out):\n        status = call()\n"
-            "    return status, out.getvalue(), gc.get_freeze_count()\n"
-            "called = table(lambda: main(['table', 'specs/vgg16.arch']))\n"
+    # program calling main() keeps its collector as it was. The output is the same. The atexit
+    # handler reads the freeze count once run() has ended: it runs, as handlers do, where one
+    # is registered (run() then leaves the ending to the interpreter).
+    code = ("import atexit, contextlib, gc, io, json, sys\nfrom archspec.cli import main, run\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    status = main(['table', 'specs/vgg16.arch'])\n"
+            "called = [status, out.getvalue(), gc.get_freeze_count()]\n"
+            "atexit.register(lambda: print(json.dumps([called, gc.get_freeze_count()])))\n"
             "sys.argv = ['archspec', 'table', 'specs/vgg16.arch']\n"
-            "print(json.dumps([called, table(run)]))\n")
+            "sys.exit(run())\n")
     done = python_c(code, check=True)
-    (status, text, frozen), (run_status, run_text, run_frozen) = json.loads(done.stdout)
-    assert status == run_status == 0
-    assert text == run_text == (ROOT / "tests" / "golden" / "table_vgg16.txt").read_text()
+    golden = (ROOT / "tests" / "golden" / "table_vgg16.txt").read_text()
+    run_text, _, last = done.stdout.rpartition("\n[")
+    (status, text, frozen), run_frozen = json.loads("[" + last)
+    assert status == 0
+    assert text == run_text + "\n" == golden
     assert frozen == 0
     assert run_frozen > 10_000  # ~26,000 for this command
+
+
+def test_the_process_ends_without_the_interpreters_teardown() -> None:
+    # Nothing waits for it (no atexit handler, no other thread): run() ends the process as
+    # soon as its output is out, before the interpreter's teardown, which the audit hook would
+    # see; the exit status is the command's, its output whole. With a handler registered, the
+    # interpreter ends it as usual.
+    code = ("import atexit, os, sys\nfrom archspec.cli import run\n"
+            "def hook(event, args, write=os.write):\n"
+            "    if event == 'cpython.PyInterpreterState_Clear':\n"
+            "        write(1, b'torn down\\n')\n"
+            "sys.addaudithook(hook)\n{}\n"
+            "sys.argv = ['archspec', *{}]\nsys.exit(run())\n")
+    # Without the site's .pth hooks, which may register handlers of their own (coverage's).
+    done = python_c(code.format("", ["table", "specs/vgg16.arch"]), check=True,
+                    site_hooks=False)
+    assert done.stdout == (ROOT / "tests" / "golden" / "table_vgg16.txt").read_text()
+    bad = ["check", "tests/bad/argument_twice.arch"]
+    ended = python_c(code.format("", bad), site_hooks=False)
+    assert ended.returncode == 1 and ended.stdout == ""
+    assert "argument_twice.arch:4:10: error: CONV gets `filters` twice" in ended.stderr
+    kept = python_c(code.format("atexit.register(print, 'at exit')", bad), site_hooks=False)
+    assert kept.returncode == 1 and kept.stdout == "at exit\ntorn down\n"
+    assert kept.stderr == ended.stderr
+    # logging's own handler (registered as it is imported) is run here, not waited for.
+    logged = python_c(code.format(
+        "import logging\nclass Handler(logging.Handler):\n"
+        "    def close(self, write=os.write):\n        write(1, b'closed\\n')\n"
+        "logging.getLogger().addHandler(Handler())", bad), site_hooks=False)
+    assert logged.returncode == 1 and logged.stdout == "closed\n"
+    assert logged.stderr == ended.stderr
 
 
 @pytest.mark.parametrize("name", ["table_vgg16_fold.txt", "table_vgg16_cs231n.txt",

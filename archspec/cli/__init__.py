@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import importlib
 import io
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, TextIO
@@ -72,10 +74,10 @@ def run() -> int:
     command line, once the command's module is imported and everything start-up made is
     handed to gc.freeze(). Those objects (pydantic's and archspec's modules, classes and
     schemas, the registry: ~26,000 the collector tracks) live as long as the process, so the
-    collector need not scan them again, neither in the command's own collections nor in the
-    ones the interpreter runs at exit: ~20 ms of CPU less for `archspec table`
-    (docs/table.md, Speed). Not main()'s doing: a program that calls main() keeps its
-    collector as it was."""
+    collector need not scan them again in the command's own collections: ~20 ms of CPU less
+    for `archspec table` (docs/table.md, Speed). Not main()'s doing: a program that calls
+    main() keeps its collector as it was. The process then ends without the interpreter's
+    teardown where nothing waits for it (`_end`)."""
     argv = sys.argv[1:]
     collecting = gc.isenabled()
     gc.disable()  # while start-up makes them (~8 ms of collections over them otherwise)
@@ -88,7 +90,31 @@ def run() -> int:
     finally:
         if collecting:
             gc.enable()
-    return main(argv)
+    return _end(main(argv))
+
+
+def _end(code: int) -> int:
+    """End the process with `code` at once, where nothing waits for the interpreter's
+    teardown: no other thread running and no `atexit` handler registered (torch registers
+    some, as do coverage and `weakref.finalize`) but logging's, which this runs itself
+    (`logging` registers its shutdown when imported: by asyncio, which older
+    typing_extensions import under pydantic). The teardown frees every module, class and
+    object one by one (pydantic's and archspec's: ~3 ms of `archspec table`'s ~120) and runs
+    the collector over what is left, only for the memory to be handed back whole. main()
+    flushed standard output (a failed write is reported there); both streams are flushed
+    again here, and a flush that fails leaves the ending to the interpreter. Else `code` is
+    returned, for `sys.exit`."""
+    logging = sys.modules.get("logging")
+    if atexit._ncallbacks() > (logging is not None) or threading.active_count() > 1:
+        return code
+    try:
+        if logging is not None:
+            logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return code
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
