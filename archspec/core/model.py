@@ -6,7 +6,18 @@ import inspect
 import operator
 from collections.abc import Callable
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal, Self, TypeVar, Union, cast, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    Protocol,
+    Self,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict
@@ -120,17 +131,25 @@ def vouched(cls: type[F], values: dict[str, Any]) -> F | None:
     return cast(F, cls.model_construct(**converted))  # mypy's pydantic plugin: a Frozen
 
 
-def json_data(model: BaseModel) -> dict[str, Any]:
-    """A model's fields in their order as JSON data (a nested model as its own, a tuple as a
-    list): what model_dump(mode="json") gives for archspec's models of numbers, text, None
-    and str enums, without building pydantic's serializer for them (~18 ms for the report's,
-    and the first imports pydantic's plugin loader)."""
-    return {name: _json_datum(getattr(model, name)) for name in type(model).model_fields}
+class Record(Protocol):
+    """A named tuple: the report's figures and the findings are named tuples, not models."""
+
+    @property
+    def _fields(self) -> tuple[str, ...]: ...
+
+
+def json_data(model: BaseModel | Record) -> dict[str, Any]:
+    """A model's or a named tuple's fields in their order as JSON data (a nested one as its
+    own, a tuple as a list): what model_dump(mode="json") gives for archspec's models of
+    numbers, text, None and str enums, without building pydantic's serializer for them
+    (~18 ms for the report's, and the first imports pydantic's plugin loader)."""
+    names = model._fields if not isinstance(model, BaseModel) else type(model).model_fields
+    return {name: _json_datum(getattr(model, name)) for name in names}
 
 
 def _json_datum(value: object) -> object:
-    if isinstance(value, BaseModel):
-        return json_data(value)
+    if isinstance(value, BaseModel) or hasattr(value, "_fields"):
+        return json_data(cast(BaseModel | Record, value))
     return list(value) if isinstance(value, tuple) else value
 
 

@@ -15,7 +15,7 @@ from archspec.views.table import layer_data
 # The fields of a row its JSON text is not made of alone (in `layer_data`'s order): a row like one
 # written before in every other field is that row's text with its own four (`_Layers`).
 _OWN = ("name", "receptive_field", "jump", "members")
-_ALIKE = itemgetter(*(name for name in Row.model_fields if name not in _OWN))
+_ALIKE = itemgetter(*(at for at, name in enumerate(Row._fields) if name not in _OWN))
 
 
 class _Layers:
@@ -35,7 +35,7 @@ class _Layers:
         inner = pad + "  "
         if pad != self._pad:  # a list at another indent: what was written is not at it
             self._pad, self._texts, self._pairs = pad, {}, {}
-        key = _ALIKE(row.__dict__)
+        key = _ALIKE(row)
         texts = self._texts.get(key)
         if texts is None:  # the first of its kind (every row, in a network without repeats)
             text = self._texts[key] = json_item(layer_data(row), pad)
