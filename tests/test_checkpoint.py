@@ -283,7 +283,7 @@ def test_table_checkpoint_leaves_surplus_words_to_argparse(words, error, capsys)
     with pytest.raises(SystemExit) as exit_:
         main(["table", str(SPECS / "resnet18.arch"), "--checkpoint", *words])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.endswith(f"archspec: error: {error}\n")
+    assert capsys.readouterr().err.endswith(f"archspec table: error: {error}\n")
 
 
 @pytest.mark.parametrize("name", ["flat", "tree"])

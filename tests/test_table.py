@@ -11,6 +11,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -832,7 +834,8 @@ def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("command", [["check", "-", "-"], ["diff", "-", "-"],
-                                     ["probe", "-", "specs/lenet5.arch", "-"]])
+                                     ["probe", "-", "specs/lenet5.arch", "-"],
+                                     ["draw", "--diff", "-", "-"]])
 def test_standard_input_given_twice_is_a_usage_error(command: list[str],
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -842,6 +845,37 @@ def test_standard_input_given_twice_is_a_usage_error(command: list[str],
     assert main(command) == 2
     assert capsys.readouterr().err == ("archspec: error: `-` (standard input) is given 2 "
                                        "times; it can be read once\n")
+
+
+def test_a_pipe_is_read_as_a_file_is() -> None:
+    # /dev/stdin and a shell's `<(...)` name pipes: read as a file is, to the size limit.
+    text = (SPECS / "lenet5.arch").read_text()
+    done = subprocess.run([sys.executable, "-m", "archspec", "check", "/dev/stdin"], cwd=ROOT,
+                          input=text, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "/dev/stdin: ok: lenet5, 12 layers, "
+                                                 "1x32x32 -> 10\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["--help"], ["--version"], ["table", "--help"]])
+def test_help_that_standard_output_cannot_take_is_an_error(command: list[str]) -> None:
+    # argparse drops a failed write of its help and exits 0; here it is one error line, exit 2.
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "archspec", *command], cwd=ROOT,
+                              stdout=full, stderr=subprocess.PIPE, text=True)
+    assert (done.returncode, done.stderr) == (
+        2, "archspec: error: cannot write standard output: No space left on device\n")
+
+
+def test_an_unrecognized_argument_is_said_with_the_commands_usage(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse says it with the top parser's usage (`archspec [-h] [--version] COMMAND ...`).
+    with pytest.raises(SystemExit) as exited:
+        main(["table", str(SPECS / "vgg16.arch"), "--checkpoint", "every", "3", "4"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("usage: archspec table [-h]")
+    assert err.endswith("\narchspec table: error: unrecognized arguments: 4\n")
 
 
 def test_output_keeps_a_replaced_files_permissions(tmp_path: Path,

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import archspec
 
@@ -47,10 +47,22 @@ class _Formatter(argparse.HelpFormatter):
         return getattr(self, name)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but help, usage and version text that standard output cannot take
+    fail as any other write does (argparse drops the error and exits 0): flushed here, a
+    failed write ends in main() as one error line."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if message:
+            out = file or sys.stderr
+            out.write(message)
+            out.flush()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (for speed: ~1 ms) one with command `only` alone, which is all
     that parsing a command line that starts with it needs."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="archspec", formatter_class=_Formatter,
         description="Compile .arch network specs: check, tables, PyTorch code, diagrams, "
                     "training.")
@@ -65,7 +77,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=module.HELP, description=module.HELP,
                                  formatter_class=_Formatter)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(run=module.run, command_parser=command)
     return parser
 
 
@@ -137,16 +149,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only)
     if only is not None:  # an option's words past its value are positionals (FILE)
         argv = hand_back(argv, getattr(command_module(only), "OPTION_WORDS", {}))
-    args = parser.parse_args(argv)
-    # A command that reads a spec, works on it and ends makes hundreds of thousands of small
-    # acyclic objects for a large one: it runs with the cycle collector paused, and what it
-    # made is freed (by reference counting) as it returns, before the collector runs again.
-    # Paused only around the front end, the collector's first pass after it scanned every
-    # object still alive: 0.19 s of CPU of the 100k-layer `table --format json`.
-    pause = getattr(command_module(args.command), "PAUSE_COLLECTOR", False)
     stdout = sys.stdout
     sys.stdout = _checked(stdout)
     try:
+        args, extra = parser.parse_known_args(argv)  # --help and --version write here
+        if extra:  # said by the command's own parser, with its usage (argparse: the top one's)
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # A command that reads a spec, works on it and ends makes hundreds of thousands of
+        # small acyclic objects for a large one: it runs with the cycle collector paused, and
+        # what it made is freed (by reference counting) as it returns, before the collector
+        # runs again. Paused only around the front end, the collector's first pass after it
+        # scanned every object still alive: 0.19 s of CPU of the 100k-layer `table --format
+        # json`.
+        only = args.command
+        pause = getattr(command_module(only), "PAUSE_COLLECTOR", False)
         with collector_paused() if pause else contextlib.nullcontext():
             code = int(args.run(args))
         sys.stdout.flush()  # a write that fails (ENOSPC, EFBIG, EPIPE) fails here, not at exit
@@ -154,11 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ModuleNotFoundError as exc:
-        extra = missing_extra(exc)
-        if extra is None:
+        named = missing_extra(exc)
+        if named is None:
             raise
-        return _fail(f"`archspec {args.command}` needs {exc.name}, which the {extra} extra "
-                     f"installs: pip install 'archspec[{extra}]'", EXIT_USAGE)
+        return _fail(f"`archspec {only}` needs {exc.name}, which the {named} extra "
+                     f"installs: pip install 'archspec[{named}]'", EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

@@ -41,11 +41,10 @@ def read_spec(path: str) -> Spec:
     UsageError if it cannot be read."""
     if path == STDIN:
         return load_source(Source.read_stream(sys.stdin.buffer, "<stdin>"))
-    target = Path(path)
-    if not target.is_file():
-        why = ("it is a directory" if target.is_dir() else
-               "not a regular file" if target.exists() else "no such file")
-        raise UsageError(f"cannot read {path}: {why}")
+    target = Path(path)  # a file, or a pipe (`<(...)`, /dev/stdin): read to the size limit
+    if target.is_dir() or not target.exists():
+        raise UsageError(f"cannot read {path}: "
+                         f"{'it is a directory' if target.is_dir() else 'no such file'}")
     try:
         return load(path)
     except OSError as exc:

@@ -30,7 +30,7 @@ def load(path: str) -> Loaded | None:
     spec = load_or_report(path, allow_sketch=True)
     if spec is None or spec.network is None:
         return None
-    return Loaded(path, spec.network, spec.shapes)
+    return Loaded(spec.source.path, spec.network, spec.shapes)  # `<stdin>` for `-`
 
 
 def run(args: argparse.Namespace) -> int:

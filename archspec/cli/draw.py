@@ -15,6 +15,7 @@ from archspec.cli.common import (
     UsageError,
     check_output,
     load_or_report,
+    stdin_once,
 )
 from archspec.core.diagnostics import render
 from archspec.core.files import write_atomic
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.diff != (args.base is not None):
         raise UsageError("--diff takes two files, `draw --diff B A` (B drawn, with what "
                          "changed from A); without --diff, one")
+    stdin_once((args.file, args.base or ""))
     spec = load_or_report(args.file, allow_sketch=True, allow_shape_errors=not args.diff)
     base = load_or_report(args.base, allow_sketch=True) if args.base is not None else None
     if spec is None or spec.network is None or (args.diff and (
@@ -68,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERRORS
     marks = None
     if base is not None and base.network is not None:
-        report = compare(Loaded(args.base, base.network, base.shapes),
-                         Loaded(args.file, spec.network, spec.shapes))
+        report = compare(Loaded(base.source.path, base.network, base.shapes),
+                         Loaded(spec.source.path, spec.network, spec.shapes))
         marks = dot.highlight(report, base.network)
     # A spec with shape errors is drawn as far as its sizes are known, the layers with
     # errors outlined, and the command still fails (the errors are printed already).

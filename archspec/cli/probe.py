@@ -42,7 +42,7 @@ OPTION_WORDS: OptionWords = {"--init": _schemes}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
     parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
                         help="unit-gaussian inputs pushed through (default 1000)")
     parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,

@@ -21,6 +21,7 @@ from archspec.cli.common import (
     whole_number,
 )
 from archspec.core.files import write_atomic
+from archspec.core.limits import MAX_INT
 from archspec.views.table import Format, Style, render_pieces
 
 PAUSE_COLLECTOR = True  # cli.main
@@ -71,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: the full table; cs231n: the course's VGG table; "
                              "torchinfo: totals under torchinfo 1.8's conventions (an option "
                              "whose figures the style does not show is refused)")
-    parser.add_argument("--batch", type=whole_number(1), metavar="N",
+    parser.add_argument("--batch", type=whole_number(1, MAX_INT), metavar="N",
                         help="batch size for memory (default: the train: section's, else 1)")
     parser.add_argument("--dtype", choices=DTYPES,
                         help="element type for bytes (default: the spec's dtype)")
