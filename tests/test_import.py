@@ -14,6 +14,7 @@ from torch import nn
 
 from archspec.backends.torch.build import to_torch
 from archspec.backends.torch.importer import ImportFailed, import_model
+from archspec.cli import main
 from archspec.lang.frontend import load_network, loads
 from tests.conftest import ROOT, all_specs
 
@@ -401,3 +402,60 @@ def test_cli_reports_and_exits_non_zero(tmp_path: Path) -> None:
     missing = _cli("nets.py:Nope", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr == "archspec: error: nets.py has no attribute 'Nope'\n"
+
+
+FIXTURE = '''
+import torch
+from torch import nn
+
+
+def notmodel():
+    return 42
+
+
+class Empty(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class Big(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        return self.fc(self.a(x).flatten(1))
+'''
+
+
+def _main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+          *args: str) -> tuple[int, str, str]:
+    """`archspec import ARGS` in this process, in a folder holding FIXTURE as nets.py."""
+    (tmp_path / "nets.py").write_text(FIXTURE)
+    monkeypatch.chdir(tmp_path)
+    code = main(["import", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("nets.py:",), "expected MODULE:CALLABLE, got 'nets.py:'"),
+    ((":Big",), "expected MODULE:CALLABLE, got ':Big'"),
+    (("nets.py:Big", "--input", "abc"), "--input: expected a shape like 3x224x224, got 'abc'"),
+    (("nets.py:Big", "--input", "0x8x8"), "--input: 0x8x8 has a size of 0; sizes start at 1"),
+    (("nets.py:Big", "--input", "3x8"),
+     "--input: 3x8 has 2 sizes; expected CxHxW (3x224x224) or a number of features (784)"),
+    (("nets.py:Big", "--input", "3x8x8x8"),
+     "--input: 3x8x8x8 has 4 sizes; expected CxHxW (3x224x224) or a number of features (784)"),
+    (("nets.py:Big", "--input", "3x99999x99999"),
+     "--input: 3x99999x99999 is 29,999,400,003 values; archspec import runs the model on a "
+     "zero input of at most 67,108,864 (256 MiB of float32)"),
+])
+def test_cli_usage_errors_are_one_line_before_any_import(
+        args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad target or --input is refused (exit 2) before the user's code is imported or the
+    example input allocated; the target's own name is not read as a --name."""
+    code, out, err = _main(tmp_path, monkeypatch, capsys, *args)
+    assert (code, out, err) == (2, "", f"archspec: error: {message}\n")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, text_output
 from archspec.core.files import write_atomic
+from archspec.core.limits import MAX_IMPORT_INPUT
 
 if TYPE_CHECKING:
     from archspec.ir import Network
@@ -34,10 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not re.fullmatch(r"\d+(x\d+)*", args.input):
-        raise UsageError(f"--input: expected a shape like 3x224x224, got {args.input!r}")
-    shape = tuple(int(d) for d in args.input.split("x"))
-    name = args.name or re.sub(r"\W", "_", args.target.rpartition(":")[2].split(".")[-1])
+    where, sep, attribute = args.target.rpartition(":")
+    if not sep or not where or not attribute:
+        raise UsageError(f"expected MODULE:CALLABLE, got {args.target!r}")
+    shape = input_shape(args.input)
+    name = args.name or re.sub(r"\W", "_", attribute.split(".")[-1])
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"--name: {name!r} is not an .arch name")
     # torch, and the user's code, are imported only here.
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.lang.frontend import loads
 
     try:
-        factory = load_callable(args.target)
+        factory = load_callable(where, attribute)
     except ImportFailed as exc:  # not the model's parts: the target itself cannot be loaded
         raise UsageError(exc.findings[0].message) from exc
     try:
@@ -83,6 +86,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.text)
     return EXIT_ERRORS if result.findings else EXIT_OK
+
+
+def input_shape(text: str) -> tuple[int, ...]:
+    """`--input`'s shape, checked before anything is imported: what an .arch `input` line
+    takes (CxHxW or a number of features, sizes from 1), and no larger than the zero input
+    the model may be run on."""
+    if not re.fullmatch(r"\d+(x\d+)*", text):
+        raise UsageError(f"--input: expected a shape like 3x224x224, got {text!r}")
+    shape = tuple(int(d) for d in text.split("x"))
+    if len(shape) not in (1, 3):
+        raise UsageError(f"--input: {text} has {len(shape)} sizes; expected CxHxW (3x224x224) "
+                         "or a number of features (784)")
+    if min(shape) < 1:
+        raise UsageError(f"--input: {text} has a size of 0; sizes start at 1")
+    values = math.prod(shape)
+    if values > MAX_IMPORT_INPUT:
+        raise UsageError(f"--input: {text} is {values:,} values; archspec import runs the model "
+                         f"on a zero input of at most {MAX_IMPORT_INPUT:,} "
+                         f"({MAX_IMPORT_INPUT * 4 // 2**20} MiB of float32)")
+    return shape
 
 
 def _weights_differ(model: Any, network: Network, shapes: Shapes, size: str) -> str | None:

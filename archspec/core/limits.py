@@ -16,6 +16,9 @@ MAX_PARAMS = 10**12
 MAX_COVERAGE = 2**24
 MAX_ACTIVATIONS = 10**12
 DEFAULT_MAX_BUILD_PARAMS = 2 * 10**9
+# `archspec import --input`: the values of the zero input the model may be run on (float32:
+# 256 MiB; a ResNet's first activations on it take some GiB more).
+MAX_IMPORT_INPUT = 2**26
 # Diagrams: boxes Graphviz's dot is asked to lay out (it crashed on a 60,000-box chain), and
 # characters of free text in one label (dot refuses an HTML label over 16 KB).
 MAX_DRAWN_BOXES = 10_000

@@ -62,11 +62,9 @@ class Imported:
 
 # --- loading the user's callable ------------------------------------------------------------
 
-def load_callable(target: str) -> Callable[..., Any]:
-    """`pkg.mod:Name` or `path/file.py:Name`: imports it, which runs the user's code."""
-    where, sep, name = target.rpartition(":")
-    if not sep or not where or not name:
-        raise ImportFailed([Finding("", "", f"expected MODULE:CALLABLE, got {target!r}")])
+def load_callable(where: str, name: str) -> Callable[..., Any]:
+    """`name` (dotted) in the module `where` (`pkg.mod` or `path/file.py`): imports it, which
+    runs the user's code."""
     try:
         if where.endswith(".py"):
             path = Path(where)
@@ -89,7 +87,7 @@ def load_callable(target: str) -> Callable[..., Any]:
             raise ImportFailed([Finding("", "", f"{where} has no attribute {name!r}")])
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ImportFailed([Finding("", "", f"{target} is not callable")])
+        raise ImportFailed([Finding("", "", f"{where}:{name} is not callable")])
     return obj
 
 
