@@ -459,3 +459,11 @@ def test_cli_usage_errors_are_one_line_before_any_import(
     example input allocated; the target's own name is not read as a --name."""
     code, out, err = _main(tmp_path, monkeypatch, capsys, *args)
     assert (code, out, err) == (2, "", f"archspec: error: {message}\n")
+
+
+def test_cli_a_callable_that_returns_no_module_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _main(tmp_path, monkeypatch, capsys, "nets.py:notmodel")
+    assert (code, out, err) == (2, "", "archspec: error: nets.py:notmodel() returned a value of "
+                                       "type int, not a torch.nn.Module\n")

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"--name: {name!r} is not an .arch name")
     # torch, and the user's code, are imported only here.
+    from torch import nn
+
     from archspec.backends.torch.importer import ImportFailed, import_model, load_callable
     from archspec.lang.frontend import loads
 
@@ -58,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"archspec: error: {args.target}() raised {type(exc).__name__}: {exc}",
                   file=sys.stderr)
             return EXIT_ERRORS
+        if not isinstance(model, nn.Module):  # the target names something else than a model
+            raise UsageError(f"{args.target}() returned a value of type {type(model).__name__}, "
+                             "not a torch.nn.Module")
         result = import_model(model, shape, name=name, origin=args.target,
                               partial=args.partial)
     except ImportFailed as exc:
