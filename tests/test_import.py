@@ -262,15 +262,20 @@ class Unsupported(nn.Module):
         return x.mean((2, 3))
 
 
+def _source_line(where: str) -> str:
+    """The line of this file a finding's `test_import.py:LINE` names."""
+    file, _, line = where.partition(":")
+    assert file == "test_import.py", where
+    return Path(__file__).read_text().splitlines()[int(line) - 1]
+
+
 def test_unsupported_parts_are_reported_at_their_path_and_line() -> None:
     with pytest.raises(ImportFailed) as caught:
         import_model(Unsupported(), (3, 8, 8), name="net", origin="tests")
     [finding] = caught.value.findings
     assert finding.path == ""
     assert finding.message == "call_function sin: no .arch form"
-    assert finding.where.startswith("test_import.py:")
-    line = int(finding.where.split(":")[1])
-    assert "torch.sin" in Path(__file__).read_text().splitlines()[line - 1]
+    assert "torch.sin" in _source_line(finding.where)
     partial = import_model(Unsupported(), (3, 8, 8), name="net", origin="tests", partial=True)
     assert "# PARTIAL" in partial.text
     assert "\nbody: [CONV(4, 3) - RELU]\n? - GAP - FLATTEN\n" in partial.text
@@ -287,8 +292,10 @@ def test_an_unknown_module_is_reported_by_its_path() -> None:
 
     with pytest.raises(ImportFailed) as caught:
         import_model(Net(), (3, 8, 8), name="net", origin="tests")
-    assert [(f.path, f.message) for f in caught.value.findings] == [
-        ("stage.1", "InstanceNorm2d has no .arch kind")]
+    [finding] = caught.value.findings
+    assert (finding.path, finding.message) == ("stage.1", "InstanceNorm2d has no .arch kind")
+    # at the user's line that ran it (through the Sequential), not the importer's tracer
+    assert _source_line(finding.where).strip() == "return self.stage(x)"
 
 
 def test_a_setting_the_kind_lacks_is_reported_not_dropped() -> None:
@@ -297,6 +304,33 @@ def test_a_setting_the_kind_lacks_is_reported_not_dropped() -> None:
         import_model(model, (3, 16, 16), name="net", origin="tests")
     assert [(f.path, f.message) for f in caught.value.findings] == [
         ("body.1", "MaxPool2d(dilation=2): MAXPOOL has no such setting")]
+
+
+@pytest.mark.parametrize(("module", "message"), [
+    (nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+     "Conv2d(padding_mode='reflect'): CONV pads with zeros only"),
+    (nn.BatchNorm2d(4, affine=False), "BatchNorm2d(affine=False): BN has no such setting"),
+    (nn.MaxPool2d(2, dilation=2), "MaxPool2d(dilation=2): MAXPOOL has no such setting"),
+    (nn.InstanceNorm2d(4), "InstanceNorm2d has no .arch kind"),
+    (nn.Dropout2d(), "Dropout2d has no .arch kind"),
+])
+def test_a_module_with_no_form_is_located_where_the_forward_calls_it(
+        module: nn.Module, message: str) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.odd = module
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv(x)
+            return self.odd(x)  # the line each finding names
+
+    with pytest.raises(ImportFailed) as caught:
+        import_model(Net(), (3, 16, 16), name="net", origin="tests")
+    [finding] = caught.value.findings
+    assert (finding.path, finding.message) == ("odd", message)
+    assert _source_line(finding.where).endswith("return self.odd(x)  # the line each finding names")
 
 
 def test_a_sequential_model_is_reported() -> None:

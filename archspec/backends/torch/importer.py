@@ -420,10 +420,12 @@ class _Tracer(fx.Tracer):
 
 
 def _where(node: fx.Node) -> str:
+    """`FILE:LINE` of the user's call that made the node: the innermost frame of its stack
+    that is neither torch's nor this file's (_Tracer.call_module is on a module's stack)."""
     trace = node.stack_trace or ""
     torch_dir = str(Path(torch.__file__).parent)
     frames = [(file, line) for file, line in re.findall(r'File "([^"]+)", line (\d+)', trace)
-              if not file.startswith(torch_dir)]
+              if not file.startswith(torch_dir) and file != __file__]
     if not frames:
         return ""
     file, line = frames[-1]
