@@ -371,6 +371,39 @@ def test_fx_fallback_reads_a_plain_chain_with_hooks() -> None:
     _assert_same(model, result.text, (3, 8, 8))
 
 
+def test_a_model_that_fails_when_run_for_its_hooks_is_reported_at_the_module() -> None:
+    """The model is run (on a zero input of --input's shape) only to read a module fx cannot
+    trace; its failure there, or the allocation's, is that module's finding, not a traceback."""
+    model = Wrap(Branchy())
+    with pytest.raises(ImportFailed) as caught:
+        import_model(model, (4, 8, 8), name="net", origin="tests")
+    [finding] = caught.value.findings
+    assert finding.path == "body"
+    assert finding.message == (
+        "fx cannot trace its forward (TraceError: symbolically traced variables cannot be used "
+        "as inputs to control flow) and the model, run on a zero 1x4x8x8 input to read its "
+        "layers with hooks, raised RuntimeError: Given groups=1, weight of size [8, 3, 3, 3], "
+        "expected input[1, 4, 8, 8] to have 3 channels, but got 4 channels instead")
+    assert _source_line(finding.where).strip() == "return self.body(x)"
+    partial = import_model(model, (4, 8, 8), name="net", origin="tests", partial=True)
+    assert partial.text.endswith("\ninput 4x8x8\n\nbody: ?\n")
+
+
+def test_an_allocation_that_fails_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def zeros(*args: object, **kwargs: object) -> torch.Tensor:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 4831838208 bytes.")
+
+    monkeypatch.setattr(torch, "zeros", zeros)
+    with pytest.raises(ImportFailed) as caught:
+        import_model(Wrap(Branchy()), (3, 20000, 20000), name="net", origin="tests")
+    [finding] = caught.value.findings
+    assert finding.message.endswith(
+        "run on a zero 1x3x20000x20000 input to read its layers with hooks, raised RuntimeError: "
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 4831838208 bytes.")
+
+
 MODEL_FILE = '''
 import torch
 from torch import nn

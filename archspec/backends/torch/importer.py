@@ -436,13 +436,13 @@ class _Graph:
     """The traced graph read into items; findings for what has no form."""
 
     def __init__(self, model: nn.Module, gm: fx.GraphModule, tracer: _Tracer,
-                 example: torch.Tensor) -> None:
+                 input_shape: tuple[int, ...]) -> None:
         self.model = model
         self.modules = dict(model.named_modules())
         self.findings: list[Finding] = []
         self.nodes = [n for n in gm.graph.nodes]
         self.tracer = tracer
-        self.example = example
+        self.input_shape = input_shape
         self.items: dict[fx.Node, Item | None] = {}  # None: a value, not a tensor step
         self.inputs: dict[fx.Node, list[fx.Node]] = {}
         self.fallback: list[str] = []
@@ -580,11 +580,15 @@ class _Graph:
             keep.extend([id(inp[0]), id(out), inp, out])
         hooks.append(module.register_forward_hook(outer))
         try:
-            with torch.no_grad():
-                self.run_to(module)
+            failed = self.run()
         finally:
             for h in hooks:
                 h.remove()
+        if failed is not None:
+            self.fail(node, key, f"fx cannot trace its forward ({self.tracer.opaque[key]}) and "
+                      f"the model, run on a zero {'x'.join(map(str, (1, *self.input_shape)))} "
+                      f"input to read its layers with hooks, raised {failed}")
+            return Item(owner=path, path=path, module=module, text=["?"])
         chain: list[Item] = []
         previous = keep[0] if keep else None
         plain = bool(calls) and bool(keep)
@@ -601,13 +605,19 @@ class _Graph:
                       "one plain chain")
         return Item(owner=path, join="chain", branches=[chain])
 
-    def run_to(self, module: nn.Module) -> None:
+    def run(self) -> str | None:
+        """Runs the model once on a zero input of the input's shape (the hooks record what it
+        calls); why it failed (the allocation, or the model's own forward), or None."""
         was = self.model.training
         self.model.eval()
         try:
-            self.model(self.example)
+            with torch.no_grad():
+                self.model(torch.zeros((1, *self.input_shape)))
+        except Exception as exc:  # the user's forward may raise anything; memory may run out
+            return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         finally:
             self.model.train(was)
+        return None
 
 
 def _dominators(graph: _Graph, start: fx.Node) -> dict[fx.Node, fx.Node]:
@@ -963,8 +973,7 @@ def import_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str,
         model.train(was)
     gm = fx.GraphModule(model, graph_ir)
     gm.graph.eliminate_dead_code()
-    example = torch.zeros((1, *input_shape))
-    graph = _Graph(model, gm, tracer, example)
+    graph = _Graph(model, gm, tracer, input_shape)
     graph.read()
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     outputs = [n for n in graph.nodes if n.op == "output"]
