@@ -480,6 +480,10 @@ def notmodel():
     return 42
 
 
+def sequential():
+    return nn.Sequential(nn.Conv2d(3, 4, 3))
+
+
 class Empty(nn.Module):
     def forward(self, x):
         return x
@@ -534,3 +538,22 @@ def test_cli_a_callable_that_returns_no_module_is_a_usage_error(
     code, out, err = _main(tmp_path, monkeypatch, capsys, "nets.py:notmodel")
     assert (code, out, err) == (2, "", "archspec: error: nets.py:notmodel() returned a value of "
                                        "type int, not a torch.nn.Module\n")
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("nets.py:Empty", "nets.py:Empty: the model has no layers (its forward returns its input): "
+                      "an .arch spec has at least one"),
+    ("nets.py:sequential", "nets.py:sequential: the model itself is an nn.Sequential: its keys "
+                           "(0.weight, ...) have no .arch form, as a spec's top level names its "
+                           "layers; wrap it in a module (`features = nn.Sequential(...)`)"),
+])
+@pytest.mark.parametrize("partial", [(), ("--partial",)])
+def test_cli_a_model_with_no_form_as_a_whole_is_one_line(
+        target: str, message: str, partial: tuple[str, ...], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a part's finding (nor a spec that does not check, blamed on archspec), and nothing
+    written, not even with --partial: there is no part to stand as `?`."""
+    code, out, err = _main(tmp_path, monkeypatch, capsys, target, "--input", "3x8x8",
+                           *partial, "-o", "net.arch")
+    assert (code, out, err) == (1, "", f"archspec: error: {message}\n")
+    assert not (tmp_path / "net.arch").exists()

@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         result = import_model(model, shape, name=name, origin=args.target,
                               partial=args.partial)
     except ImportFailed as exc:
+        [first, *others] = exc.findings
+        if not others and not first.path and not first.where:  # the model as a whole
+            print(f"archspec: error: {args.target}: {first.message}", file=sys.stderr)
+            return EXIT_ERRORS
         print(f"archspec: error: {args.target}: {len(exc.findings)} part(s) with no .arch form:",
               file=sys.stderr)
         for finding in exc.findings:

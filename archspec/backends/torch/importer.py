@@ -983,6 +983,9 @@ def import_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str,
     idom = _dominators(graph, start)
     used: set[fx.Node] = set()
     items = _chain(graph, idom, end, start, used)
+    if not items:  # not even with --partial: there is no part to stand as `?`
+        raise ImportFailed([Finding("", "", "the model has no layers (its forward returns its "
+                                            "input): an .arch spec has at least one")])
     for node, item in graph.items.items():
         if item is not None and node not in used and node.users:
             graph.fail(node, ".".join(graph.owner(node)),
