@@ -371,6 +371,30 @@ def test_fx_fallback_reads_a_plain_chain_with_hooks() -> None:
     _assert_same(model, result.text, (3, 8, 8))
 
 
+class BranchyPool(nn.Module):
+    """Branchy with a pool setting MAXPOOL lacks, read with hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, dilation=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = self.pool(self.conv(x))
+        return x
+
+
+def test_a_layer_with_no_form_read_with_hooks_is_reported() -> None:
+    """Not a `?` left silently in the spec, which then would not check."""
+    with pytest.raises(ImportFailed) as caught:
+        import_model(Wrap(BranchyPool()), (3, 8, 8), name="net", origin="tests")
+    [finding] = caught.value.findings
+    assert (finding.path, finding.message) == (
+        "body.pool", "MaxPool2d(dilation=2): MAXPOOL has no such setting")
+    assert _source_line(finding.where).strip() == "return self.body(x)"
+
+
 def test_a_model_that_fails_when_run_for_its_hooks_is_reported_at_the_module() -> None:
     """The model is run (on a zero input of --input's shape) only to read a module fx cannot
     trace; its failure there, or the allocation's, is that module's finding, not a traceback."""

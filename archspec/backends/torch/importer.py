@@ -597,6 +597,8 @@ class _Graph:
             previous = dst
             found = module_kind(m)
             full = (*path, *sub.split("."))
+            if isinstance(found, str):  # at the line that called the module fx could not trace
+                self.fail(node, ".".join(full), found)
             chain.append(Item(owner=full, path=full, module=m,
                               text=["?"] if isinstance(found, str) else layer_text(*found)))
         if not plain or previous != (keep[1] if keep else None):
