@@ -17,12 +17,12 @@ from types import ModuleType
 
 import pytest
 import torch
-from conftest import ROOT, SPECS, all_specs
+from conftest import ROOT, SPECS, all_specs, python_c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archspec.backends.torch.build import to_torch
-from archspec.backends.torch.emit import emit
+from archspec.backends.torch.emit import emit, module_name
 from archspec.cli import main
 from archspec.ir import Network
 from archspec.lang.frontend import load_network
@@ -184,6 +184,35 @@ KEYWORDY = """network class
 input 3x8x8
 def: CONV3-4 - x: RELU - features: CONV3-4 - None: FC-10
 """
+
+
+def test_a_network_named_as_a_module_gets_a_file_that_shadows_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # random.py first on sys.path broke `import random, torch`; math.py and typing.py broke
+    # `import torch` itself (torch imports them); sys.py could never be imported.
+    out = tmp_path / "build"
+    for name in ("random", "math", "typing", "sys", "numpy"):
+        spec = tmp_path / f"{name}.arch"
+        spec.write_text(f"network {name}\ninput 3x8x8\nCONV3-4 - GAP - FC-10\n")
+        assert compile_spec(spec, out) == 0
+        printed = capsys.readouterr().out
+        assert f"wrote {out / (name + '_.py')}" in printed
+        assert (f"note: the module is {name}_.py, not {name}.py, which `import` cannot load or "
+                f"which would shadow the module of that name (import {name}_)") in printed
+        assert not (out / f"{name}.py").exists()
+    # The README's way of using a build: its folder first on sys.path.
+    done = python_c(f"import sys; sys.path.insert(0, {str(out)!r})\n"
+                    "import random, math, typing, numpy, torch\n"
+                    "import random_, math_, typing_, sys_, numpy_\n"
+                    "assert random.__file__ != random_.__file__ and hasattr(random, 'shuffle')\n"
+                    "print(tuple(sys_.build()(torch.randn(2, *sys_.INPUT_SHAPE)).shape))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "(2, 10)\n"
+    # No module of the standard library is ever a generated file's name.
+    network = load_network(tmp_path / "sys.arch")[0]
+    for name in sorted(sys.stdlib_module_names):
+        renamed = module_name(network.model_copy(update={"name": name}))
+        assert renamed == f"{name}_" and renamed not in sys.stdlib_module_names
 
 
 def test_renames_are_noted_and_a_keyword_network_gets_an_importable_file(

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(render_all(problems, spec.source), file=sys.stderr)
             return EXIT_ERRORS
     out = output_folder(args.output)
-    module = module_name(network)  # `class` -> class_.py, which `import class_` can load
+    module = module_name(network)  # `class` -> class_.py, `random` -> random_.py
     # The build's set of files, replaced as one: a kill leaves the old set or the new one.
     names = [f"{module}.py", *(f"{network.name}{ext}" for ext in (".md", ".dot", ".svg")),
              plan.plan_path(".", network).name, *([f"{network.name}.onnx"] if args.onnx else [])]
@@ -106,5 +106,5 @@ def run(args: argparse.Namespace) -> int:
               f"{module}.build(weights=PATH) loads it")
     if module != network.name:
         print(f"note: the module is {module}.py, not {network.name}.py, which `import` cannot "
-              f"load (import {module})")
+              f"load or which would shadow the module of that name (import {module})")
     return EXIT_OK

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,15 @@ INPUT_VAR = "x"
 # Names the generated module uses itself; a layer called one of these is renamed.
 _RESERVED = frozenset({INPUT_VAR, "self", "super", "torch", "nn", "OrderedDict", "model",
                        "module", "build", "INPUT_SHAPE"}) | MODULE_ATTRIBUTES
+# Module names a generated file must not take: on sys.path (the README's snippet puts the
+# build folder first) it would be imported in their place, by torch itself (`math.py`,
+# `typing.py`) or by the user's code. The standard library, torch and what it imports, and the
+# packages a model's users commonly import beside it.
+_TAKEN_MODULES = frozenset(sys.stdlib_module_names) | {
+    "torch", "torchvision", "torchaudio", "torchgen", "torchinfo", "typing_extensions",
+    "numpy", "scipy", "sympy", "mpmath", "networkx", "jinja2", "filelock", "fsspec", "triton",
+    "PIL", "kornia", "sklearn", "matplotlib", "pandas", "onnx", "onnxruntime", "onnxscript",
+    "mlxtend", "lark", "pydantic", "graphviz", "archspec"}
 # Families whose weights the spec's `init` scheme sets.
 _INIT_FAMILIES = ("conv", "fc")
 # Each scheme: the statement that initialises `module.weight`, and what the docstring says.
@@ -111,12 +121,13 @@ def _keyed(network: Network) -> bool:
 
 def module_name(network: Network) -> str:
     """A file name `import` can take for the generated module: the network's name, unless it
-    is a keyword (`class` -> `class_`), shadows a module the file imports (`torch` ->
-    `torch_`) or is no identifier (`3d-net` -> `net_3d_net`)."""
+    is a keyword (`class` -> `class_`), would shadow a module of the standard library, of
+    torch or of a package its users import (`random` -> `random_`, `torch` -> `torch_`), or
+    is no identifier (`3d-net` -> `net_3d_net`)."""
     text = _WORD.sub("_", network.name)
     if not text or not (text[0].isalpha() or text[0] == "_"):
         text = "net_" + text
-    if keyword.iskeyword(text) or text in ("torch", "collections"):
+    if keyword.iskeyword(text) or text in _TAKEN_MODULES:
         text += "_"
     return text
 
