@@ -179,6 +179,49 @@ def test_train_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_images"] == 4
 
 
+def test_a_plan_finds_its_specs_data_folder_from_anywhere(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The plan held the spec's path as given to compile (`fd/f.arch`, relative to the folder
+    # compile ran in), so trained from another folder its data folder was `fd/imgs` there.
+    project = tmp_path / "project"
+    _image_folder(project / "fd" / "imgs", classes=3)
+    (project / "fd" / "f.arch").write_text(
+        tiny_spec(data='folder("imgs")').replace("input 1x8x8", "input 3x16x16")
+        .replace("FC-4", "FC-3"))
+    monkeypatch.chdir(project)
+    assert main(["compile", "fd/f.arch", "-o", "fdb2"]) == 0
+    plan_file = project / "fdb2" / "tiny.plan.json"
+    assert json.loads(plan_file.read_text())["source"]["path"] == "../fd/f.arch"
+    monkeypatch.chdir("/")
+    status, _out, err = train(capsys, str(plan_file), "--out", str(project / "run"),
+                              "--epochs", "1")
+    assert status == 0, err
+    # The run's copy of the plan is the spec's from the run folder, and the whole project
+    # moved elsewhere still trains from it.
+    assert json.loads((project / "run" / "tiny.plan.json").read_text())["source"]["path"] \
+        == "../fd/f.arch"
+    moved = project.rename(tmp_path / "moved")
+    monkeypatch.chdir(moved / "run")
+    status, _out, err = train(capsys, "tiny.plan.json", "--out", "again", "--epochs", "1")
+    assert status == 0, err
+    # Its errors are located in the spec where it now is.
+    (moved / "fd" / "imgs").rename(moved / "imgs")
+    status, _out, err = train(capsys, "tiny.plan.json", "--out", "third", "--epochs", "1")
+    assert status == 1
+    assert err.splitlines()[0] == "../fd/f.arch:7:3: error: data folder `../fd/imgs` does not exist"
+
+
+def test_a_plan_of_another_format_is_one_error(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_plan(loads(tiny_spec(), str(tmp_path / "tiny.arch")), tmp_path)
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "format": 1}))
+    status, _out, err = train(capsys, str(path), "--out", str(tmp_path / "run"))
+    assert (status, err) == (1, f"archspec: error: {path}: a plan of format 1; this archspec "
+                                "reads format 2: compile the spec again\n")
+
+
 # -- plan files ---------------------------------------------------------------------------------
 
 

@@ -1,13 +1,16 @@
 """Training plans as files: `<network>.plan.json`, the trainer's single input.
 
 A plan file holds the spec's text (so the trainer rebuilds exactly the network that was
-compiled) and the resolved `TrainingPlan`, every default written out. No torch here: `compile`
+compiled), the spec's path relative to the plan file's folder (so that its errors are located,
+and a relative `folder("path")` found, from any working directory and in a project moved
+whole), and the resolved `TrainingPlan`, every default written out. No torch here: `compile`
 writes plans without importing it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from archspec.ir import Network, TrainingPlan
 from archspec.lang.frontend import Spec, loads
 
 SUFFIX = ".plan.json"
-FORMAT = 1
+FORMAT = 2  # 1 held the spec's path relative to the folder `compile` ran in
 # A plan holds a spec (at most MAX_SOURCE_BYTES) JSON-escaped, and a few hundred bytes more.
 MAX_PLAN_BYTES = 8 * MAX_SOURCE_BYTES
 # What `train --epochs/--device` may change in a plan file (`train` writes them into the run's).
@@ -42,13 +45,18 @@ def resolve(network: Network) -> TrainingPlan:
     return network.plan if network.plan is not None else TrainingPlan()
 
 
-def document(spec: Spec, plan: TrainingPlan | None = None) -> dict[str, Any]:
-    """The JSON document of a valid spec's plan (or of `plan`, an adjusted copy of it)."""
+def document(spec: Spec, directory: str | Path,
+             plan: TrainingPlan | None = None) -> dict[str, Any]:
+    """The JSON document of a valid spec's plan (or of `plan`, an adjusted copy of it), for a
+    plan file in `directory`."""
     assert spec.network is not None, "only a loaded network has a plan"
+    path = spec.source.path
+    if not _is_name(path):  # relative to the plan's folder, whatever the working directory
+        path = os.path.relpath(os.path.abspath(path), os.path.abspath(directory))
     return {
         "format": FORMAT,
         "network": spec.network.name,
-        "source": {"path": spec.source.path, "text": spec.source.text},
+        "source": {"path": path, "text": spec.source.text},
         "plan": (plan or resolve(spec.network)).model_dump(mode="json"),
     }
 
@@ -61,7 +69,7 @@ def write_plan(spec: Spec, directory: str | Path, plan: TrainingPlan | None = No
     """Write `<directory>/<network>.plan.json` atomically and return its path."""
     assert spec.network is not None, "only a loaded network has a plan"
     path = plan_path(directory, spec.network)
-    write_atomic(path, json.dumps(document(spec, plan), indent=2) + "\n")
+    write_atomic(path, json.dumps(document(spec, directory, plan), indent=2) + "\n")
     return path
 
 
@@ -86,13 +94,20 @@ def read_plan(path: str | Path) -> LoadedPlan:
             raise
         reason = "nested too deeply" if isinstance(exc, RecursionError) else _first_line(exc)
         raise PlanFileError(f"{path}: not a readable plan file: {reason}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or not isinstance(data.get("format"), int):
         raise PlanFileError(f"{path}: not an archspec plan (format {FORMAT})")
+    if data["format"] != FORMAT:
+        raise PlanFileError(f"{path}: a plan of format {_short(data['format'])}; this archspec "
+                            f"reads format {FORMAT}: compile the spec again")
     source = data.get("source")
     if not isinstance(source, dict) or not isinstance(source.get("text"), str):
         raise PlanFileError(f"{path}: the plan has no spec text under source.text")
     origin = source.get("path")
-    spec = loads(source["text"], origin if isinstance(origin, str) and origin else str(path))
+    if not isinstance(origin, str) or not origin:
+        origin = str(path)
+    elif not _is_name(origin):  # the file's own path is relative to the plan's folder
+        origin = os.path.normpath(os.path.join(os.path.dirname(path), origin))
+    spec = loads(source["text"], origin)
     if not spec.ok or spec.network is None:
         return LoadedPlan(spec, None)
     return LoadedPlan(spec, _checked_plan(path, data.get("plan"), resolve(spec.network)))
@@ -117,6 +132,11 @@ def _checked_plan(path: str | Path, written: Any, expected: TrainingPlan) -> Tra
     if device not in ("cpu", "cuda"):
         raise PlanFileError(f"{path}: plan.device is {_short(device)}, not cpu or cuda")
     return expected.model_copy(update={"epochs": epochs, "device": device})
+
+
+def _is_name(path: str) -> bool:
+    """Whether a spec's path names no file: `<stdin>`, or `<input>` for a spec from text."""
+    return path.startswith("<") and path.endswith(">")
 
 
 def _short(value: Any) -> str:
