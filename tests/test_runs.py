@@ -426,6 +426,22 @@ def plan_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return tmp_path / "build" / "tiny.plan.json"
 
 
+def test_a_plan_is_known_by_its_content_whatever_its_name(
+        plan_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A plan copied to `plan.json` was read as a spec: dozens of `plan.json:2:3: error:` lines.
+    copy = plan_file.with_name("plan.json")
+    copy.write_text("\n " + plan_file.read_text())
+    status, out, err = run(capsys, "train", str(copy), "--out", str(tmp_path / "run"),
+                           "--epochs", "1")
+    assert status == 0 and "epoch 1/1" in out, err
+    # JSON that is not a plan is one line, not the spec front end's findings.
+    other = tmp_path / "settings"
+    other.write_text('{"seed": 1}')
+    status, _out, err = run(capsys, "train", str(other), "--out", str(tmp_path / "run2"))
+    assert (status, err) == (1, f"archspec: error: {other}: not an archspec plan (format 2)\n")
+    assert not (tmp_path / "run2").exists()
+
+
 def tamper(path: Path, change) -> None:
     document = json.loads(path.read_text())
     change(document)

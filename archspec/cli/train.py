@@ -15,6 +15,7 @@ from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
     EXIT_USAGE,
+    STDIN,
     UsageError,
     load_or_report,
     output_folder,
@@ -38,7 +39,9 @@ CPU_COUNT = whole_number(1, CPUS, "the CPUs this process may use")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="FILE|PLAN", help="an .arch spec or a .plan.json")
+    parser.add_argument("input", metavar="FILE|PLAN",
+                        help="an .arch spec, or a plan: a .plan.json (or any file holding a "
+                             "JSON object)")
     parser.add_argument("--out", metavar="DIR",
                         help="where checkpoints, history, metrics and curves go "
                              "(default runs/NETWORK)")
@@ -59,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
-    if is_plan_file(path):
+    if path != STDIN and is_plan_file(path):
         if not Path(path).is_file():
             print(f"archspec: error: cannot read {path}: no such file", file=sys.stderr)
             return None

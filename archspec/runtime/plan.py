@@ -74,7 +74,18 @@ def write_plan(spec: Spec, directory: str | Path, plan: TrainingPlan | None = No
 
 
 def is_plan_file(path: str | Path) -> bool:
-    return str(path).endswith(SUFFIX)
+    """Whether `train` reads `path` as a plan: its name ends in `.plan.json`, or it is a file
+    whose first non-blank character is `{`, a JSON object (a plan copied to `plan.json`),
+    which no spec starts with (it starts with `network NAME` or a comment)."""
+    if str(path).endswith(SUFFIX):
+        return True
+    if not Path(path).is_file():  # no file, a folder, a pipe: read, if at all, as a spec
+        return False
+    try:
+        with Path(path).open("rb") as handle:
+            return handle.read(MAX_PLAN_BYTES).lstrip()[:1] == b"{"
+    except OSError:  # unreadable: the spec reader says why
+        return False
 
 
 def read_plan(path: str | Path) -> LoadedPlan:
