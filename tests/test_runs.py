@@ -184,10 +184,30 @@ def test_a_refused_resume_leaves_the_plan_file_alone(finished: Path, tmp_path: P
     assert (folder / "tiny.plan.json").read_bytes() == before
 
 
+@pytest.mark.parametrize(("folders", "flag", "what"), [
+    (["checkpoint.pt"], "--resume", "checkpoint.pt is a directory"),
+    (["tiny.plan.json", "model-2.pt"], "--force", "tiny.plan.json, model-2.pt are directories"),
+], ids=["resume-checkpoint", "force-plan-and-weights"])
+def test_a_run_folder_with_a_directory_for_a_file_is_refused_first(
+        folders: list[str], flag: str, what: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # With checkpoint.pt a directory, `--resume` noted there was nothing to resume, trained a
+    # whole epoch, then failed to write it, leaving a plan file and a lock behind.
+    folder = tmp_path / "run"
+    for name in folders:
+        (folder / name).mkdir(parents=True)
+    status, out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder), flag,
+                           "--epochs", "1")
+    assert (status, out) == (2, "")
+    assert one_error_line(err) == (f"archspec: error: cannot train into {folder}: {what}, "
+                                   "where the run writes a file")
+    assert sorted(path.name for path in folder.iterdir()) == sorted(folders)
+
+
 def test_a_locked_run_folder_refuses_a_second_run(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "run"
-    with rundir.claim(folder, resume=False, force=False):
+    with rundir.claim(folder, resume=False, force=False, plan_file="tiny.plan.json"):
         status, _out, err = run(capsys, "train", str(tiny(tmp_path)), "--out", str(folder))
     assert status == 2 and "in use by another run" in one_error_line(err)
     assert f"pid {os.getpid()}" in err
@@ -200,7 +220,8 @@ def test_a_lock_held_by_another_process_refuses(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
          "from archspec.runtime.train import rundir\n"
-         f"with rundir.claim(Path({str(folder)!r}), resume=False, force=False):\n"
+         f"with rundir.claim(Path({str(folder)!r}), resume=False, force=False, "
+         "plan_file='tiny.plan.json'):\n"
          "    print('held', flush=True); time.sleep(60)"],
         env=ENV, stdout=subprocess.PIPE, text=True)
     try:

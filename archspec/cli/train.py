@@ -25,7 +25,14 @@ from archspec.core.diagnostics import printable, render_all
 from archspec.core.limits import MAX_INT
 from archspec.ir import TrainingPlan
 from archspec.lang.frontend import Spec
-from archspec.runtime.plan import PlanFileError, is_plan_file, read_plan, resolve, write_plan
+from archspec.runtime.plan import (
+    PlanFileError,
+    is_plan_file,
+    plan_path,
+    read_plan,
+    resolve,
+    write_plan,
+)
 
 if TYPE_CHECKING:
     from archspec.runtime.train import distributed
@@ -127,7 +134,8 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
     try:
         # Every rank 0 holds the folder (other ranks write nothing); the launcher of --nproc
         # holds it for its workers.
-        with rundir.claim(out, resume=args.resume, force=args.force) if world.main \
+        with rundir.claim(out, resume=args.resume, force=args.force,
+                          plan_file=plan_path(out, spec.network).name) if world.main \
                 else nullcontext():
             if args.nproc > 1 and not distributed.launched():
                 return distributed.launch(_worker_argv(args, out), args.nproc,

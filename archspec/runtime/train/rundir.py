@@ -29,12 +29,19 @@ def outputs(out: Path) -> list[Path]:
 
 
 @contextmanager
-def claim(out: Path, *, resume: bool, force: bool) -> Iterator[None]:
+def claim(out: Path, *, resume: bool, force: bool, plan_file: str) -> Iterator[None]:
     """Hold `out` for one run: create it, lock it (another run into it fails at once), and
     refuse a folder that holds a run unless it is resumed (`resume`) or replaced (`force`,
-    which removes the old outputs first)."""
+    which removes the old outputs first). A folder where the run's lock, plan (`plan_file`)
+    or an output is a directory is refused first, before anything in it is written."""
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"cannot train into {out}: it is not a directory")
+    folders = [path.name for path in [out / LOCK, out / plan_file, *outputs(out)]
+               if path.is_dir()]
+    if folders:
+        raise RunFolderError(f"cannot train into {out}: {', '.join(folders)} "
+                             f"{'is a directory' if len(folders) == 1 else 'are directories'}"
+                             ", where the run writes a file")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
