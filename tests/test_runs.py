@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,10 @@ from conftest import tiny_spec, write_tiny
 
 from archspec.backends.torch.build import to_torch
 from archspec.cli import main
-from archspec.lang.frontend import loads
+from archspec.lang.frontend import load_network, loads
 from archspec.runtime import plan as plan_files
 from archspec.runtime.train import checkpoint, rundir
+from archspec.runtime.train.trainer import fixed_length
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -237,6 +239,35 @@ def test_a_lock_held_by_another_process_refuses(tmp_path: Path) -> None:
 
 
 # -- extending a run -----------------------------------------------------------------------------
+
+
+def test_the_readmes_training_commands_run_one_after_another() -> None:
+    # The README extended digits' run with `--resume --epochs 30`, which its cosine schedule
+    # refuses after a whole run's start-up, and its `--nproc 2` line trained into the folder
+    # a run already held. Each command is checked as `train` checks it, without training.
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("\n## Training\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()]
+    runs: dict[Path, tuple[Path, int]] = {}  # each run folder: its spec and epochs
+
+    def option(argv: list[str], flag: str) -> str | None:
+        return argv[argv.index(flag) + 1] if flag in argv else None
+
+    for argv in commands:
+        assert argv[:2] == ["archspec", "train"], argv
+        given = argv[2]
+        spec = ROOT / given if given.endswith(".arch") else runs[Path(given).parent][0]
+        network, _shapes = load_network(spec)
+        assert network.plan is not None
+        out = Path(option(argv, "--out") or Path("runs") / network.name)
+        epochs = int(option(argv, "--epochs") or network.plan.epochs)
+        resume = "--resume" in argv
+        if out in runs and resume and epochs != runs[out][1]:
+            why = fixed_length(network.plan)
+            assert why is None, f"{shlex.join(argv)}: {why}"
+        assert out not in runs or resume or "--force" in argv, f"{shlex.join(argv)}: holds a run"
+        runs[out] = (spec, epochs)
+    assert len(commands) == 5 and len(runs) == 3
 
 
 def test_a_finished_run_extends_bit_exactly(finished: Path, tmp_path: Path,

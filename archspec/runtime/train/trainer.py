@@ -108,6 +108,18 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor) -> Scores:
     return Scores(accuracy, -picked.log().double().mean().item())
 
 
+def fixed_length(plan: TrainingPlan) -> str | None:
+    """Why a run of `plan` cannot continue to other epochs (`--resume --epochs 30` after 20),
+    or None: the epochs it trained depend on their total under cosine (it anneals over the
+    whole run), with snapshots (the run's last cycle ends) and in an ensemble (its earlier
+    members finished at the old total)."""
+    return ("its cosine schedule anneals over all of its epochs"
+            if plan.schedule.name == "cosine" else
+            "its snapshots are the last cycle ends of its epochs" if plan.snapshots > 1
+            else "its earlier ensemble members trained for that many epochs"
+            if plan.ensemble > 1 else None)
+
+
 class Trainer:
     def __init__(self, spec: Spec, plan: TrainingPlan, data: Data, out: Path, world: World,
                  progress: Progress) -> None:
@@ -435,9 +447,7 @@ class Trainer:
 
     def _check_epochs(self, path: Path, saved: Any, state: dict[str, Any]) -> None:
         """A run may continue to other epochs (`--resume --epochs 30` after 20) only where the
-        epochs already trained do not depend on the total: not under cosine (it anneals over
-        the whole run), not with snapshots (taken at the run's last cycle ends), not for an
-        ensemble (its earlier members finished at the old total)."""
+        epochs already trained do not depend on the total (`fixed_length`)."""
         if type(saved) is not int or state["epoch"] > saved:
             raise ResumeError(f"cannot resume: {path}: its plan's epochs do not fit its state")
         wanted = self.plan.epochs
@@ -446,11 +456,7 @@ class Trainer:
         if state["epoch"] > wanted:
             raise ResumeError(f"{path} has trained {state['epoch']} epochs, more than "
                               f"--epochs {wanted}")
-        why = ("its cosine schedule anneals over all of its epochs"
-               if self.plan.schedule.name == "cosine" else
-               "its snapshots are the last cycle ends of its epochs" if self.plan.snapshots > 1
-               else "its earlier ensemble members trained for that many epochs"
-               if self.plan.ensemble > 1 else None)
+        why = fixed_length(self.plan)
         if why is not None:
             raise ResumeError(f"{path} is a {saved}-epoch run and {why}; it cannot continue to "
                               f"{wanted} epochs (train afresh with --epochs {wanted} --force)")
