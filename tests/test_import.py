@@ -504,6 +504,10 @@ def notmodel():
     return 42
 
 
+def raises():
+    raise ValueError("no weights here:\\n\\x1b[31mred")
+
+
 def sequential():
     return nn.Sequential(nn.Conv2d(3, 4, 3))
 
@@ -546,6 +550,8 @@ def _main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     (("nets.py:Big", "--input", "3x99999x99999"),
      "--input: 3x99999x99999 is 29,999,400,003 values; archspec import runs the model on a "
      "zero input of at most 67,108,864 (256 MiB of float32)"),
+    (("nets.py:Big", "-o", "no/such/folder/big.arch"),
+     "cannot write no/such/folder/big.arch: no/such/folder does not exist"),
 ])
 def test_cli_usage_errors_are_one_line_before_any_import(
         args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -554,6 +560,15 @@ def test_cli_usage_errors_are_one_line_before_any_import(
     example input allocated; the target's own name is not read as a --name."""
     code, out, err = _main(tmp_path, monkeypatch, capsys, *args)
     assert (code, out, err) == (2, "", f"archspec: error: {message}\n")
+
+
+def test_cli_a_constructor_that_raises_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The user's message reaches the terminal escaped: no line break, no escape sequence.
+    code, out, err = _main(tmp_path, monkeypatch, capsys, "nets.py:raises")
+    assert (code, out, err) == (1, "", "archspec: error: nets.py:raises() raised ValueError: "
+                                       "no weights here:\\n\\x1b[31mred\n")
 
 
 def test_cli_a_callable_that_returns_no_module_is_a_usage_error(

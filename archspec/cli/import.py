@@ -8,7 +8,8 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, text_output
+from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, check_output, text_output
+from archspec.core.diagnostics import printable
 from archspec.core.files import write_atomic
 from archspec.core.limits import MAX_IMPORT_INPUT
 
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or re.sub(r"\W", "_", attribute.split(".")[-1])
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"--name: {name!r} is not an .arch name")
+    if args.output:  # before the model is imported and read, as `table` does
+        check_output(args.output)
     # torch, and the user's code, are imported only here.
     from torch import nn
 
@@ -57,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             model = factory()
         except Exception as exc:  # the user's constructor may raise anything
-            print(f"archspec: error: {args.target}() raised {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            # The user's message, in one line whatever it holds (`printable` escapes newlines).
+            print(f"archspec: error: {args.target}() raised {type(exc).__name__}: "
+                  f"{printable(str(exc))}", file=sys.stderr)
             return EXIT_ERRORS
         if not isinstance(model, nn.Module):  # the target names something else than a model
             raise UsageError(f"{args.target}() returned a value of type {type(model).__name__}, "
