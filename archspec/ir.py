@@ -137,12 +137,12 @@ def _optimizer_args(data: dict[str, Any]) -> dict[str, Any]:
 
 class ScheduleSpec(Setting):
     name: ScheduleName = "none"
-    every: int = Field(30, ge=1)
+    every: int = Field(30, ge=1, le=MAX_INT)
     gamma: float = Field(0.1, gt=0, le=1)
     factor: float = Field(0.1, gt=0, lt=1)
-    patience: int = Field(5, ge=0)
-    period: int = Field(10, ge=1)
-    mult: int = Field(1, ge=1)
+    patience: int = Field(5, ge=0, le=MAX_INT)
+    period: int = Field(10, ge=1, le=MAX_INT)
+    mult: int = Field(1, ge=1, le=MAX_INT)
 
     def cycle_ends(self, epochs: int) -> Sequence[int]:
         """Epochs (1-based) at whose end an SGDR cycle finishes, within `epochs`. Cycles of

@@ -139,11 +139,12 @@ class TrainSection:
         items = directive.items
         signed = len(items) == 1 and bool(  # `seed -1`: the grammar reads `-` as a separator
             self.source.text[directive.keyword_span.end:items[0].span.start].strip())
+        low = 0 if directive.keyword.lower() == "seed" else 1
         if len(items) != 1 or not isinstance(items[0], s.Value) or items[0].kind != "number" \
-                or not INT.match(items[0].text) or int(items[0].text) > MAX_INT or signed:
-            low = 0 if directive.keyword.lower() == "seed" else 1
-            self.diags.error("train", f"`{directive.keyword}` takes a whole number, at least "
-                             f"{low}", directive.span)
+                or not INT.match(items[0].text) or not low <= int(items[0].text) <= MAX_INT \
+                or signed:
+            self.diags.error("train", f"`{directive.keyword}` takes a whole number from {low} "
+                             f"to {MAX_INT:,}", directive.span)
             return None
         return int(items[0].text)
 
@@ -228,8 +229,8 @@ class TrainSection:
                                  count.span.end) if signed else count.span
         if not isinstance(count, s.Value) or count.kind != "number" \
                 or not INT.match(count.text) or not 1 <= int(count.text) <= MAX_INT or signed:
-            self.diags.error("train", "`checkpoint every N` takes a whole number of layers, at "
-                             "least 1", where)
+            self.diags.error("train", "`checkpoint every N` takes a whole number of layers, "
+                             f"from 1 to {MAX_INT:,}", where)
             return None
         return int(count.text)
 
