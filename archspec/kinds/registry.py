@@ -457,17 +457,19 @@ def _avgpool_saves(args: Args, inp: Shape, out: Shape) -> Saved:
     return Saved(input=True)
 
 
-def _divides(kind: str, what: str) -> Callable[[Args, Shape], Shape]:
-    """Keeps the shape; `groups` must divide the channels (GROUPNORM, SHUFFLE)."""
+def _divides(kind: str) -> Callable[[Args, Shape], Shape]:
+    """Keeps the shape; `groups` must divide the channels (GROUPNORM, SHUFFLE, which needs a
+    CxHxW input first: torch's channel shuffle has no flat form)."""
     def rule(args: Args, shape: Shape) -> Shape:
         groups = whole(args, "groups")
-        if shape[0] % groups:
-            raise ShapeError(f"{kind} groups={groups} must divide its {shape[0]} {what}")
         if kind == "SHUFFLE":
             _spatial(kind, shape)
-        elif math.prod(shape) == groups:  # torch refuses it; the output would be all zeros
+        if shape[0] % groups:
+            what = "channels" if len(shape) == 3 else "features"
+            raise ShapeError(f"{kind} groups={groups} must divide its {shape[0]} {what}")
+        if kind == "GROUPNORM" and math.prod(shape) == groups:  # torch refuses it: all zeros
             raise ShapeError(f"{kind} groups={groups} leaves one value in each group of its "
-                             f"{format_shape(shape)} input: normalised, it is always 0")
+                             f"input ({format_shape(shape)}): normalised, it is always 0")
         return shape
 
     return rule
@@ -633,7 +635,7 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("LAYERNORM", "norm", "layernorm", params=(_EPS,), cost=_affine_cost,
               saves=_layernorm_saves, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("GROUPNORM", "norm", "groupnorm", params=(Param("groups", "count", low=1), _EPS),
-              shape=_divides("GROUPNORM", "channels"), cost=_affine_cost,
+              shape=_divides("GROUPNORM"), cost=_affine_cost,
               saves=_groupnorm_saves, contiguous_input=True, autocast=_NORM_FP32_ON_CUDA),
     LayerKind("SCALE", "norm", "scale", params=(Param("init", "float", default=1e-6),),
               cost=_scale_cost, saves=_saves_input,
@@ -648,7 +650,7 @@ KINDS: tuple[LayerKind, ...] = (
               params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
               shape=_slice_shape, view=True, strided=_slices_part, autocast=_FOLLOWS),
     LayerKind("SHUFFLE", "reshape", "shuffle", params=(Param("groups", "count", low=1),),
-              shape=_divides("SHUFFLE", "channels"), autocast=_FOLLOWS),
+              shape=_divides("SHUFFLE"), autocast=_FOLLOWS),
 )
 
 
