@@ -349,11 +349,12 @@ class Expander:
         if upper == reg.IDENTITY and call.args is None:
             return tail, rank
         if kind is None:
-            base = match.group("base") if match else word
-            what = "layer kind or block" if self.header.blocks else "layer kind"
-            self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
-                             hint=reg.kind_hint(dict.fromkeys((base, word)),
-                                                [reg.IDENTITY, *self.header.blocks]))
+            if word not in self.header.refused:  # else the block's definition says why
+                base = match.group("base") if match else word
+                what = "layer kind or block" if self.header.blocks else "layer kind"
+                self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
+                                 hint=reg.kind_hint(dict.fromkeys((base, word)),
+                                                    [reg.IDENTITY, *self.header.blocks]))
             # Its shape is unknown: later layers are not checked against a guess.
             tail = self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, word, scopes))
             return tail, rank
@@ -395,7 +396,10 @@ class Expander:
         if known is None:
             block = self.header.blocks.get(word) if NAME.match(word) else None
             match = SHORTHAND.match(word)
-            kind = reg.lookup(match.group("base")) if match else None
+            # A refused block's call (`conv(1)` after `block conv(c)`, which would hide CONV)
+            # is not read as a kind either.
+            kind = reg.lookup(match.group("base")) if match \
+                and word not in self.header.refused else None
             after = self._implicit_after(kind) if kind is not None else []
             known = self._words[word] = _Word(block, word.upper(), match, kind, after)
         return known

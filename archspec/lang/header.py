@@ -40,7 +40,7 @@ class Header:
     """What the header lines say, filled in by HeaderReader, each field its default until then."""
 
     __slots__ = ("activation", "batchnorm", "blocks", "bn_args", "defaults", "description",
-                 "dtype", "init", "input", "name")
+                 "dtype", "init", "input", "name", "refused")
 
     def __init__(self) -> None:
         self.name: str | None = None
@@ -53,6 +53,8 @@ class Header:
         self.init = InitScheme.model_construct()
         self.dtype: DType = "float32"
         self.blocks: dict[str, Block] = {}
+        # Blocks whose definition was refused, with an error there: their calls add no other.
+        self.refused: set[str] = set()
 
 
 class HeaderReader:
@@ -72,6 +74,8 @@ class HeaderReader:
             keyword = directive.keyword.lower()
             if directive.status == "broken":  # reported by the parser; it still counts
                 seen.setdefault(keyword, directive.keyword_span)
+                if keyword == "block":
+                    self._refuse_broken_block(directive)
                 continue
             if directive.status == "guessed" and keyword in written:
                 continue  # `netwrok` beside a real `network`: the misspelling is reported
@@ -255,21 +259,32 @@ class HeaderReader:
         self.header.dtype = cast(DType, call.word.lower())
 
     def block(self, directive: s.Directive) -> None:
+        head = directive.items[0] if directive.items else None
+        name = head.word if isinstance(head, s.Call) and NAME.match(head.word) else None
+        if name in self.header.blocks:
+            assert name is not None and isinstance(head, s.Call)
+            self.diags.error("block", f"block `{name}` is defined twice", head.word_span,
+                             hint=f"the first is at line {self.header.blocks[name].span.line}")
+            return
+        block = self._block(directive)
+        if block is not None:
+            self.header.blocks[block.name] = block
+        elif name is not None:  # its calls are not errors of their own (`unknown layer kind`)
+            self.header.refused.add(name)
+
+    def _block(self, directive: s.Directive) -> Block | None:
+        """The block a `block` line defines, or None after reporting why not."""
         head = directive.items[0] if len(directive.items) == 1 else None
         if not isinstance(head, s.Call) or directive.chain is None \
                 or not NAME.match(head.word):
             self.diags.error("block", "write `block NAME(p1, p2=default): CHAIN`",
                              directive.span)
-            return
+            return None
         name = head.word
-        if name in self.header.blocks:
-            self.diags.error("block", f"block `{name}` is defined twice", head.word_span,
-                             hint=f"the first is at line {self.header.blocks[name].span.line}")
-            return
         if reg.lookup(name) is not None or name.upper() in (reg.IDENTITY, "INPUT"):
             self.diags.error("block", f"block `{name}` would hide the layer kind "
                              f"{name.upper()}", head.word_span)
-            return
+            return None
         params: list[tuple[str, s.Value | None]] = []
         for arg in head.args or ():
             pname = arg.name if arg.name is not None else (
@@ -277,12 +292,21 @@ class HeaderReader:
             if pname is None or not NAME.match(pname):
                 self.diags.error("block", "block parameters are names, with optional "
                                  "defaults: `block b(c, s=1)`", arg.span)
-                return
+                return None
             if any(p == pname for p, _ in params):
                 self.diags.error("block", f"parameter `{pname}` is listed twice", arg.span)
-                return
+                return None
             params.append((pname, arg.value if arg.name is not None else None))
-        self.header.blocks[name] = Block(name, params, directive.chain, head.word_span)
+        return Block(name, params, directive.chain, head.word_span)
+
+    def _refuse_broken_block(self, directive: s.Directive) -> None:
+        """A `block` line that did not parse: the name it begins with, if any, is refused."""
+        text = self.args.source.text
+        start = directive.keyword_span.end
+        end = text.find("\n", start)
+        name = text[start:end if end >= 0 else len(text)].split("(")[0].split(":")[0].strip()
+        if NAME.match(name) and name not in self.header.blocks:
+            self.header.refused.add(name)
 
 
 # One reader per keyword of syntax.HEADER_KEYWORDS (a test checks they agree).
