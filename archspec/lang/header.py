@@ -70,6 +70,7 @@ class HeaderReader:
         where each keyword stands."""
         seen: dict[str, Span] = {}
         written = {d.keyword.lower() for d in syntax.header if d.status != "guessed"}
+        layers = syntax.body[0].span.start if syntax.body else len(self.args.source.text)
         for directive in syntax.header:
             keyword = directive.keyword.lower()
             if directive.status == "broken":  # reported by the parser; it still counts
@@ -92,7 +93,14 @@ class HeaderReader:
                                      hint=f"the first is at line {seen[keyword].line}")
                     continue
                 seen[keyword] = directive.keyword_span
+            errors = self.diags.error_count
             reader(self, directive)
+            if directive.span.start > layers and keyword != "block" \
+                    and directive.status == "written" and self.diags.error_count == errors:
+                # only a line that applies: one given twice or in error is that error alone
+                self.diags.warning("header", f"`{keyword}` comes after the layers; it applies "
+                                   "to the whole network", directive.keyword_span,
+                                   hint="move it above the first layer")
         return seen
 
     def implicit_bn(self, where: Span) -> None:

@@ -416,11 +416,6 @@ def parse(source: Source, diags: Diagnostics) -> s.SpecSyntax:
                 continue
             assert isinstance(node, s.Directive)
             node = node._replace(keyword=guess, status="guessed")
-        if is_header and body and keyword != "block" and first is not None:
-            diags.warning("header", f"`{keyword}` comes after the layers; it applies to the "
-                          "whole network", source.span(line.start + first.start(1),
-                                                        line.start + first.end(1)),
-                          hint="move it above the first layer")
         if isinstance(node, s.Chain):
             body.append(node)
         elif train_span is not None:
