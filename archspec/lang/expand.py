@@ -333,8 +333,8 @@ class Expander:
                scopes: tuple[Scope, ...], name: tuple[str, Span] | None,
                leading: bool) -> tuple[int, int]:
         word = self.args.word(call, env)
-        if word is None:
-            return tail, rank
+        if word is None:  # reported (a `$param` it lacks)
+            return self._unknown(call, call.word, tail, scopes), rank
         bare = self._bare.get(word) if call.args is None else None
         if bare is not None:
             return self._written(bare[0], dict(bare[1]), bare[2], call,
@@ -355,9 +355,7 @@ class Expander:
                 self.diags.error("unknown-kind", f"unknown {what} `{word}`", call.word_span,
                                  hint=reg.kind_hint(dict.fromkeys((base, word)),
                                                     [reg.IDENTITY, *self.header.blocks]))
-            # Its shape is unknown: later layers are not checked against a guess.
-            tail = self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, word, scopes))
-            return tail, rank
+            return self._unknown(call, word, tail, scopes), rank
         assert match is not None
         args = self.args.layer(kind, match, call, env)
         if call.args is None and args is not None:
@@ -367,6 +365,11 @@ class Expander:
             self._bare[word] = (kind, dict(args), after)
         return self._written(kind, args, after, call, self.args.written(call, env), tail, rank,
                              scopes, name)
+
+    def _unknown(self, call: s.Call, written: str, tail: int, scopes: tuple[Scope, ...]) -> int:
+        """A layer or block call that is in error, after node `tail`: its shape is unknown, so
+        later layers are not checked against a guess (no follow-on errors)."""
+        return self._add(Node(reg.UNKNOWN.name, None, [tail], call.span, written, scopes))
 
     def _written(self, kind: reg.LayerKind, args: dict[str, ArgValue] | None,
                  after: list[tuple[str, dict[str, ArgValue]]], call: s.Call, written: str,
@@ -417,8 +420,8 @@ class Expander:
                     scopes: tuple[Scope, ...], name: tuple[str, Span] | None
                     ) -> tuple[int, int]:
         bound = self._bind(block, call, env, report=True)
-        if bound is None:
-            return tail, rank
+        if bound is None:  # reported (its arguments)
+            return self._unknown(call, call.word, tail, scopes), rank
         self.scope_ids += 1
         label = self.args.written(call, env)
         # A named call's cluster says its name too: `layer1: basic(64)`.
