@@ -246,8 +246,10 @@ def test_table_plans_checkpointing_and_fits_more(capsys) -> None:
 
 
 @pytest.mark.parametrize(("words", "message"), [
-    (["every", "0"], "every N: expected a whole number of at least 1, got '0'"),
-    (["every", "x"], "every N: expected a whole number of at least 1, got 'x'"),
+    (["every", "0"], "every N: expected a whole number from 1 to 2,147,483,647, got '0'"),
+    (["every", "x"], "every N: expected a whole number from 1 to 2,147,483,647, got 'x'"),
+    (["every", "99999999999"],
+     "every N: expected a whole number from 1 to 2,147,483,647, got '99999999999'"),
     (["every"], "expected `blocks`, `every N` or `none`, got 'every'"),
     (["all"], "expected `blocks`, `every N` or `none`, got 'all'"),
 ])

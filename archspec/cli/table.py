@@ -50,7 +50,7 @@ class _Checkpoint(argparse.Action):
             value = words[0]
         elif len(words) == 2 and words[0] == "every":
             try:
-                value = whole_number(1)(words[1])
+                value = whole_number(1, MAX_INT)(words[1])
             except argparse.ArgumentTypeError as exc:
                 raise argparse.ArgumentError(self, f"every N: {exc}") from None
         else:
