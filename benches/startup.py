@@ -15,7 +15,8 @@ bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torc
             pydantic's plugin loader (imported by the first validator pydantic builds) or torch
             was imported: none is on this path.
   command   `python -m archspec table SPEC` itself, whose CPU time the phases should add up to
-            with the interpreter's (the rest is `-m`'s runpy and the exit).
+            with the interpreter's (the rest is `-m`'s runpy; both end the process without
+            the interpreter's teardown).
 Prints each phase's median over the runs.
 """
 
@@ -109,6 +110,9 @@ figures = {name: (at - before) * 1000 for (_, before), (name, at) in zip(marks, 
 for kind in spent:
     figures[f"  of which {counts[kind]} {kind}"] = spent[kind] * 1000
 print("PHASES", json.dumps(figures), file=sys.stderr)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)  # as archspec.cli.run ends the process: without the interpreter's teardown
 """
 
 

@@ -13,8 +13,10 @@ the library the front end stands on (pydantic, for the IR; lark only builds the 
 tables and explains syntax errors, and a spec that parses never imports it) as archspec's
 process does (the collector paused, then frozen), defines one model class as archspec's are
 (frozen, unknown fields refused, its schema deferred) and builds one instance without
-validation: the floor for any front end with a pydantic IR (defining the first model class
-imports pydantic.fields and pydantic.types, ~15 ms beyond `from pydantic import BaseModel`).
+validation, and ends without the interpreter's teardown, as archspec's process does where
+nothing waits for it: the floor for any front end with a pydantic IR (defining the first
+model class imports pydantic.fields and pydantic.types, ~15 ms beyond `from pydantic import
+BaseModel`).
 
 Every process reads compiled bytecode, as an installed package does: the children run with a
 private PYTHONPYCACHEPREFIX (a temporary folder of this run) and without
@@ -75,6 +77,8 @@ class Layer(pydantic.BaseModel):
 Layer.model_construct(name="conv1")
 gc.freeze()
 gc.enable()
+import os
+os._exit(0)
 """
 
 
