@@ -313,6 +313,19 @@ def test_cli_reads_a_file_named_like_a_scheme_as_a_file(tmp_path, monkeypatch, c
         [("init_tanh", "xavier"), ("init_tanh", "kaiming")]
 
 
+def test_cli_reads_the_last_word_as_a_file_where_no_other_is(tmp_path, monkeypatch,
+                                                              capsys) -> None:
+    # `mynet` is not there: it is still FILE (a probe reads one at least), not a scheme with
+    # FILE reported missing; a last word naming a scheme stays a scheme.
+    monkeypatch.chdir(tmp_path)
+    assert main(["probe", "--init", "xavier", "mynet"]) == 2
+    assert capsys.readouterr().err == "archspec: error: cannot read mynet: no such file\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["probe", "--init", "xavier", "kaiming"])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: FILE" in capsys.readouterr().err
+
+
 def test_cli_init_without_a_scheme_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["probe", "--init", str(SPECS / "init_tanh.arch")])

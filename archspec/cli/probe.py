@@ -28,14 +28,23 @@ _SCHEME = re.compile(r"[A-Za-z_]\w*(\(.*)?", re.DOTALL)
 def _schemes(words: list[str]) -> int:
     """How many of the words after --init are schemes: those up to the first that is a FILE
     (cli.main): no scheme's shape (`specs/x.arch`, `-`), or a file's name that names no
-    scheme (`mynet`, a spec without a suffix; a file named `xavier` is still the scheme)."""
-    return next((n for n, word in enumerate(words) if _is_file(word)), len(words))
+    scheme (`mynet`, a spec without a suffix; a file named `xavier` is still the scheme).
+    Where every word has a scheme's shape, the last is FILE unless it names a scheme: a probe
+    reads one at least (`--init xavier mynet`, no file `mynet` there, is that file missing)."""
+    count = next((n for n, word in enumerate(words) if _is_file(word)), len(words))
+    if count == len(words) > 1 and not _names_a_scheme(words[-1]):
+        return count - 1
+    return count
 
 
 def _is_file(word: str) -> bool:
     if _SCHEME.fullmatch(word) is None:
         return True
-    return word.partition("(")[0].lower() not in INIT_NAMES and Path(word).exists()
+    return not _names_a_scheme(word) and Path(word).exists()
+
+
+def _names_a_scheme(word: str) -> bool:
+    return word.partition("(")[0].lower() in INIT_NAMES
 
 
 OPTION_WORDS: OptionWords = {"--init": _schemes}
