@@ -552,6 +552,8 @@ def _main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
      "zero input of at most 67,108,864 (256 MiB of float32)"),
     (("nets.py:Big", "-o", "no/such/folder/big.arch"),
      "cannot write no/such/folder/big.arch: no/such/folder does not exist"),
+    (("nets.py:Big", "-o", "nets.py"), "cannot write nets.py: it is the input nets.py, which "
+                                       "it would replace"),
 ])
 def test_cli_usage_errors_are_one_line_before_any_import(
         args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

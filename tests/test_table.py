@@ -878,6 +878,25 @@ def test_an_unrecognized_argument_is_said_with_the_commands_usage(
     assert err.endswith("\narchspec table: error: unrecognized arguments: 4\n")
 
 
+@pytest.mark.parametrize("command", [["table", "net.arch", "-o", "./net.arch"],
+                                     ["draw", "net.dot", "-o", "net.dot"],
+                                     ["draw", "--diff", "net.arch", "old.dot", "-o", "old.dot"]])
+def test_an_output_that_is_an_input_is_refused(command: list[str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # It would be replaced by what was made of it: the spec lost, exit 0.
+    monkeypatch.chdir(tmp_path)
+    text = (SPECS / "lenet5.arch").read_text()
+    for name in ("net.arch", "net.dot", "old.dot"):
+        (tmp_path / name).write_text(text)
+    assert main(command) == 2
+    output, given = command[-1], command[-3]
+    assert capsys.readouterr().err == (f"archspec: error: cannot write {output}: it is the "
+                                       f"input {given}, which it would replace\n")
+    assert all((tmp_path / name).read_text() == text for name in ("net.arch", "net.dot",
+                                                                   "old.dot"))
+
+
 def test_output_keeps_a_replaced_files_permissions(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     # `-o` replaces a file by a rename; the file keeps its mode, as an editor's save does.

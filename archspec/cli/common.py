@@ -96,14 +96,21 @@ def text_output(path: str) -> str | None:
     return None if path == "-" else path
 
 
-def check_output(path: str, *, creates_folders: bool = False) -> None:
+def check_output(path: str, *, creates_folders: bool = False,
+                 inputs: Sequence[str] = ()) -> None:
     """Refuse an output file that cannot be written before any work: an empty name, a
-    folder, or (unless the command `creates_folders`) one in a folder that does not exist."""
+    folder, one of the command's `inputs` (it would be replaced by what was made of it), or
+    (unless the command `creates_folders`) one in a folder that does not exist."""
     if not path.strip():
         raise UsageError("the output path is empty")
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
+    for source in inputs:
+        if source != STDIN and target.exists() and Path(source).exists() \
+                and target.samefile(source):
+            raise UsageError(f"cannot write {path}: it is the input {source}, which it would "
+                             "replace")
     if not creates_folders and not target.parent.is_dir():
         why = "is not a directory" if target.parent.exists() else "does not exist"
         raise UsageError(f"cannot write {path}: {target.parent} {why}")

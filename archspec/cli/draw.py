@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.output is not None:
-        check_output(args.output, creates_folders=True)
+        check_output(args.output, creates_folders=True,
+                     inputs=[args.file, *([args.base] if args.base else [])])
     fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
     if fmt not in dot.FORMATS:
         print(f"archspec: error: cannot draw {args.output}: the name must end in "

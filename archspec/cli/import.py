@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"--name: {name!r} is not an .arch name")
     if args.output:  # before the model is imported and read, as `table` does
-        check_output(args.output)
+        check_output(args.output, inputs=[where])
     # torch, and the user's code, are imported only here.
     from torch import nn
 

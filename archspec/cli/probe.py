@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from archspec.runtime import probe as pr
 
     if args.plot is not None:
-        check_output(args.plot, creates_folders=True)
+        check_output(args.plot, creates_folders=True, inputs=args.files)
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         print(f"archspec: error: cannot plot to {args.plot}: the name must end in .png",
               file=sys.stderr)

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{'changes' if len(unshown) == 1 else 'change'}: the default style, "
                          "--format csv and --format json do")
     if args.output is not None:
-        check_output(args.output)
+        check_output(args.output, inputs=[args.file])
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS
