@@ -21,6 +21,10 @@ from conftest import ROOT, SPECS, python_c
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+# At the top: imported inside a running @given test, test_memory's own @given tests are
+# nested ones to hypothesis (a failed health check when this file runs alone).
+from test_memory import autograd_saved
+
 import archspec
 from archspec import cli
 from archspec.analysis import cost, fold
@@ -189,8 +193,6 @@ def test_saved_for_backward_on_random_networks(network: Network) -> None:
 def assert_saved_agrees(network: Network, shapes: Shapes, batch: int = 2) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""
-    from test_memory import autograd_saved
-
     memory = build_report(network, shapes, batch=batch, dtype="float32").memory
     assert memory.activations_bytes == autograd_saved(network, shapes, None, batch)
 

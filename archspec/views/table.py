@@ -90,7 +90,7 @@ def default(report: Report, rows: Sequence[Row], markdown: bool) -> str:
     if markdown:
         lines = ["| " + " | ".join(_COLUMNS) + " |",
                  "|" + "|".join("---:" if c in _NUMERIC else "---" for c in _COLUMNS) + "|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        lines += ["| " + " | ".join(map(markdown_text, row)) + " |" for row in cells]
         table = "\n".join(lines)
         summary = "\n".join(f"- {line}" for line in _summary(report))
         notes = "\n".join(f"- {a}" for a in report.memory.assumptions)
@@ -116,8 +116,9 @@ def _title(report: Report, markdown: bool = False) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """Text from a file inside markdown: escaped (`printable`), and the characters that could
-    start markup backslashed, so it cannot open a link, an image, HTML or a table cell."""
+    """Text inside markdown (from a file, or a formula's `*`): escaped (`printable`), and the
+    characters that could start markup backslashed, so it cannot open emphasis, a link, an
+    image, HTML or a table cell."""
     return _MARKDOWN.sub(r"\\\g<0>", printable(text))
 
 
@@ -222,8 +223,8 @@ def cs231n(report: Report, markdown: bool) -> str:
               f"{count(t.params)} with them)")
     if markdown:
         table = ["| layer | memory | params |", "|---|---:|---:|"]
-        table += [f"| {a} | {b} | {c} |" for a, b, c in lines]
-        return "\n".join([*table, "", total, "", params]) + "\n"
+        table += ["| " + " | ".join(map(markdown_text, line)) + " |" for line in lines]
+        return "\n".join([*table, "", markdown_text(total), "", params]) + "\n"
     return "\n".join([*(f"{a}  memory: {b}  params: {c}" for a, b, c in lines), "", total,
                       params]) + "\n"
 
@@ -261,7 +262,7 @@ def torchinfo(report: Report, markdown: bool) -> str:
     title = (f"{report.network} under torchinfo 1.8's conventions, input size "
              f"{tuple(ti.input_shape)}")
     if markdown:
-        return "\n".join([f"{title}:", "", "| | |", "|---|---:|",
+        return "\n".join([f"{markdown_text(title)}:", "", "| | |", "|---|---:|",
                           *(f"| {k} | {v} |" for k, v in items)]) + "\n"
     head = "\n".join(f"{k}: {v}" for k, v in items[:4])
     tail = "\n".join(f"{k}: {v}" for k, v in items[4:])
