@@ -261,6 +261,18 @@ def test_cli_text_marks_the_rows_after_a_nonlinearity(capsys: pytest.CaptureFixt
     golden("probe_init_relu_64.txt", out)
 
 
+def test_the_nonlinearity_legend_is_printed_only_when_a_row_is_marked() -> None:
+    spec = loads("network n\ninput 3x8x8\n(CONV3-3 + ID)\n")
+    assert spec.network is not None
+    lines = render_text([probe(spec.network, spec.shapes, samples=4)]).splitlines()
+    assert lines[2] == ("  layer  kind    mean    std  grad mean  grad std  grad norm  sat/dead"
+                        "  flags")
+    assert [line.split()[0] for line in lines[3:5]] == ["conv1", "add1"]
+    assert lines[5] == ("sat/dead: tanh |y| > 0.99, sigmoid y < 0.01 or > 0.99, ReLU units zero "
+                        "for every sample")
+    assert not any(line.startswith("* output") for line in lines)
+
+
 @pytest.mark.slow
 def test_cli_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "probe.png"

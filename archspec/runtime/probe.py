@@ -361,7 +361,8 @@ def _render_one(p: Probe) -> str:
     lines = [f"{p.network}: init {p.init}, {p.samples} unit-gaussian samples, seed {p.seed}",
              f"input: mean {_num(p.input_mean)}, std {_num(p.input_std)}",
              *align([header, *rows], range(3, 9)),
-             "* output after a nonlinearity (the rows of the lecture's table)",
+             *(["* output after a nonlinearity (the rows of the lecture's table)"]
+               if any(layer.post_activation for layer in p.layers) else []),
              f"sat/dead: tanh |y| > {SATURATION:g}, sigmoid y < {1 - SATURATION:.2g} or > "
              f"{SATURATION:g}, ReLU units zero for every sample",
              "grad: d/dy of sum(output * G), G unit gaussian; grad norm: its per-sample norm "
