@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from itertools import pairwise
@@ -180,6 +181,43 @@ def test_dead_relu_units_are_those_zero_for_every_sample() -> None:
     recorder.forward(out[:3])
     recorder.forward(out[3:])
     assert recorder.saturated() == pytest.approx(0.3)
+
+
+def test_a_relu_unit_that_is_nan_is_not_dead() -> None:
+    recorder = _Recorder("RELU")
+    out = torch.rand(4, 10)
+    out[:, :3] = 0.0  # three units that never fire: dead
+    out[:, 3:6] = math.nan  # nan is not zero: not dead
+    out[0, 6] = math.nan
+    out[1:, 6] = 0.0  # zero for every sample but one, where it is nan: not dead
+    recorder.forward(out)
+    assert recorder.saturated() == pytest.approx(0.3)
+
+
+def test_non_finite_values_are_flagged_and_neither_dead_nor_extreme(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Weights of 1e30 overflow float32 from fc2 on (inf - inf is nan); backwards, the
+    # gradient overflows below fc9. The rows of nan are not `dead` and count in no extreme.
+    assert main(["probe", str(SPECS / "init_relu.arch"), "--samples", "4",
+                 "--init", "normal(std=1e30)"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cells = [line[1:].split(maxsplit=8) for line in lines[3:23]]
+    columns = {cell[0]: (cell[7], cell[8] if len(cell) > 8 else "") for cell in cells}
+    both = "non-finite, grad non-finite"
+    assert columns == {
+        "fc1": ("-", "exploded, grad non-finite"), "relu1": ("5.6%", "exploded, grad non-finite"),
+        "fc2": ("-", both), "relu2": ("0.2%", both),  # units at relu(-inf) = 0: dead
+        **{name: ("-" if name.startswith("fc") else "0.0%", both)
+           for i in range(3, 9) for name in (f"fc{i}", f"relu{i}")},
+        "fc9": ("-", "non-finite, grad exploded"), "relu9": ("0.0%", "non-finite, grad exploded"),
+        "fc10": ("-", "non-finite"), "relu10": ("0.0%", "non-finite")}
+    assert lines[lines.index("findings:") + 1:] == [
+        "- activations are not finite (inf or nan) in 18 of 20 layers, first at fc2",
+        "- gradients are not finite (inf or nan) in 16 of 20 layers, nearest the output at relu8",
+        "- activations explode in 2 of 20 layers: std above 100 first at fc1 (2.29e+31)",
+        "- gradients explode in 2 of 20 layers: per-sample gradient norm above 100 x the "
+        "output's nearest the output at relu9 (2.23e+31), reaching 2.23e+31 at fc9",
+    ]
 
 
 @settings(max_examples=40, deadline=None)

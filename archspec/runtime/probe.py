@@ -74,11 +74,15 @@ class LayerProbe:
     @property
     def flags(self) -> list[str]:
         words = []
-        if self.std < COLLAPSE:
+        if not (math.isfinite(self.mean) and math.isfinite(self.std)):
+            words.append("non-finite")
+        elif self.std < COLLAPSE:
             words.append("collapsed")
         elif self.std > EXPLODE:
             words.append("exploded")
-        if self.grad_norm is not None and self.grad_norm < COLLAPSE:
+        if self.grad_norm is not None and not math.isfinite(self.grad_norm):
+            words.append("grad non-finite")
+        elif self.grad_norm is not None and self.grad_norm < COLLAPSE:
             words.append("grad vanished")
         elif self.grad_norm is not None and self.grad_norm > EXPLODE:
             words.append("grad exploded")
@@ -107,8 +111,10 @@ class Probe:
 
     @property
     def findings(self) -> list[str]:
-        """What collapses, explodes, saturates or dies, in words."""
-        found = [text for flag in _SCALE_FLAGS
+        """What stops being finite, collapses, explodes, saturates or dies, in words."""
+        found = [text for flag in _NON_FINITE_FLAGS
+                 if (text := _non_finite_finding(self.layers, flag)) is not None]
+        found += [text for flag in _SCALE_FLAGS
                  if (text := _scale_finding(self.layers, flag)) is not None]
         saturated = [p.name for p in self.layers if "saturated" in p.flags]
         if saturated:
@@ -130,6 +136,24 @@ class Probe:
 def _names(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 4 else f"{names[0]} ... {names[-1]} " \
         f"({len(names)} layers)"
+
+
+# Each non-finite flag: the sentence's subject.
+_NON_FINITE_FLAGS: dict[str, str] = {"non-finite": "activations",
+                                     "grad non-finite": "gradients"}
+
+
+def _non_finite_finding(layers: Sequence[LayerProbe], flag: str) -> str | None:
+    """`activations are not finite (inf or nan) in 18 of 20 layers, first at fc2`: where the
+    values stop being finite (for gradients, the layer nearest the output)."""
+    hit = [p for p in layers if flag in p.flags]
+    if not hit:
+        return None
+    backward = flag.startswith("grad")
+    first = hit[-1] if backward else hit[0]
+    return (f"{_NON_FINITE_FLAGS[flag]} are not finite (inf or nan) in {len(hit)} of "
+            f"{len(layers)} layers, {'nearest the output' if backward else 'first'} at "
+            f"{first.name}")
 
 
 # Each scale flag: the sentence's subject and verb, what is measured, and the bound crossed.
@@ -215,7 +239,7 @@ class _Recorder:
             margin = 1 - SATURATION
             self.tails += int(((y < low + margin) | (y > high - margin)).sum())
         elif kind.dies:
-            fired = (y > 0).any(dim=0)
+            fired = (y != 0).any(dim=0)  # nan is not zero: a unit that is nan is not dead
             self.alive = fired if self.alive is None else self.alive | fired
         if self.values is None:
             flat = y.flatten()
