@@ -285,9 +285,31 @@ def test_cli_json_is_a_list_for_several_schemes(capsys: pytest.CaptureFixture[st
     assert set(data[0]) == {"network", "init", "samples", "seed", "input", "layers", "unseen",
                             "findings"}
     assert set(data[0]["layers"][0]) == {"name", "kind", "mean", "std", "grad_mean",
-                                         "grad_std", "grad_norm", "saturated"}
+                                         "grad_std", "grad_norm", "saturated", "flags"}
     assert data[0]["layers"][1]["kind"] == "TANH"
     assert data[0]["layers"][0]["saturated"] is None
+
+
+def strict_json(text: str) -> object:
+    """JSON as jq and JavaScript read it: `NaN` and `Infinity` are no JSON."""
+    def refuse(word: str) -> None:
+        raise ValueError(f"not JSON: {word}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cli_json_is_valid_json_when_figures_are_not_finite(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", str(SPECS / "init_relu.arch"), "--samples", "4",
+                 "--init", "normal(std=1e30)", "--format", "json"]) == 0
+    layers = {layer["name"]: layer for layer in strict_json(capsys.readouterr().out)["layers"]}
+    assert layers["fc2"] == {"name": "fc2", "kind": "FC", "mean": None, "std": None,
+                             "grad_mean": None, "grad_std": None, "grad_norm": None,
+                             "saturated": None, "flags": ["non-finite", "grad non-finite"]}
+    assert layers["relu1"]["flags"] == ["exploded", "grad non-finite"]
+    assert layers["relu1"]["std"] == pytest.approx(1.33e31, rel=0.01)
+    assert layers["relu1"]["grad_std"] is None
+    assert layers["fc10"]["flags"] == ["non-finite"]
+    assert layers["fc10"]["grad_norm"] == pytest.approx(1.0)
 
 
 def test_cli_text_marks_the_rows_after_a_nonlinearity(capsys: pytest.CaptureFixture[str],

@@ -91,9 +91,16 @@ class LayerProbe:
         return words
 
     def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std,
-                "grad_mean": self.grad_mean, "grad_std": self.grad_std,
-                "grad_norm": self.grad_norm, "saturated": self.saturated}
+        """The figures, with null for those that are not finite (JSON has no nan or inf):
+        `flags` then says `non-finite` or `grad non-finite`."""
+        return {"name": self.name, "kind": self.kind, "mean": _finite(self.mean),
+                "std": _finite(self.std), "grad_mean": _finite(self.grad_mean),
+                "grad_std": _finite(self.grad_std), "grad_norm": _finite(self.grad_norm),
+                "saturated": self.saturated, "flags": self.flags}
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -414,7 +421,7 @@ def _render_comparison(probes: Sequence[Probe]) -> str:
 def render_json(probes: Sequence[Probe]) -> str:
     """One object for one probe, a list of them for several."""
     data: object = probes[0].as_json() if len(probes) == 1 else [p.as_json() for p in probes]
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def _shown(p: Probe) -> list[LayerProbe]:
