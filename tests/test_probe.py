@@ -343,6 +343,23 @@ def test_cli_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert f"wrote {out}" in capsys.readouterr().out
 
 
+def test_the_plot_draws_layers_whose_values_are_not_finite(tmp_path: Path) -> None:
+    # Weights of 1e30: relu1 is finite (about 1e31), relu2 on nan or inf. The histograms span
+    # the finite values (a range of nan raised ValueError), the log axis the finite figures.
+    result = run_probe("init_relu", "normal(std=1e30)", samples=4)
+    figure = make_figure([result])
+    grads, *histograms = figure.axes[1:]
+    assert [axes.get_title() for axes in histograms[:2]] == ["relu1\nstd 1.33e+31",
+                                                             "relu2\nstd nan"]
+    low, high = histograms[0].get_xlim()
+    assert math.isfinite(low) and 1e31 < high < 1e32
+    assert all(math.isfinite(limit) for limit in grads.get_ylim())
+    out = tmp_path / "probe.png"
+    assert main(["probe", str(SPECS / "init_relu.arch"), "--samples", "4", "--init",
+                 "normal(std=1e30)", "--format", "json", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_refuses_bad_input_without_a_traceback(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     spec = str(SPECS / "init_tanh.arch")

@@ -467,14 +467,15 @@ def make_figure(probes: Sequence[Probe]) -> Figure:
         grad_norms = [layer.grad_norm or math.nan for layer in shown]
         grads.semilogy(steps, stds, "s--", color="tab:orange", label="std")
         grads.semilogy(steps, grad_norms, "^-", color="tab:red", label="gradient norm")
-        known = [v for v in (*stds, *grad_norms) if v > 0]
-        grads.set_ylim(min(*known, 0.1) / 3, max(*known, 1.0) * 3)
+        known = [v for v in (*stds, *grad_norms) if math.isfinite(v) and v > 0]
+        grads.set_ylim(min([*known, 0.1]) / 3, max([*known, 1.0]) * 3)
         grads.set_title("std; gradient norm / output's; log scale", fontsize=9, loc="left")
         grads.legend(fontsize=7)
         grads.set_xlabel(label, fontsize=8)
         _layer_ticks(grads, shown)
         values = np.concatenate([layer.values for layer in shown])
-        low, high = np.percentile(values, [0.1, 99.9])
+        values = values[np.isfinite(values)]  # the bins span finite values; nan and inf fall out
+        low, high = np.percentile(values, [0.1, 99.9]) if values.size else (0.0, 0.0)
         if high <= low:
             low, high = low - 1.0, high + 1.0
         for column, layer in enumerate(shown):
