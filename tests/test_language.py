@@ -646,6 +646,34 @@ def test_an_unused_block_reports_only_what_its_text_causes() -> None:
         (3, 43, "block `u` has no parameter `$x`")]
 
 
+@pytest.mark.parametrize("block", [
+    "block b(c, wide={$c*4}): CONV1-$wide",  # docs/language.md's own form, never called
+    "block b(c=2, wide={$c*4}): CONV1-$wide",  # every value known
+    "block b(c, s=1, mid={$c//2}): CONV1-$mid - CONV3-$c/$s",  # 0 filters for the stand-in
+    "block b(c, k={$c+1}): CONV{$k}-8 - CONV3-{$c-1}",  # an even kernel, 0 filters
+])
+def test_an_unused_blocks_default_computed_from_its_parameters_is_not_judged(block: str) -> None:
+    """A default computed from a parameter without a value stands in as that parameter
+    does: what only the stand-in causes is not reported."""
+    spec = spec_of("block used(c): CONV3-$c\nused(8)", f"network t\ninput 3x32x32\n{block}\n")
+    assert spec.ok, spec.render()
+
+
+def test_an_unused_blocks_default_is_still_checked() -> None:
+    spec = spec_of("CONV3-8", "network t\ninput 3x8x8\nblock u(c, w={4/0}): CONV1-$w\n")
+    assert [(d.span.line, d.span.col, d.message) for d in spec.diagnostics] == [
+        (3, 16, "in `{4/0}`: division by zero")]
+
+
+@pytest.mark.parametrize("body", ["CONV3-8", "b(4)", "b(w=3)", "b(c=1) - b(w=2, c=1)"])
+def test_a_default_using_a_later_parameter_is_one_error_at_the_definition(body: str) -> None:
+    """Defaults come from the parameters before them, whatever the calls give: the block
+    is refused at its line, its calls add nothing."""
+    spec = spec_of(body, "network t\ninput 3x8x8\nblock b(w={$c*4}, c=2): CONV1-$w\n")
+    assert [(d.span.line, d.span.col, d.message) for d in spec.diagnostics] == [
+        (3, 12, "the default of `w` uses `$c`, no earlier parameter of block `b`")]
+
+
 def test_expressions_outside_a_block_are_numbers() -> None:
     net = network("[CONV1-{2*8}]*{3 % 2 + 1} - DROPOUT({1/4})")
     assert kinds(net) == ["CONV", "CONV", "DROPOUT"]

@@ -180,14 +180,18 @@ class Expander:
         for block in self.header.blocks.values():
             if block.name in called or self.diags.full:
                 continue
-            env: Env = {}
-            for name, default in block.params:
-                if default is not None and default.kind == "param":
-                    default = env.get(default.text[1:])
-                env[name] = default or s.Value(kind="number", text="1", span=_STAND_IN)
             scratch = Diagnostics()
             probe = _Probe(self.header, Arguments(self.args.source, scratch,
                                                   self.header.defaults, [block.name]), scratch)
+            env: Env = {}
+            for name, default in block.params:
+                if default is not None and default.kind == "param":
+                    default = env[default.text[1:]]
+                elif default is not None and default.kind == "expr":
+                    # worked out from the parameters before it: a stand-in among them gives
+                    # a stand-in, and what the expression finds wrong with it is dropped
+                    default = probe.args.evaluate(default.text, default.span.start, env)
+                env[name] = default or s.Value(kind="number", text="1", span=_STAND_IN)
             probe.recursive = self.recursive
             size = probe.count(block.chain, env)
             if size > budget:
@@ -195,7 +199,9 @@ class Expander:
             budget -= size
             probe.chain(block.chain, 0, 3, env, ())
             for finding in scratch.items:
-                if finding.span != _STAND_IN:
+                if finding.span != _STAND_IN and not (
+                        finding.code == "argument"
+                        and (finding.span.start, finding.span.end) in probe.stand_in_words):
                     add = self.diags.error if finding.severity is Severity.ERROR \
                         else self.diags.warning
                     add(finding.code, finding.message, finding.span, hint=finding.hint)
@@ -484,22 +490,13 @@ class Expander:
                 continue
             if default is None:
                 fail(f"block `{block.name}` needs `{pname}`", call.span)
+            elif not ok:
+                # A default names only earlier parameters (the header checks), but one of
+                # those may have failed, reported already: no follow-on error from it.
+                continue
             elif default.kind == "param":  # `block b(c, d=$c)`: an earlier parameter's value
-                earlier = bound.get(default.text[1:])
-                if earlier is None:
-                    fail(f"the default of `{pname}` names no earlier parameter of block "
-                         f"`{block.name}`", default.span)
-                else:
-                    bound[pname] = earlier
+                bound[pname] = bound[default.text[1:]]
             elif default.kind == "expr":  # `block b(c, d={$c*4})`: from earlier parameters
-                later = next((m for m in PARAM_REF.finditer(default.text)
-                              if m.group(1) not in bound), None)
-                if later is not None:
-                    start = default.span.start + later.start()
-                    fail(f"the default of `{pname}` uses `{later.group()}`, no earlier "
-                         f"parameter of block `{block.name}`",
-                         self.args.source.span(start, start + len(later.group())))
-                    continue
                 computed = self.args.evaluate(default.text, default.span.start, bound, report)
                 if computed is None:
                     ok = False
@@ -557,7 +554,23 @@ def _number(value: s.Value) -> ArgValue:
 
 class _Probe(Expander):
     """The expander `check_unused` lowers an unused block with: a repeat's count is still
-    checked, but one copy is made (the others would only find the same mistakes)."""
+    checked, but one copy is made (the others would only find the same mistakes). A layer
+    whose word a stand-in value fills (`CONV1-{$c//2}`) is judged by that value only, so
+    what its arguments are found to be wrong with (here 0 filters) is dropped: the word's
+    place is kept in `stand_in_words`."""
+
+    def __init__(self, header: Header, args: Arguments, diags: Diagnostics) -> None:
+        super().__init__(header, args, diags)
+        self.stand_in_words: set[tuple[int, int]] = set()
+
+    def _layer(self, call: s.Call, tail: int, rank: int, env: Env,
+               scopes: tuple[Scope, ...], name: tuple[str, Span] | None,
+               leading: bool) -> tuple[int, int]:
+        if any((value := env.get(m.group(1))) is not None and value.span.start < 0
+               for m in PARAM_REF.finditer(call.word)):
+            self.stand_in_words.update(((call.span.start, call.span.end),
+                                        (call.word_span.start, call.word_span.end)))
+        return super()._layer(call, tail, rank, env, scopes, name, leading)
 
     def _repeat_count(self, repeat: s.Repeat | None, env: Env,
                       report: bool = True) -> int | None:

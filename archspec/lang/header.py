@@ -16,7 +16,7 @@ from archspec.core.source import Span
 from archspec.ir import ArgValue, InitScheme, InputOrder, InputSpec
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
-from archspec.lang.args import INT, Arguments, unquote
+from archspec.lang.args import INT, PARAM_REF, Arguments, unquote
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -304,8 +304,31 @@ class HeaderReader:
             if any(p == pname for p, _ in params):
                 self.diags.error("block", f"parameter `{pname}` is listed twice", arg.span)
                 return None
-            params.append((pname, arg.value if arg.name is not None else None))
+            default = arg.value if arg.name is not None else None
+            if default is not None and default.kind in ("param", "expr") \
+                    and not self._earlier_only(name, pname, default, params):
+                return None
+            params.append((pname, default))
         return Block(name, params, directive.chain, head.word_span)
+
+    def _earlier_only(self, block: str, pname: str, default: s.Value,
+                      params: list[tuple[str, s.Value | None]]) -> bool:
+        """Whether a default's `$params` are all parameters before it (the values it can be
+        worked out from, whatever the call); reports the first that is not."""
+        for ref in PARAM_REF.finditer(default.text):
+            if any(p == ref.group(1) for p, _ in params):
+                continue
+            start = default.span.start + ref.start()
+            if default.kind == "param":
+                message = f"the default of `{pname}` names no earlier parameter of block " \
+                    f"`{block}`"
+            else:
+                message = f"the default of `{pname}` uses `{ref.group()}`, no earlier " \
+                    f"parameter of block `{block}`"
+            self.diags.error("block", message,
+                             self.args.source.span(start, start + len(ref.group())))
+            return False
+        return True
 
     def _refuse_broken_block(self, directive: s.Directive) -> None:
         """A `block` line that did not parse: the name it begins with, if any, is refused."""
