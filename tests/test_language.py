@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import all_specs
+from conftest import ROOT, all_specs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -746,3 +746,37 @@ def test_a_number_beyond_floating_point_is_found_as_reading_every_number_finds_i
                  if not math.isfinite(float(m.group()))), None)
     found = parser._huge_number(text)
     assert (found.span() if found else None) == want
+
+
+# -- the examples of docs/language.md -------------------------------------------------------
+
+_FENCED = r"(?ms)(?:^<!-- (check|not checked): ([^\n]*?) -->\n)?^```(\w*)\n(.*?)^```"
+
+
+def _doc_examples() -> list[tuple[int, str]]:
+    """Each untagged fenced block of docs/language.md (``` text is output) as a whole spec,
+    with its line. The example stands where a `<!-- check: A ; ... ; B -->` line before it
+    puts `...`, between those lines (A, B: a header line, layers); without one, after
+    `input 3x32x32`. `network example` leads unless the example names its network.
+    `<!-- not checked: WHY -->` marks one that is wrong on purpose."""
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    examples = []
+    for m in re.finditer(_FENCED, text):
+        marker, context, tag, block = m.groups()
+        if tag or marker == "not checked":
+            continue
+        whole = re.search(r"(?im)^network ", block) is not None
+        lines = (context or ("..." if whole else "input 3x32x32 ; ...")).split(" ; ")
+        spec = "\n".join(block if line == "..." else line for line in lines)
+        if not whole:
+            spec = "network example\n" + spec
+        examples.append((text.count("\n", 0, m.start(4)) + 1, spec + "\n"))
+    return examples
+
+
+def test_docs_examples_check_as_written() -> None:
+    examples = _doc_examples()
+    assert len(examples) >= 9
+    for line, text in examples:
+        spec = loads(text, f"docs/language.md:{line}")
+        assert spec.ok, spec.render()
