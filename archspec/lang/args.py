@@ -44,6 +44,8 @@ class Arguments:
         self.diags = diags
         self.defaults = defaults
         self.blocks_open = blocks_open
+        # The values `word` put in the last word with $params, and where: (start, end, value).
+        self.placed: list[tuple[int, int, s.Value]] = []
 
     # -- values -----------------------------------------------------------------------------
 
@@ -289,18 +291,23 @@ class Arguments:
                 self.diags.error("argument", f"{kind.name} takes no {what}",
                                  call.word_span, hint=hint)
                 return None
-            given[target] = s.Value(kind="number", text=text, span=call.word_span)
+            value = next((v for start, end, v in self.placed if (start, end) == match.span(slot)),
+                         None) if "$" in call.word or "{" in call.word else None
+            given[target] = s.Value(kind="number", text=text, span=call.word_span) \
+                if value is None else value
         return given
 
     def word(self, call: s.Call, env: Env) -> str | None:
         """The call's word with $params and {expressions} replaced by their (whole-number)
-        values."""
+        values. Where each value stands in the word is kept in `placed`, for `shorthand` to
+        judge it as its argument (a negative one stands as 0, which no slot takes)."""
         if "$" not in call.word and "{" not in call.word:
             return call.word
         ok = True
-
-        def replace(m: re.Match[str]) -> str:
-            nonlocal ok
+        pieces: list[str] = []
+        placed: list[tuple[int, int, s.Value]] = []
+        at = length = 0
+        for m in _PLACEHOLDER.finditer(call.word):
             if m.group(1) is None:  # an {expression}
                 value = self.evaluate(m.group(), call.word_span.start + m.start(), env)
             else:
@@ -309,17 +316,26 @@ class Arguments:
                     self.unknown_param(m.group(), call.word_span, env)
             if value is None:
                 ok = False
-                return "0"
-            if value.kind != "number" or not INT.match(value.text) or value.negative:
-                self.diags.error("argument", f"`{value.expr}` is {shown(value)}, not a whole "
-                                 "number" if value.expr else f"`{m.group()}` must be a whole "
-                                 f"number here, not `{value.text}`", value.span)
+                continue
+            if value.kind != "number" or not INT.match(value.text):
+                what = shown(value) if value.kind == "number" else value.text
+                self.diags.error("argument", f"`{value.expr}` is {what}, not a whole number"
+                                 if value.expr else f"`{m.group()}` must be a whole number "
+                                 f"here, not `{what}`", value.span)
                 ok = False
-                return "0"
-            return value.text
-
-        word = _PLACEHOLDER.sub(replace, call.word)
-        return word if ok else None
+                continue
+            text = "0" if value.negative else value.text
+            pieces.append(call.word[at:m.start()])
+            length += m.start() - at
+            placed.append((length, length + len(text), value))
+            pieces.append(text)
+            length += len(text)
+            at = m.end()
+        if not ok:
+            return None
+        pieces.append(call.word[at:])
+        self.placed = placed
+        return "".join(pieces)
 
     def written(self, call: s.Call, env: Env) -> str:
         """The call as written, on one line, with `$params` replaced by their values."""

@@ -517,10 +517,12 @@ class Expander:
             value = self.args.evaluate(text, start, env, report)
             if value is None:
                 return None
-            if not INT.match(value.text) or value.negative:
+            if not INT.match(value.text) or value.negative or value.text == "0":
                 if report:
-                    self.diags.error("argument", "a repeat count is a whole number of at "
-                                     f"least 1, but `{text}` is {shown(value)}", value.span)
+                    need = "must be at least 1" if INT.match(value.text) \
+                        else "is a whole number of at least 1"
+                    self.diags.error("argument", f"a repeat count {need}, but `{text}` is "
+                                     f"{shown(value)}", value.span)
                 return None
             text, where = value.text, value.span
         elif text.startswith("$"):
