@@ -551,7 +551,13 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
     offset = line.start + (token.start_pos or 0)
     span = source.span(offset, offset + max(1, len(str(token))))
     hint = None
-    if token.type == "NUMBER" and exc.expected and "WORD" in exc.expected:
+    before = source.text[max(line.start, offset - 200):offset]
+    if token.type == "NUMBER" and re.match(r"[A-Za-z0-9_]*[ \t]*:(?!:)",
+                                           source.text[span.end:span.end + 200]):
+        hint = "a name is a letter or _, then letters, digits or _: `conv1: CONV3-64`"
+    elif token.type == "NUMBER" and exc.expected and "WORD" in exc.expected \
+            and before.rstrip(" \t").endswith("-") and before[-1:] in (" ", "\t"):
+        # only a number a spaced `-` cut from its layer: `CONV3 - 64`, `CONV3- 64`
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
     elif token.type == "REPEAT" or (token.type in _JOIN_TOKENS
