@@ -103,8 +103,9 @@ class Arguments:
             self.diags.error("block", f"block `{self.blocks_open[-1]}` has no parameter "
                              f"`{text}`", span, hint=suggest(text[1:], list(env)))
 
-    def convert(self, param: reg.Param, value: s.Value) -> ArgValue | None:
-        """A syntax value as the parameter's type, or None after reporting why not."""
+    def convert(self, param: reg.Param, value: s.Value, owner: str) -> ArgValue | None:
+        """A syntax value as the parameter's type (of kind `owner`), or None after reporting
+        why not."""
         text = value.text
         kind = param.type
         if kind == "bool":
@@ -116,7 +117,9 @@ class Arguments:
         if kind == "mode":
             if value.kind == "word" and text.lower() in param.choices:
                 return text.lower()
-            return self._bad(value, f"{param.name} is " + " or ".join(param.choices))
+            quoted = f", written without quotes: {param.name}={unquote(text).lower()}" \
+                if value.kind == "string" and unquote(text).lower() in param.choices else ""
+            return self._bad(value, f"{param.name} is " + " or ".join(param.choices) + quoted)
         if kind in ("size", "pad") and value.kind == "size":
             dims = [int(d) for d in re.split("[x×]", text)]
             if len(dims) != 2:
@@ -126,6 +129,9 @@ class Arguments:
                     return self._bad(value, problem)
             return (dims[0], dims[1])
         if value.kind != "number":
+            if kind == "size" and param.name == "pad" and text.lower() == "same":
+                return self._bad(value, f"{owner} has no `same` padding: its pad "
+                                 "is a whole number or HxW")
             return self._bad(value, f"{param.name} is a number" if kind == "float"
                              else f"{param.name} is a whole number")
         if kind == "float":
@@ -202,7 +208,7 @@ class Arguments:
         missing: list[str] = []
         for param in kind.params:
             if param.name in given:
-                converted = self.convert(param, given[param.name])
+                converted = self.convert(param, given[param.name], kind.name)
                 if converted is None:
                     ok = False
                 else:

@@ -232,7 +232,7 @@ class HeaderReader:
                                      "given twice", arg.span,
                                      hint=f"the first is at line {first.span.line}")
                 elif (value := self.args.subst(arg.value, {})) is not None and \
-                        self.args.convert(param, value) is not None:  # {2*2} is 4 here
+                        self.args.convert(param, value, kind.name) is not None:  # {2*2}: 4
                     self.header.defaults.setdefault(kind.name, []).append(
                         arg._replace(value=value))
 
