@@ -449,6 +449,8 @@ class Expander:
         ok = True
         names = [p for p, _ in block.params]
         positional = iter(names)
+        keyword: s.Arg | None = None  # the first argument given by name
+        unknown: list[s.Arg] = []  # by a name the block has no parameter of
 
         def fail(message: str, span: Span, hint: str | None = None) -> None:
             nonlocal ok
@@ -457,14 +459,18 @@ class Expander:
                 self.diags.error("block", message, span, hint=hint)
 
         for arg in call.args or ():
+            if arg.name is None and keyword is not None:
+                fail(f"a positional argument follows the keyword argument `{keyword.name}`",
+                     arg.span, hint="give arguments by position first, then by name")
+                continue
+            keyword = keyword or (arg if arg.name is not None else None)
             pname = next(positional, None) if arg.name is None else arg.name
             if pname is None:
-                fail(f"block `{block.name}` takes {len(names)} argument"
-                     f"{'s' * (len(names) != 1)}", arg.span)
+                fail(f"block `{block.name}` takes " + (f"{len(names)} argument"
+                     f"{'s' * (len(names) != 1)}" if names else "no arguments"), arg.span)
                 continue
             if pname not in names:
-                fail(f"block `{block.name}` has no parameter `{pname}`", arg.span,
-                     hint=suggest(pname, names))
+                unknown.append(arg)
                 continue
             if pname in bound:
                 fail(f"block `{block.name}` gets `{pname}` twice", arg.span)
@@ -485,11 +491,19 @@ class Expander:
                     continue
                 value = computed
             bound[pname] = value
+        unfilled = [p for p, default in block.params if p not in bound and default is None]
+        for arg in unknown:  # `b(d=8)` for `block b(c)`: one error, the likely name its hint
+            assert arg.name is not None
+            fail(f"block `{block.name}` has no parameter `{arg.name}`", arg.span,
+                 hint=suggest(arg.name, names) or (
+                     f"did you mean `{unfilled[0]}`?" if len(unfilled) == 1 == len(unknown)
+                     else f"its parameters: {', '.join(names)}" if names else None))
         for pname, default in block.params:
             if pname in bound:
                 continue
             if default is None:
-                fail(f"block `{block.name}` needs `{pname}`", call.span)
+                if not unknown:  # else the argument meant for it is that error
+                    fail(f"block `{block.name}` needs `{pname}`", call.span)
             elif not ok:
                 # A default names only earlier parameters (the header checks), but one of
                 # those may have failed, reported already: no follow-on error from it.
