@@ -313,8 +313,8 @@ def _conv_channels(args: Args, c: int) -> int:
     filters = whole(args, "filters")
     if c % groups or filters % groups:
         raise ShapeError(
-            f"CONV groups={groups} must divide both its {c} input channels and its "
-            f"{filters} filters"
+            f"CONV groups={groups} must divide both its {_many(c, 'input channel')} and its "
+            f"{_many(filters, 'filter')}"
         )
     return filters
 
@@ -465,8 +465,8 @@ def _divides(kind: str) -> Callable[[Args, Shape], Shape]:
         if kind == "SHUFFLE":
             _spatial(kind, shape)
         if shape[0] % groups:
-            what = "channels" if len(shape) == 3 else "features"
-            raise ShapeError(f"{kind} groups={groups} must divide its {shape[0]} {what}")
+            what = "channel" if len(shape) == 3 else "feature"
+            raise ShapeError(f"{kind} groups={groups} must divide its {_many(shape[0], what)}")
         if kind == "GROUPNORM" and math.prod(shape) == groups:  # torch refuses it: all zeros
             raise ShapeError(f"{kind} groups={groups} leaves one value in each group of its "
                              f"input ({format_shape(shape)}): normalised, it is always 0")
@@ -475,11 +475,16 @@ def _divides(kind: str) -> Callable[[Args, Shape], Shape]:
     return rule
 
 
+def _many(count: int, noun: str) -> str:
+    """`1 channel`, `3 channels`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _slice_shape(args: Args, shape: Shape) -> Shape:
     start, stop = whole(args, "start"), whole(args, "stop")
     if not start < stop <= shape[0]:
         raise ShapeError(f"SLICE({start}, {stop}) takes channels {start} to {stop - 1}, "
-                         f"outside the {shape[0]} channels of its input "
+                         f"outside the {_many(shape[0], 'channel')} of its input "
                          f"({format_shape(shape)})" if stop > shape[0] else
                          f"SLICE({start}, {stop}) is empty: start must be below stop")
     return (stop - start, *shape[1:])
@@ -509,8 +514,8 @@ def _deconv_shape(args: Args, shape: Shape) -> Shape:
     c, h, w = _spatial("DECONV", shape)
     groups, filters = whole(args, "groups"), whole(args, "filters")
     if c % groups or filters % groups:
-        raise ShapeError(f"DECONV groups={groups} must divide both its {c} input channels "
-                         f"and its {filters} filters")
+        raise ShapeError(f"DECONV groups={groups} must divide both its "
+                         f"{_many(c, 'input channel')} and its {_many(filters, 'filter')}")
     kernel, stride = pair(args["kernel"]), pair(args["stride"])
     pad, dilation, extra = pair(args["pad"]), pair(args["dilation"]), pair(args["output_pad"])
     for i in (0, 1):
@@ -687,9 +692,9 @@ def _mul_shape(shapes: list[Shape]) -> Shape:
         if len(other) == 3 == len(full) and other[1:] == (1, 1):
             if other[0] == full[0]:
                 continue
-            raise ShapeError(f"multiply: the gate {format_shape(other)} has {other[0]} "
-                             f"channels, but the map it gates ({format_shape(full)}) has "
-                             f"{full[0]}", fallback=full)
+            raise ShapeError(f"multiply: the gate {format_shape(other)} has "
+                             f"{_many(other[0], 'channel')}, but the map it gates "
+                             f"({format_shape(full)}) has {full[0]}", fallback=full)
         raise ShapeError(f"multiply needs equal shapes, or a Cx1x1 gate beside a CxHxW map, "
                          f"but gets {format_shape(full)} and {format_shape(other)}",
                          fallback=full)

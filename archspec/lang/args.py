@@ -172,8 +172,10 @@ class Arguments:
             if arg.name is None:
                 param = next(positional, None)
                 if param is None:
-                    self.diags.error("argument", f"{kind.name} takes at most "
-                                     f"{len(kind.params)} arguments here", arg.span,
+                    most = len(kind.params)
+                    self.diags.error("argument", f"{kind.name} takes " + (
+                        f"at most {most} argument{'s' * (most != 1)} here" if most
+                        else "no arguments"), arg.span,
                                      hint=kind.args_hint or None)
                     ok = False
                     continue

@@ -98,7 +98,8 @@ class _Parser:
     def expect(self, text: str) -> _Token:
         token = self.take()
         if token.text != text:
-            raise ExprError(f"expected `{text}` in the expression, not `{token.text}`",
+            found = "but it ends there" if token.kind == "end" else f"not `{token.text}`"
+            raise ExprError(f"expected `{text}` in the expression, {found}",
                             token.start, max(token.end, token.start + 1))
         return token
 
@@ -148,7 +149,9 @@ class _Parser:
                 raise ExprError(f"{token.text}() takes two numbers or more", token.start,
                                 close.end)
             return ("call", token.text, tuple(args))
-        raise ExprError(f"expected a number, a $parameter or `(`, not `{token.text}`",
+        found = "but the expression ends there" if token.kind == "end" \
+            else f"not `{token.text}`"
+        raise ExprError(f"expected a number, a $parameter or `(`, {found}",
                         token.start, max(token.end, token.start + 1))
 
 
