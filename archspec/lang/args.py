@@ -175,8 +175,7 @@ class Arguments:
                     most = len(kind.params)
                     self.diags.error("argument", f"{kind.name} takes " + (
                         f"at most {most} argument{'s' * (most != 1)} here" if most
-                        else "no arguments"), arg.span,
-                                     hint=kind.args_hint or None)
+                        else "no arguments"), arg.span, hint=kind.args_hint or None)
                     ok = False
                     continue
                 name = param.name
@@ -187,8 +186,19 @@ class Arguments:
                     ok = False
                     continue
             if name in given:
-                where = f": `{call.word}` sets it already" if name in shorthand else ""
-                self.diags.error("argument", f"{kind.name} gets `{name}` twice{where}", arg.span)
+                # A positional argument lands on a parameter given already only after one
+                # given by name: `CONV(filters=8, 3)`; what the call misses is this.
+                keyword = next((a.name for a in call.args or () if a.name is not None), None) \
+                    if arg.name is None else None
+                if keyword is not None:
+                    self.diags.error("argument", "a positional argument follows the keyword "
+                                     f"argument `{keyword}`", arg.span,
+                                     hint="give arguments by position first, then by name")
+                    failed.update(p.name for p in kind.params)
+                else:
+                    where = f": `{call.word}` sets it already" if name in shorthand else ""
+                    self.diags.error("argument", f"{kind.name} gets `{name}` twice{where}",
+                                     arg.span)
                 ok = False
                 continue
             value = self.subst(arg.value, env)
