@@ -360,6 +360,14 @@ def test_check_json_output() -> None:
     [diagnostic] = report["diagnostics"]
     assert (diagnostic["span"]["line"], diagnostic["span"]["col"]) == (4, 12)
     assert diagnostic["hint"] == "did you mean `POOL`?"
+    # A file that cannot be read is in the list, with the error stderr gives (exit 2).
+    missing = run_check("--format", "json", "nosuch.arch", "specs/lenet5.arch")
+    assert missing.returncode == 2
+    unread, good = json.loads(missing.stdout)
+    assert unread == {"file": "nosuch.arch", "ok": False, "diagnostics": [],
+                      "error": "cannot read nosuch.arch: no such file"}
+    assert good["ok"] is True
+    assert missing.stderr == "archspec: error: cannot read nosuch.arch: no such file\n"
 
 
 def test_check_never_imports_torch() -> None:

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         except UsageError as exc:
             print(f"archspec: error: {exc}", file=sys.stderr)
             status = max(status, EXIT_USAGE)
+            if args.format == "json":  # a file asked for and not checked is in the list too
+                reports.append({"file": path, "ok": False, "error": str(exc),
+                                "diagnostics": []})
             continue
         if args.format == "json":
             report: dict[str, object] = {
