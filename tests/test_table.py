@@ -832,6 +832,11 @@ def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     spec = str(SPECS / "lenet5.arch")
     assert table(spec, "-o", "-", capsys=capsys) == table(spec, capsys=capsys)
+    drawn = []
+    for extra in (["-o", "-"], []):
+        assert main(["draw", spec, *extra]) == 0
+        drawn.append(capsys.readouterr().out)
+    assert drawn[0] == drawn[1] and drawn[0].startswith("digraph lenet5 {")
     assert list(tmp_path.iterdir()) == []
 
 

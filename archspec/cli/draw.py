@@ -16,6 +16,7 @@ from archspec.cli.common import (
     check_output,
     load_or_report,
     stdin_once,
+    text_output,
 )
 from archspec.core.diagnostics import render
 from archspec.core.files import write_atomic
@@ -34,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diff", action="store_true",
                         help="`draw --diff B A`: draw B with what changed from A highlighted "
                              "(added and changed layers outlined, removed ones as ghosts)")
-    parser.add_argument("-o", "--output", metavar="OUT",
+    parser.add_argument("-o", "--output", metavar="OUT", type=text_output,
                         help="out.svg, out.png, out.pdf or out.dot; "
-                             "without it the DOT text goes to stdout")
+                             "without it (or with -) the DOT text goes to stdout")
     parser.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
                         help="top to bottom (default) or left to right")
     parser.add_argument("--detail", choices=("compact", "full"), default="compact",
