@@ -885,6 +885,20 @@ def test_an_unrecognized_argument_is_said_with_the_commands_usage(
     assert err.endswith("\narchspec table: error: unrecognized arguments: 4\n")
 
 
+@pytest.mark.parametrize("command", [["table", "net.arch", "-o", "out.txt/"],
+                                     ["draw", "net.arch", "-o", "out.svg/"]])
+def test_an_output_named_as_a_folder_is_refused(command: list[str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # `out.svg/` names a folder that is not there: no file `out.svg` written in its place.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.arch").write_text((SPECS / "lenet5.arch").read_text())
+    assert main(command) == 2
+    assert capsys.readouterr().err == (f"archspec: error: cannot write {command[-1]}: the "
+                                       "name ends in /, a folder's\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.arch"]
+
+
 @pytest.mark.parametrize("command", [["table", "net.arch", "-o", "./net.arch"],
                                      ["draw", "net.dot", "-o", "net.dot"],
                                      ["draw", "--diff", "net.arch", "old.dot", "-o", "old.dot"]])

@@ -106,6 +106,8 @@ def check_output(path: str, *, creates_folders: bool = False,
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
+    if path.endswith("/"):  # Path() drops the slash: `out.svg/` would be written as a file
+        raise UsageError(f"cannot write {path}: the name ends in /, a folder's")
     for source in inputs:
         if source != STDIN and target.exists() and Path(source).exists() \
                 and target.samefile(source):
