@@ -274,3 +274,49 @@ def test_the_v2_modules_compute_what_torchvision_does() -> None:
     assert 0 < sum(kept) < len(kept)  # whole samples dropped, the others scaled by 1/(1-p)
     assert all(torch.allclose(row, 2 * normed[i], atol=1e-5) for i, row in enumerate(y)
                if kept[i])
+
+
+# A named group is an nn.Sequential keyed by position (LANGUAGE.md, "Names for groups"): the
+# implied flatten and the joins are steps of forward, never items, wherever they stand.
+ALEXNET_LIKE = """network t
+input 3x224x224
+activation relu
+features: [CONV(64, 11, stride=4, pad=2) - POOL3/2]
+avgpool: AVGPOOL(out=6)
+classifier: [DROPOUT - FC-4096 - DROPOUT - FC-4096 - FC-1000]
+"""
+
+
+def _table_output(network: Network) -> tuple[int, ...]:
+    """The network's output shape as `archspec table` reports it."""
+    return tuple(infer(network, Diagnostics())[network.output])
+
+
+def test_a_group_with_a_flatten_inside_has_torchvisions_alexnet_classifier_keys() -> None:
+    network = loads(ALEXNET_LIKE).network
+    assert network is not None
+    model = to_torch(network)
+    keys = [key for key in model.state_dict() if key.startswith("classifier.")]
+    assert keys == ["classifier.1.weight", "classifier.1.bias", "classifier.4.weight",
+                    "classifier.4.bias", "classifier.6.weight", "classifier.6.bias"]
+    assert isinstance(model.get_submodule("classifier"), nn.Sequential)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))
+    assert tuple(out.shape[1:]) == _table_output(network) == (1000,)
+
+
+def test_a_group_with_a_join_keys_its_items_by_position() -> None:
+    network = loads("network j\ninput 8x16x16\ng: [(CONV3-8 + ID) - RELU]\n").network
+    assert network is not None
+    model = to_torch(network)
+    assert list(model.state_dict()) == ["g.0.weight", "g.0.bias"]
+    group = model.get_submodule("g")
+    assert isinstance(group, nn.Sequential) and list(group._modules) == ["0", "1"]
+    assert [layer.name for layer in network.layers] == ["g.0", "g.add1", "g.1"]
+    batch = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        out = model(batch)
+        expected = torch.relu(group[0](batch) + batch)  # the residual is a step of forward
+    assert tuple(out.shape[1:]) == _table_output(network) == (8, 16, 16)
+    assert torch.equal(out, expected)

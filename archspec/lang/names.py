@@ -69,6 +69,10 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics) -> tuple[
         if reg.forward_step(node.kind, node.implicit):
             steps.setdefault(node.box, []).append(index)
     sequential = {number: number != 0 and number not in steps for number in live}
+    # A named group is keyed by position even with steps (an nn.Sequential with a forward);
+    # a block with joins keys its unnamed items by kind.
+    positional = {number: sequential[number] or (number != 0 and boxes[number].kind == "group")
+                  for number in live}
     paths: dict[int, tuple[str, ...]] = {}
     names: dict[int, str] = {}
     box_paths: dict[int, tuple[str, ...]] = {0: ()}
@@ -81,7 +85,7 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics) -> tuple[
         if removed or len(live) < len(boxes):
             items = [i for i in items if (i < 0 and -i in live)
                      or (i > 0 and not nodes[i - 1].removed)]
-        keys = _keys(nodes, boxes, items, steps.get(number, []), sequential[number], box.kind,
+        keys = _keys(nodes, boxes, items, steps.get(number, []), positional[number], box.kind,
                      diags)
         for item, key in keys.items():
             if item < 0:
@@ -95,7 +99,9 @@ def _paths(nodes: list[Node], boxes: list[Box], diags: Diagnostics) -> tuple[
 def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int],
           positional: bool, where: str, diags: Diagnostics) -> dict[int, str]:
     """The key of each item and step of one box: the spec's name, else the item's position
-    (a plain chain) or a name after its kind or block (`conv3`, `relu5`, `basic2`)."""
+    (a plain chain, a named group) or a name after its kind or block (`conv3`, `relu5`,
+    `basic2`); in a box keyed by position, a step is named after its kind (`add1`,
+    `flatten1`)."""
     keys: dict[int, str] = {}
     used: dict[str, Span | None] = {}  # a user's name → where; generated → None
     for item in items:
@@ -123,6 +129,11 @@ def _keys(nodes: list[Node], boxes: list[Box], items: list[int], steps: list[int
     if positional:
         for position, item in enumerate(items):
             keys.setdefault(item, str(position))
+        counted: dict[str, int] = {}
+        for step in steps:
+            short = reg.kind_of(nodes[step - 1].kind).short
+            counted[short] = counted.get(short, 0) + 1
+            keys[step] = _fresh(f"{_stem(short)}{counted[short]}", used)
         return keys
     counters: dict[str, int] = {}
     shorts: dict[str, tuple[str, str]] = {}  # by kind: its short name and its names' stem

@@ -744,7 +744,8 @@ class _Box:
 
     @property
     def classed(self) -> bool:
-        """Written as a class of its own: a block call, or a named group with joins."""
+        """Written as a class of its own: a block call, or a named group with steps (an
+        nn.Sequential with a forward of its own)."""
         return self.module is not None and (self.module.kind == "block"
                                             or not self.module.sequential)
 
@@ -1010,7 +1011,7 @@ def _scaled(name: str, params: list[dict[str, ArgValue]], column: tuple[object, 
 
 def _classes(root: _Box, shapes: dict[str, Shape], taken: set[str]
              ) -> dict[tuple[str, ...], _Class]:
-    """A class per block (per structure its calls take) and per named group with joins,
+    """A class per block (per structure its calls take) and per named group with steps,
     built innermost first, so a class's items can call the classes inside it."""
     depth: dict[tuple[str, ...], int] = {}
     first: dict[str, int] = {}
@@ -1067,6 +1068,8 @@ def _forward_text(box: _Box) -> tuple[str, ...]:
 
 
 def _access(key: str) -> str:
+    if key.isdigit():  # an item of a named group (an nn.Sequential) keyed by its position
+        return f"self[{key}]"
     return f"self.{key}" if key.isidentifier() and not keyword.iskeyword(key) \
         else f'self._modules["{key}"]'
 
@@ -1084,26 +1087,30 @@ def _steps(box: _Box, top: dict[str, str]) -> list[_Step]:
     """A module's `forward` as statements: each member on what it reads; a value's variable
     is reused as `x` once nothing later reads what `x` held."""
     produced: dict[str, int] = {}  # a layer's name → the step that gives it
-    raw: list[tuple[str, str, tuple[int, ...], str | None]] = []  # key, expr, reads, note
+    # a variable's stem, expr, reads, note
+    raw: list[tuple[str, str, tuple[int, ...], str | None]] = []
     reads: tuple[int, ...]
     for member in box.members:
         first = member.layers[0] if isinstance(member, _Box) else member
         if isinstance(member, _Box):
             reads = (produced.get(first.inputs[0], -1),)
             key = top.get(member.key, member.key)
-            raw.append((key, f"{_access(key)}({{}})", reads, None))
+            assert member.module is not None
+            stem = f"{member.module.block or 'group'}_{key}" if key.isdigit() else key
+            raw.append((stem, f"{_access(key)}({{}})", reads, None))
             produced[member.layers[-1].name] = len(raw) - 1
             continue
         reads = tuple(produced.get(name, -1) for name in member.inputs)
         key = top.get(member.path[-1], member.path[-1])
+        stem = f"{reg.kind_of(member.kind).short}_{key}" if key.isdigit() else key
         if reg.kind_of(member.kind).family == "join":
             holes = tuple("{}" for _ in reads)
-            raw.append((key, JOINS[member.kind](holes), reads,
+            raw.append((stem, JOINS[member.kind](holes), reads,
                         _text(f"line {member.span.line}: {member.written}", 88)))
         elif reg.forward_step(member.kind, member.implicit):
-            raw.append((key, "torch.flatten({}, 1)", reads, None))
+            raw.append((stem, "torch.flatten({}, 1)", reads, None))
         else:
-            raw.append((key, f"{_access(key)}({{}})", reads, None))
+            raw.append((stem, f"{_access(key)}({{}})", reads, None))
         produced[member.name] = len(raw) - 1
     last_read: dict[int, int] = {}
     for index, (_, _, reads, _) in enumerate(raw):
@@ -1113,13 +1120,13 @@ def _steps(box: _Box, top: dict[str, str]) -> list[_Step]:
     taken = {INPUT_VAR}
     in_x = -1
     steps = []
-    for index, (key, expr, reads, note) in enumerate(raw):
+    for index, (stem, expr, reads, note) in enumerate(raw):
         args = [names[value] for value in reads]
         if last_read.get(in_x, -1) <= index:
             names[index] = INPUT_VAR
             in_x = index
         else:
-            names[index] = _var(key, taken)
+            names[index] = _var(stem, taken)
         steps.append(_Step(names[index], expr.format(*args), tuple(args), note))
     return steps
 
@@ -1197,9 +1204,13 @@ def _class_source(cls: _Class, items: list[_Item]) -> list[str]:
     if len(define[0]) > LINE_LIMIT:
         define = ["    def __init__(", "        self,", *(f"        {p}," for p in params),
                   "    ) -> None:"]
-    if box.module.sequential:
+    if box.module.sequential or box.module.kind == "group":
+        # A named group is an nn.Sequential keyed by position, its joins and implied flatten
+        # steps of a forward of its own when it has them.
         head = [f"class {cls.name}(nn.Sequential):", f'    """{doc}"""', "", *define]
-        return [*head, *_sequence(items, "        super().__init__(", "", "        "), "", ""]
+        forward = [] if box.module.sequential else _forward_lines(box, {})
+        return [*head, *_sequence(items, "        super().__init__(", "", "        "),
+                *forward, "", ""]
     return [f"class {cls.name}(nn.Module):", f'    """{doc}"""', "", *define,
             "        super().__init__()",
             *_init_lines(items, {}), *_forward_lines(box, {}), "", ""]
