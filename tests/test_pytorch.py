@@ -292,14 +292,18 @@ def _table_output(network: Network) -> tuple[int, ...]:
     return tuple(infer(network, Diagnostics())[network.output])
 
 
-def test_a_group_with_a_flatten_inside_has_torchvisions_alexnet_classifier_keys() -> None:
+def test_an_alexnet_classifier_group_has_torchvisions_keys() -> None:
     network = loads(ALEXNET_LIKE).network
     assert network is not None
     model = to_torch(network)
     keys = [key for key in model.state_dict() if key.startswith("classifier.")]
     assert keys == ["classifier.1.weight", "classifier.1.bias", "classifier.4.weight",
                     "classifier.4.bias", "classifier.6.weight", "classifier.6.bias"]
-    assert isinstance(model.get_submodule("classifier"), nn.Sequential)
+    # Only pointwise layers (DROPOUT) come before its FC: the flatten runs before the group,
+    # which stays a plain nn.Sequential, as torchvision writes it.
+    assert type(model.get_submodule("classifier")) is nn.Sequential
+    assert [layer.name for layer in network.layers][3:6] == ["avgpool", "flatten",
+                                                             "classifier.0"]
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 224, 224))
@@ -320,3 +324,17 @@ def test_a_group_with_a_join_keys_its_items_by_position() -> None:
         expected = torch.relu(group[0](batch) + batch)  # the residual is a step of forward
     assert tuple(out.shape[1:]) == _table_output(network) == (8, 16, 16)
     assert torch.equal(out, expected)
+
+
+def test_a_group_with_a_flatten_in_the_middle_keys_its_items_by_position() -> None:
+    network = loads("network f\ninput 3x8x8\nhead: [CONV3-4 - BN - FC-10]\n").network
+    assert network is not None
+    model = to_torch(network)
+    assert [key for key in model.state_dict() if key.endswith("weight")] == [
+        "head.0.weight", "head.1.weight", "head.2.weight"]
+    assert [layer.name for layer in network.layers] == ["head.0", "head.1", "head.flatten1",
+                                                        "head.2"]
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 8, 8))
+    assert tuple(out.shape[1:]) == _table_output(network) == (10,)

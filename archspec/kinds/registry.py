@@ -218,6 +218,9 @@ class LayerKind(NamedTuple):
     # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
     returns_input: Callable[[Args], bool] = lambda args: False
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
+    # Acts on each value alone, whatever the input's shape, so it runs the same before or
+    # after a flatten (RELU, DROPOUT; not SOFTMAX, which reads dim 1): read by lang/expand.py.
+    pointwise: bool = False
     global_view: bool = False  # every output value sees the whole input (FC, GAP)
     args_hint: str = ""  # a hint when arguments are given that it does not take (GAP(7))
     saves: Callable[[Args, Shape, Shape], Saved] = lambda args, i, o: Saved()
@@ -601,28 +604,30 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape, view=True,
               autocast=_FOLLOWS),
     LayerKind("RELU", "activation", "relu", in_place=True, saves=_saves_output, dies=True,
-              autocast=_FOLLOWS),
-    LayerKind("TANH", "activation", "tanh", in_place=True, saves=_saves_output,
+              pointwise=True, autocast=_FOLLOWS),
+    LayerKind("TANH", "activation", "tanh", pointwise=True, in_place=True, saves=_saves_output,
               bounds=(-1.0, 1.0), autocast=_FOLLOWS),
     LayerKind("SIGMOID", "activation", "sigmoid", in_place=True, saves=_saves_output,
-              bounds=(0.0, 1.0), autocast=_FOLLOWS),
-    LayerKind("GELU", "activation", "gelu", saves=_saves_input, autocast=_FOLLOWS),
-    LayerKind("LEAKYRELU", "activation", "leakyrelu",
+              pointwise=True, bounds=(0.0, 1.0), autocast=_FOLLOWS),
+    LayerKind("GELU", "activation", "gelu", pointwise=True, saves=_saves_input, autocast=_FOLLOWS),
+    LayerKind("LEAKYRELU", "activation", "leakyrelu", pointwise=True,
               params=(Param("slope", "float", default=0.01, low=0),), in_place=True,
               saves=_saves_input, autocast=_FOLLOWS),
     LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output, autocast=_FP32_ON_CUDA),
     LayerKind("RELU6", "activation", "relu6", in_place=True, saves=_saves_input, dies=True,
-              autocast=_FOLLOWS),
+              pointwise=True, autocast=_FOLLOWS),
     LayerKind("HARDSWISH", "activation", "hardswish", in_place=True, saves=_saves_input,
-              autocast=_FOLLOWS),
+              pointwise=True, autocast=_FOLLOWS),
     LayerKind("HARDSIGMOID", "activation", "hardsigmoid", in_place=True, saves=_saves_input,
-              bounds=(0.0, 1.0), autocast=_FOLLOWS),
-    LayerKind("SILU", "activation", "silu", aliases=("SWISH",), in_place=True,
+              pointwise=True, bounds=(0.0, 1.0), autocast=_FOLLOWS),
+    LayerKind("SILU", "activation", "silu", pointwise=True, aliases=("SWISH",), in_place=True,
               saves=_saves_input, autocast=_FOLLOWS),
-    LayerKind("MISH", "activation", "mish", in_place=True, saves=_saves_input, autocast=_FOLLOWS),
-    LayerKind("SELU", "activation", "selu", in_place=True, saves=_saves_input, autocast=_FOLLOWS),
+    LayerKind("MISH", "activation", "mish", pointwise=True, in_place=True, saves=_saves_input,
+              autocast=_FOLLOWS),
+    LayerKind("SELU", "activation", "selu", pointwise=True, in_place=True, saves=_saves_input,
+              autocast=_FOLLOWS),
     LayerKind("ELU", "activation", "elu", params=(Param("alpha", "float", default=1.0, low=0),),
-              in_place=True, saves=_saves_input, autocast=_FOLLOWS),
+              pointwise=True, in_place=True, saves=_saves_input, autocast=_FOLLOWS),
     LayerKind("PRELU", "activation", "prelu",
               params=(Param("per_channel", "bool", default=False),), cost=_prelu_cost,
               saves=_saves_input, autocast=_LOW),
@@ -645,7 +650,7 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("SCALE", "norm", "scale", params=(Param("init", "float", default=1e-6),),
               cost=_scale_cost, saves=_saves_input,
               autocast=_on_both(Autocast("input", out_fp32=True))),
-    LayerKind("DROPOUT", "dropout", "dropout",
+    LayerKind("DROPOUT", "dropout", "dropout", pointwise=True,
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
               in_place=True, saves=_dropout_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),

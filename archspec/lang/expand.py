@@ -103,6 +103,7 @@ class Expander:
         self.boxes: list[Box] = [Box(parent=0, kind="top", label="", span=_STAND_IN)]
         self.box = 0  # the box being filled
         self.scope_ids = 0
+        self.forks = 0  # branched groups being expanded
         self.blocks_open = args.blocks_open
         self.recursive: set[str] = set()  # blocks whose expansion would never end
         # What each word names and the layers a call of it adds: the same wherever it
@@ -318,10 +319,12 @@ class Expander:
                 scopes: tuple[Scope, ...]) -> tuple[int, int]:
         tails: list[int] = []
         ranks: list[int] = []
+        self.forks += 1
         for chain in branch.chains:
             end, end_rank = self.chain(chain, tail, rank, env, scopes)
             tails.append(end)
             ranks.append(end_rank)
+        self.forks -= 1
         kind = reg.kind_of(branch.join)
         join = self._add(Node(kind.name, {}, tails, branch.span, kind.symbol, scopes))
         return join, max(ranks)
@@ -384,13 +387,7 @@ class Expander:
         """Adds a written layer of `kind` after node `tail`, with the implied flatten before
         it and the implicit layers after it; returns the new tail and rank."""
         if kind.flat_input and rank == 3:
-            # Implied flatten before the first FC after spatial layers; its origin is the FC.
-            # It is a step of the outermost box the FC begins, so that box stays a chain.
-            box = self.box
-            while box and self.boxes[box].items == []:
-                box = self.boxes[box].parent
-            tail = self._add(Node("FLATTEN", {}, [tail], call.span, "FLATTEN", scopes,
-                                  implicit=True, origin=len(self.nodes) + 2), box)
+            tail = self._flatten(tail, call.span, scopes)
         node = Node(kind.name, args, [tail], call.span, written, scopes,
                     user_name=name[0] if name else None, name_span=name[1] if name else None)
         tail = origin = self._add(node)
@@ -398,6 +395,47 @@ class Expander:
             tail = self._add(Node(implicit, dict(implicit_args), [tail], call.span, implicit,
                                   scopes, implicit=True, origin=origin))
         return tail, kind.out_rank or rank
+
+    def _flatten(self, tail: int, span: Span, scopes: tuple[Scope, ...]) -> int:
+        """Adds the flatten implied before an FC (the next node, its origin) after node
+        `tail`; returns the new tail. It is a step of the outermost box the FC begins, so
+        that box stays a chain: a named group that so far holds only pointwise layers in a
+        chain (`classifier: [DROPOUT - FC-4096 - ...]`) has the flatten before them, in its
+        parent, as torchvision writes AlexNet."""
+        nodes, boxes = self.nodes, self.boxes
+        box, first = self.box, len(nodes) + 1  # the flatten goes before node `first`
+        while box and (boxes[box].items == [] or self._pointwise_chain(box, tail)):
+            if boxes[box].items:
+                first = boxes[box].items[0]
+            box = boxes[box].parent
+        flatten = Node("FLATTEN", {}, [tail], span, "FLATTEN", scopes, implicit=True,
+                       origin=len(nodes) + 2)
+        if first > len(nodes):
+            return self._add(flatten, box)
+        # Before the pointwise chain nodes[first - 1:], which now reads it: those nodes
+        # move one place on (no one else reads them: they end the chain being expanded).
+        flatten.inputs = list(nodes[first - 1].inputs)
+        flatten.box = box
+        nodes.insert(first - 1, flatten)
+        for node in nodes[first:]:
+            node.inputs = [i + 1 if i >= first else i for i in node.inputs]
+            if node.origin is not None and node.origin >= first:
+                node.origin += 1
+        nodes[first].inputs = [first]
+        for other in boxes:
+            other.items = [i + 1 if i >= first else i for i in other.items]
+        return len(nodes)
+
+    def _pointwise_chain(self, box: int, tail: int) -> bool:
+        """Whether a named group's items so far are pointwise layers (RELU, DROPOUT) in one
+        chain, outside any branch, ending at node `tail`, the last: a flatten can go before
+        them without changing what they compute."""
+        items = self.boxes[box].items
+        nodes = self.nodes
+        return self.forks == 0 and self.boxes[box].kind == "group" \
+            and items == list(range(items[0], len(nodes) + 1)) and tail == len(nodes) \
+            and all(reg.kind_of(nodes[i - 1].kind).pointwise for i in items) \
+            and all(nodes[i - 1].inputs == [i - 1] for i in items[1:])
 
     def _word(self, word: str) -> _Word:
         """What a word names: a block, else a kind as its shorthand reads it."""
