@@ -564,21 +564,17 @@ def test_cli_usage_errors_are_one_line_before_any_import(
     assert (code, out, err) == (2, "", f"archspec: error: {message}\n")
 
 
-def test_cli_a_constructor_that_raises_is_one_line(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("target", "code", "message"), [
     # The user's message reaches the terminal escaped: no line break, no escape sequence.
-    code, out, err = _main(tmp_path, monkeypatch, capsys, "nets.py:raises")
-    assert (code, out, err) == (1, "", "archspec: error: nets.py:raises() raised ValueError: "
-                                       "no weights here:\\n\\x1b[31mred\n")
-
-
-def test_cli_a_callable_that_returns_no_module_is_a_usage_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ("nets.py:raises", 1, "nets.py:raises() raised ValueError: no weights here:\\n\\x1b[31mred"),
+    ("nets.py:notmodel", 2,
+     "nets.py:notmodel() returned a value of type int, not a torch.nn.Module"),
+])
+def test_cli_a_callable_that_raises_or_makes_no_module_is_one_line(
+        target: str, code: int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _main(tmp_path, monkeypatch, capsys, "nets.py:notmodel")
-    assert (code, out, err) == (2, "", "archspec: error: nets.py:notmodel() returned a value of "
-                                       "type int, not a torch.nn.Module\n")
+    assert _main(tmp_path, monkeypatch, capsys, target) == (
+        code, "", f"archspec: error: {message}\n")
 
 
 @pytest.mark.parametrize(("target", "message"), [

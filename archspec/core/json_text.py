@@ -1,9 +1,11 @@
-"""JSON text in pieces, character for character as json.dumps(value, indent=2) writes it
-(the JSON table's writer: only `table --format json` imports it, and `json` with it)."""
+"""JSON text: in pieces, character for character as json.dumps(value, indent=2) writes it
+(the JSON table's writer: of the table's formats only `--format json` imports it, and `json`
+with it), and strict, every float that is not finite as null (probe's and train's)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
@@ -11,6 +13,23 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
+
+
+def strict_json(value: object) -> str:
+    """`json.dumps(value, indent=2)`, with every float that is not finite (a diverged run's
+    NaN loss, an exploded probe's inf) written as null: JSON has no NaN or Infinity, and
+    strict parsers (jq, JavaScript) refuse the bare words json.dumps would write."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def json_pieces(value: object, pad: str = "") -> Iterator[str]:

@@ -10,6 +10,11 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def many(n: int, noun: str) -> str:
+    """`1 channel`, `3 channels`: a count and its noun, singular or plural."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def significant(x: float, digits: int) -> str:
     """`x` (> 0) to `digits` significant figures: 150.5 → 150, 3.21 → 3.2, 0.5 → 0.50."""
     places = digits - 1 - math.floor(math.log10(x))

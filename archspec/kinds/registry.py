@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from archspec.core.diagnostics import closest
-from archspec.core.text import shape_text
+from archspec.core.text import many, shape_text
 from archspec.ir import ArgValue, Shape
 
 Args = Mapping[str, ArgValue]
@@ -316,8 +316,8 @@ def _conv_channels(args: Args, c: int) -> int:
     filters = whole(args, "filters")
     if c % groups or filters % groups:
         raise ShapeError(
-            f"CONV groups={groups} must divide both its {_many(c, 'input channel')} and its "
-            f"{_many(filters, 'filter')}"
+            f"CONV groups={groups} must divide both its {many(c, 'input channel')} and its "
+            f"{many(filters, 'filter')}"
         )
     return filters
 
@@ -469,7 +469,7 @@ def _divides(kind: str) -> Callable[[Args, Shape], Shape]:
             _spatial(kind, shape)
         if shape[0] % groups:
             what = "channel" if len(shape) == 3 else "feature"
-            raise ShapeError(f"{kind} groups={groups} must divide its {_many(shape[0], what)}")
+            raise ShapeError(f"{kind} groups={groups} must divide its {many(shape[0], what)}")
         if kind == "GROUPNORM" and math.prod(shape) == groups:  # torch refuses it: all zeros
             raise ShapeError(f"{kind} groups={groups} leaves one value in each group of its "
                              f"input ({format_shape(shape)}): normalised, it is always 0")
@@ -478,16 +478,11 @@ def _divides(kind: str) -> Callable[[Args, Shape], Shape]:
     return rule
 
 
-def _many(count: int, noun: str) -> str:
-    """`1 channel`, `3 channels`."""
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
 def _slice_shape(args: Args, shape: Shape) -> Shape:
     start, stop = whole(args, "start"), whole(args, "stop")
     if not start < stop <= shape[0]:
         raise ShapeError(f"SLICE({start}, {stop}) takes channels {start} to {stop - 1}, "
-                         f"outside the {_many(shape[0], 'channel')} of its input "
+                         f"outside the {many(shape[0], 'channel')} of its input "
                          f"({format_shape(shape)})" if stop > shape[0] else
                          f"SLICE({start}, {stop}) is empty: start must be below stop")
     return (stop - start, *shape[1:])
@@ -518,7 +513,7 @@ def _deconv_shape(args: Args, shape: Shape) -> Shape:
     groups, filters = whole(args, "groups"), whole(args, "filters")
     if c % groups or filters % groups:
         raise ShapeError(f"DECONV groups={groups} must divide both its "
-                         f"{_many(c, 'input channel')} and its {_many(filters, 'filter')}")
+                         f"{many(c, 'input channel')} and its {many(filters, 'filter')}")
     kernel, stride = pair(args["kernel"]), pair(args["stride"])
     pad, dilation, extra = pair(args["pad"]), pair(args["dilation"]), pair(args["output_pad"])
     for i in (0, 1):
@@ -698,7 +693,7 @@ def _mul_shape(shapes: list[Shape]) -> Shape:
             if other[0] == full[0]:
                 continue
             raise ShapeError(f"multiply: the gate {format_shape(other)} has "
-                             f"{_many(other[0], 'channel')}, but the map it gates "
+                             f"{many(other[0], 'channel')}, but the map it gates "
                              f"({format_shape(full)}) has {full[0]}", fallback=full)
         raise ShapeError(f"multiply needs equal shapes, or a Cx1x1 gate beside a CxHxW map, "
                          f"but gets {format_shape(full)} and {format_shape(other)}",

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from archspec.core.diagnostics import Diagnostics, suggest
 from archspec.core.limits import MAX_INT
 from archspec.core.source import Source, Span
+from archspec.core.text import many
 from archspec.ir import ArgValue
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
@@ -174,7 +175,7 @@ class Arguments:
                 if param is None:
                     most = len(kind.params)
                     self.diags.error("argument", f"{kind.name} takes " + (
-                        f"at most {most} argument{'s' * (most != 1)} here" if most
+                        f"at most {many(most, 'argument')} here" if most
                         else "no arguments"), arg.span, hint=kind.args_hint or None)
                     ok = False
                     continue
@@ -191,9 +192,8 @@ class Arguments:
                 keyword = next((a.name for a in call.args or () if a.name is not None), None) \
                     if arg.name is None else None
                 if keyword is not None:
-                    self.diags.error("argument", "a positional argument follows the keyword "
-                                     f"argument `{keyword}`", arg.span,
-                                     hint="give arguments by position first, then by name")
+                    message, hint = after_keyword(keyword)
+                    self.diags.error("argument", message, arg.span, hint=hint)
                     failed.update(p.name for p in kind.params)
                 else:
                     where = f": `{call.word}` sets it already" if name in shorthand else ""
@@ -422,6 +422,13 @@ class _Missing(Exception):
     def __init__(self, name: str, start: int, end: int) -> None:
         super().__init__(name)
         self.name, self.start, self.end = name, start, end
+
+
+def after_keyword(keyword: str) -> tuple[str, str]:
+    """The error, and its hint, of an argument by position after `keyword`'s by name: a
+    layer's `CONV(filters=8, 3)`, a block call's `b(c=8, 4)`."""
+    return (f"a positional argument follows the keyword argument `{keyword}`",
+            "give arguments by position first, then by name")
 
 
 def shown(value: s.Value) -> str:

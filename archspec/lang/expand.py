@@ -13,10 +13,20 @@ from typing import NamedTuple
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
 from archspec.core.limits import MAX_LAYERS, MAX_NESTING
 from archspec.core.source import Span
+from archspec.core.text import many
 from archspec.ir import ArgValue, Scope
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
-from archspec.lang.args import EXPR_REF, INT, PARAM_REF, SHORTHAND, Arguments, Env, shown
+from archspec.lang.args import (
+    EXPR_REF,
+    INT,
+    PARAM_REF,
+    SHORTHAND,
+    Arguments,
+    Env,
+    after_keyword,
+    shown,
+)
 from archspec.lang.header import NAME, Block, Header
 
 # Stands for a block parameter that has no value when an unused block is checked: findings
@@ -498,14 +508,15 @@ class Expander:
 
         for arg in call.args or ():
             if arg.name is None and keyword is not None:
-                fail(f"a positional argument follows the keyword argument `{keyword.name}`",
-                     arg.span, hint="give arguments by position first, then by name")
+                assert keyword.name is not None
+                message, hint = after_keyword(keyword.name)
+                fail(message, arg.span, hint=hint)
                 continue
             keyword = keyword or (arg if arg.name is not None else None)
             pname = next(positional, None) if arg.name is None else arg.name
             if pname is None:
-                fail(f"block `{block.name}` takes " + (f"{len(names)} argument"
-                     f"{'s' * (len(names) != 1)}" if names else "no arguments"), arg.span)
+                fail(f"block `{block.name}` takes "
+                     + (many(len(names), "argument") if names else "no arguments"), arg.span)
                 continue
             if pname not in names:
                 unknown.append(arg)

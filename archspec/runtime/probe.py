@@ -10,7 +10,6 @@ records; the text table, the JSON and the plot are views of them.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from torch import nn
 from archspec.backends.torch.build import to_torch
 from archspec.backends.torch.emit import layer_paths
 from archspec.core.files import write_atomic
+from archspec.core.json_text import strict_json
 from archspec.core.text import align
 from archspec.ir import InitScheme, Network
 from archspec.kinds import registry as reg
@@ -91,16 +91,11 @@ class LayerProbe:
         return words
 
     def as_json(self) -> dict[str, object]:
-        """The figures, with null for those that are not finite (JSON has no nan or inf):
-        `flags` then says `non-finite` or `grad non-finite`."""
-        return {"name": self.name, "kind": self.kind, "mean": _finite(self.mean),
-                "std": _finite(self.std), "grad_mean": _finite(self.grad_mean),
-                "grad_std": _finite(self.grad_std), "grad_norm": _finite(self.grad_norm),
-                "saturated": self.saturated, "flags": self.flags}
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        """The figures (written by `render_json`, null for those that are not finite:
+        `flags` then says `non-finite` or `grad non-finite`)."""
+        return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std,
+                "grad_mean": self.grad_mean, "grad_std": self.grad_std,
+                "grad_norm": self.grad_norm, "saturated": self.saturated, "flags": self.flags}
 
 
 @dataclass(frozen=True)
@@ -419,9 +414,9 @@ def _render_comparison(probes: Sequence[Probe]) -> str:
 
 
 def render_json(probes: Sequence[Probe]) -> str:
-    """One object for one probe, a list of them for several."""
+    """One object for one probe, a list of them for several; strict JSON (`strict_json`)."""
     data: object = probes[0].as_json() if len(probes) == 1 else [p.as_json() for p in probes]
-    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return strict_json(data) + "\n"
 
 
 def _shown(p: Probe) -> list[LayerProbe]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archspec.core.files import write_atomic
+from archspec.core.json_text import strict_json
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
     from matplotlib.figure import Figure
@@ -31,17 +30,7 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     """Strict JSON: a figure that is not a finite number (the NaN loss of a diverged run) is
     written as null, never as the bare NaN or Infinity that JSON parsers reject."""
-    write_atomic(path, json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+    write_atomic(path, strict_json(metrics) + "\n")
 
 
 def plot_curves(path: Path, rows: list[dict[str, float]], title: str) -> None:
