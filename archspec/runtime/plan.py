@@ -82,10 +82,13 @@ def is_plan_file(path: str | Path) -> bool:
     if not Path(path).is_file():  # no file, a folder, a pipe: read, if at all, as a spec
         return False
     try:
-        with Path(path).open("rb") as handle:
-            return handle.read(MAX_PLAN_BYTES).lstrip()[:1] == b"{"
+        with Path(path).open("rb") as handle:  # a few KB, not the file it then reads whole
+            while chunk := handle.read(4096):
+                if start := chunk.lstrip():
+                    return start[:1] == b"{"
     except OSError:  # unreadable: the spec reader says why
-        return False
+        pass
+    return False
 
 
 def read_plan(path: str | Path) -> LoadedPlan:
