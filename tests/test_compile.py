@@ -323,3 +323,19 @@ def test_a_name_torch_modules_own_is_refused_inside_a_group(tmp_path: Path,
     assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
     assert f"{spec}:3:18: error: `forward` cannot name a submodule" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_diagram_over_the_box_limit_is_a_warning_and_a_dot_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Past the boxes Graphviz's dot lays out, compile writes the .dot, not the .svg, and says
+    # so as a located warning: the build succeeds (draw refuses it, as an error).
+    from archspec.views import dot
+
+    monkeypatch.setattr(dot, "MAX_DRAWN_BOXES", 3)
+    assert main(["compile", str(SPECS / "lenet5.arch"), "-o", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "lenet5.arch:" in err and ": warning: the diagram has " in err
+    assert "over the 3 that Graphviz's dot can lay out" in err
+    assert err.endswith("note: lenet5.svg is not drawn; lenet5.dot is\n")
+    assert (tmp_path / "lenet5.dot").is_file() and not (tmp_path / "lenet5.svg").exists()

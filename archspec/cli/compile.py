@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     if too_big is not None:
-        print(render_all([too_big.model_copy(update={"severity": Severity.WARNING})],
+        print(render_all([too_big._replace(severity=Severity.WARNING)],
                          spec.source), file=sys.stderr)
         print(f"note: {network.name}.svg is not drawn; {network.name}.dot is", file=sys.stderr)
     if args.weights is not None:
