@@ -7,9 +7,11 @@ keyed by those names; `tests/test_catalog.py` checks the two agree and that ever
 and runtime factory handles every name.
 """
 
-# No `from __future__ import annotations`: the named tuples' annotations would be strings,
-# each compiled into a ForwardRef as the class is made (~0.5 ms of every start).
-from typing import Literal, NamedTuple, get_args
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from archspec.core.record import Record
 
 InitName = Literal["torch", "normal", "xavier", "kaiming", "orthogonal"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -27,7 +29,7 @@ Checkpoint = Literal["blocks"] | int
 AmpName = Literal["bf16", "fp16"]
 
 
-class Choice(NamedTuple):
+class Choice(Record):
     """A choice written like a call, `step(30, 0.1)`: the arguments it takes by position, then
     those it takes only by name."""
 
@@ -47,7 +49,7 @@ INIT_SCHEMES: dict[InitName, Choice] = {
 BYTES_PER_VALUE: dict[DType, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
-class Optimizer(NamedTuple):
+class Optimizer(Record):
     """A training optimizer: its arguments with their defaults (torch's own, except SGD's lr
     and momentum: torch has no default lr for SGD, and momentum 0)."""
 
@@ -69,7 +71,7 @@ OPTIMIZERS: dict[OptimizerName, Optimizer] = {
 }
 
 
-class OptimizerState(NamedTuple):
+class OptimizerState(Record):
     """What an optimizer keeps per parameter, for the memory planner and its views."""
 
     title: str
@@ -88,7 +90,7 @@ OPTIMIZER_STATE: dict[PlannerOptimizer, OptimizerState] = {
                             "exp_avg_sq)"),
 }
 
-class Amp(NamedTuple):
+class Amp(Record):
     """A mixed-precision policy (PyTorch autocast): the low-precision type its listed ops run
     at, and the bytes of the gradient scaler it needs (fp16's GradScaler keeps a float32
     scale, an int32 growth tracker and a float32 found-inf flag on the device; bf16 needs
@@ -111,7 +113,7 @@ SCHEDULES: dict[ScheduleName, Choice] = {
 }
 
 
-class Augment(NamedTuple):
+class Augment(Record):
     """An augmentation step: its arguments (all numbers) and which of them it needs."""
 
     positional: tuple[str, ...] = ()
@@ -129,7 +131,7 @@ AUGMENTS: dict[AugmentName, Augment] = {
 }
 
 
-class Builtin(NamedTuple):
+class Builtin(Record):
     """What is known of a built-in dataset before loading it."""
 
     classes: int
@@ -137,7 +139,7 @@ class Builtin(NamedTuple):
     samples: int
 
 
-class Dataset(NamedTuple):
+class Dataset(Record):
     """A dataset: its arguments, and for a built-in one what is known before loading it."""
 
     choice: Choice = Choice()

@@ -43,7 +43,7 @@ mark("import pydantic (BaseModel, fields)")
 import argparse
 mark("the standard library archspec adds (argparse)")
 
-import dataclasses, re, typing
+import dataclasses, re
 from pydantic._internal import _model_construction
 spent = {"dataclasses": 0.0, "named tuples": 0.0, "pydantic model classes": 0.0,
          "regular expressions": 0.0}
@@ -58,13 +58,14 @@ def timed(kind, make):
     return wrapper
 process_class, new_model = dataclasses._process_class, _model_construction.ModelMetaclass.__new__
 dataclasses._process_class = timed("dataclasses", process_class)
-new_tuple = typing.NamedTupleMeta.__new__
-typing.NamedTupleMeta.__new__ = timed("named tuples", new_tuple)
+from archspec.core import record
+new_tuple = record._RecordType.__new__
+record._RecordType.__new__ = timed("named tuples", new_tuple)
 _model_construction.ModelMetaclass.__new__ = timed("pydantic model classes", new_model)
 compile_re, re.compile = re.compile, timed("regular expressions", re.compile)
 import archspec.cli, archspec.cli.table
 dataclasses._process_class = process_class
-typing.NamedTupleMeta.__new__ = new_tuple
+record._RecordType.__new__ = new_tuple
 _model_construction.ModelMetaclass.__new__ = new_model
 re.compile = compile_re
 mark("archspec's modules")

@@ -4,13 +4,15 @@ Pure functions that read the registry's rules (`cost`, `window`, `saves`, `view`
 `in_place`, `global_view`); no kind is special-cased here and torch is never imported.
 """
 
+from __future__ import annotations
+
 import math
 import re
 from collections.abc import Mapping, Sequence
 from itertools import chain
-from typing import NamedTuple
 
 from archspec.catalog import Checkpoint
+from archspec.core.record import Record
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes
@@ -22,7 +24,7 @@ _BITS = r"\s*\d+(?:\.\d+)?\s*[kmgtKMGT]?i?b\s*"
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
-class Field(NamedTuple):
+class Field(Record):
     """A receptive field (input pixels one output value sees) and its jump (effective
     stride: input pixels between neighbouring output values), both height by width."""
 
@@ -71,7 +73,7 @@ def new_activations(layer: Layer, values: Mapping[str, int]) -> int:
 _ADDS_NOTHING = frozenset(kind.name for kind in reg.KINDS if kind.view or kind.in_place)
 
 
-class Rule(NamedTuple):
+class Rule(Record):
     """What the registry's rules say of one layer, from its kind, arguments and shapes alone
     (`layer_rules`): the layers of a long chain of the same words share one."""
 
@@ -210,7 +212,7 @@ def _slide(field: Field, extent: tuple[int, int], stride: tuple[int, int],
                  (next0 if next0 > 1 else 1, next1 if next1 > 1 else 1), grid)
 
 
-class Kept(NamedTuple):
+class Kept(Record):
     """Bytes autograd keeps for backward, split by how they scale with the batch; `copies`
     are autocast's low-precision copies of the layer's weights, kept for its backward."""
 
@@ -222,7 +224,7 @@ class Kept(NamedTuple):
 _NOTHING = Kept(0, 0)
 
 
-class Autocast(NamedTuple):
+class Autocast(Record):
     """Mixed precision as the planner follows it: whose op lists apply (`device`) and the
     low-precision type's bytes per value; the parameters and the input stay float32."""
 
@@ -233,7 +235,7 @@ class Autocast(NamedTuple):
 FP32 = 4  # bytes of a float32 value
 
 
-class Piece(NamedTuple):
+class Piece(Record):
     """A piece of forward with one input and one output: its layers in order, and the path
     of the one layer, block call or named group it is (None for a branched group)."""
 
@@ -337,7 +339,7 @@ def checkpoint_problem(network: Network, checkpoint: Checkpoint) -> str | None:
             f"{len(network.layers)}")
 
 
-class Keeping(NamedTuple):
+class Keeping(Record):
     """Who keeps what for backward: `tensors` names, per layer, the tensors (by the layer
     that allocated each, see `storages`) its backward node holds, `frames` per checkpointed
     segment whose layers save anything the inputs its checkpoint keeps instead; `extra` a

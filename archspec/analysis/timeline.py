@@ -42,14 +42,16 @@ Not counted: temporaries a layer makes and frees inside itself (LRN is six torch
 kernel's own workspace, the allocator's caching and rounding.
 """
 
+from __future__ import annotations
+
 import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate, chain, filterfalse, repeat
 from operator import attrgetter
-from typing import NamedTuple
 
 from archspec.analysis import cost
+from archspec.core.record import Record
 from archspec.ir import INPUT_NODE, Network
 from archspec.kinds import registry as reg
 
@@ -57,7 +59,7 @@ LABEL_BYTES = 8  # a class index per sample, int64
 LOSS_BYTES = 4  # cross-entropy's log-softmax and its gradients are float32
 
 
-class Peak(NamedTuple):
+class Peak(Record):
     """The most a training step holds beyond the parameters, buffers and optimizer state,
     when (`phase`: forward, loss, backward, recompute or step) and at which layer, and what
     is alive then: activations (outputs, what nodes keep, the input batch and labels, the

@@ -131,14 +131,14 @@ def vouched(cls: type[F], values: dict[str, Any]) -> F | None:
     return cast(F, cls.model_construct(**converted))  # mypy's pydantic plugin: a Frozen
 
 
-class Record(Protocol):
-    """A named tuple: the report's figures and the findings are named tuples, not models."""
+class NamedFields(Protocol):
+    """A named tuple (`core.record`): the report's figures and the findings are not models."""
 
     @property
     def _fields(self) -> tuple[str, ...]: ...
 
 
-def json_data(model: BaseModel | Record) -> dict[str, Any]:
+def json_data(model: BaseModel | NamedFields) -> dict[str, Any]:
     """A model's or a named tuple's fields in their order as JSON data (a nested one as its
     own, a tuple as a list): what model_dump(mode="json") gives for archspec's models of
     numbers, text, None and str enums, without building pydantic's serializer for them
@@ -149,7 +149,7 @@ def json_data(model: BaseModel | Record) -> dict[str, Any]:
 
 def _json_datum(value: object) -> object:
     if isinstance(value, BaseModel) or hasattr(value, "_fields"):
-        return json_data(cast(BaseModel | Record, value))
+        return json_data(cast(BaseModel | NamedFields, value))
     return list(value) if isinstance(value, tuple) else value
 
 

@@ -3,13 +3,14 @@
 A kind holds no back end's facts: each back end keeps its own table of the kinds
 (`archspec/backends/torch/layers.py`)."""
 
-# No `from __future__ import annotations`: the named tuples' annotations would be strings,
-# each compiled into a ForwardRef as the class is made (~0.5 ms of every start).
+from __future__ import annotations
+
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from archspec.core.diagnostics import closest
+from archspec.core.record import Record
 from archspec.core.text import many, shape_text
 from archspec.ir import ArgValue, Shape
 
@@ -29,7 +30,7 @@ class ShapeError(Exception):
         self.fallback = fallback
 
 
-class Param(NamedTuple):
+class Param(Record):
     """One argument: its type, default and allowed range (checked with a located message)."""
 
     name: str
@@ -52,7 +53,7 @@ class Param(NamedTuple):
         return None
 
 
-class Window(NamedTuple):
+class Window(Record):
     """A sliding window (conv or pool), per spatial dimension."""
 
     kernel: tuple[int, int]
@@ -91,7 +92,7 @@ class Window(NamedTuple):
         return read
 
 
-class Step(NamedTuple):
+class Step(Record):
     """How a layer without a fixed sliding window moves the receptive field, per dimension:
     each output value sees `extent` input positions, neighbours `stride` positions apart, and
     `up` output positions share an input position (upsampling divides the jump)."""
@@ -101,7 +102,7 @@ class Step(NamedTuple):
     up: tuple[int, int] = (1, 1)
 
 
-class Cost(NamedTuple):
+class Cost(Record):
     """Parameters and work of one layer; `formula` shows how `weights` is counted (CS231n's
     notation: fan-in factors, spatial ones first, then the outputs: `(3*3*3)*64`)."""
 
@@ -117,7 +118,7 @@ class Cost(NamedTuple):
         return (self.buffers - self.counters) * bytes_per_value + 8 * self.counters
 
 
-class Saved(NamedTuple):
+class Saved(Record):
     """What autograd keeps of one layer for the backward pass: its input and/or output tensor;
     per sample `extra` more values at the network's dtype and `extra_bytes` fixed-size bytes
     (int64 pooling indices); `stats` values per batch, whatever its size (BN's batch stats)."""
@@ -132,7 +133,7 @@ class Saved(NamedTuple):
 Runs = Literal["low", "fp32", "input", "widest"]
 
 
-class Autocast(NamedTuple):
+class Autocast(Record):
     """How a kind runs under PyTorch autocast on one device, after torch's op lists for it.
 
     `runs`: "low" casts its input to the low-precision type (autocast's lower-precision list:
@@ -165,7 +166,7 @@ _FP32_ON_CUDA = {"cpu": Autocast("input"), "cuda": Autocast("fp32")}
 _NORM_FP32_ON_CUDA = {"cpu": Autocast("input", stats_fp32=True), "cuda": Autocast("fp32")}
 
 
-class LayerKind(NamedTuple):
+class LayerKind(Record):
     """Everything archspec knows about one kind of layer, declared once."""
 
     name: str

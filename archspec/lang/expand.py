@@ -7,11 +7,13 @@ All three walks (recursion, counting, expansion) go through `elements` and `inne
 the one description of how the syntax tree nests.
 """
 
+from __future__ import annotations
+
 import re
-from typing import NamedTuple
 
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
 from archspec.core.limits import MAX_LAYERS, MAX_NESTING
+from archspec.core.record import Record
 from archspec.core.source import Span
 from archspec.core.text import many
 from archspec.ir import ArgValue, Scope
@@ -81,7 +83,7 @@ class Box:
         self.items: list[int] = []
 
 
-class _Word(NamedTuple):
+class _Word(Record):
     """What a call's word (its `$params` replaced) names; see `Expander._word`."""
 
     block: Block | None  # the block it calls

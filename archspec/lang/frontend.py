@@ -1,12 +1,14 @@
 """The front end in one call: text → parse → lower → shapes, with every diagnostic collected."""
 
+from __future__ import annotations
+
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity, render_all
+from archspec.core.record import Record
 from archspec.core.source import Source
 from archspec.ir import InitScheme, Network
 from archspec.lang import plan_checks
@@ -20,7 +22,7 @@ SKETCH_CODES = frozenset({"missing-argument"})
 SHAPE_CODES = frozenset({"shape"})
 
 
-class Spec(NamedTuple):
+class Spec(Record):
     """A loaded spec: its source, the network (None if the header is broken), shapes, findings.
     A named tuple, as torch's `load_state_dict` result is (`source, network, shapes,
     diagnostics = archspec.load(path)` works): a dataclass's methods would be compiled at every

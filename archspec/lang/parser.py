@@ -7,11 +7,12 @@ import math
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from archspec.core.diagnostics import Diagnostics, closest
 from archspec.core.limits import MAX_NESTING, MAX_SOURCE_BYTES
 from archspec.core.model import made
+from archspec.core.record import Record
 from archspec.core.source import Source, Span
 from archspec.kinds import registry as reg
 from archspec.lang import lalr
@@ -57,7 +58,7 @@ _TOKEN_NAMES = {
 }
 
 
-class _Line(NamedTuple):
+class _Line(Record):
     start: int
     end: int
 

@@ -1,11 +1,14 @@
 """Shape inference: every layer's output shape from the IR alone, with located shape errors."""
 
+from __future__ import annotations
+
 import math
 from collections import Counter
-from typing import NamedTuple, cast
+from typing import cast
 
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_COVERAGE, MAX_PARAMS
+from archspec.core.record import Record
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
 from archspec.kinds import registry as reg
 
@@ -14,7 +17,7 @@ Shapes = dict[str, Shape | None]
 _Partial = tuple[reg.Window, bytearray, bytearray]
 
 
-class _Outcome(NamedTuple):
+class _Outcome(Record):
     """What a kind's rules say of given arguments and input shapes (see `_rule`)."""
 
     out: Shape

@@ -1,13 +1,14 @@
 """The surface syntax tree: what the user wrote, with spans, before any meaning is given.
 
-Its nodes are NamedTuples (`Repeat` a slotted class), compared by value as frozen dataclasses
-are, at a third of their cost to define: CPython 3.11 compiles a dataclass's methods from
-source at every import, ~0.5 ms a class (docs/table.md, Speed). No `from __future__ import
-annotations`: a named tuple's annotation strings become ForwardRefs, each compiled (only
-the three names used before they are defined are strings here)."""
+Its nodes are named tuples (`core.record`; `Repeat` a slotted class), compared by value as
+frozen dataclasses are, at a fraction of their cost to define: CPython 3.11 compiles a
+dataclass's methods from source at every import, ~0.5 ms a class (docs/table.md, Speed)."""
 
-from typing import Literal, NamedTuple
+from __future__ import annotations
 
+from typing import Literal
+
+from archspec.core.record import Record
 from archspec.core.source import Span
 
 HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "init", "dtype",
@@ -16,7 +17,7 @@ HEADER_KEYWORDS = ("network", "input", "activation", "batchnorm", "defaults", "i
 ValueKind = Literal["word", "number", "size", "string", "param", "expr"]
 
 
-class Value(NamedTuple):
+class Value(Record):
     kind: ValueKind
     text: str  # for "expr", with its braces: `{$c*4}`
     span: Span
@@ -24,14 +25,14 @@ class Value(NamedTuple):
     expr: str | None = None  # a number computed from this `{expression}`, for messages
 
 
-class Arg(NamedTuple):
+class Arg(Record):
     name: str | None
     value: Value
     span: Span
     name_span: Span | None = None
 
 
-class Call(NamedTuple):
+class Call(Record):
     """A word with optional arguments: `CONV3-64`, `CONV(96, 11, stride=4)`, `basic(64, 2)`."""
 
     word: str
@@ -60,25 +61,25 @@ class Repeat:
         return f"Repeat(count={self.count!r}, span={self.span!r})"
 
 
-class Group(NamedTuple):
-    chain: "Chain"  # defined below: a chain holds groups
+class Group(Record):
+    chain: Chain  # defined below: a chain holds groups
     repeat: Repeat | None
     span: Span
 
 
-class Branch(NamedTuple):
+class Branch(Record):
     """`( A op B ... )`: the branches and the join (a registry join's name) that meets them."""
 
     join: str
-    chains: tuple["Chain", ...]
+    chains: tuple[Chain, ...]
     repeat: Repeat | None
     span: Span
 
 
-class Named(NamedTuple):
+class Named(Record):
     name: str
     name_span: Span
-    atom: "Atom"
+    atom: Atom
     span: Span
 
 
@@ -86,12 +87,12 @@ Atom = Call | Group | Branch
 Element = Atom | Named
 
 
-class Chain(NamedTuple):
+class Chain(Record):
     elements: tuple[Element, ...]
     span: Span
 
 
-class Directive(NamedTuple):
+class Directive(Record):
     """A header line or a train setting: a keyword, items, and for `block` a chain."""
 
     keyword: str
@@ -104,7 +105,7 @@ class Directive(NamedTuple):
     status: Literal["written", "guessed", "broken"] = "written"
 
 
-class SpecSyntax(NamedTuple):
+class SpecSyntax(Record):
     header: tuple[Directive, ...]
     body: tuple[Chain, ...]
     train: tuple[Directive, ...]
