@@ -190,6 +190,26 @@ def test_saved_for_backward_on_random_networks(network: Network) -> None:
     assert_saved_agrees(network, shapes_of(network))
 
 
+# Each ends with a RELU, which keeps its output: where the flatten after it copies, the FC
+# keeps the copy, a second tensor.
+@pytest.mark.parametrize("body", [
+    "LAYERNORM - RELU",  # LayerNorm2d leaves the map channels last: flattened, it is copied
+    "LAYERNORM - CONV1-4 - MAXPOOL(kernel=1, stride=1, pad=0, ceil=false) - BN - RELU",  # kept
+    "LAYERNORM - SOFTMAX",  # softmax writes contiguous: the flatten is a view
+    "(LAYERNORM + ID) - RELU",  # a sum is laid out as its first branch
+    "(ID + LAYERNORM) - RELU",
+    "((GAP - CONV1-3 - SIGMOID) * LAYERNORM) - RELU",  # a broadcast gate decides nothing
+    "(LAYERNORM | ID) - RELU",  # a concat is channels last only when every branch is
+    "(LAYERNORM | LAYERNORM) - RELU",
+    "LAYERNORM - GAP - RELU",  # one position (or one channel): the two layouts are the same
+    "LAYERNORM - CONV1-1 - RELU",
+])
+def test_a_flatten_of_a_channels_last_map_is_a_copy(body: str) -> None:
+    spec = archspec.loads(f"network t\ninput 3x3x2\n{body} - FC-1\n")
+    assert spec.ok and spec.network is not None, spec.render()
+    assert_saved_agrees(spec.network, spec.shapes)
+
+
 def assert_saved_agrees(network: Network, shapes: Shapes, batch: int = 2) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""

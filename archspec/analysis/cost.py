@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from itertools import chain
+from operator import attrgetter
 
 from archspec.catalog import Checkpoint
 from archspec.core.record import Record
@@ -88,6 +89,8 @@ class Rule(Record):
     saved: reg.Saved | None  # what autograd keeps of it; None for a join or a sketch's layer
     same: bool  # its output is its input's storage: a view, or its very input (DROPOUT(p=0))
     strided: bool  # its output is a view that skips values of each sample (a channel SLICE)
+    # its output is laid out channels last whatever its inputs' layout (LAYERNORM on a map)
+    permutes: bool
 
 
 def layer_rules(network: Network, shapes: Shapes) -> list[Rule]:
@@ -118,7 +121,7 @@ def _rule(layer: Layer, args: reg.Args | None, shapes: Shapes) -> Rule:
     """A layer's `Rule`, from the registry's rules for its arguments and shapes."""
     kind = reg.kind_of(layer.kind)
     if args is None:
-        return Rule(kind, None, False, None, False, (), None, kind.view, False)
+        return Rule(kind, None, False, None, False, (), None, kind.view, False, False)
     out = shape_of(shapes, layer.name)
     ins = [shape_of(shapes, name) for name in layer.inputs]
     inp = ins[0]
@@ -134,7 +137,8 @@ def _rule(layer: Layer, args: reg.Args | None, shapes: Shapes) -> Rule:
                 reach is not None and reach[0] == reach[1] == reach[3] == (1, 1),
                 tuple(kind.field_from(ins, out)) if join else (),
                 None if join else kind.saves(args, inp, out),
-                kind.view or kind.returns_input(args), kind.strided(args, inp))
+                kind.view or kind.returns_input(args), kind.strided(args, inp),
+                kind.channels_last([False] * len(ins), ins, out))
 
 
 def layer_costs(network: Network, shapes: Shapes, rules: Sequence[Rule] | None = None
@@ -394,14 +398,17 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
     that casts it: autocast caches only parameters), and one that runs at low precision keeps
     the low-precision copy of its weights. A kind that computes on a contiguous copy of a
     strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
-    slice is contiguous and no copy is made. `rules`: `layer_rules`, when the caller has
-    them."""
+    slice is contiguous and no copy is made. A flatten of a map laid out channels last
+    (after a LAYERNORM) is a copy, which a following FC keeps. `rules`: `layer_rules`, when
+    the caller has them."""
     if rules is None:
         rules = layer_rules(network, shapes)
     segments = segments or {}
     split = batch > 1  # whether a channel slice skips values (not with one sample)
-    storage = {INPUT_NODE: INPUT_NODE}  # the tensor behind each output (`_storage`)
+    storage = {INPUT_NODE: INPUT_NODE}  # the tensor behind each output
     strided: set[str] = set()  # the outputs that skip values of each sample
+    # the outputs laid out channels last, followed only where a layer makes one
+    last: set[str] | None = set() if any(map(attrgetter("permutes"), rules)) else None
     width = {INPUT_NODE: FP32 if autocast else bytes_per_value}  # bytes a value, per tensor
     tensors: dict[str, tuple[str, ...]] = {}
     extra: dict[str, Kept] = {}
@@ -414,11 +421,19 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
         first = inputs[0]
         source = storage[first]
         same = rule.same
-        tensor = storage[name] = source if same else name
         cost = rule.cost
+        kind = rule.kind
+        if last is not None and cost is not None:
+            if kind.channels_last([read in last for read in inputs],
+                                  [shape_of(shapes, read) for read in inputs],
+                                  shape_of(shapes, name)):
+                last.add(name)
+            elif same and kind.copies_channels_last and first in last and _permuted(
+                    shape_of(shapes, first)):
+                same = False  # reshaped: a copy
+        tensor = storage[name] = source if same else name
         if split and (rule.strided or (same and cost is not None and first in strided)):
             strided.add(name)
-        kind = rule.kind
         if len(inputs) == 1:
             ins = None
             have = width[source]
@@ -492,6 +507,12 @@ def _runs_width(runs: reg.Runs, ins: list[int], autocast: Autocast | None) -> in
 
 
 _AT_INPUT = reg.Autocast("input")  # every layer without autocast
+
+
+def _permuted(shape: Shape) -> bool:
+    """Whether a map's channels-last layout differs from the contiguous one: not with one
+    channel or one position."""
+    return len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1
 
 
 def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autocast:

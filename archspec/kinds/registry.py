@@ -216,6 +216,15 @@ class LayerKind(Record):
     # Computes on a contiguous copy of a strided input, and that copy is what it saves
     # (torch's group_norm calls .contiguous() on its input).
     contiguous_input: bool = False
+    # Whether its output is laid out channels last, given which of its inputs are, their
+    # shapes and its output's: the layout LAYERNORM leaves on a map (it permutes the channels
+    # last and back, as torchvision's ConvNeXt does), which torch's kernels carry on. Most
+    # kinds keep their input's layout; what the analyses read it for is `copies_channels_last`.
+    channels_last: Callable[[list[bool], list[Shape], Shape], bool] = (
+        lambda last, ins, out: last[0] and len(out) == 3)
+    # A view of a contiguous input only: a channels-last one it copies (torch.flatten's
+    # reshape), where that layout differs (more than one channel and one position).
+    copies_channels_last: bool = False
     # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
     returns_input: Callable[[Args], bool] = lambda args: False
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
@@ -598,7 +607,7 @@ KINDS: tuple[LayerKind, ...] = (
               dash="units", out_rank=1, shape=_fc_shape, cost=_fc_cost, global_view=True,
               saves=_saves_input, header_activation=True, flat_input=True, autocast=_LOW_PRODUCT),
     LayerKind("FLATTEN", "reshape", "flatten", out_rank=1, shape=_flatten_shape, view=True,
-              autocast=_FOLLOWS),
+              copies_channels_last=True, autocast=_FOLLOWS),
     LayerKind("RELU", "activation", "relu", in_place=True, saves=_saves_output, dies=True,
               pointwise=True, autocast=_FOLLOWS),
     LayerKind("TANH", "activation", "tanh", pointwise=True, in_place=True, saves=_saves_output,
@@ -609,7 +618,8 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("LEAKYRELU", "activation", "leakyrelu", pointwise=True,
               params=(Param("slope", "float", default=0.01, low=0),), in_place=True,
               saves=_saves_input, autocast=_FOLLOWS),
-    LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output, autocast=_FP32_ON_CUDA),
+    LayerKind("SOFTMAX", "activation", "softmax", saves=_saves_output, autocast=_FP32_ON_CUDA,
+              channels_last=lambda last, ins, out: False),  # torch writes it contiguous
     LayerKind("RELU6", "activation", "relu6", in_place=True, saves=_saves_input, dies=True,
               pointwise=True, autocast=_FOLLOWS),
     LayerKind("HARDSWISH", "activation", "hardswish", in_place=True, saves=_saves_input,
@@ -639,7 +649,8 @@ KINDS: tuple[LayerKind, ...] = (
               aliases=("LRN",), shape=_lrn_shape, saves=_lrn_saves,
               autocast=_on_both(Autocast("input", stats_fp32=True, out_fp32=True))),
     LayerKind("LAYERNORM", "norm", "layernorm", params=(_EPS,), cost=_affine_cost,
-              saves=_layernorm_saves, autocast=_NORM_FP32_ON_CUDA),
+              saves=_layernorm_saves, autocast=_NORM_FP32_ON_CUDA,
+              channels_last=lambda last, ins, out: len(out) == 3),
     LayerKind("GROUPNORM", "norm", "groupnorm", params=(Param("groups", "count", low=1), _EPS),
               shape=_divides("GROUPNORM"), cost=_affine_cost,
               saves=_groupnorm_saves, contiguous_input=True, autocast=_NORM_FP32_ON_CUDA),
@@ -708,6 +719,12 @@ def _full_size(shapes: list[Shape], out: Shape) -> list[bool]:
     return [shape == out for shape in shapes]
 
 
+def _full_size_layout(last: list[bool], shapes: list[Shape], out: Shape) -> bool:
+    """An elementwise join is laid out as its first branch of the output's own size (torch's
+    TensorIterator: a broadcast gate's layout decides nothing)."""
+    return next((laid for laid, shape in zip(last, shapes, strict=True) if shape == out), False)
+
+
 def _partners(recorded: list[bool]) -> list[bool]:
     """A product keeps each factor whose partner needs a gradient (d(a*b)/db = a)."""
     return [any(r for j, r in enumerate(recorded) if j != i) for i in range(len(recorded))]
@@ -716,12 +733,13 @@ def _partners(recorded: list[bool]) -> list[bool]:
 # Joins are graph nodes made by branches, never written as layers: `( A op B op ... )`.
 JOINS: tuple[LayerKind, ...] = (
     LayerKind("CONCAT", "join", "concat", op="|", verb="concatenates", symbol="concat",
-              join=_concat_shape, autocast=_WIDEST),
+              join=_concat_shape, autocast=_WIDEST,
+              channels_last=lambda last, ins, out: all(last)),  # torch.cat: else contiguous
     LayerKind("ADD", "join", "add", op="+", verb="adds", symbol="+", join=_add_shape,
-              commutative=True, autocast=_WIDEST),
+              commutative=True, channels_last=_full_size_layout, autocast=_WIDEST),
     LayerKind("MUL", "join", "mul", op="*", verb="multiplies", symbol="×",
-              join=_mul_shape, commutative=True,
-              field_from=_full_size, saves_inputs=_partners, autocast=_WIDEST),
+              join=_mul_shape, commutative=True, field_from=_full_size,
+              saves_inputs=_partners, channels_last=_full_size_layout, autocast=_WIDEST),
 )
 IDENTITY = "ID"
 # Stands for a layer whose kind the spec misnames (reported): its shape is unknown, so no
