@@ -7,6 +7,7 @@ import operator
 from collections.abc import Callable
 from types import NoneType, UnionType
 from typing import (
+    TYPE_CHECKING,
     Annotated,
     Any,
     Literal,
@@ -131,11 +132,13 @@ def vouched(cls: type[F], values: dict[str, Any]) -> F | None:
     return cast(F, cls.model_construct(**converted))  # mypy's pydantic plugin: a Frozen
 
 
-class NamedFields(Protocol):
-    """A named tuple (`core.record`): the report's figures and the findings are not models."""
+if TYPE_CHECKING:  # a type only: the class would be made at every start
+    class NamedFields(Protocol):
+        """A named tuple (`core.record`): the report's figures and the findings are not
+        models."""
 
-    @property
-    def _fields(self) -> tuple[str, ...]: ...
+        @property
+        def _fields(self) -> tuple[str, ...]: ...
 
 
 def json_data(model: BaseModel | NamedFields) -> dict[str, Any]:
@@ -149,7 +152,7 @@ def json_data(model: BaseModel | NamedFields) -> dict[str, Any]:
 
 def _json_datum(value: object) -> object:
     if isinstance(value, BaseModel) or hasattr(value, "_fields"):
-        return json_data(cast(BaseModel | NamedFields, value))
+        return json_data(cast("BaseModel | NamedFields", value))
     return list(value) if isinstance(value, tuple) else value
 
 

@@ -1,7 +1,7 @@
 """Source text and spans: where every piece of a spec came from."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic would compile each of Span's field
+# annotations from its string at every start.
 import bisect
 import re
 from pathlib import Path
@@ -36,7 +36,7 @@ class Source:
         self._line_starts.extend(m.end() for m in _NEWLINE.finditer(text))
 
     @classmethod
-    def read(cls, path: str | Path) -> Source:
+    def read(cls, path: str | Path) -> "Source":
         """Read a file as UTF-8; undecodable bytes become U+FFFD (reported by the parser).
 
         At most one byte past the size limit is read: the parser rejects the file for its
@@ -46,7 +46,7 @@ class Source:
             return cls.read_stream(handle, str(path))
 
     @classmethod
-    def read_stream(cls, handle: BinaryIO, path: str) -> Source:
+    def read_stream(cls, handle: BinaryIO, path: str) -> "Source":
         """Read an open binary stream (standard input) as `read` reads a file."""
         data = handle.read(MAX_SOURCE_BYTES + 1)
         return cls(data.decode("utf-8", errors="replace"), path)
