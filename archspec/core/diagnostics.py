@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 from archspec.core.limits import ECHO_COLUMNS, MAX_FINDINGS, MAX_SHOWN
@@ -32,8 +33,20 @@ class Diagnostics:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
-        self._seen: set[Diagnostic] = set()
+        self._seen: set[tuple[Severity, str, str, Span, str | None]] = set()
         self._counts = dict.fromkeys(Severity, 0)
+        self._calls: list[tuple[str, Span]] = []  # the block calls being expanded, outermost first
+
+    @contextmanager
+    def calling(self, label: str, span: Span) -> Iterator[None]:
+        """While a block call (`label`, as written with its values, at `span`) is expanded: a
+        finding reported outside the call's own text is in its block's body, and its hint
+        says which call made it (`call_site`), as the shape findings' hints do."""
+        self._calls.append((label, span))
+        try:
+            yield
+        finally:
+            self._calls.pop()
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self._add(Severity.ERROR, code, message, span, hint)
@@ -43,13 +56,19 @@ class Diagnostics:
 
     def _add(self, severity: Severity, code: str, message: str, span: Span,
              hint: str | None) -> None:
-        """Keep one copy of each finding (a repeat reports once), at most MAX_FINDINGS each."""
+        """Keep one copy of each finding (a repeat reports once, as the first call of a block
+        made it), at most MAX_FINDINGS each."""
         if self._counts[severity] > MAX_FINDINGS:
             return
-        finding = Diagnostic(severity, code, message, span, hint)
-        if finding in self._seen:
+        key = (severity, code, message, span, hint)
+        if key in self._seen:
             return
-        self._seen.add(finding)
+        self._seen.add(key)
+        if self._calls:
+            site = call_site((label, call.line) for label, call in self._calls
+                             if not call.start <= span.start <= span.end <= call.end)
+            hint = "; ".join(text for text in (site, hint) if text) or None
+        finding = Diagnostic(severity, code, message, span, hint)
         if self._counts[severity] == MAX_FINDINGS:
             finding = Diagnostic(severity, "limit", _cap_message(severity), span)
         self._counts[severity] += 1
@@ -75,6 +94,13 @@ class Diagnostics:
     def sorted(self) -> list[Diagnostic]:
         """Findings in source order (each was kept once, by `_add`)."""
         return sorted(self.items, key=source_order)
+
+
+def call_site(calls: Iterable[tuple[str, int]]) -> str | None:
+    """`from `outer(2)` at line 12 → `down(128)` at line 9`: the block calls (as written, and
+    the line of each) that made what a finding is about, outermost first; None for none."""
+    sites = [f"`{label}` at line {line}" for label, line in calls]
+    return "from " + " → ".join(sites) if sites else None
 
 
 def source_order(diagnostic: Diagnostic) -> tuple[int, bool]:

@@ -10,6 +10,7 @@ the one description of how the syntax tree nests.
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager, nullcontext
 
 from archspec.core.diagnostics import Diagnostics, Severity, suggest
 from archspec.core.limits import MAX_LAYERS, MAX_NESTING
@@ -489,10 +490,15 @@ class Expander:
         params = {key: _number(value) for key, value in bound.items()}
         self.box = self._open("block", label, call.span, name, block.name, params)
         try:
-            return self.chain(block.chain, tail, rank, bound, (*scopes, scope))
+            with self._calling(caption, call.span):
+                return self.chain(block.chain, tail, rank, bound, (*scopes, scope))
         finally:
             self.blocks_open.pop()
             self.box = outer
+
+    def _calling(self, label: str, span: Span) -> AbstractContextManager[None]:
+        """A finding in the body of the block called names the call (`Diagnostics.calling`)."""
+        return self.diags.calling(label, span)
 
     def _bind(self, block: Block, call: s.Call, env: Env, report: bool) -> Env | None:
         bound: Env = {}
@@ -643,3 +649,6 @@ class _Probe(Expander):
                       report: bool = True) -> int | None:
         count = super()._repeat_count(repeat, env, report)
         return None if count is None else 1
+
+    def _calling(self, label: str, span: Span) -> AbstractContextManager[None]:
+        return nullcontext()  # its calls' values are stand-ins: a finding names none

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from typing import cast
 
-from archspec.core.diagnostics import Diagnostics
+from archspec.core.diagnostics import Diagnostics, call_site
 from archspec.core.limits import MAX_ACTIVATIONS, MAX_COVERAGE, MAX_PARAMS
 from archspec.core.record import Record
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
@@ -182,8 +182,6 @@ def _skipped(read: bytearray, what: str) -> str | None:
 
 
 def _call_site(layer: Layer) -> str | None:
-    """`from outer(2) at line 12 → down(128) at line 9`: the block calls that made a layer,
-    outermost first."""
-    calls = [f"`{scope.label}` at line {scope.call.line}" for scope in layer.scopes
-             if scope.call is not None]
-    return "from " + " → ".join(calls) if calls else None
+    """The block calls that made a layer (`call_site`)."""
+    return call_site((scope.label, scope.call.line) for scope in layer.scopes
+                     if scope.call is not None)
