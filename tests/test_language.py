@@ -514,6 +514,18 @@ def test_train_choices(line: str, field: str, value: str) -> None:
             0.1, 0.5, True)
 
 
+def test_a_settings_arguments_take_expressions() -> None:
+    # `{EXPR}` stands anywhere a number may (the contract): in a setting's arguments too,
+    # worked out from numbers alone (a `$param` there is an error: tests/bad)
+    plan = network("FC-10\ntrain:\n  optimizer sgd(lr={0.05*2}, momentum={9/10})\n"
+                   "  schedule step({10*3}, {1/10})\n  augment rotate({10+10})\n",
+                   "network t\ninput 3x8x8\n").plan
+    assert plan is not None
+    assert (plan.optimizer.lr, plan.optimizer.momentum) == (0.1, 0.9)
+    assert (plan.schedule.every, plan.schedule.gamma) == (30, 0.1)
+    assert plan.augment[0].args == {"deg": 20}
+
+
 def test_ensemble_setting() -> None:
     plan = network("FC-2\ntrain:\n  ensemble 4\n", "network t\ninput 4\n").plan
     assert plan is not None and plan.ensemble == 4

@@ -378,29 +378,34 @@ class Arguments:
     # -- settings' arguments (init, train) --------------------------------------------------
 
     def model_args(self, call: s.Call, positional: tuple[str, ...]) -> dict[str, Any] | None:
-        """A setting's arguments as plain values for a pydantic model, named by `positional`."""
+        """A setting's arguments as plain values for a pydantic model, named by `positional`;
+        an `{expression}` is worked out (it has no `$params` to read here)."""
         values: dict[str, Any] = {}
-        names = iter(positional)
-        for arg in call.args or ():
-            name = arg.name if arg.name is not None else next(names, None)
+        for name, arg in named_args(call, positional):
             if name is None:
                 self.diags.error("train", f"`{call.word}` takes no positional argument "
                                  "here; write name=value", arg.span)
                 return None
-            values[name] = literal(arg.value)
+            value = arg.value
+            if value.kind == "expr":
+                worked_out = self.evaluate(value.text, value.span.start, {})
+                if worked_out is None:
+                    return None
+                value = worked_out
+            values[name] = literal(value)
         return values
 
     def validation(self, exc: ValidationError, call: s.Call | None,
-                   span: Span | None = None) -> None:
-        """A pydantic model's refusal as diagnostics, each at the argument it is about."""
+                   span: Span | None = None, positional: tuple[str, ...] = ()) -> None:
+        """A pydantic model's refusal as diagnostics, each at the argument it is about (one
+        given by position named by `positional`, as `model_args` named it)."""
+        named = named_args(call, positional) if call is not None else []
         for error in exc.errors():
             where = span or (call.span if call else self.source.span(0, 0))
             field_name = str(error["loc"][0]) if error["loc"] else None
-            if call is not None:
-                for arg in call.args or ():
-                    if arg.name == field_name:
-                        where = arg.value.span if error["type"] != "extra_forbidden" \
-                            else arg.span
+            for name, arg in named:
+                if name == field_name:
+                    where = arg.value.span if error["type"] != "extra_forbidden" else arg.span
             message = error["msg"]
             if error["type"] == "extra_forbidden":
                 message = f"`{call.word if call else ''}` has no argument `{field_name}`"
@@ -441,6 +446,14 @@ def _range(param: reg.Param, value: int) -> str | None:
     if value > MAX_INT:
         return f"{param.name}={value} is beyond any sane size (at most 2^31-1)"
     return param.check(value)
+
+
+def named_args(call: s.Call, positional: tuple[str, ...]) -> list[tuple[str | None, s.Arg]]:
+    """Each argument of a call with the name it fills: its own, or by position the next of
+    `positional` (None past them)."""
+    names = iter(positional)
+    return [(arg.name if arg.name is not None else next(names, None), arg)
+            for arg in call.args or ()]
 
 
 def literal(value: s.Value) -> Any:

@@ -253,7 +253,7 @@ class HeaderReader:
         try:
             self.header.init = InitScheme.validated(name=name, **values)
         except ValidationError as exc:
-            self.args.validation(exc, call)
+            self.args.validation(exc, call, positional=INIT_SCHEMES[name].positional)
 
     def dtype(self, directive: s.Directive) -> None:
         call = self._only_call(directive, "float32, float16 or bfloat16")

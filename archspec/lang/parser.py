@@ -561,6 +561,9 @@ def _report(exc: UnexpectedInput, source: Source, line: _Line, diags: Diagnostic
         # only a number a spaced `-` cut from its layer: `CONV3 - 64`, `CONV3- 64`
         hint = ("a `-` followed by a space separates layers; write the shorthand without "
                 "spaces, e.g. CONV3-64 or FC-4096")
+    elif token.type == "EXPR":
+        hint = ("an `{expression}` stands in a layer's shorthand or arguments, a repeat count "
+                "or a setting's arguments; here write the number itself")
     elif token.type == "REPEAT" or (token.type in _JOIN_TOKENS
                                     and not set(_JOIN_TOKENS) & set(exc.expected or ())):
         hint = "between chains inside parentheses, " + ", ".join(

@@ -132,7 +132,7 @@ class TrainSection:
         try:
             return model.validated(name=name, **values)
         except ValidationError as exc:
-            self.args.validation(exc, call)
+            self.args.validation(exc, call, positional=choices[name].positional)
             return None
 
     def _int(self, directive: s.Directive) -> int | None:
