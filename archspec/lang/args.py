@@ -330,8 +330,10 @@ class Arguments:
                 value = self.evaluate(m.group(), call.word_span.start + m.start(), env)
             else:
                 value = env.get(m.group(1))
-                if value is None:
-                    self.unknown_param(m.group(), call.word_span, env)
+                if value is None:  # at the `$name` in the word
+                    at = call.word_span.start
+                    self.unknown_param(m.group(), self.source.span(at + m.start(), at + m.end()),
+                                       env)
             if value is None:
                 ok = False
                 continue

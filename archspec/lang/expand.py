@@ -600,7 +600,9 @@ class Expander:
             value = env.get(text[1:])
             if value is None:
                 if report:
-                    self.args.unknown_param(text, repeat.span, env)
+                    start = self.args.source.text.find("$", repeat.span.start, repeat.span.end)
+                    self.args.unknown_param(text, self.args.source.span(start, start + len(text)),
+                                            env)
                 return None
             if value.kind != "number" or not INT.match(value.text) or value.negative:
                 if report:
