@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pprint
 from pathlib import Path
+from typing import Any
 
 from archspec.core.files import write_atomic
 from archspec.lang.parser import build_tables, grammar_text
@@ -27,8 +28,46 @@ from typing import Any
 
 
 def render() -> str:
-    tables = pprint.pformat(build_tables(grammar_text()), width=99, compact=True, sort_dicts=False)
+    tables = pprint.pformat(canonical(build_tables(grammar_text())), width=99, compact=True,
+                            sort_dicts=False)
     return f"{HEADER}TABLES: dict[str, Any] = {tables}\n"
+
+
+def canonical(tables: dict[str, Any]) -> dict[str, Any]:
+    """The same tables numbered the same way at every run: lark numbers the symbols and the
+    states in an order that varies from one process to the next (sets of objects hashed by
+    identity). Symbols are numbered in name order, states in the order a walk from the start
+    states (by name) meets them, each state's moves taken in symbol-name order."""
+    table = tables["data"]["parser"]["parser"]
+    names: dict[int, str] = table["tokens"]
+    symbols = {name: index for index, name in enumerate(sorted(names.values()))}
+    states: dict[int, dict[int, tuple[int, Any]]] = table["states"]
+
+    def moves(state: int) -> list[tuple[str, tuple[int, Any]]]:
+        return sorted((names[symbol], move) for symbol, move in states[state].items())
+
+    number: dict[int, int] = {}
+    todo = [table["start_states"][start] for start in sorted(table["start_states"])]
+    while todo:
+        state = todo.pop(0)
+        if state in number:
+            continue
+        number[state] = len(number)
+        todo += [arg for _, (action, arg) in moves(state) if action == 0]  # shifts, gotos
+    if len(number) != len(states):
+        raise ValueError("tables with states no start state reaches")
+    renumbered = {
+        "tokens": {index: name for name, index in symbols.items()},
+        "states": {number[state]: {symbols[name]: (action, number[arg] if action == 0 else arg)
+                                   for name, (action, arg) in moves(state)}
+                   for state in sorted(states, key=number.__getitem__)},
+        "start_states": {name: number[table["start_states"][name]]
+                         for name in sorted(table["start_states"])},
+        "end_states": {name: number[table["end_states"][name]]
+                       for name in sorted(table["end_states"])},
+    }
+    parser = {**tables["data"]["parser"], "parser": {**table, **renumbered}}
+    return {**tables, "data": {**tables["data"], "parser": parser}}
 
 
 if __name__ == "__main__":

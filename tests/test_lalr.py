@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import runpy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -277,6 +278,15 @@ def test_stored_tables_are_current_and_parse_as_built_ones() -> None:
     finally:
         for cached in (parser._tables, parser._runtime, parser._lark):
             cached.cache_clear()
+
+
+def test_the_stored_tables_are_what_the_script_writes() -> None:
+    """scripts/parser_tables.py numbers lark's symbols and states the same way at every run
+    (lark's own order varies from one process to the next), so regenerating lang/tables.py
+    changes nothing unless the grammar did."""
+    script = runpy.run_path(str(ROOT / "scripts" / "parser_tables.py"))
+    assert script["render"]() == (ROOT / "archspec" / "lang" / "tables.py").read_text(
+        encoding="utf-8"), "run scripts/parser_tables.py"
 
 
 # A grammar of its own for what archspec's does not show: a `?rule` of one child and of
