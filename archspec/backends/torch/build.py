@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import linecache
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from archspec.backends.torch.emit import emit
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
 from archspec.ir import Network
 from archspec.lang.shapes import Shapes
+
+if TYPE_CHECKING:  # torch is imported by the module built, not to read `to_torch` (help())
+    from torch import nn
 
 
 def to_torch(network: Network, shapes: Shapes | None = None, *, origin: str | None = None,
