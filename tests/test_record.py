@@ -52,10 +52,17 @@ def test_a_record_refuses_what_a_named_tuple_refuses() -> None:
     for args, kwargs in [((), {}), ((1, 2, 3), {}), ((1,), {"z": 3}), ((1,), {"x": 1})]:
         expected = _error(Twin, args, kwargs)
         assert _error(Point, args, kwargs) == expected.replace("Twin", "Point")
-    with pytest.raises(ValueError, match="unexpected field names: \\['z'\\]"):
-        Point(1)._replace(z=1)
-    with pytest.raises(TypeError, match="expected 2 arguments, got 3"):
-        Point._make([1, 2, 3])
+    # and _replace's and _make's, word for word
+    for call in (lambda cls: cls(1)._replace(z=1), lambda cls: cls._make([1, 2, 3])):
+        assert _refusal(call, Point) == _refusal(call, Twin) != ""
+
+
+def _refusal(call: Any, cls: Any) -> str:
+    try:
+        call(cls)
+    except (TypeError, ValueError) as refused:
+        return f"{type(refused).__name__}: {refused}"
+    return ""
 
 
 def _error(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

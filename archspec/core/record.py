@@ -45,13 +45,13 @@ else:
         def _make(cls, iterable: Any) -> Any:
             made = tuple.__new__(cls, iterable)
             if len(made) != len(cls._fields):
-                raise TypeError(f"expected {len(cls._fields)} arguments, got {len(made)}")
+                raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(made)}")
             return made
 
         def _replace(self, /, **changes: Any) -> Any:
             made = self._make(map(changes.pop, self._fields, self))
             if changes:
-                raise ValueError(f"got unexpected field names: {list(changes)!r}")
+                raise ValueError(f"Got unexpected field names: {list(changes)!r}")
             return made
 
         def _asdict(self) -> dict[str, Any]:
