@@ -6,8 +6,9 @@ import copy
 import pickle
 import sys
 import types
+import typing
 from collections import namedtuple
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -45,6 +46,16 @@ def test_a_record_is_built_read_and_compared_as_a_named_tuple() -> None:
     with pytest.raises(AttributeError):
         point.x = 3  # type: ignore[misc]
     assert not hasattr(point, "__dict__")
+
+
+class Typed(NamedTuple):  # Point's fields, as typing makes them
+    x: int
+    y: int = 2
+
+
+def test_a_record_types_its_fields_as_typing_does() -> None:
+    # its fields and nothing else: not _fields, which every record shares
+    assert typing.get_type_hints(Point) == typing.get_type_hints(Typed) == {"x": int, "y": int}
 
 
 def test_a_record_refuses_what_a_named_tuple_refuses() -> None:

@@ -39,7 +39,7 @@ else:
         """What every record shares: namedtuple's methods, written once."""
 
         __slots__ = ()
-        _fields: tuple[str, ...] = ()
+        _fields = ()  # not annotated: typing.get_type_hints(record) would list it as a field
 
         @classmethod
         def _make(cls, iterable: Any) -> Any:
