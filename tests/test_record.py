@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
 import sys
 import types
@@ -56,6 +57,22 @@ class Typed(NamedTuple):  # Point's fields, as typing makes them
 def test_a_record_types_its_fields_as_typing_does() -> None:
     # its fields and nothing else: not _fields, which every record shares
     assert typing.get_type_hints(Point) == typing.get_type_hints(Typed) == {"x": int, "y": int}
+    # and its constructor as typing's: documented, the fields' types in its signature
+    assert Point.__new__.__doc__ == Typed.__new__.__doc__.replace("Typed", "Point")
+    assert str(inspect.signature(Point)) == "(x: 'int', y: 'int' = 2)"
+    assert typing.get_type_hints(Point.__new__, globals()) == {"x": int, "y": int}
+
+
+def test_a_record_without_a_docstring_is_documented_as_a_named_tuple() -> None:
+    class One(Record):
+        x: int
+
+    class Two(Record):
+        x: int
+        y: int
+
+    made = namedtuple("One", "x").__doc__, namedtuple("Two", "x y").__doc__
+    assert (One.__doc__, Two.__doc__) == made == ("One(x,)", "Two(x, y)")
 
 
 def test_a_record_refuses_what_a_named_tuple_refuses() -> None:

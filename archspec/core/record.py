@@ -70,7 +70,8 @@ else:
         annotates, in their order, those given a value defaulting to it (as NamedTuple's)."""
 
         def __new__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
-            fields = tuple(namespace.get("__annotations__", {}))
+            annotations = namespace.get("__annotations__", {})
+            fields = tuple(annotations)
             defaults = []
             for field in fields:
                 if field.startswith("_"):
@@ -80,10 +81,13 @@ else:
                 elif defaults:
                     raise TypeError(f"{name}: field {field!r} without a default follows one "
                                     "with a default")
+            arguments = f"{name}({', '.join(fields)}{',' if len(fields) == 1 else ''})"
             new = FunctionType(_new_code(len(fields)).replace(
                 co_varnames=("_cls", *fields), co_name="__new__",
                 co_qualname=f"{name}.__new__"), _GLOBALS, "__new__", tuple(defaults) or None)
-            namespace.setdefault("__doc__", f"{name}({', '.join(fields)})")
+            new.__doc__ = f"Create new instance of {arguments}"  # as namedtuple's, for help()
+            new.__annotations__ = annotations  # typing's: inspect.signature shows the types
+            namespace.setdefault("__doc__", arguments)
             namespace.update({field: _tuplegetter(index, f"Alias for field number {index}")
                               for index, field in enumerate(fields)})
             namespace.update(__slots__=(), __new__=new, __match_args__=fields, _fields=fields,
