@@ -122,6 +122,22 @@ def test_fields_are_checked_as_namedtuple_checks_them() -> None:
             _x: int
 
 
+def test_a_record_refuses_the_class_bodies_typing_refuses() -> None:
+    # a base besides Record, or a method the record makes itself, was dropped without a word
+    class Mixin:
+        def hello(self) -> str:
+            return "hello"
+
+    with pytest.raises(TypeError, match="derives from Record alone"):
+        class Mixed(Record, Mixin):
+            x: int
+    for name in ("__new__", "__init__", "_make", "__getnewargs__"):
+        body = {"__annotations__": {"x": "int"}, "__module__": __name__, name: print}
+        for base in (NamedTuple, Record):
+            with pytest.raises(AttributeError, match=f"overwrite NamedTuple attribute {name}"):
+                types.new_class("Own", (base,), exec_body=lambda ns, body=body: ns.update(body))
+
+
 def test_records_compile_one_constructor_for_each_number_of_fields() -> None:
     # What makes them cheap: typing.NamedTuple compiles a __new__ for every class
     # (collections.namedtuple's `eval`); a record only for a number of fields not seen yet.

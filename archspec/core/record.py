@@ -35,6 +35,10 @@ else:
             code = _new_codes[arity] = made.__code__
         return code
 
+    # what typing.NamedTuple refuses to take from a class body (a record's own __new__, say)
+    _PROHIBITED = frozenset({"__new__", "__init__", "__slots__", "__getnewargs__", "_fields",
+                             "_field_defaults", "_make", "_replace", "_asdict", "_source"})
+
     class _Tuple(tuple):
         """What every record shares: namedtuple's methods, written once."""
 
@@ -70,6 +74,10 @@ else:
         annotates, in their order, those given a value defaulting to it (as NamedTuple's)."""
 
         def __new__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+            if bases != (Record,):  # typing.NamedTuple's refuses other bases (Generic aside)
+                raise TypeError(f"{name}: a record derives from Record alone, not {bases}")
+            for key in _PROHIBITED.intersection(namespace):
+                raise AttributeError(f"Cannot overwrite NamedTuple attribute {key}")
             annotations = namespace.get("__annotations__", {})
             fields = tuple(annotations)
             defaults = []
