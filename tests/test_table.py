@@ -210,6 +210,23 @@ def test_a_flatten_of_a_channels_last_map_is_a_copy(body: str) -> None:
     assert_saved_agrees(spec.network, spec.shapes)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("body", [
+    "LAYERNORM - SLICE(0, 2) - GROUPNORM(2)",  # channels last: a channel slice skips values
+    "LAYERNORM - SLICE(0, 2) - DROPOUT(0) - GROUPNORM(1)",  # so does its very tensor
+    "LAYERNORM - GAP - SLICE(0, 2) - GROUPNORM(1)",  # one position: no gap, no copy
+    "CONV1-3 - SLICE(0, 2) - GROUPNORM(2)",  # contiguous: with one sample, no copy
+])
+def test_a_channel_slice_of_a_channels_last_map_skips_values_of_one_sample(
+        body: str, batch: int) -> None:
+    """GROUPNORM computes on a contiguous copy of a strided input: a channel slice of a map
+    laid out channels last is strided whatever the batch (each position's channels are
+    together), where a contiguous map's is only with more than one sample."""
+    spec = archspec.loads(f"network t\ninput 3x3x2\n{body} - RELU - FC-1\n")
+    assert spec.ok and spec.network is not None, spec.render()
+    assert_saved_agrees(spec.network, spec.shapes, batch)
+
+
 def assert_saved_agrees(network: Network, shapes: Shapes, batch: int = 2) -> None:
     """Every distinct storage autograd's saved-tensor hook sees (parameters aside), plus the
     input batch, equals the planner's figure: per-sample tensors and per-batch BN stats."""

@@ -398,13 +398,13 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
     that casts it: autocast caches only parameters), and one that runs at low precision keeps
     the low-precision copy of its weights. A kind that computes on a contiguous copy of a
     strided input (GROUPNORM after a channel SLICE) keeps that copy; with a `batch` of one a
-    slice is contiguous and no copy is made. A flatten of a map laid out channels last
-    (after a LAYERNORM) is a copy, which a following FC keeps. `rules`: `layer_rules`, when
-    the caller has them."""
+    slice is contiguous and no copy is made (unless the map is laid out channels last). A
+    flatten of a map laid out channels last (after a LAYERNORM) is a copy, which a following
+    FC keeps. `rules`: `layer_rules`, when the caller has them."""
     if rules is None:
         rules = layer_rules(network, shapes)
     segments = segments or {}
-    split = batch > 1  # whether a channel slice skips values (not with one sample)
+    split = batch > 1  # whether a channel slice skips values (one sample: if channels last)
     storage = {INPUT_NODE: INPUT_NODE}  # the tensor behind each output
     strided: set[str] = set()  # the outputs that skip values of each sample
     # the outputs laid out channels last, followed only where a layer makes one
@@ -432,7 +432,10 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
                     shape_of(shapes, first)):
                 same = False  # reshaped: a copy
         tensor = storage[name] = source if same else name
-        if split and (rule.strided or (same and cost is not None and first in strided)):
+        # a channel slice skips values with more than one sample, or of one sample laid out
+        # channels last (each position's channels are together); so does a view of a slice
+        if (rule.strided and (split or (last is not None and first in last and _permuted(
+                shape_of(shapes, first))))) or (same and cost is not None and first in strided):
             strided.add(name)
         if len(inputs) == 1:
             ins = None
