@@ -301,6 +301,21 @@ def test_inference_peak_is_what_the_module_holds(spec: str) -> None:
         assert ours.inference_activations_bytes == measured
 
 
+@pytest.mark.parametrize("body", [
+    # a plain stack is `features` then `classifier`: the caller holds the map the classifier
+    # reads until the classifier returns, past its flatten
+    "CONV1-2 - UPSAMPLE(2) - FC-600 - FC-600 - FC-10",
+    "CONV1-2 - LAYERNORM - UPSAMPLE(2) - FC-1000",  # its flatten a copy, which both hold
+    # after a join, a straight run is one nn.Sequential: the sum it reads lives through it
+    "(CONV1-4 + ID) - UPSAMPLE(2) - CONV1-4 - CONV1-2 - GAP",
+])
+def test_inference_peak_counts_what_a_sequentials_caller_holds(body: str) -> None:
+    spec = archspec.loads(f"network t\ninput 4x8x8\n{body}\n")
+    assert spec.ok and spec.network is not None, spec.render()
+    ours = build_report(spec.network, spec.shapes, batch=1, dtype="float32").memory
+    assert ours.inference_activations_bytes == live_peak(spec.network, spec.shapes, 1)
+
+
 def _small(path: Path) -> Network:
     """A zoo network at a cheap input size (64x64; Inception v3 needs 96)."""
     text = path.read_text()

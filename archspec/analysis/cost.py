@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import attrgetter
 
+from archspec.analysis import units
 from archspec.catalog import Checkpoint
 from archspec.core.record import Record
 from archspec.ir import INPUT_NODE, Layer, Network, Shape
@@ -552,7 +553,8 @@ def lifetimes(network: Network, storage: Mapping[str, str] | None = None
     output to the end (`len(layers)`); views share their source's storage (`storage`, the
     `Keeping`'s when at hand). The `forward` frees each as this counts (a `del` after its
     last reader), and a block or named group is a submodule whose caller holds its argument
-    until it returns: a tensor entering one lives to the submodule's last layer."""
+    until it returns: a tensor entering one lives to the submodule's last layer, as does the
+    input of each straight run an unkeyed module runs as an `nn.Sequential` (`units`)."""
     storage = storage or _storage(network)
     end = len(network.layers)
     born = {INPUT_NODE: 0}
@@ -577,6 +579,9 @@ def lifetimes(network: Network, storage: Mapping[str, str] | None = None
     for module, names in entering.items():
         for tensor in names:
             last_use[tensor] = max(last_use[tensor], module_end[module])
+    for first, last in units.sequentials(network):  # each caller holds its input
+        tensor = storage[network.layers[first].inputs[0]]
+        last_use[tensor] = max(last_use[tensor], last)
     last_use[INPUT_NODE] = last_use[storage[network.output]] = end
     return born, last_use
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from archspec.analysis.cost import checkpoint_pieces
 from archspec.analysis.report import Report, build_report, first_over
+from archspec.analysis.units import keyed, runs, stack_split
 from archspec.backends.torch.layers import DEFAULTS, HELPERS, JOINS, LAYERS, MODULE_ATTRIBUTES
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
@@ -98,7 +99,7 @@ def size_error(network: Network, report: Report, max_params: int) -> Diagnostic 
 def layer_paths(network: Network) -> dict[str, str]:
     """Where each (non-join) layer lives in the built module: `features.conv1`, `relu3`,
     `layer1.0.conv1`; a flatten that is a step of `forward` has no module."""
-    if _keyed(network):
+    if keyed(network):
         return _hier_paths(network)
     names = _idents(network)
     paths: dict[str, str] = {}
@@ -109,14 +110,6 @@ def layer_paths(network: Network) -> dict[str, str]:
             ident = names[layer.name]
             paths[layer.name] = f"{unit.attr}.{ident}" if unit.sequential else ident
     return paths
-
-
-def _keyed(network: Network) -> bool:
-    """Whether the module's keys are the spec's: it has named groups or block calls, or
-    names a layer (`conv1: CONV...`): each name is an attribute (`conv1.weight`), as the
-    model `archspec import` read had them. A plain stack that names none is laid out as
-    torchvision lays out VGG, `features` and `classifier`."""
-    return bool(network.modules) or any(layer.named for layer in network.layers)
 
 
 def module_name(network: Network) -> str:
@@ -172,7 +165,7 @@ def emit(network: Network, shapes: Shapes | None = None, *, origin: str | None =
     error = size_error(network, report, max_params)
     if error is not None:
         raise BuildError([error])
-    if _keyed(network):
+    if keyed(network):
         return _emit_tree(network, known, report, origin)
     names = _idents(network)
     units = _units(network, names)
@@ -247,46 +240,27 @@ def _unique(base: str, taken: Iterable[str]) -> str:
 
 
 def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
-    """Split the graph into straight runs (one consumer each) and joins, in order."""
-    consumers: dict[str, int] = {}
-    for layer in network.layers:
-        for name in layer.inputs:
-            consumers[name] = consumers.get(name, 0) + 1
-    runs: list[list[Layer]] = []
-    for layer in network.layers:
-        is_join = reg.kind_of(layer.kind).family == "join"
-        prev = runs[-1][-1] if runs else None
-        extends = (prev is not None and not is_join
-                   and reg.kind_of(prev.kind).family != "join"
-                   and layer.inputs == (prev.name,) and consumers.get(prev.name) == 1)
-        if extends:
-            runs[-1].append(layer)
-        else:
-            runs.append([layer])
+    """The graph's straight runs and joins, in order (`analysis.units`), as attributes."""
+    layers = network.layers
+    straight = [layers[first:last + 1] for first, last in runs(network)]
     taken = set(names.values())
-    if len(runs) == 1 and reg.kind_of(runs[0][0].kind).family != "join":
+    if len(straight) == 1 and reg.kind_of(straight[0][0].kind).family != "join":
+        split = stack_split(layers)
+        parts = [(layers[:split], "features"), (layers[split:], "classifier")]
         return [_Unit(tuple(part), _unique(title, taken), sequential=True, title=title)
-                for part, title in _stack_parts(runs[0])]
-    units: list[_Unit] = []
-    for run in runs:
+                for part, title in parts if part]
+    found: list[_Unit] = []
+    for run in straight:
         if reg.kind_of(run[0].kind).family == "join":
-            units.append(_Unit(tuple(run), None))
+            found.append(_Unit(tuple(run), None))
             continue
         if len(run) == 1:
-            units.append(_Unit(tuple(run), names[run[0].name]))
+            found.append(_Unit(tuple(run), names[run[0].name]))
             continue
         attr = _unique(f"{names[run[0].name]}_to_{names[run[-1].name]}", taken)
         taken.add(attr)
-        units.append(_Unit(tuple(run), attr, sequential=True))
-    return units
-
-
-def _stack_parts(run: list[Layer]) -> list[tuple[list[Layer], str]]:
-    """A plain stack as torchvision lays it out: spatial `features`, then a flat `classifier`."""
-    split = next((i for i, layer in enumerate(run)
-                  if reg.kind_of(layer.kind).out_rank == 1), len(run))
-    parts = [(run[:split], "features"), (run[split:], "classifier")]
-    return [(part, title) for part, title in parts if part]
+        found.append(_Unit(tuple(run), attr, sequential=True))
+    return found
 
 
 def _module_lines(unit: _Unit, shapes: dict[str, Shape], names: dict[str, str]) -> list[str]:
