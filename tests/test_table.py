@@ -308,8 +308,11 @@ def test_inference_peak_is_what_the_module_holds(spec: str) -> None:
     "CONV1-2 - LAYERNORM - UPSAMPLE(2) - FC-1000",  # its flatten a copy, which both hold
     # after a join, a straight run is one nn.Sequential: the sum it reads lives through it
     "(CONV1-4 + ID) - UPSAMPLE(2) - CONV1-4 - CONV1-2 - GAP",
+    # in eval mode a dropout returns its very input: no tensor of its own
+    "[DROPOUT(0.5)]*2 - CONV1-4 - GAP",
+    "CONV1-4 - STOCHASTICDEPTH(0.2) - FLATTEN - DROPOUT(0.5) - FC-3",
 ])
-def test_inference_peak_counts_what_a_sequentials_caller_holds(body: str) -> None:
+def test_inference_peak_counts_what_the_module_holds_in_eval_mode(body: str) -> None:
     spec = archspec.loads(f"network t\ninput 4x8x8\n{body}\n")
     assert spec.ok and spec.network is not None, spec.render()
     ours = build_report(spec.network, spec.shapes, batch=1, dtype="float32").memory

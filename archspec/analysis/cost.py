@@ -586,6 +586,23 @@ def lifetimes(network: Network, storage: Mapping[str, str] | None = None
     return born, last_use
 
 
+def eval_storage(network: Network, storage: Mapping[str, str]) -> Mapping[str, str]:
+    """The tensor behind each output when the module runs in eval mode (inference): as in a
+    training forward (`storage`, the `Keeping`'s), but a layer that then returns its very
+    input (dropout) is its input's tensor, as is a view of it."""
+    if not any(layer.kind in _SAME_IN_EVAL for layer in network.layers):
+        return storage
+    found = {INPUT_NODE: storage[INPUT_NODE]}
+    for layer in network.layers:
+        name = layer.name
+        same = layer.kind in _SAME_IN_EVAL or storage[name] != name
+        found[name] = found[layer.inputs[0]] if same else name
+    return found
+
+
+_SAME_IN_EVAL = frozenset(kind.name for kind in reg.KINDS if kind.identity_in_eval)
+
+
 def _storage(network: Network) -> dict[str, str]:
     """The tensor (named by the layer that allocated it) behind every layer's output."""
     storage = {INPUT_NODE: INPUT_NODE}

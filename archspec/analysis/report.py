@@ -323,7 +323,9 @@ def build_report(network: Network, shapes: Shapes, *, batch: int | None = None,
     scaler = AMPS[amp_name].scaler_bytes if amp_name else 0
     cache = _autocast_cache(network, costs, policy)
     spans = cost.lifetimes(network, keep.storages)
-    peak = cost.inference_peak(network, values, spans) * bpv
+    evaluating = cost.eval_storage(network, keep.storages)
+    peak = cost.inference_peak(network, values, spans if evaluating is keep.storages
+                               else cost.lifetimes(network, evaluating)) * bpv
     fixed_inference = params * bpv + buffers_bytes
     fixed_training = (params * per_param + buffers_bytes + saved_batch + copies + scaler
                       + seg_fixed)

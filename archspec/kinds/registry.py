@@ -227,6 +227,8 @@ class LayerKind(Record):
     copies_channels_last: bool = False
     # Returns its very input for these arguments (DROPOUT(p=0)): no new storage either.
     returns_input: Callable[[Args], bool] = lambda args: False
+    # Returns its very input when the module runs in eval mode (inference): dropout.
+    identity_in_eval: bool = False
     in_place: bool = False  # may overwrite its input; the CS231n count folds it into the last
     # Acts on each value alone, whatever the input's shape, so it runs the same before or
     # after a flatten (RELU, DROPOUT; not SOFTMAX, which reads dim 1): read by lang/expand.py.
@@ -660,9 +662,11 @@ KINDS: tuple[LayerKind, ...] = (
     LayerKind("DROPOUT", "dropout", "dropout", pointwise=True,
               params=(Param("p", "float", default=0.5, low=0, high=1, high_open=True),
                       Param("keep", "float", default=None, low=0, high=1, low_open=True)),
-              in_place=True, saves=_dropout_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),
+              in_place=True, saves=_dropout_saves, returns_input=_drops_nothing,
+              identity_in_eval=True, autocast=_FOLLOWS),
     LayerKind("STOCHASTICDEPTH", "dropout", "droppath", params=(_DROP,), aliases=("DROPPATH",),
-              saves=_droppath_saves, returns_input=_drops_nothing, autocast=_FOLLOWS),
+              saves=_droppath_saves, returns_input=_drops_nothing, identity_in_eval=True,
+              autocast=_FOLLOWS),
     LayerKind("SLICE", "reshape", "slice",
               params=(Param("start", "int", low=0), Param("stop", "count", low=1)),
               shape=_slice_shape, view=True, strided=_slices_part, autocast=_FOLLOWS),
