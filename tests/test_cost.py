@@ -3,13 +3,16 @@ analyses, which read the same figures as with a fresh rule for every layer."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from conftest import SPECS
 from hypothesis import HealthCheck, given, settings
 
 import archspec
-from archspec.analysis import cost
+from archspec.analysis import cost, units
 from archspec.core.diagnostics import Diagnostics
 from archspec.ir import Layer, Network
+from archspec.kinds import registry as reg
 from archspec.lang.shapes import Shapes, infer
 from archspec.testing import networks
 
@@ -74,3 +77,26 @@ def test_random_networks_read_the_same_rules_shared(network: Network) -> None:
     rules = cost.layer_rules(network, shapes)
     assert rules == _fresh(network, shapes)
     assert len({id(rule) for rule in rules}) == _distinct(network, shapes)
+
+
+def _runs_one_layer_at_a_time(network: Network) -> list[tuple[int, int]]:
+    """analysis.units.runs written plainly: a layer goes on with the run before it where
+    neither is a join, it reads the layer before alone, and nothing else reads that layer."""
+    readers = Counter(name for layer in network.layers for name in layer.inputs)
+    joins = {kind.name for kind in reg.JOINS}
+    found: list[tuple[int, int]] = []
+    for at, layer in enumerate(network.layers):
+        before = network.layers[at - 1] if at else None
+        if before is not None and layer.kind not in joins and before.kind not in joins \
+                and layer.inputs == (before.name,) and readers[before.name] == 1:
+            found[-1] = (found[-1][0], at)
+        else:
+            found.append((at, at))
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(max_size=12, max_channels=6))
+def test_the_modules_runs_are_found_a_list_at_a_time_as_one_layer_at_a_time(
+        network: Network) -> None:
+    assert units.runs(network) == _runs_one_layer_at_a_time(network)

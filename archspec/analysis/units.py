@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
-from operator import attrgetter
+from operator import eq, not_
 
 from archspec.ir import Layer, Network
 from archspec.kinds import registry as reg
@@ -25,21 +25,24 @@ def runs(network: Network) -> list[tuple[int, int]]:
     before it) and joins (a run of their own), in order: the first and last step (layer
     index) of each. The module runs each run of two or more layers as one `nn.Sequential`,
     whose caller holds its input until it returns; a plain stack, one run, as its parts
-    (`stack_split`)."""
+    (`stack_split`). Worked out a whole list at a time, for 100k-layer specs."""
     layers = network.layers
-    readers = Counter(chain.from_iterable(map(_INPUTS, layers)))
-    found: list[tuple[int, int]] = []
-    start, after, joined = 0, "", True  # where the run began, the layer before, a join?
-    for at, layer in enumerate(layers):
-        join = layer.kind in _JOINS
-        if join or joined or layer.inputs != (after,) or readers[after] != 1:
-            if at:
-                found.append((start, at - 1))
-            start = at
-        after, joined = layer.name, join
-    if layers:
-        found.append((start, len(layers) - 1))
-    return found
+    if not layers:
+        return []
+    names = [layer.name for layer in layers]
+    inputs = [layer.inputs for layer in layers]
+    if layers[0].kind not in _JOINS and all(map(eq, inputs[1:], zip(names))):
+        return [(0, len(layers) - 1)]  # a plain stack (a join reads more than one layer)
+    joins = [layer.kind in _JOINS for layer in layers]
+    readers = Counter(chain.from_iterable(inputs))
+    # Layer i goes on with layer i-1's run where neither is a join, it reads that layer
+    # alone, and nothing else reads that layer.
+    goes_on = map(all, zip(map(not_, joins[1:]), map(not_, joins),
+                           map(eq, inputs[1:], zip(names)),
+                           map((1).__eq__, map(readers.__getitem__, names)), strict=False))
+    starts = [0, *(at for at, on in enumerate(goes_on, 1) if not on)]
+    return list(zip(starts, [start - 1 for start in starts[1:]] + [len(layers) - 1],
+                    strict=True))
 
 
 def stack_split(layers: Sequence[Layer]) -> int:
@@ -64,6 +67,5 @@ def sequentials(network: Network) -> list[tuple[int, int]]:
     return [(first, last) for first, last in found if last > first]
 
 
-_INPUTS = attrgetter("inputs")
 _JOINS = frozenset(kind.name for kind in reg.JOINS)
 _FLAT = frozenset(kind.name for kind in reg.KINDS if kind.out_rank == 1)
