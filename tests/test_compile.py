@@ -274,7 +274,8 @@ def test_check_does_not_import_torch() -> None:
 def test_help_on_the_package_does_not_import_torch() -> None:
     # help(archspec) reads every public name, `to_torch` among them: torch comes with the
     # first module built, not with its builder's documentation (~2 s)
-    code = ("import sys, pydoc, archspec; text = pydoc.render_doc(archspec, renderer=pydoc.plaintext); "
+    code = ("import sys, pydoc, archspec; "
+            "text = pydoc.render_doc(archspec, renderer=pydoc.plaintext); "
             "assert 'to_torch(network' in text, text; "
             "assert 'torch' not in sys.modules, 'help imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
