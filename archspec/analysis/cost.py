@@ -529,11 +529,11 @@ def _autocast_rule(kind: reg.LayerKind, autocast: Autocast | None) -> reg.Autoca
 
 
 def inference_peak(network: Network, values: Mapping[str, int],
-                   spans: tuple[dict[str, int], dict[str, int]] | None = None) -> int:
+                   spans: tuple[dict[str, int], dict[str, int]]) -> int:
     """The most activation values alive at once in a forward pass without autograd, per
-    sample: each tensor lives from the layer that makes it to its last reader (`lifetimes`,
-    or `spans` when already known). `values`: `values(shapes)`."""
-    born, last_use = spans or lifetimes(network)
+    sample: each tensor lives from the layer that makes it to its last reader (`spans`:
+    `lifetimes` of the `eval_storage`). `values`: `values(shapes)`."""
+    born, last_use = spans
     change = [0] * (len(network.layers) + 2)  # values allocated (+) and freed (-) at each step
     for name, step in born.items():
         size = values[name]
@@ -546,16 +546,16 @@ def inference_peak(network: Network, values: Mapping[str, int],
     return peak
 
 
-def lifetimes(network: Network, storage: Mapping[str, str] | None = None
+def lifetimes(network: Network, storage: Mapping[str, str]
               ) -> tuple[dict[str, int], dict[str, int]]:
     """The step (layer index) at which each tensor is made and the last at which the compiled
     module's `forward` holds it: its last reader, the input (the caller holds it) and the
-    output to the end (`len(layers)`); views share their source's storage (`storage`, the
-    `Keeping`'s when at hand). The `forward` frees each as this counts (a `del` after its
-    last reader), and a block or named group is a submodule whose caller holds its argument
-    until it returns: a tensor entering one lives to the submodule's last layer, as does the
-    input of each straight run an unkeyed module runs as an `nn.Sequential` (`units`)."""
-    storage = storage or _storage(network)
+    output to the end (`len(layers)`); views share their source's storage (`storage`: the
+    `Keeping`'s, or its `eval_storage` for inference). The `forward` frees each as this
+    counts (a `del` after its last reader), and a block or named group is a submodule whose
+    caller holds its argument until it returns: a tensor entering one lives to the
+    submodule's last layer, as does the input of each straight run an unkeyed module runs as
+    an `nn.Sequential` (`units`)."""
     end = len(network.layers)
     born = {INPUT_NODE: 0}
     last_use = {INPUT_NODE: 0}
@@ -601,16 +601,6 @@ def eval_storage(network: Network, storage: Mapping[str, str]) -> Mapping[str, s
 
 
 _SAME_IN_EVAL = frozenset(kind.name for kind in reg.KINDS if kind.identity_in_eval)
-
-
-def _storage(network: Network) -> dict[str, str]:
-    """The tensor (named by the layer that allocated it) behind every layer's output."""
-    storage = {INPUT_NODE: INPUT_NODE}
-    for layer in network.layers:
-        kind = reg.kind_of(layer.kind)
-        same = kind.view or (layer.args is not None and kind.returns_input(layer.args))
-        storage[layer.name] = storage[layer.inputs[0]] if same else layer.name
-    return storage
 
 
 def largest_batch(fixed: int, per_sample: int, budget: int) -> int:

@@ -221,7 +221,7 @@ def training_peak(network: Network, values: Mapping[str, int], kept: cost.Keepin
     # reader unless a node or a checkpoint keeps it (each takes it at a layer no later than
     # that reader, so nothing kept is freed before backward). The most is the first moment
     # of the most, as `mark` keeps.
-    born, last_use = spans or cost.lifetimes(network)
+    born, last_use = spans or cost.lifetimes(network, kept.storages)
     end = len(layers)
     holds = Counter(chain(*kept.tensors.values(), *kept.frames.values()))
     # Layer i makes the tensor born at step i, if any.
