@@ -424,19 +424,21 @@ def keeping(network: Network, shapes: Shapes, bytes_per_value: int,
         same = rule.same
         cost = rule.cost
         kind = rule.kind
+        # its input laid out channels last where that differs from contiguous
+        permuted = last is not None and cost is not None and first in last and _permuted(
+            shape_of(shapes, first))
         if last is not None and cost is not None:
             if kind.channels_last([read in last for read in inputs],
                                   [shape_of(shapes, read) for read in inputs],
                                   shape_of(shapes, name)):
                 last.add(name)
-            elif same and kind.copies_channels_last and first in last and _permuted(
-                    shape_of(shapes, first)):
+            elif same and kind.copies_channels_last and permuted:
                 same = False  # reshaped: a copy
         tensor = storage[name] = source if same else name
         # a channel slice skips values with more than one sample, or of one sample laid out
         # channels last (each position's channels are together); so does a view of a slice
-        if (rule.strided and (split or (last is not None and first in last and _permuted(
-                shape_of(shapes, first))))) or (same and cost is not None and first in strided):
+        if (rule.strided and (split or permuted)) or (
+                same and cost is not None and first in strided):
             strided.add(name)
         if len(inputs) == 1:
             ins = None

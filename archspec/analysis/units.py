@@ -4,11 +4,10 @@ memory planner counts what each group's caller holds."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from itertools import chain
 from operator import eq, not_
 
-from archspec.ir import Layer, Network
+from archspec.ir import Network
 from archspec.kinds import registry as reg
 
 
@@ -25,7 +24,7 @@ def runs(network: Network) -> list[tuple[int, int]]:
     before it) and joins (a run of their own), in order: the first and last step (layer
     index) of each. The module runs each run of two or more layers as one `nn.Sequential`,
     whose caller holds its input until it returns; a plain stack, one run, as its parts
-    (`stack_split`). Worked out a whole list at a time, for 100k-layer specs."""
+    (`stack_parts`). Worked out a whole list at a time, for 100k-layer specs."""
     layers = network.layers
     if not layers:
         return []
@@ -45,11 +44,17 @@ def runs(network: Network) -> list[tuple[int, int]]:
                     strict=True))
 
 
-def stack_split(layers: Sequence[Layer]) -> int:
-    """Where a plain stack's spatial `features` end and its flat `classifier` begins, as
-    torchvision lays out VGG: the first layer whose output is flat (each part an
-    `nn.Sequential`; the length where there is none)."""
-    return next((at for at, layer in enumerate(layers) if layer.kind in _FLAT), len(layers))
+def stack_parts(network: Network, found: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """A plain stack (its `runs`, `found`, are one run that is no join) as torchvision lays
+    out VGG: spatial `features`, then a flat `classifier` from the first layer whose output
+    is flat, each an `nn.Sequential`: the first and last step and the title of each part
+    there is. None of them for any other graph."""
+    layers = network.layers
+    if len(found) != 1 or layers[0].kind in _JOINS:
+        return []
+    split = next((at for at, layer in enumerate(layers) if layer.kind in _FLAT), len(layers))
+    return [(first, last, title) for first, last, title in (
+        (0, split - 1, "features"), (split, len(layers) - 1, "classifier")) if first <= last]
 
 
 def sequentials(network: Network) -> list[tuple[int, int]]:
@@ -59,11 +64,9 @@ def sequentials(network: Network) -> list[tuple[int, int]]:
     if keyed(network):
         return []
     found = runs(network)
-    if len(found) == 1 and network.layers[0].kind not in _JOINS:
-        end = found[0][1]
-        split = stack_split(network.layers)
-        return [(first, last) for first, last in ((0, split - 1), (split, end))
-                if first <= last]
+    parts = stack_parts(network, found)
+    if parts:
+        return [(first, last) for first, last, _ in parts]
     return [(first, last) for first, last in found if last > first]
 
 

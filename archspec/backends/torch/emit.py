@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from archspec.analysis.cost import checkpoint_pieces
 from archspec.analysis.report import Report, build_report, first_over
-from archspec.analysis.units import keyed, runs, stack_split
+from archspec.analysis.units import keyed, runs, stack_parts
 from archspec.backends.torch.layers import DEFAULTS, HELPERS, JOINS, LAYERS, MODULE_ATTRIBUTES
 from archspec.core.diagnostics import Diagnostic, Diagnostics, Severity
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
@@ -242,15 +242,14 @@ def _unique(base: str, taken: Iterable[str]) -> str:
 def _units(network: Network, names: dict[str, str]) -> list[_Unit]:
     """The graph's straight runs and joins, in order (`analysis.units`), as attributes."""
     layers = network.layers
-    straight = [layers[first:last + 1] for first, last in runs(network)]
+    spans = runs(network)
     taken = set(names.values())
-    if len(straight) == 1 and reg.kind_of(straight[0][0].kind).family != "join":
-        split = stack_split(layers)
-        parts = [(layers[:split], "features"), (layers[split:], "classifier")]
-        return [_Unit(tuple(part), _unique(title, taken), sequential=True, title=title)
-                for part, title in parts if part]
+    parts = stack_parts(network, spans)
+    if parts:
+        return [_Unit(layers[first:last + 1], _unique(title, taken), sequential=True,
+                      title=title) for first, last, title in parts]
     found: list[_Unit] = []
-    for run in straight:
+    for run in (layers[first:last + 1] for first, last in spans):
         if reg.kind_of(run[0].kind).family == "join":
             found.append(_Unit(tuple(run), None))
             continue
