@@ -7,13 +7,14 @@ bytecode (a private PYTHONPYCACHEPREFIX, written by a warm-up run: table_vs_torc
 `bytecode_env` and `timed`):
   python    `python -c pass`: the interpreter and site start-up.
   phases    a process doing what `archspec table SPEC` does, step by step, with the CPU time
-            (`time.process_time`) taken after each step: pydantic, the standard library
-            modules archspec adds, archspec's modules (of which the dataclasses, named
-            tuples, pydantic model classes and regular expressions they define at import,
-            each timed where it is made), the command line, the LALR runtime from
-            its stored tables, parsing, lowering, shapes, report, rendering. It fails if lark,
-            pydantic's plugin loader (imported by the first validator pydantic builds) or torch
-            was imported: none is on this path.
+            (`time.process_time`) taken after each step: pydantic, archspec's modules (of
+            which the dataclasses, named tuples, pydantic model classes and regular
+            expressions they define at import, each timed where it is made), the command
+            line, the LALR runtime from
+            its stored tables, parsing, lowering, shapes, report, rendering. It fails if
+            argparse (a plain command line is read without it), lark, pydantic's plugin
+            loader (imported by the first validator pydantic builds) or torch was imported:
+            none is on this path.
   command   `python -m archspec table SPEC` itself, whose CPU time the phases should add up to
             with the interpreter's (the rest is `-m`'s runpy; both end the process without
             the interpreter's teardown).
@@ -40,8 +41,6 @@ import gc
 gc.disable()  # as archspec.cli.run does while start-up imports
 import pydantic, pydantic.fields, pydantic.main
 mark("import pydantic (BaseModel, fields)")
-import argparse
-mark("the standard library archspec adds (argparse)")
 
 import dataclasses, re
 from pydantic._internal import _model_construction
@@ -74,8 +73,8 @@ gc.enable()
 
 import os
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # as archspec.cli.main does
-args = archspec.cli.build_parser("table").parse_args(["table", sys.argv[1]])
-mark("command line (argparse)")
+args = archspec.cli.command_options("table").read([sys.argv[1]])
+mark("command line (read without argparse)")
 
 from archspec.analysis.report import build_report
 from archspec.core.diagnostics import Diagnostics
@@ -105,7 +104,8 @@ with collector_paused():
     mark("render")
 sys.stdout.write(text)
 mark("write")
-imported = [name for name in ("lark", "pydantic.plugin._loader", "torch") if name in sys.modules]
+imported = [name for name in ("argparse", "lark", "pydantic.plugin._loader", "torch")
+            if name in sys.modules]
 assert not imported, f"imported: {imported}"
 figures = {name: (at - before) * 1000 for (_, before), (name, at) in zip(marks, marks[1:])}
 for kind in spent:

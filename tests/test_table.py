@@ -31,6 +31,7 @@ from archspec.analysis import cost, fold
 from archspec.analysis import report as report_module
 from archspec.analysis.report import Report, at_depth, build_report
 from archspec.cli import main
+from archspec.cli import parser as argparse_reader
 from archspec.cli import table as table_cli
 from archspec.core.diagnostics import Diagnostics
 from archspec.core.json_text import JsonList, json_flat, json_item, json_pieces
@@ -1047,11 +1048,13 @@ def test_archspecs_modules_are_its_attributes_after_import_archspec() -> None:
 # `init`'s settings without a validator where the values are plain (core.model.vouched;
 # tests/test_model.py checks it against pydantic's): for every spec, pydantic builds no
 # validator, so its plugin loader, which imports importlib.metadata, is never imported, nor is
-# torch, nor lark (lang/lalr.py parses every line that parses), nor shutil (argparse's help
-# formatter imports it when set up: cli._Formatter waits until it formats something). The
+# torch, nor lark (lang/lalr.py parses every line that parses), nor argparse (a plain command
+# line is read by cli/options.py), nor shutil (argparse's help formatter imports it when set
+# up: cli.parser._Formatter waits until it formats something). The
 # command loads no pydantic plugins unless the user says otherwise. The process starts without
 # site's `.pth` hooks (conftest.python_c), which on some machines import shutil themselves.
-NEVER_IMPORTED = ["importlib.metadata", "lark", "pydantic.plugin._loader", "shutil", "torch"]
+NEVER_IMPORTED = ["argparse", "importlib.metadata", "lark", "pydantic.plugin._loader", "shutil",
+                  "torch"]
 
 
 @pytest.mark.parametrize("env", [{}, {"PYDANTIC_DISABLE_PLUGINS": ""}])
@@ -1083,9 +1086,9 @@ def test_help_and_usage_are_argparses_own(monkeypatch: pytest.MonkeyPatch, colum
     # cli._Formatter sets itself up only when it formats: the same help and usage as
     # argparse's own formatter, at any terminal width.
     monkeypatch.setenv("COLUMNS", columns)
-    ours = cli.build_parser()
-    monkeypatch.setattr(cli, "_Formatter", argparse.HelpFormatter)
-    theirs = cli.build_parser()
+    ours = argparse_reader.build_parser()
+    monkeypatch.setattr(argparse_reader, "_Formatter", argparse.HelpFormatter)
+    theirs = argparse_reader.build_parser()
     assert ours.format_help() == theirs.format_help()
     for name in cli.COMMANDS:
         mine, its = (next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))

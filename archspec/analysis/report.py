@@ -17,7 +17,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import Literal
 
-from archspec.analysis import cost, fold, timeline
+from archspec.analysis import cost, timeline
 from archspec.catalog import (
     AMPS,
     BYTES_PER_VALUE,
@@ -202,6 +202,8 @@ class Report:
         """The rows as `table --fold` shows them, a layer with what folds into it
         (`fold.groups`): made when first read, as only `--fold` and the cs231n style read
         them (at 100k layers they take about as long as the rows)."""
+        from archspec.analysis import fold  # imported by those alone
+
         own = {row.name: row for row in self.rows}
         by_name = {layer.name: layer for layer in self._network.layers}
         return tuple(

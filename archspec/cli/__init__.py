@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import gc
@@ -13,9 +12,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
-from typing import IO, Any, TextIO
+from typing import TextIO
 
-import archspec
+from archspec.cli.options import Arguments, Options
 
 # Each module has HELP, add_arguments(parser) and run(args) -> exit code, and may say
 # PAUSE_COLLECTOR = True (main). Imported on demand, so `archspec table` never pays for the
@@ -28,57 +27,11 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"archspec.cli.{name}")
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, set up only when it formats something. argparse makes one
-    for every option added, to check the option's metavar, which needs none of its settings;
-    setting one up sizes it to the terminal, which imports shutil (~2.5 ms of a start, with
-    the bz2 and lzma it imports). Help and usage come out as argparse's own."""
-
-    def __init__(self, prog: str, **settings: Any) -> None:  # argparse's waits: __getattr__
-        self._prog = prog
-        self._settings = settings
-
-    def __getattr__(self, name: str) -> Any:
-        """The first setting asked for sets them all up (argparse's own __init__)."""
-        settings = self.__dict__.pop("_settings", None)
-        if settings is None:
-            raise AttributeError(name)
-        super().__init__(self._prog, **settings)
-        return getattr(self, name)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser, but help, usage and version text that standard output cannot take
-    fail as any other write does (argparse drops the error and exits 0): flushed here, a
-    failed write ends in main() as one error line."""
-
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
-        if message:
-            out = file or sys.stderr
-            out.write(message)
-            out.flush()
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (for speed: ~1 ms) one with command `only` alone, which is all
-    that parsing a command line that starts with it needs."""
-    parser = _Parser(
-        prog="archspec", formatter_class=_Formatter,
-        description="Compile .arch network specs: check, tables, PyTorch code, diagrams, "
-                    "training.")
-    parser.add_argument("--version", action="version", version=f"archspec {archspec.__version__}")
-    # prog given: else argparse formats the usage to find it, which sets a formatter up
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                prog="archspec")
-    for name in COMMANDS:
-        if only is not None and name != only:
-            continue
-        module = command_module(name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP,
-                                 formatter_class=_Formatter)
-        module.add_arguments(command)
-        command.set_defaults(run=module.run, command_parser=command)
-    return parser
+def command_options(name: str) -> Options:
+    """Command `name`'s options, as its module declares them."""
+    options = Options()
+    command_module(name).add_arguments(options)
+    return options
 
 
 def run() -> int:
@@ -136,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut short (a full disk, a file-size limit, a closed pipe)."""
     # Here, not at the module's top: importing archspec.cli imports nothing heavy, so that
     # run() imports all of it with the collector paused.
-    from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, hand_back, missing_extra
+    from archspec.cli.common import EXIT_PIPE, EXIT_USAGE, UsageError, missing_extra
     from archspec.lang.frontend import collector_paused
 
     # No pydantic plugins in archspec's process: pydantic looks for them by reading the entry
@@ -146,15 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
-    parser = build_parser(only)
-    if only is not None:  # an option's words past its value are positionals (FILE)
-        argv = hand_back(argv, getattr(command_module(only), "OPTION_WORDS", {}))
     stdout = sys.stdout
     sys.stdout = _checked(stdout)
     try:
-        args, extra = parser.parse_known_args(argv)  # --help and --version write here
-        if extra:  # said by the command's own parser, with its usage (argparse: the top one's)
-            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args = _read(argv, only)  # --help and --version write here
         # A command that reads a spec, works on it and ends makes hundreds of thousands of
         # small acyclic objects for a large one: it runs with the cycle collector paused, and
         # what it made is freed (by reference counting) as it returns, before the collector
@@ -195,6 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if checked is not stdout and isinstance(checked, io.TextIOWrapper):
             with contextlib.suppress(OSError, ValueError):
                 checked.detach().detach()  # leave the file open: it is the process's stdout
+
+
+def _read(argv: list[str], only: str | None) -> Arguments:
+    """The command line as argparse reads it: read without argparse where the line is plain
+    (cli/options.py), else by argparse, which writes help and --version and refuses a line
+    with its usage (SystemExit)."""
+    if only is not None:
+        args = command_options(only).read(argv[1:])
+        if args is not None:
+            args.command, args.run = only, command_module(only).run
+            return args
+    from archspec.cli.parser import parse
+
+    return parse(argv, only)
 
 
 def _checked(stdout: TextIO) -> TextIO:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -14,6 +13,7 @@ from archspec.cli.common import (
     read_spec,
     stdin_once,
 )
+from archspec.cli.options import Arguments, Options
 from archspec.core.diagnostics import printable, source_order
 from archspec.core.model import json_data
 from archspec.core.text import shape_text
@@ -23,13 +23,13 @@ PAUSE_COLLECTOR = True  # cli.main
 HELP = "validate specs: syntax, arguments, names and shapes"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="diagnostics as text (default) or JSON on stdout")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     status = EXIT_OK
     reports = []
     stdin_once(args.files)

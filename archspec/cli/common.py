@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -118,6 +117,15 @@ def check_output(path: str, *, creates_folders: bool = False,
         raise UsageError(f"cannot write {path}: {target.parent} {why}")
 
 
+def refused(message: str) -> Exception:
+    """What an option's `type` raises for a value it refuses: argparse's ArgumentTypeError,
+    which argparse words as `argument --batch: MESSAGE` (imported here, at a refusal: a
+    plain command line is read without argparse, cli/options.py)."""
+    from argparse import ArgumentTypeError
+
+    return ArgumentTypeError(message)
+
+
 def whole_number(minimum: int, maximum: int | None = None,
                  why: str = "") -> Callable[[str], int]:
     """An argparse `type`: a whole number from `minimum` (up to `maximum` if given, which `why`
@@ -138,7 +146,7 @@ def whole_number(minimum: int, maximum: int | None = None,
                 number = math.nan
             value = int(number) if number.is_integer() else None
         if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+            raise refused(f"expected {expected}, got {text!r}")
         return value
 
     return parse

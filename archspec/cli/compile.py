@@ -3,7 +3,6 @@ and training plan beside it."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from archspec.cli.common import (
     output_folder,
     whole_number,
 )
+from archspec.cli.options import Arguments, Options
 from archspec.core.diagnostics import Severity, printable, render_all
 from archspec.core.files import OutputSetError, replace_set, write_atomic
 from archspec.core.limits import DEFAULT_MAX_BUILD_PARAMS
@@ -28,7 +28,7 @@ HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes cl
         "its table, diagram and plan")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("file", metavar="FILE", help=".arch file (- reads stdin)")
     parser.add_argument("-o", "--output", metavar="DIR", default="build",
                         help="build folder to write into (default: build/); its files for "
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "error at its layer's line; the module's build(weights=PATH) loads it")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     spec = load_or_report(args.file)
     if spec is None or spec.network is None:
         return EXIT_ERRORS

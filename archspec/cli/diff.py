@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import get_args
 
 from archspec.analysis.diff import Loaded, compare
 from archspec.cli.common import EXIT_USAGE, load_or_report, stdin_once
+from archspec.cli.options import Arguments, Options
 from archspec.views.diff import Format, render
 
 PAUSE_COLLECTOR = True  # cli.main
@@ -18,7 +18,7 @@ EXIT_SAME = 0
 EXIT_DIFFERENT = 1
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("old", metavar="A", help="the .arch file compared against")
     parser.add_argument("new", metavar="B", help="the .arch file whose changes are shown")
     parser.add_argument("--format", choices=get_args(Format), default="text",
@@ -33,7 +33,7 @@ def load(path: str) -> Loaded | None:
     return Loaded(spec.source.path, spec.network, spec.shapes)  # `<stdin>` for `-`
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     stdin_once((args.old, args.new))
     sides = [load(path) for path in (args.old, args.new)]  # both, so both files' errors show
     old, new = sides

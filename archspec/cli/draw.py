@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from archspec.cli.common import (
     stdin_once,
     text_output,
 )
+from archspec.cli.options import Arguments, Options
 from archspec.core.diagnostics import render
 from archspec.core.files import write_atomic
 from archspec.lang.frontend import SHAPE_CODES
@@ -27,7 +27,7 @@ PAUSE_COLLECTOR = True  # cli.main
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("file", metavar="FILE",
                         help=".arch file (a bare sketch draws too; - reads stdin)")
     parser.add_argument("base", metavar="BASE", nargs="?",
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "full: every layer")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     if args.output is not None:
         check_output(args.output, creates_folders=True,
                      inputs=[args.file, *([args.base] if args.base else [])])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
 from typing import TYPE_CHECKING, Any
 
 from archspec.cli.common import EXIT_ERRORS, EXIT_OK, UsageError, check_output, text_output
+from archspec.cli.options import Arguments, Options
 from archspec.core.diagnostics import printable
 from archspec.core.files import write_atomic
 from archspec.core.limits import MAX_IMPORT_INPUT
@@ -21,7 +21,7 @@ HELP = ("write an .arch spec for a PyTorch model (MODULE:CALLABLE or file.py:CAL
         "importing it runs its code)")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("target", metavar="MODULE:CALLABLE",
                         help="a module path (mypkg.nets:Net) or a file (nets.py:Net) and the "
                              "class or function that builds the model, called with no "
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as `?` and are listed in its header; it will not check)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     where, sep, attribute = args.target.rpartition(":")
     if not sep or not where or not attribute:
         raise UsageError(f"expected MODULE:CALLABLE, got {args.target!r}")

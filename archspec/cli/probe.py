@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from archspec.cli.common import (
     stdin_once,
     whole_number,
 )
+from archspec.cli.options import Arguments, Options
 
 HELP = "what weight initialisation does to activations and gradients, layer by layer"
 MAX_SAMPLES = 1_000_000
@@ -50,7 +50,7 @@ def _names_a_scheme(word: str) -> bool:
 OPTION_WORDS: OptionWords = {"--init": _schemes}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
     parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
                         help="unit-gaussian inputs pushed through (default 1000)")
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the per-layer curves and histograms, one row per scheme")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     # torch is imported here, when a module is actually built and run, not at CLI start-up.
     from archspec.backends.torch.emit import BuildError
     from archspec.core.diagnostics import render_all

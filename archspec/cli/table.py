@@ -3,9 +3,8 @@ alone (torch is never imported)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from archspec.analysis.cost import parse_size
 from archspec.analysis.report import at_depth, build_report
@@ -17,12 +16,16 @@ from archspec.cli.common import (
     UsageError,
     check_output,
     load_or_report,
+    refused,
     text_output,
     whole_number,
 )
-from archspec.core.files import write_atomic
+from archspec.cli.options import Arguments, Options
 from archspec.core.limits import MAX_INT
 from archspec.views.table import Format, Style, render_pieces
+
+if TYPE_CHECKING:
+    import argparse
 
 PAUSE_COLLECTOR = True  # cli.main
 HELP = "tabulate shapes, parameters, MACs, receptive fields and training/inference memory"
@@ -32,38 +35,44 @@ def _size(text: str) -> int:
     try:
         size = parse_size(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise refused(str(exc)) from None
     if size < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive memory size, got {text!r}")
+        raise refused(f"expected a positive memory size, got {text!r}")
     return size
 
 
-class _Checkpoint(argparse.Action):
-    """`--checkpoint blocks`, `--checkpoint every N` or `--checkpoint none`: the value
-    build(checkpoint=...) takes, "blocks" or N, or "none" over the train: section's."""
+def _checkpoint(**settings: Any) -> argparse.Action:
+    """`--checkpoint blocks`, `--checkpoint every N` or `--checkpoint none`: argparse's action
+    storing the value build(checkpoint=...) takes, "blocks" or N, or "none" over the train:
+    section's (made where argparse reads the line: cli/options.py leaves it to argparse)."""
+    import argparse
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> None:
-        words = [str(word) for word in values] if isinstance(values, list) else [str(values)]
-        value: str | int
-        if words in (["blocks"], ["none"]):
-            value = words[0]
-        elif len(words) == 2 and words[0] == "every":
-            try:
-                value = whole_number(1, MAX_INT)(words[1])
-            except argparse.ArgumentTypeError as exc:
-                raise argparse.ArgumentError(self, f"every N: {exc}") from None
-        else:
-            raise argparse.ArgumentError(self, "expected `blocks`, `every N` or `none`, got "
-                                         f"{' '.join(words)!r}")
-        setattr(namespace, self.dest, value)
+    class Checkpoint(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: object, option_string: str | None = None) -> None:
+            words = [str(word) for word in values] if isinstance(values, list) \
+                else [str(values)]
+            value: str | int
+            if words in (["blocks"], ["none"]):
+                value = words[0]
+            elif len(words) == 2 and words[0] == "every":
+                try:
+                    value = whole_number(1, MAX_INT)(words[1])
+                except argparse.ArgumentTypeError as exc:
+                    raise argparse.ArgumentError(self, f"every N: {exc}") from None
+            else:
+                raise argparse.ArgumentError(self, "expected `blocks`, `every N` or `none`, "
+                                             f"got {' '.join(words)!r}")
+            setattr(namespace, self.dest, value)
+
+    return Checkpoint(**settings)
 
 
 # `blocks` and `none` are one word, `every N` two: the words after them are FILE (cli.main).
 OPTION_WORDS: OptionWords = {"--checkpoint": lambda words: 2 if words[:1] == ["every"] else 1}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("file", metavar="FILE", help="an .arch file (- reads stdin)")
     parser.add_argument("--format", choices=get_args(Format), default="text",
                         help="text (default), markdown, csv or json (csv and json hold every "
@@ -83,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES,
                         help="whose autocast op lists to follow (default: the train: "
                              "section's device, else cpu)")
-    parser.add_argument("--checkpoint", action=_Checkpoint, nargs="+",
+    parser.add_argument("--checkpoint", action=_checkpoint, nargs="+",
                         metavar=("blocks|every|none", "N"),
                         help="plan activation checkpointing as build(checkpoint=...) runs it: "
                              "`blocks`, each outermost block call, or `every N`, the network N "
@@ -117,7 +126,7 @@ NOT_SHOWN = {
 }
 
 
-def _unshown(args: argparse.Namespace) -> list[str]:
+def _unshown(args: Arguments) -> list[str]:
     """The options given that the style asked for does not show."""
     if args.format not in ("text", "markdown"):
         return []
@@ -125,7 +134,7 @@ def _unshown(args: argparse.Namespace) -> list[str]:
             if getattr(args, name) not in (None, False)]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     unshown = _unshown(args)
     if unshown:
         raise UsageError(f"the {args.style} style does not show what {', '.join(unshown)} "
@@ -148,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         rows = at_depth(rows, spec.network, args.depth)
     pieces = render_pieces(report, args.format, args.style, rows=rows)
     if args.output is not None:
+        from archspec.core.files import write_atomic  # imported where a file is written
+
         write_atomic(args.output, pieces)
     else:
         sys.stdout.writelines(pieces)

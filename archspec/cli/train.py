@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from contextlib import nullcontext
@@ -21,6 +20,7 @@ from archspec.cli.common import (
     output_folder,
     whole_number,
 )
+from archspec.cli.options import Arguments, Options
 from archspec.core.diagnostics import printable, render_all
 from archspec.core.limits import MAX_INT
 from archspec.ir import TrainingPlan
@@ -45,7 +45,7 @@ CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.
 CPU_COUNT = whole_number(1, CPUS, "the CPUs this process may use")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Options) -> None:
     parser.add_argument("input", metavar="FILE|PLAN",
                         help="an .arch spec, or a plan: a .plan.json (or any file holding a "
                              "JSON object)")
@@ -87,7 +87,7 @@ def _load(path: str) -> tuple[Spec, TrainingPlan] | None:
     return spec, resolve(spec.network)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     if args.force and args.resume:
         raise UsageError("--resume continues the run in --out and --force replaces it: "
                          "give one of them")
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
+def _run(args: Arguments, spec: Spec, plan: TrainingPlan,
          world: distributed.World) -> int:
     from archspec.runtime.train import distributed, preflight, rundir
 
@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, spec: Spec, plan: TrainingPlan,
         raise UsageError(str(exc)) from None
 
 
-def _worker_argv(args: argparse.Namespace, out: Path) -> list[str]:
+def _worker_argv(args: Arguments, out: Path) -> list[str]:
     argv = ["train", args.input, "--out", str(out)]
     for flag, value in (("--epochs", args.epochs), ("--device", args.device),
                         ("--threads", args.threads)):
@@ -154,7 +154,7 @@ def _worker_argv(args: argparse.Namespace, out: Path) -> list[str]:
     return argv + ["--resume"] * args.resume
 
 
-def _train(args: argparse.Namespace, spec: Spec, plan: TrainingPlan, data: Data, out: Path,
+def _train(args: Arguments, spec: Spec, plan: TrainingPlan, data: Data, out: Path,
            world: distributed.World) -> int:
     import torch
 

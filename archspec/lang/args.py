@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -14,7 +14,9 @@ from archspec.core.text import many
 from archspec.ir import ArgValue
 from archspec.kinds import registry as reg
 from archspec.lang import syntax as s
-from archspec.lang.expr import ExprError, Number, evaluate, parse
+
+if TYPE_CHECKING:
+    from archspec.lang.expr import Number
 
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 EXPR_REF = re.compile(r"\{[^{}\n]*\}")
@@ -65,6 +67,8 @@ class Arguments:
         None after reporting why not (at the place in the expression). A value a stand-in
         parameter gave (an unused block's, span before the file) takes the stand-in's span,
         so what only the stand-in causes is dropped."""
+        from archspec.lang.expr import ExprError, evaluate, parse  # where a spec has one
+
         base = start + 1
         stand_ins: list[Span] = []
 
