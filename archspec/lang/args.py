@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 EXPR_REF = re.compile(r"\{[^{}\n]*\}")
-# What a word may carry in place of a number: a `$param` or an `{expression}`.
-_PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)|\{[^{}\n]*\}")
+# What a word may carry in place of a number: a `$param` or an `{expression}` (a string,
+# compiled and cached by `re` at first use: only a block's call needs it).
+_PLACEHOLDER = r"\$([A-Za-z_][A-Za-z0-9_]*)|\{[^{}\n]*\}"
 # A kind whose name ends in digits (RELU6) is matched whole before a shorthand's size.
 SHORTHAND = re.compile(
     "(?P<base>" + "".join(f"(?i:{re.escape(name)})|" for name in sorted(
@@ -329,7 +330,7 @@ class Arguments:
         pieces: list[str] = []
         placed: list[tuple[int, int, s.Value]] = []
         at = length = 0
-        for m in _PLACEHOLDER.finditer(call.word):
+        for m in re.finditer(_PLACEHOLDER, call.word):
             if m.group(1) is None:  # an {expression}
                 value = self.evaluate(m.group(), call.word_span.start + m.start(), env)
             else:
@@ -368,7 +369,7 @@ class Arguments:
         text = self.source.text[call.span.start:call.span.end]
         text = " ".join(text.split())
         if env or "{" in text:
-            text = _PLACEHOLDER.sub(lambda m: self._shown(m, env), text)
+            text = re.sub(_PLACEHOLDER, lambda m: self._shown(m, env), text)
         return text
 
     def _shown(self, m: re.Match[str], env: Env) -> str:
