@@ -4,6 +4,7 @@ user types most."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 
@@ -152,3 +153,41 @@ def test_a_default_given_as_text_is_read_by_the_type() -> None:
     options.add_argument("--name", default="x")
     assert options.read([]) == Arguments(size=4, name="x")
     assert options.read(["--size", "ab"]) == Arguments(size=2, name="x")
+
+
+def argparse_reads(options: Options, words: list[str]) -> Arguments | None:
+    """What an argparse parser of `options` reads from `words`, or None where it refuses."""
+    parser = argparse.ArgumentParser(prog="test", exit_on_error=False)
+    options.onto(parser)
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return parser.parse_args(words, Arguments())
+        except (argparse.ArgumentError, SystemExit):
+            return None
+
+
+@pytest.mark.parametrize("settings", [
+    {"required": True},  # argparse refuses the line without it
+    {"action": "store_false"},  # True where not given
+    {"action": "store_const", "const": 3},
+    {"default": argparse.SUPPRESS},  # no attribute where not given
+    {"action": "help"},
+    {"action": "count"},
+], ids=repr)
+def test_a_setting_it_does_not_follow_leaves_the_line_to_argparse(
+        settings: dict[str, object]) -> None:
+    # No command declares these yet: one that does must not be read to other values than
+    # argparse's, the option given or not.
+    options = Options()
+    options.add_argument("file")
+    options.add_argument("--flag", **settings)
+    for words in (["a.arch"], ["a.arch", "--flag"]):
+        ours = options.read(words)
+        assert ours is None or ours == argparse_reads(options, words), words
+
+
+def test_a_positional_of_another_action_leaves_the_line_to_argparse() -> None:
+    options = Options()
+    options.add_argument("files", nargs="+", action="append")
+    assert argparse_reads(options, ["a", "b"]) == Arguments(files=[["a", "b"]])
+    assert options.read(["a", "b"]) in (None, Arguments(files=[["a", "b"]]))

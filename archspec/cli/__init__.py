@@ -16,7 +16,7 @@ from typing import TextIO
 
 from archspec.cli.options import Arguments, Options
 
-# Each module has HELP, add_arguments(parser) and run(args) -> exit code, and may say
+# Each module has HELP, add_arguments(options) and run(args) -> exit code, and may say
 # PAUSE_COLLECTOR = True (main). Imported on demand, so `archspec table` never pays for the
 # modules of `train` or `draw`.
 COMMANDS: tuple[str, ...] = ("check", "compile", "diff", "draw", "import", "probe", "table",

@@ -27,13 +27,12 @@ class Arguments:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Arguments) and vars(self) == vars(other)
 
-    __hash__ = None  # type: ignore[assignment]  # changed as argparse reads into it
-
     def __repr__(self) -> str:
         return f"Arguments({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
     if TYPE_CHECKING:  # every command's own attributes, as argparse's Namespace types them
         def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
 
 class _Declined(Exception):
@@ -62,7 +61,8 @@ class Options:
         positionals that take one word each, the last maybe one or more, written together.
         It declines help, an abbreviation, `--`, a value that starts with `-`, a value whose
         type or choices refuse it, an option of another action, positionals apart or too few
-        or too many: argparse reads those (and words the refusal)."""
+        or too many, and every line of a command declared with settings it does not follow
+        (`_followed`): argparse reads those (and words the refusal)."""
         try:
             return self._read(words)
         except _Declined:
@@ -73,7 +73,10 @@ class Options:
         options: dict[str, tuple[str, dict[str, Any]]] = {}
         values: dict[str, Any] = {}
         for names, settings in self.calls:
-            if not _is_option(names[0]):
+            option = _is_option(names[0])
+            if not _followed(settings, option=option):
+                _decline()
+            if not option:
                 positionals.append((names[0], settings))
                 continue
             dest = settings.get("dest") or _dest(names)
@@ -126,6 +129,28 @@ class Options:
         return Arguments(**values)
 
 
+# What this reader follows of `add_argument`'s settings: a command whose calls give any other
+# (`required`, `const`), argparse.SUPPRESS for a default (argparse then leaves the attribute
+# out) or another action has each of its lines read by argparse.
+_SETTINGS = frozenset({"action", "choices", "default", "dest", "help", "metavar", "nargs", "type"})
+_SUPPRESS = "==SUPPRESS=="  # argparse.SUPPRESS, without importing argparse
+# An option's actions whose attribute is its default where the option is not given (False
+# for store_true); a line that gives one but store or store_true is argparse's to read.
+_ACTIONS = frozenset({"store", "store_true", "append", "extend", "count"})
+
+
+def _followed(settings: dict[str, Any], *, option: bool) -> bool:
+    """Whether `read` can read lines of a command with this `add_argument` call: settings it
+    follows, and an action of _ACTIONS or a class of the command's own (an option's, whose
+    default is kept: `table --checkpoint`) or store (a positional's)."""
+    action = settings.get("action")
+    if settings.keys() - _SETTINGS or settings.get("default") == _SUPPRESS:
+        return False
+    if not option:
+        return action in (None, "store")
+    return action is None or action in _ACTIONS or callable(action)
+
+
 def _dest(names: tuple[str, ...]) -> str:
     """argparse's attribute for an option: its first long name (else its first), without the
     dashes, `-` as `_`."""
@@ -134,6 +159,8 @@ def _dest(names: tuple[str, ...]) -> str:
 
 
 def _is_option(word: str) -> bool:
+    """A word argparse may read as an option: a negative number too, which argparse reads as
+    a value (common._is_option) but which this reader leaves to it."""
     return word.startswith("-") and word != "-"
 
 

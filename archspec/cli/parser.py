@@ -23,6 +23,7 @@ def parse(argv: list[str], only: str | None) -> Arguments:
         args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's help formatter, set up only when it formats something. argparse makes one
     for every option added, to check the option's metavar, which needs none of its settings;
