@@ -103,8 +103,6 @@ class Options:
                         _decline()
                     value = words[index]
                     index += 1
-                elif value == "--":  # argparse takes `--` out of an option's words
-                    _decline()
                 values[dest] = _value(settings, value)
             else:
                 _decline()

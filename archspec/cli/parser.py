@@ -46,13 +46,23 @@ class _Formatter(argparse.HelpFormatter):
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, but help, usage and version text that standard output cannot take
     fail as any other write does (argparse drops the error and exits 0): flushed here, a
-    failed write ends in main() as one error line."""
+    failed write ends in main() as one error line. And an option's value written `=--`
+    (`-o=--`) is `--`, as Python 3.13's argparse reads it: 3.11's takes the `--` out and
+    stores an empty list, which no command expects (`-o=--` ended in a traceback)."""
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(  # type: ignore[override]  # typeshed's file: a SupportsWrite
+            self, message: str, file: IO[str] | None = None) -> None:
         if message:
             out = file or sys.stderr
             out.write(message)
             out.flush()
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
