@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from archspec.analysis.cost import parse_size
 from archspec.analysis.report import at_depth, build_report
 from archspec.catalog import AMPS, DEVICES, DTYPES, OPTIMIZER_STATE
+from archspec.cli import keep
 from archspec.cli.common import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -152,6 +153,7 @@ def run(args: Arguments) -> int:
                               checkpoint=args.checkpoint)
     except ValueError as exc:  # autocast over non-float32 parameters, nothing to checkpoint
         raise UsageError(str(exc)) from None
+    keep(spec, report)  # not freed as this returns: the process ends (cli.keep)
     rows = report.folded if args.fold else report.rows
     if args.depth is not None:
         rows = at_depth(rows, spec.network, args.depth)
