@@ -1164,6 +1164,27 @@ def test_the_process_keeps_what_the_command_made_and_main_frees_it(
     assert capsys.readouterr().out.count("vgg16") == 2
 
 
+def test_a_run_that_does_not_end_the_process_leaves_main_keeping_nothing() -> None:
+    # Where run() returns (an atexit handler registered: the interpreter ends the process) or
+    # raises (argparse's SystemExit for --help), the process goes on: a main() called after it
+    # frees what its command made and leaves the collector as it was, as main() does alone.
+    code = ("import atexit, contextlib, gc, io, json, sys\nfrom archspec import cli\n"
+            "atexit.register(lambda: None)\nseen = []\nfreeze = gc.freeze\n"
+            "for argv in (['table', 'specs/vgg16.arch'], ['table', '--help']):\n"
+            "    sys.argv = ['archspec', *argv]\n"
+            "    gc.freeze = freeze\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), "
+            "contextlib.suppress(SystemExit):\n"
+            "        seen.append(cli.run())\n"
+            "    gc.freeze = lambda: seen.append('frozen')\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        seen.append(cli.main(['table', 'specs/vgg16.arch']))\n"
+            "    seen.append(cli._kept)\n"
+            "print(json.dumps(seen, default=lambda o: type(o).__name__))\n")
+    done = python_c(code, check=True)
+    assert json.loads(done.stdout) == [0, 0, None, 0, None]
+
+
 @pytest.mark.parametrize("name", ["table_vgg16_fold.txt", "table_vgg16_cs231n.txt",
                                   "table_vgg16_torchinfo.txt"])
 def test_docs_show_the_current_output(name: str) -> None:

@@ -61,10 +61,11 @@ def run() -> int:
     for `archspec table` (docs/table.md, Speed). Not main()'s doing: a program that calls
     main() keeps its collector as it was. The process then ends without the interpreter's
     teardown where nothing waits for it (`_end`), and what the command made and handed to
-    `keep` is not freed before it."""
+    `keep` is not freed before it. Where run() returns instead (the interpreter ends the
+    process) or raises (argparse's SystemExit), that is freed as it returns, and a main()
+    called after it keeps nothing, as a program's."""
     global _kept
     argv = sys.argv[1:]
-    _kept = []  # freed by the end of the process (`keep`)
     collecting = gc.isenabled()
     gc.disable()  # while start-up makes them (~8 ms of collections over them otherwise)
     try:
@@ -76,7 +77,11 @@ def run() -> int:
     finally:
         if collecting:
             gc.enable()
-    return _end(main(argv))
+    _kept = []  # freed by the end of the process (`keep`)
+    try:
+        return _end(main(argv))
+    finally:  # reached only where the process goes on: _end did not end it
+        _kept = None
 
 
 def _end(code: int) -> int:
