@@ -505,9 +505,9 @@ def _rows(network: Network, shapes: Shapes, values: dict[str, int],
 # Where a row's own fields stand among the others (`_rows`): the name first, the members,
 # then the receptive field and the jump, side by side.
 _MEMBERS, _FIELD = Row._fields.index("members"), Row._fields.index("receptive_field")
-if Row._fields[0] != "name" or Row._fields[_FIELD + 1] != "jump":
-    raise TypeError("_rows copies a Row by its fields' places: name first, jump after "
-                    "receptive_field")
+if Row._fields[0] != "name" or not 0 < _MEMBERS < _FIELD or Row._fields[_FIELD + 1] != "jump":
+    raise TypeError("_rows copies a Row by its fields' places: name first, then members, "
+                    "then receptive_field and jump side by side")
 _new_row = tuple.__new__
 
 
