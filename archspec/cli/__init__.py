@@ -36,7 +36,7 @@ def keep(*objects: object) -> None:
     """Keep what a command made alive until the process ends, where run() runs the command:
     the process then ends with os._exit and never frees it, so freeing it one object at a
     time as the command returns is wasted (a 100k-layer spec and its report are ~1M objects:
-    ~0.14 s of a 3 s `table --format json`). They are handed to gc.freeze() too, as
+    ~0.1-0.2 s of a 3 s `table --format json`). They are handed to gc.freeze() too, as
     start-up's objects are: made with the collector paused, they would otherwise all be in
     its youngest generation when it runs again, and its next pass would scan them. A program
     that calls main() frees them as usual: nothing is kept."""
