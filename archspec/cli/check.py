@@ -23,9 +23,9 @@ PAUSE_COLLECTOR = True  # cli.main
 HELP = "validate specs: syntax, arguments, names and shapes"
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
+def add_arguments(options: Options) -> None:
+    options.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
+    options.add_argument("--format", choices=("text", "json"), default="text",
                         help="diagnostics as text (default) or JSON on stdout")
 
 

@@ -28,18 +28,18 @@ HELP = ("write DIR/<network>.py (a standalone PyTorch module; `class` becomes cl
         "its table, diagram and plan")
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("file", metavar="FILE", help=".arch file (- reads stdin)")
-    parser.add_argument("-o", "--output", metavar="DIR", default="build",
+def add_arguments(options: Options) -> None:
+    options.add_argument("file", metavar="FILE", help=".arch file (- reads stdin)")
+    options.add_argument("-o", "--output", metavar="DIR", default="build",
                         help="build folder to write into (default: build/); its files for "
                              "this network are replaced as one set")
-    parser.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
+    options.add_argument("--max-params", type=whole_number(1), default=DEFAULT_MAX_BUILD_PARAMS,
                         metavar="N", help="refuse networks with more parameters than this "
                         f"(default {DEFAULT_MAX_BUILD_PARAMS:,})")
-    parser.add_argument("--onnx", action="store_true",
+    options.add_argument("--onnx", action="store_true",
                         help="also write DIR/<network>.onnx with torch's exporter (needs "
                         "archspec[onnx]), with the --weights if given; the batch is dynamic")
-    parser.add_argument("--weights", metavar="PATH",
+    options.add_argument("--weights", metavar="PATH",
                         help="check a state_dict file (read with weights_only=True) against "
                         "the spec: every tensor missing, unexpected or of another shape is an "
                         "error at its layer's line; the module's build(weights=PATH) loads it")

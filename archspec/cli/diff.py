@@ -18,10 +18,10 @@ EXIT_SAME = 0
 EXIT_DIFFERENT = 1
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("old", metavar="A", help="the .arch file compared against")
-    parser.add_argument("new", metavar="B", help="the .arch file whose changes are shown")
-    parser.add_argument("--format", choices=get_args(Format), default="text",
+def add_arguments(options: Options) -> None:
+    options.add_argument("old", metavar="A", help="the .arch file compared against")
+    options.add_argument("new", metavar="B", help="the .arch file whose changes are shown")
+    options.add_argument("--format", choices=get_args(Format), default="text",
                         help="text (default), markdown or json (docs/diff.md)")
 
 

@@ -27,20 +27,20 @@ PAUSE_COLLECTOR = True  # cli.main
 HELP = "draw the network with Graphviz: .dot text, or .svg/.png/.pdf rendered by `dot`"
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("file", metavar="FILE",
+def add_arguments(options: Options) -> None:
+    options.add_argument("file", metavar="FILE",
                         help=".arch file (a bare sketch draws too; - reads stdin)")
-    parser.add_argument("base", metavar="BASE", nargs="?",
+    options.add_argument("base", metavar="BASE", nargs="?",
                         help="with --diff: the .arch file FILE is compared against")
-    parser.add_argument("--diff", action="store_true",
+    options.add_argument("--diff", action="store_true",
                         help="`draw --diff B A`: draw B with what changed from A highlighted "
                              "(added and changed layers outlined, removed ones as ghosts)")
-    parser.add_argument("-o", "--output", metavar="OUT", type=text_output,
+    options.add_argument("-o", "--output", metavar="OUT", type=text_output,
                         help="out.svg, out.png, out.pdf or out.dot; "
                              "without it (or with -) the DOT text goes to stdout")
-    parser.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
+    options.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
                         help="top to bottom (default) or left to right")
-    parser.add_argument("--detail", choices=("compact", "full"), default="compact",
+    options.add_argument("--detail", choices=("compact", "full"), default="compact",
                         help="compact (default): fold BN/activations and repeats; "
                              "full: every layer")
 

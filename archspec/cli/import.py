@@ -21,17 +21,17 @@ HELP = ("write an .arch spec for a PyTorch model (MODULE:CALLABLE or file.py:CAL
         "importing it runs its code)")
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("target", metavar="MODULE:CALLABLE",
+def add_arguments(options: Options) -> None:
+    options.add_argument("target", metavar="MODULE:CALLABLE",
                         help="a module path (mypkg.nets:Net) or a file (nets.py:Net) and the "
                              "class or function that builds the model, called with no "
                              "arguments")
-    parser.add_argument("--input", default="3x224x224", metavar="CxHxW",
+    options.add_argument("--input", default="3x224x224", metavar="CxHxW",
                         help="the input shape, batch left out (default 3x224x224)")
-    parser.add_argument("-o", "--output", metavar="FILE", type=text_output,
+    options.add_argument("-o", "--output", metavar="FILE", type=text_output,
                         help="write the spec here (default, or -: standard output)")
-    parser.add_argument("--name", help="the network's name (default: from the callable)")
-    parser.add_argument("--partial", action="store_true",
+    options.add_argument("--name", help="the network's name (default: from the callable)")
+    options.add_argument("--partial", action="store_true",
                         help="write the spec even when parts have no .arch form (they stand "
                              "as `?` and are listed in its header; it will not check)")
 

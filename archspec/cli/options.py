@@ -70,16 +70,18 @@ class Options:
 
     def _read(self, words: Sequence[str]) -> Arguments:
         positionals: list[tuple[str, dict[str, Any]]] = []
-        options: dict[str, tuple[str, dict[str, Any]]] = {}
+        declared: list[tuple[str, dict[str, Any]]] = []  # each option's attribute, settings
+        options: dict[str, tuple[str, dict[str, Any]]] = {}  # the same by each of its names
         values: dict[str, Any] = {}
         for names, settings in self.calls:
-            option = _is_option(names[0])
+            option = _dashed(names[0])
             if not _followed(settings, option=option):
                 _decline()
             if not option:
                 positionals.append((names[0], settings))
                 continue
             dest = settings.get("dest") or _dest(names)
+            declared.append((dest, settings))
             options.update((name, (dest, settings)) for name in names)
             stores_true = settings.get("action") == "store_true"
             values[dest] = settings.get("default", False if stores_true else None)
@@ -89,7 +91,7 @@ class Options:
         while index < len(words):
             word = words[index]
             index += 1
-            if not _is_option(word):
+            if not _dashed(word):
                 loose.append(index - 1)
                 continue
             name, value = (word, None) if word in options else word.partition("=")[::2]
@@ -99,7 +101,7 @@ class Options:
                 values[dest] = True
             elif action in (None, "store") and settings.get("nargs") is None:
                 if value is None:
-                    if index == len(words) or _is_option(words[index]):
+                    if index == len(words) or _dashed(words[index]):
                         _decline()
                     value = words[index]
                     index += 1
@@ -120,7 +122,7 @@ class Options:
         if many:
             dest, settings = positionals[-1]
             values[dest] = [_value(settings, word) for word in given]
-        for dest, settings in options.values():  # a default given as text is read by the type
+        for dest, settings in declared:  # a default given as text is read by the type
             default = settings.get("default")
             if dest not in seen and isinstance(default, str) and "type" in settings:
                 values[dest] = _value(settings, default, choices=False)
@@ -156,9 +158,10 @@ def _dest(names: tuple[str, ...]) -> str:
     return name.lstrip("-").replace("-", "_")
 
 
-def _is_option(word: str) -> bool:
-    """A word argparse may read as an option: a negative number too, which argparse reads as
-    a value (common._is_option) but which this reader leaves to it."""
+def _dashed(word: str) -> bool:
+    """A word argparse may read as an option, and a negative number, which argparse reads as
+    a value (common._is_option) but this reader leaves to it: any word but `-` that starts
+    with `-`."""
     return word.startswith("-") and word != "-"
 
 

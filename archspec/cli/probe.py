@@ -50,18 +50,18 @@ def _names_a_scheme(word: str) -> bool:
 OPTION_WORDS: OptionWords = {"--init": _schemes}
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
-    parser.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
+def add_arguments(options: Options) -> None:
+    options.add_argument("files", nargs="+", metavar="FILE", help=".arch files (- reads stdin)")
+    options.add_argument("--samples", type=whole_number(2, MAX_SAMPLES), default=1000,
                         help="unit-gaussian inputs pushed through (default 1000)")
-    parser.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
+    options.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0,
                         help="seeds the input and the weights (default 0)")
-    parser.add_argument("--init", nargs="+", action="extend", metavar="SCHEME",
+    options.add_argument("--init", nargs="+", action="extend", metavar="SCHEME",
                         help="probe with these schemes instead of the spec's init, side by "
                              "side: torch, 'normal(std=0.01)', xavier, kaiming, orthogonal")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
+    options.add_argument("--format", choices=("text", "json"), default="text",
                         help="a table per network and scheme (default), or JSON")
-    parser.add_argument("--plot", metavar="PNG",
+    options.add_argument("--plot", metavar="PNG",
                         help="write the per-layer curves and histograms, one row per scheme")
 
 

@@ -73,48 +73,48 @@ def _checkpoint(**settings: Any) -> argparse.Action:
 OPTION_WORDS: OptionWords = {"--checkpoint": lambda words: 2 if words[:1] == ["every"] else 1}
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("file", metavar="FILE", help="an .arch file (- reads stdin)")
-    parser.add_argument("--format", choices=get_args(Format), default="text",
+def add_arguments(options: Options) -> None:
+    options.add_argument("file", metavar="FILE", help="an .arch file (- reads stdin)")
+    options.add_argument("--format", choices=get_args(Format), default="text",
                         help="text (default), markdown, csv or json (csv and json hold every "
                              "figure whatever the style)")
-    parser.add_argument("--style", choices=get_args(Style), default="default",
+    options.add_argument("--style", choices=get_args(Style), default="default",
                         help="default: the full table; cs231n: the course's VGG table; "
                              "torchinfo: totals under torchinfo 1.8's conventions (an option "
                              "whose figures the style does not show is refused)")
-    parser.add_argument("--batch", type=whole_number(1, MAX_INT), metavar="N",
+    options.add_argument("--batch", type=whole_number(1, MAX_INT), metavar="N",
                         help="batch size for memory (default: the train: section's, else 1)")
-    parser.add_argument("--dtype", choices=DTYPES,
+    options.add_argument("--dtype", choices=DTYPES,
                         help="element type for bytes (default: the spec's dtype)")
-    parser.add_argument("--amp", choices=tuple(AMPS),
+    options.add_argument("--amp", choices=tuple(AMPS),
                         help="plan PyTorch autocast at this low precision over float32 "
                              "parameters (default: the train: section's precision, else none); "
                              "--dtype bfloat16 is pure low-precision training instead")
-    parser.add_argument("--device", choices=DEVICES,
+    options.add_argument("--device", choices=DEVICES,
                         help="whose autocast op lists to follow (default: the train: "
                              "section's device, else cpu)")
-    parser.add_argument("--checkpoint", action=_checkpoint, nargs="+",
+    options.add_argument("--checkpoint", action=_checkpoint, nargs="+",
                         metavar=("blocks|every|none", "N"),
                         help="plan activation checkpointing as build(checkpoint=...) runs it: "
                              "`blocks`, each outermost block call, or `every N`, the network N "
                              "layers at a time (the last run plain), keeps its input alone and "
                              "runs its forward again in backward; `none` plans none over the "
                              "train: section's")
-    parser.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
+    options.add_argument("--optimizer", choices=tuple(OPTIMIZER_STATE),
                         help="optimizer state for training memory (default: the train: "
                              "section's, else SGD with momentum)")
-    parser.add_argument("--fit", type=_size, metavar="SIZE",
+    options.add_argument("--fit", type=_size, metavar="SIZE",
                         help="report the largest batch that fits, e.g. 16GiB or 80GB (bytes: B, "
                              "KB/MB/GB powers of 1000, KiB/MiB/GiB of 1024; 16Gb, bits, "
                              "is refused)")
-    parser.add_argument("--fold", action="store_true",
+    options.add_argument("--fold", action="store_true",
                         help="fold implicit layers (activations, batch norm, flatten) into the "
                              "CONV/FC row that caused them")
-    parser.add_argument("--depth", type=whole_number(1), metavar="N",
+    options.add_argument("--depth", type=whole_number(1), metavar="N",
                         help="fold the module hierarchy to N levels, as torchinfo's depth=: "
                              "each named group or block call N levels down is one row "
                              "(default: every layer)")
-    parser.add_argument("-o", "--output", metavar="PATH", type=text_output,
+    options.add_argument("-o", "--output", metavar="PATH", type=text_output,
                         help="write here instead of stdout (its directory must exist; - is "
                              "stdout)")
 

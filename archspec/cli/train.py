@@ -45,25 +45,25 @@ CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.
 CPU_COUNT = whole_number(1, CPUS, "the CPUs this process may use")
 
 
-def add_arguments(parser: Options) -> None:
-    parser.add_argument("input", metavar="FILE|PLAN",
+def add_arguments(options: Options) -> None:
+    options.add_argument("input", metavar="FILE|PLAN",
                         help="an .arch spec, or a plan: a .plan.json (or any file holding a "
                              "JSON object)")
-    parser.add_argument("--out", metavar="DIR",
+    options.add_argument("--out", metavar="DIR",
                         help="where checkpoints, history, metrics and curves go "
                              "(default runs/NETWORK)")
-    parser.add_argument("--epochs", type=whole_number(1, MAX_INT), metavar="N",
+    options.add_argument("--epochs", type=whole_number(1, MAX_INT), metavar="N",
                         help="override the plan's epochs")
-    parser.add_argument("--device", choices=DEVICES, help="override the plan's device")
-    parser.add_argument("--resume", action="store_true",
+    options.add_argument("--device", choices=DEVICES, help="override the plan's device")
+    options.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoint.pt if it is there (with --epochs: "
                              "extend a finished run)")
-    parser.add_argument("--force", action="store_true",
+    options.add_argument("--force", action="store_true",
                         help="replace the run already in DIR (without it, train refuses)")
-    parser.add_argument("--nproc", type=CPU_COUNT, default=1, metavar="N",
+    options.add_argument("--nproc", type=CPU_COUNT, default=1, metavar="N",
                         help="processes on this machine, under torchrun with DDP (default 1; "
                              f"at most the {CPUS} CPUs this process may use)")
-    parser.add_argument("--threads", type=CPU_COUNT, metavar="N",
+    options.add_argument("--threads", type=CPU_COUNT, metavar="N",
                         help="CPU threads per process (default $OMP_NUM_THREADS, else 1; at "
                              f"most the {CPUS} CPUs this process may use)")
 

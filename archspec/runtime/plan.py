@@ -9,6 +9,7 @@ writes plans without importing it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -81,13 +82,11 @@ def is_plan_file(path: str | Path) -> bool:
         return True
     if not Path(path).is_file():  # no file, a folder, a pipe: read, if at all, as a spec
         return False
-    try:
-        with Path(path).open("rb") as handle:  # a few KB, not the file it then reads whole
-            while chunk := handle.read(4096):
-                if start := chunk.lstrip():
-                    return start[:1] == b"{"
-    except OSError:  # unreadable: the spec reader says why
-        pass
+    # Unreadable: the spec reader says why. A few KB read, not the file it then reads whole.
+    with contextlib.suppress(OSError), Path(path).open("rb") as handle:
+        while chunk := handle.read(4096):
+            if start := chunk.lstrip():
+                return start[:1] == b"{"
     return False
 
 
